@@ -1,0 +1,258 @@
+//! The command line, as clap definitions. The man page and completions are
+//! generated from these.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "git-codex-handoff",
+    bin_name = "git codex-handoff",
+    version,
+    about = "Hand a coding-agent thread, with its exact Git state, to another machine and back",
+    long_about = "Hand a coding-agent thread (its conversation and the exact Git state it works in: \
+branch, HEAD, staged, unstaged and untracked files) to a remote host over SSH, and back.\n\n\
+`git codex-handoff 42 devbox` hands thread 42 to the host `devbox`; `git codex-handoff 42 local` brings it back.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Print one JSON document on stdout (errors too) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub handoff: HandoffArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct HandoffArgs {
+    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    #[arg(value_name = "THREAD")]
+    pub thread: Option<String>,
+
+    /// Where to: a configured host name, or `local` (also `.`) for this computer.
+    #[arg(value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Carry the thread on this branch at the destination (when its own has diverged there).
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Print the plan and change nothing anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Seconds to wait after interrupting a running thread before terminating it.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub interrupt_timeout: u64,
+
+    /// Refuse to hand off a running thread instead of interrupting it.
+    #[arg(long)]
+    pub no_interrupt: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the hosts a thread can be handed to (those with a matching saved project).
+    Destinations(DestinationsArgs),
+    /// Create, inspect and checkpoint threads.
+    #[command(subcommand)]
+    Thread(ThreadCommand),
+    /// Configure the hosts threads can be handed to.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Save the directories that are handoff targets on this machine.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Install the git hooks (pre-commit guard for threads owned elsewhere, ...).
+    InstallHooks(InstallHooksArgs),
+    /// The remote-side helper.
+    #[command(subcommand, hide = true)]
+    Remote(RemoteCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DestinationsArgs {
+    /// Only hosts that can take this thread.
+    #[arg(value_name = "THREAD")]
+    pub thread: Option<String>,
+    /// Also show hosts that cannot, with the reason.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThreadCommand {
+    /// Start a thread on the Git state of this worktree.
+    New(ThreadNewArgs),
+    /// List the threads of this repository.
+    List(ThreadListArgs),
+    /// Show one thread.
+    Show(ThreadArg),
+    /// Show a thread's history of snapshots and handoffs.
+    Log(ThreadArg),
+    /// Record the thread's Git state now (a checkpoint); prints the snapshot id.
+    Snapshot(ThreadArg),
+    /// Write a thread's latest snapshot into a new worktree (the owner does not change).
+    Restore(ThreadRestoreArgs),
+    /// Run the agent command of a thread in its worktree.
+    Run(ThreadRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadNewArgs {
+    /// A title for the thread.
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// The branch the thread is carried on (default: the current branch).
+    #[arg(long, value_name = "B")]
+    pub branch: Option<String>,
+    /// Link the thread to a Codex CLI session (its UUID or rollout file).
+    #[arg(long, value_name = "UUID|PATH")]
+    pub codex_session: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadListArgs {
+    /// All threads of the repository, not only those of the current directory's project.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadArg {
+    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    #[arg(value_name = "THREAD")]
+    pub thread: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadRestoreArgs {
+    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    #[arg(value_name = "THREAD")]
+    pub thread: String,
+    /// The new worktree's directory (must not exist, or be empty).
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+    /// Detach HEAD at the snapshot's commit instead of checking out its branch.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadRunArgs {
+    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    #[arg(value_name = "THREAD")]
+    pub thread: String,
+    /// The agent command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Add a host reachable over SSH.
+    Add(HostAddArgs),
+    /// List the configured hosts.
+    List(HostListArgs),
+    /// Remove a host.
+    Remove(HostNameArg),
+    /// Connect to a host and check its helper.
+    Check(HostNameArg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    Openssh,
+    Ssh2,
+    Local,
+}
+
+#[derive(Debug, Args)]
+pub struct HostAddArgs {
+    /// A short name for the host (`devbox`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// How to reach it: anything `ssh` accepts (`me@devbox.example.com`, an alias from ~/.ssh/config).
+    #[arg(value_name = "SSH-DESTINATION")]
+    pub destination: String,
+    /// How to connect.
+    #[arg(long, value_enum)]
+    pub transport: Option<Transport>,
+    /// The helper's path on the host (default: `git-codex-handoff` on its PATH).
+    #[arg(long, value_name = "PATH")]
+    pub helper: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostListArgs {
+    /// Also offer the concrete host aliases of ~/.ssh/config.
+    #[arg(long)]
+    pub ssh_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostNameArg {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Save a directory (default: the current one) as a handoff target.
+    Save(ProjectSaveArgs),
+    /// List the saved projects.
+    List(ProjectListArgs),
+    /// Forget a saved project.
+    Forget(ProjectForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectSaveArgs {
+    #[arg(value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Save it on this host instead of this computer.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectListArgs {
+    /// List the projects saved on this host.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectForgetArgs {
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallHooksArgs {
+    /// Remove the lines this tool installed.
+    #[arg(long)]
+    pub uninstall: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Serve requests (JSON lines) on stdin/stdout.
+    Serve(RemoteServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteServeArgs {
+    /// Allow only the helper and git's receive/upload-pack on saved projects.
+    #[arg(long)]
+    pub restricted: bool,
+}

@@ -1,0 +1,143 @@
+//! Running the `git` binary, for what gix cannot do (worktree scans with
+//! clean filters, checkout, worktree administration, push and fetch).
+//! Output is always a plumbing format that is parsed, never scraped.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// A `git` invocation bound to one repository (and optionally one worktree).
+#[derive(Clone, Debug)]
+pub struct Git {
+    git_dir: PathBuf,
+    work_tree: Option<PathBuf>,
+    index_file: Option<PathBuf>,
+}
+
+impl Git {
+    pub fn new(git_dir: impl Into<PathBuf>, work_tree: Option<PathBuf>) -> Self {
+        Git {
+            git_dir: git_dir.into(),
+            work_tree,
+            index_file: None,
+        }
+    }
+
+    /// Use another index file (never the worktree's own) for the following calls.
+    pub fn with_index(&self, index_file: &Path) -> Self {
+        Git {
+            index_file: Some(index_file.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("git");
+        // Inherited repository variables would point git elsewhere.
+        for var in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_COMMON_DIR",
+            "GIT_PREFIX",
+        ] {
+            cmd.env_remove(var);
+        }
+        // Never let a read refresh (and so rewrite) an index as a side effect.
+        cmd.env("GIT_OPTIONAL_LOCKS", "0");
+        cmd.arg("--git-dir").arg(&self.git_dir);
+        if let Some(work_tree) = &self.work_tree {
+            cmd.arg("--work-tree").arg(work_tree);
+            cmd.current_dir(work_tree);
+        } else {
+            cmd.current_dir(&self.git_dir);
+        }
+        if let Some(index) = &self.index_file {
+            cmd.env("GIT_INDEX_FILE", index);
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    /// Run and return stdout; a non-zero exit becomes an error quoting git's stderr.
+    pub fn run<I, S>(&self, args: I) -> Result<Vec<u8>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_with_input(args, None)
+    }
+
+    pub fn run_with_input<I, S>(&self, args: I, input: Option<&[u8]>) -> Result<Vec<u8>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(args);
+        run_command(&mut cmd, input)
+    }
+
+    /// Run and return stdout trimmed as UTF-8 text.
+    pub fn text<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.run(args)?;
+        Ok(String::from_utf8_lossy(&out).trim_end().to_owned())
+    }
+}
+
+pub fn run_command(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let describe = describe(cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::failed("git_missing", format!("could not run `{describe}`"))
+            .with_help("install git and make sure it is on PATH")
+            .with_source(e)
+    })?;
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        // Write on a separate thread so a large input cannot deadlock against a full stdout pipe.
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let output = child.wait_with_output()?;
+        let _ = writer.join();
+        return check(describe, output);
+    }
+    let output = child.wait_with_output()?;
+    check(describe, output)
+}
+
+fn check(describe: String, output: std::process::Output) -> Result<Vec<u8>> {
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(Error::failed(
+            "git_failed",
+            format!("`{describe}` failed: {stderr}"),
+        ))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let args: Vec<String> = cmd
+        .get_args()
+        .skip_while(|a| *a == "--git-dir" || *a == "--work-tree" || Path::new(a).is_absolute())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!("git {}", args.join(" "))
+}

@@ -1,0 +1,133 @@
+//! Finding and opening the repository the command runs in, as git does.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::git::Git;
+
+pub struct Repo {
+    pub gix: gix::Repository,
+}
+
+impl Repo {
+    /// Discover the repository from the current directory, honouring `GIT_DIR`
+    /// and `GIT_WORK_TREE` as git does (`git -C` has already changed directory).
+    pub fn discover() -> Result<Repo> {
+        let cwd = std::env::current_dir()?;
+        Self::discover_at(&cwd)
+    }
+
+    pub fn discover_at(dir: &Path) -> Result<Repo> {
+        let gix = gix::discover_with_environment_overrides(dir).map_err(|e| {
+            Error::not_found(
+                "not_a_repository",
+                format!("not a git repository: {}", dir.display()),
+            )
+            .with_help(
+                "run the command inside a git repository, or use `git -C <dir> codex-handoff ...`",
+            )
+            .with_source(e)
+        })?;
+        Ok(Repo { gix })
+    }
+
+    /// Open the repository whose worktree (or git dir) is exactly `dir`.
+    pub fn open(dir: &Path) -> Result<Repo> {
+        let gix = gix::open(dir).map_err(|e| {
+            Error::not_found(
+                "not_a_repository",
+                format!("not a git repository: {}", dir.display()),
+            )
+            .with_source(e)
+        })?;
+        Ok(Repo { gix })
+    }
+
+    /// The root of this worktree; an error for bare repositories.
+    pub fn workdir(&self) -> Result<PathBuf> {
+        self.gix.workdir().map(|p| absolute(p)).ok_or_else(|| {
+            Error::usage(
+                "bare_repository",
+                "this command needs a worktree, but the repository is bare",
+            )
+            .with_help("run it inside a worktree of the repository")
+        })
+    }
+
+    /// This worktree's private git dir (`.git` or `.git/worktrees/<name>`).
+    pub fn git_dir(&self) -> PathBuf {
+        absolute(self.gix.path())
+    }
+
+    /// The git dir shared by all worktrees.
+    pub fn common_dir(&self) -> PathBuf {
+        absolute(self.gix.common_dir())
+    }
+
+    /// Where this tool keeps per-repository files that do not travel (locks, temp files).
+    pub fn private_dir(&self) -> Result<PathBuf> {
+        let dir = self.common_dir().join("codex-handoff");
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    pub fn git(&self) -> Git {
+        Git::new(self.git_dir(), self.gix.workdir().map(absolute))
+    }
+
+    /// The current directory relative to the worktree root ("" at the root).
+    pub fn subdirectory(&self) -> Result<String> {
+        let root = self.workdir()?;
+        let cwd = std::env::current_dir()?;
+        let cwd = cwd.canonicalize().unwrap_or(cwd);
+        let root = root.canonicalize().unwrap_or(root);
+        Ok(cwd
+            .strip_prefix(&root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default())
+    }
+
+    /// A string config value as git would read it (repository, global and system files).
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.gix
+            .config_snapshot()
+            .string(key)
+            .map(|v| v.to_string())
+    }
+}
+
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|c| c.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    }
+    .components()
+    .collect()
+}
+
+/// This machine's name: `codex-handoff.machine`, else the hostname.
+pub fn machine_name(repo: Option<&Repo>) -> String {
+    if let Some(name) = repo.and_then(|r| r.config_string("codex-handoff.machine")) {
+        if !name.trim().is_empty() {
+            return name.trim().to_owned();
+        }
+    }
+    hostname()
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        let name = String::from_utf8_lossy(&buf[..end]).trim().to_owned();
+        if !name.is_empty() {
+            return name;
+        }
+    }
+    "localhost".to_owned()
+}

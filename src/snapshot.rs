@@ -1,0 +1,158 @@
+//! Capturing a worktree's Git state (HEAD, index, working files) as trees,
+//! without changing the working tree, the index file or any ref.
+
+use std::path::Path;
+
+use gix::bstr::{BString, ByteSlice};
+use gix::ObjectId;
+
+use crate::error::{Context, Error, Result};
+use crate::repo::Repo;
+
+/// The Git state of one worktree at one moment, as object ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeState {
+    /// The HEAD commit; `None` on an unborn branch.
+    pub head: Option<ObjectId>,
+    /// Short branch name HEAD points at; `None` when detached.
+    pub branch: Option<String>,
+    /// The tree of the index (intent-to-add entries excluded, as git does).
+    pub index_tree: ObjectId,
+    /// The tree of the working files: tracked and untracked, ignored excluded.
+    pub worktree_tree: ObjectId,
+    /// Paths added with `git add -N`; a tree cannot tell them apart.
+    pub intent_to_add: Vec<BString>,
+}
+
+/// Refuse states a snapshot cannot carry exactly: an operation in progress
+/// or unmerged index entries.
+pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
+    use gix::state::InProgress;
+    if let Some(state) = repo.gix.state() {
+        let (what, verb) = match state {
+            InProgress::Merge => ("a merge", "merge"),
+            InProgress::Rebase | InProgress::RebaseInteractive | InProgress::ApplyMailboxRebase => {
+                ("a rebase", "rebase")
+            }
+            InProgress::CherryPick | InProgress::CherryPickSequence => {
+                ("a cherry-pick", "cherry-pick")
+            }
+            InProgress::Revert | InProgress::RevertSequence => ("a revert", "revert"),
+            InProgress::Bisect => ("a bisect", "bisect"),
+            InProgress::ApplyMailbox => ("a `git am`", "am"),
+        };
+        let next = if verb == "bisect" {
+            "finish it with `git bisect reset`".to_owned()
+        } else {
+            format!(
+                "finish it with `git {verb} --continue` or abandon it with `git {verb} --abort`"
+            )
+        };
+        return Err(Error::refused(
+            "operation_in_progress",
+            format!("{what} is in progress in this worktree"),
+        )
+        .with_help(format!("{next}, then try again")));
+    }
+    let unmerged: Vec<String> = index
+        .entries()
+        .iter()
+        .filter(|e| e.stage_raw() != 0)
+        .map(|e| e.path(index).to_str_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !unmerged.is_empty() {
+        let shown: Vec<&str> = unmerged.iter().take(5).map(String::as_str).collect();
+        let more = if unmerged.len() > 5 {
+            format!(" and {} more", unmerged.len() - 5)
+        } else {
+            String::new()
+        };
+        return Err(Error::refused(
+            "unmerged_entries",
+            format!("the index has unmerged entries: {}{more}", shown.join(", ")),
+        )
+        .with_help("resolve the conflicts and `git add` the files (or `git checkout -m` them), then try again"));
+    }
+    Ok(())
+}
+
+/// Capture the state of the worktree `repo` is opened at.
+pub fn capture(repo: &Repo) -> Result<WorktreeState> {
+    let index = repo.gix.index_or_empty()?;
+    check_capturable(repo, &index)?;
+    let intent_to_add: Vec<BString> = index
+        .entries()
+        .iter()
+        .filter(|e| e.flags.contains(gix::index::entry::Flags::INTENT_TO_ADD))
+        .map(|e| e.path(&index).to_owned())
+        .collect();
+    let (head, branch) = head_of(repo)?;
+    let (index_tree, worktree_tree) = trees_of(repo, &repo.gix.index_path())?;
+    Ok(WorktreeState {
+        head,
+        branch,
+        index_tree,
+        worktree_tree,
+        intent_to_add,
+    })
+}
+
+pub fn head_of(repo: &Repo) -> Result<(Option<ObjectId>, Option<String>)> {
+    let head = repo.gix.head()?;
+    let branch = head
+        .referent_name()
+        .map(|name| name.shorten().to_str_lossy().into_owned());
+    let id = head.id().map(|id| id.detach());
+    Ok((id, branch))
+}
+
+/// The index tree and the working-files tree.
+///
+/// The `git` binary does this work on a copy of the index: `git add -A`
+/// applies clean filters, `.gitignore` and racy-timestamp rules exactly as git
+/// does, which gix has no equivalent of. The real index file is never written.
+fn trees_of(repo: &Repo, index_path: &Path) -> Result<(ObjectId, ObjectId)> {
+    let tmp = tempfile::Builder::new()
+        .prefix("snapshot-")
+        .tempdir_in(repo.private_dir()?)
+        .context("tempdir", || {
+            "could not create a temporary directory".into()
+        })?;
+    let tmp_index = tmp.path().join("index");
+    copy_index(index_path, &tmp_index)?;
+    let git = repo.git().with_index(&tmp_index);
+    let index_tree = parse_id(&git.text(["write-tree"])?)?;
+    git.run(["add", "--all"])?;
+    let worktree_tree = parse_id(&git.text(["write-tree"])?)?;
+    Ok((index_tree, worktree_tree))
+}
+
+/// Copy an index file keeping its modification time, so git's racy-timestamp
+/// check treats the copy exactly like the original.
+pub fn copy_index(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::metadata(from) {
+        Ok(meta) => {
+            std::fs::copy(from, to)?;
+            if let Ok(modified) = meta.modified() {
+                let file = std::fs::OpenOptions::new().write(true).open(to)?;
+                file.set_modified(modified)?;
+            }
+            Ok(())
+        }
+        // No index yet (a fresh repository): git treats that as empty.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn parse_id(text: &str) -> Result<ObjectId> {
+    ObjectId::from_hex(text.trim().as_bytes()).map_err(|e| {
+        Error::failed(
+            "bad_object_id",
+            format!("git printed an unexpected object id {text:?}"),
+        )
+        .with_source(e)
+    })
+}

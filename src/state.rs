@@ -1,0 +1,118 @@
+//! The thread state stored as a note on every snapshot commit.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the note's JSON layout.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Idle,
+    Running,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadState {
+    pub schema: u32,
+    pub uuid: String,
+    pub number: u64,
+    pub title: String,
+    /// Short branch name; `None` for a detached HEAD.
+    pub branch: Option<String>,
+    /// The HEAD commit; `None` on an unborn branch.
+    pub head: Option<String>,
+    pub epoch: u64,
+    pub owner_machine: String,
+    pub status: Status,
+    /// The worktree root on the owner machine.
+    pub worktree: Option<String>,
+    /// The project directory relative to the worktree root ("" for the root).
+    #[serde(default)]
+    pub subdirectory: String,
+    /// Commit whose tree is the index (a parent of the snapshot).
+    pub index_commit: String,
+    /// Thread-data commit (transcript), chained to the previous one.
+    pub data_commit: String,
+    /// Number of intent-to-add entries (their paths are in the thread-data tree).
+    #[serde(default)]
+    pub intent_to_add: usize,
+    pub transcript: Transcript,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The handoff that produced this snapshot, if any.
+    #[serde(default)]
+    pub handoff: Option<Handoff>,
+    /// Fields written by newer versions are kept when this version rewrites a note.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Transcript {
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default)]
+    pub codex_session: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handoff {
+    pub from_machine: String,
+    pub to_machine: String,
+    /// The destination as the initiating computer names it (`local` or a host name).
+    pub to: String,
+    pub at: String,
+}
+
+impl ThreadState {
+    pub fn to_note(&self) -> Vec<u8> {
+        let mut text = serde_json::to_vec_pretty(self).expect("thread state serializes");
+        text.push(b'\n');
+        text
+    }
+
+    pub fn from_note(data: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
+}
+
+/// The current time as RFC 3339 UTC (`2026-11-24T07:30:00Z`).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format_rfc3339(secs)
+}
+
+pub fn format_rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(super::format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::format_rfc3339(1_795_505_400), "2026-11-24T07:30:00Z");
+        assert_eq!(super::format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

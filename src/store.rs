@@ -1,0 +1,420 @@
+//! The thread store: `refs/codex-handoff/threads/<uuid>` points at a thread's
+//! latest snapshot commit S, and `refs/notes/codex-handoff` holds the thread
+//! state as a note on every S.
+//!
+//! S: tree = working files; parents = HEAD (if any), I, T.
+//! I: tree = the index; parent = HEAD (if any).
+//! T: tree = thread data (transcript, intent-to-add paths); parents = the
+//!    previous T and the previous S, so every snapshot of a thread stays
+//!    reachable from its ref and survives `git gc`.
+
+use gix::bstr::{BString, ByteSlice};
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::Target;
+use gix::ObjectId;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Context, Error, Result};
+use crate::repo::Repo;
+use crate::snapshot::WorktreeState;
+use crate::state::{ThreadState, Transcript};
+
+pub const THREAD_REF_PREFIX: &str = "refs/codex-handoff/threads/";
+pub const NOTES_REF: &str = "refs/notes/codex-handoff";
+/// File names inside the thread-data tree.
+pub const TRANSCRIPT_FILE: &str = "transcript";
+pub const INTENT_TO_ADD_FILE: &str = "intent-to-add";
+
+/// A thread as found in the store: its latest snapshot and the state noted on it.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    pub snapshot: ObjectId,
+    pub state: ThreadState,
+}
+
+pub fn thread_ref(uuid: &str) -> String {
+    format!("{THREAD_REF_PREFIX}{uuid}")
+}
+
+/// Every thread of the repository, by number.
+pub fn list(repo: &Repo) -> Result<Vec<Thread>> {
+    let mut threads = Vec::new();
+    let platform = repo.gix.references()?;
+    for reference in platform.prefixed(THREAD_REF_PREFIX.trim_end_matches('/'))? {
+        let reference = reference
+            .map_err(|e| Error::failed("refs", "could not read the thread refs").with_source(e))?;
+        let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
+            continue;
+        };
+        let state = read_note(repo, id)?;
+        threads.push(Thread {
+            snapshot: id,
+            state,
+        });
+    }
+    threads.sort_by(|a, b| {
+        a.state
+            .number
+            .cmp(&b.state.number)
+            .then(a.state.uuid.cmp(&b.state.uuid))
+    });
+    Ok(threads)
+}
+
+/// The thread with this exact UUID, if the store has it.
+pub fn load(repo: &Repo, uuid: &str) -> Result<Option<Thread>> {
+    let Some(reference) = repo.gix.try_find_reference(thread_ref(uuid).as_str())? else {
+        return Ok(None);
+    };
+    let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
+        return Ok(None);
+    };
+    let state = read_note(repo, id)?;
+    Ok(Some(Thread {
+        snapshot: id,
+        state,
+    }))
+}
+
+/// The thread state noted on snapshot `snapshot`.
+pub fn read_note(repo: &Repo, snapshot: ObjectId) -> Result<ThreadState> {
+    let mut notes = repo.gix.notes()?.with_refs([NOTES_REF])?;
+    let found = notes.get(snapshot)?;
+    let Some(note) = found.first() else {
+        return Err(Error::failed(
+            "note_missing",
+            format!("snapshot {snapshot} has no note in {NOTES_REF}"),
+        )
+        .with_help(format!(
+            "fetch {NOTES_REF} from the machine that made the snapshot"
+        )));
+    };
+    ThreadState::from_note(&note.blob.data).map_err(|e| {
+        Error::failed(
+            "note_unreadable",
+            format!("the note on snapshot {snapshot} is not a thread state"),
+        )
+        .with_help("it may have been written by a newer version of git-codex-handoff; upgrade")
+        .with_source(e)
+    })
+}
+
+/// Find a thread by number, UUID or UUID prefix (at least 6 hex digits).
+pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
+    let spec = spec.trim();
+    let threads = list(repo)?;
+    let not_found = || {
+        Error::not_found(
+            "thread_not_found",
+            format!("no thread {spec} in this repository"),
+        )
+        .with_help(
+            "`git codex-handoff thread list --all` shows the threads; `thread new` starts one",
+        )
+    };
+    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) && spec.len() < 6 {
+        let number: u64 = spec.parse().map_err(|_| not_found())?;
+        let mut matching: Vec<Thread> = threads
+            .into_iter()
+            .filter(|t| t.state.number == number)
+            .collect();
+        return match matching.len() {
+            0 => Err(not_found()),
+            1 => Ok(matching.remove(0)),
+            _ => Err(ambiguous(spec, &matching)),
+        };
+    }
+    let lower = spec.to_ascii_lowercase();
+    let hexish = lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if !hexish || lower.replace('-', "").len() < 6 {
+        if spec.bytes().all(|b| b.is_ascii_digit()) {
+            // A long number: still a number.
+            let number: u64 = spec.parse().map_err(|_| not_found())?;
+            return threads
+                .into_iter()
+                .find(|t| t.state.number == number)
+                .ok_or_else(not_found);
+        }
+        return Err(Error::usage(
+            "bad_thread",
+            format!("{spec:?} is not a thread number, UUID or UUID prefix"),
+        )
+        .with_help("give a thread number (42), a UUID, or at least 6 hex digits of one"));
+    }
+    if let Some(exact) = threads.iter().find(|t| t.state.uuid == lower) {
+        return Ok(exact.clone());
+    }
+    let mut matching: Vec<Thread> = threads
+        .into_iter()
+        .filter(|t| t.state.uuid.starts_with(&lower))
+        .collect();
+    match matching.len() {
+        0 => {
+            if spec.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(not_found());
+            }
+            Err(not_found())
+        }
+        1 => Ok(matching.remove(0)),
+        _ => Err(ambiguous(spec, &matching)),
+    }
+}
+
+fn ambiguous(spec: &str, matching: &[Thread]) -> Error {
+    let list: Vec<String> = matching
+        .iter()
+        .map(|t| format!("#{} {} ({})", t.state.number, t.state.uuid, t.state.title))
+        .collect();
+    Error::usage(
+        "ambiguous_thread",
+        format!("{spec} matches several threads: {}", list.join("; ")),
+    )
+    .with_help("give more digits of the UUID")
+}
+
+/// The next free thread number in this repository.
+pub fn next_number(repo: &Repo) -> Result<u64> {
+    Ok(list(repo)?
+        .iter()
+        .map(|t| t.state.number)
+        .max()
+        .unwrap_or(0)
+        + 1)
+}
+
+/// Record a snapshot: write I, T and S, note the state on S, then move the
+/// thread's ref from `previous` to S (compare-and-swap). Returns the new thread.
+///
+/// `transcript` replaces the transcript; `None` carries the previous one over.
+pub fn record(
+    repo: &Repo,
+    worktree: &WorktreeState,
+    mut state: ThreadState,
+    previous: Option<&Thread>,
+    transcript: Option<ObjectId>,
+) -> Result<Thread> {
+    let signature = signature(repo);
+    let head_parents: Vec<ObjectId> = worktree.head.into_iter().collect();
+
+    let index_commit = write_commit(
+        repo,
+        &signature,
+        format!("index of thread #{} ({})\n", state.number, state.uuid),
+        worktree.index_tree,
+        head_parents.clone(),
+    )?;
+
+    // Thread data: the transcript and the intent-to-add paths.
+    let previous_data = match previous {
+        Some(p) => Some(parse_hex(&p.state.data_commit)?),
+        None => None,
+    };
+    let transcript = match transcript {
+        Some(id) => id,
+        None => match previous_data {
+            Some(data) => transcript_blob(repo, data)?,
+            None => repo.gix.write_blob(b"")?.detach(),
+        },
+    };
+    let transcript_data = repo.gix.find_blob(transcript)?.data.clone();
+    state.transcript = Transcript {
+        sha256: hex(&Sha256::digest(&transcript_data)),
+        size: transcript_data.len() as u64,
+        codex_session: state.transcript.codex_session.take(),
+    };
+    let mut data_tree = repo
+        .gix
+        .edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
+    data_tree.upsert(
+        TRANSCRIPT_FILE,
+        gix::object::tree::EntryKind::Blob,
+        transcript,
+    )?;
+    if !worktree.intent_to_add.is_empty() {
+        let mut list = Vec::new();
+        for path in &worktree.intent_to_add {
+            list.extend_from_slice(path);
+            list.push(0);
+        }
+        let blob = repo.gix.write_blob(&list)?.detach();
+        data_tree.upsert(INTENT_TO_ADD_FILE, gix::object::tree::EntryKind::Blob, blob)?;
+    }
+    let data_tree = data_tree.write()?.detach();
+    let mut data_parents = Vec::new();
+    data_parents.extend(previous_data);
+    data_parents.extend(previous.map(|p| p.snapshot));
+    let data_commit = write_commit(
+        repo,
+        &signature,
+        format!(
+            "thread #{} ({}): {}\n",
+            state.number, state.uuid, state.title
+        ),
+        data_tree,
+        data_parents,
+    )?;
+
+    let mut parents = head_parents;
+    parents.push(index_commit);
+    parents.push(data_commit);
+    let snapshot = write_commit(
+        repo,
+        &signature,
+        format!(
+            "codex-handoff snapshot of thread #{} ({}), epoch {}\n",
+            state.number, state.uuid, state.epoch
+        ),
+        worktree.worktree_tree,
+        parents,
+    )?;
+
+    state.head = worktree.head.map(|h| h.to_string());
+    state.branch.clone_from(&worktree.branch);
+    state.index_commit = index_commit.to_string();
+    state.data_commit = data_commit.to_string();
+    state.intent_to_add = worktree.intent_to_add.len();
+
+    write_note(repo, snapshot, &state)?;
+    move_thread_ref(repo, &state.uuid, previous.map(|p| p.snapshot), snapshot)?;
+    Ok(Thread { snapshot, state })
+}
+
+/// Write the note on `snapshot`. The notes ref is shared by all threads, so a
+/// concurrent writer (of another thread) makes us retry on the new tip.
+pub fn write_note(repo: &Repo, snapshot: ObjectId, state: &ThreadState) -> Result<()> {
+    let data = state.to_note();
+    let mut last_error = None;
+    for _ in 0..20 {
+        let mut notes = repo
+            .gix
+            .notes()?
+            .with_refs([NOTES_REF])?
+            .with_commit_message(format!(
+                "thread #{} ({}) epoch {}",
+                state.number, state.uuid, state.epoch
+            ));
+        match notes.replace(NOTES_REF, snapshot, &data) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                last_error = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    Err(
+        Error::failed("notes_update", format!("could not update {NOTES_REF}"))
+            .with_help("another process keeps changing it; try again")
+            .with_source(last_error.expect("at least one attempt")),
+    )
+}
+
+/// Compare-and-swap the thread's ref: it must still be at `expected`.
+pub fn move_thread_ref(
+    repo: &Repo,
+    uuid: &str,
+    expected: Option<ObjectId>,
+    new: ObjectId,
+) -> Result<()> {
+    let name = thread_ref(uuid);
+    let expected = match expected {
+        Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+        None => PreviousValue::MustNotExist,
+    };
+    let edit = RefEdit {
+        change: Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: "codex-handoff snapshot".into(),
+            },
+            expected,
+            new: Target::Object(new),
+        },
+        name: name
+            .as_str()
+            .try_into()
+            .map_err(|e| Error::failed("bad_ref", format!("bad ref name {name}")).with_source(e))?,
+        deref: false,
+    };
+    repo.gix.edit_reference(edit).map_err(|e| {
+        Error::refused(
+            "thread_moved",
+            format!("thread {uuid} was changed by another process while this one worked"),
+        )
+        .with_help("run `git codex-handoff thread show` to see its state, then try again")
+        .with_source(e)
+    })?;
+    Ok(())
+}
+
+/// The transcript blob of thread-data commit `data_commit`.
+pub fn transcript_blob(repo: &Repo, data_commit: ObjectId) -> Result<ObjectId> {
+    data_entry(repo, data_commit, TRANSCRIPT_FILE)?.ok_or_else(|| {
+        Error::failed(
+            "transcript_missing",
+            format!("thread data {data_commit} has no transcript"),
+        )
+    })
+}
+
+/// Intent-to-add paths recorded in thread-data commit `data_commit`.
+pub fn intent_to_add_paths(repo: &Repo, data_commit: ObjectId) -> Result<Vec<BString>> {
+    let Some(blob) = data_entry(repo, data_commit, INTENT_TO_ADD_FILE)? else {
+        return Ok(Vec::new());
+    };
+    let data = repo.gix.find_blob(blob)?.data.clone();
+    Ok(data
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.as_bstr().to_owned())
+        .collect())
+}
+
+fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<ObjectId>> {
+    let tree = repo.gix.find_commit(data_commit)?.tree()?;
+    Ok(tree.find_entry(name).map(|e| e.object_id()))
+}
+
+pub fn parse_hex(text: &str) -> Result<ObjectId> {
+    ObjectId::from_hex(text.as_bytes())
+        .context("bad_object_id", || format!("{text:?} is not an object id"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The identity snapshot commits are made with: the user's, or a fixed one.
+fn signature(repo: &Repo) -> gix::actor::Signature {
+    let (name, email) = match repo.gix.committer() {
+        Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
+        _ => (
+            "git-codex-handoff".into(),
+            "git-codex-handoff@localhost".into(),
+        ),
+    };
+    gix::actor::Signature {
+        name,
+        email,
+        time: gix::date::Time::now_utc(),
+    }
+}
+
+fn write_commit(
+    repo: &Repo,
+    signature: &gix::actor::Signature,
+    message: String,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+) -> Result<ObjectId> {
+    let commit = gix::objs::Commit {
+        tree,
+        parents: parents.into_iter().collect(),
+        author: signature.clone(),
+        committer: signature.clone(),
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
+    };
+    Ok(repo.gix.write_object(&commit)?.detach())
+}

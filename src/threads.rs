@@ -1,0 +1,188 @@
+//! Thread operations on one machine: start, checkpoint, history.
+
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::repo::Repo;
+use crate::snapshot;
+use crate::state::{now_rfc3339, Status, ThreadState, Transcript, SCHEMA};
+use crate::store::{self, Thread};
+
+/// The lock that serialises writers of one thread on this machine.
+pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
+    Lock::acquire(
+        &repo.private_dir()?.join("locks"),
+        uuid,
+        &format!("thread {uuid}"),
+    )
+}
+
+/// Start a thread on the Git state of the worktree `repo` is opened at.
+/// With `branch`, HEAD moves onto that branch first (created at HEAD if new);
+/// no file and no index entry changes.
+pub fn create(
+    repo: &Repo,
+    machine: &str,
+    title: Option<String>,
+    branch: Option<String>,
+) -> Result<Thread> {
+    let workdir = repo.workdir()?;
+    // Numbers are handed out one at a time.
+    let _lock = Lock::acquire(
+        &repo.private_dir()?.join("locks"),
+        "new-thread",
+        "starting a thread",
+    )?;
+    // Check before anything changes.
+    let index = repo.gix.index_or_empty()?;
+    snapshot::check_capturable(repo, &index)?;
+    if let Some(branch) = &branch {
+        switch_to_new_branch(repo, branch)?;
+    }
+    let worktree = snapshot::capture(repo)?;
+    let number = store::next_number(repo)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let now = now_rfc3339();
+    let state = ThreadState {
+        schema: SCHEMA,
+        title: title
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| format!("Thread {number}")),
+        uuid,
+        number,
+        branch: worktree.branch.clone(),
+        head: None,
+        epoch: 0,
+        owner_machine: machine.to_owned(),
+        status: Status::Idle,
+        worktree: Some(workdir.to_string_lossy().into_owned()),
+        subdirectory: repo.subdirectory()?,
+        index_commit: String::new(),
+        data_commit: String::new(),
+        intent_to_add: 0,
+        transcript: Transcript::default(),
+        created_at: now.clone(),
+        updated_at: now,
+        handoff: None,
+        extra: Default::default(),
+    };
+    let _thread_lock = lock_thread(repo, &state.uuid)?;
+    store::record(repo, &worktree, state, None, None)
+}
+
+/// Point HEAD at `branch` without touching files or the index: create the
+/// branch at HEAD if it does not exist; an existing one must be at HEAD.
+fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
+    let git = repo.git();
+    let full = format!("refs/heads/{branch}");
+    if git.run(["check-ref-format", &full]).is_err() || branch.starts_with('-') {
+        return Err(Error::usage(
+            "bad_branch",
+            format!("{branch:?} is not a valid branch name"),
+        )
+        .with_help("see `git help check-ref-format`"));
+    }
+    let (head, current) = snapshot::head_of(repo)?;
+    if current.as_deref() == Some(branch) {
+        return Ok(());
+    }
+    let existing = repo
+        .gix
+        .try_find_reference(full.as_str())?
+        .and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+    match (existing, head) {
+        (Some(at), Some(head)) if at == head => {}
+        (Some(_), _) => {
+            return Err(Error::refused(
+                "branch_exists",
+                format!("branch {branch} already exists at another commit"),
+            )
+            .with_help("choose a new branch name, or switch to that branch yourself first"));
+        }
+        (None, Some(head)) => {
+            git.run([
+                "update-ref",
+                "-m",
+                "codex-handoff: thread new",
+                &full,
+                &head.to_string(),
+                "",
+            ])?;
+        }
+        (None, None) => {}
+    }
+    git.run([
+        "symbolic-ref",
+        "-m",
+        "codex-handoff: thread new",
+        "HEAD",
+        &full,
+    ])?;
+    Ok(())
+}
+
+/// Record the thread's Git state now, in its worktree on this machine.
+pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
+    let thread = store::resolve(repo, spec)?;
+    let _lock = lock_thread(repo, &thread.state.uuid)?;
+    // Re-read under the lock: another writer may have moved it meanwhile.
+    let thread = store::load(repo, &thread.state.uuid)?.ok_or_else(|| {
+        Error::not_found(
+            "thread_not_found",
+            format!("thread {} disappeared", thread.state.uuid),
+        )
+    })?;
+    if thread.state.owner_machine != machine {
+        return Err(Error::refused(
+            "not_owner",
+            format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
+        )
+        .with_help("snapshots are taken where the thread is; bring it back with `git codex-handoff <THREAD> local`"));
+    }
+    let worktree_repo = thread_worktree(&thread)?;
+    let worktree = snapshot::capture(&worktree_repo)?;
+    let mut state = thread.state.clone();
+    state.branch.clone_from(&worktree.branch);
+    state.updated_at = now_rfc3339();
+    state.handoff = None;
+    store::record(repo, &worktree, state, Some(&thread), None)
+}
+
+/// Open the worktree the thread lives in on this machine.
+pub fn thread_worktree(thread: &Thread) -> Result<Repo> {
+    let Some(path) = thread.state.worktree.as_deref() else {
+        return Err(Error::not_found(
+            "no_worktree",
+            format!("thread #{} has no worktree here", thread.state.number),
+        ));
+    };
+    let path = std::path::Path::new(path);
+    if !path.exists() {
+        return Err(Error::not_found(
+            "worktree_missing",
+            format!("the worktree of thread #{} is gone: {}", thread.state.number, path.display()),
+        )
+        .with_help("restore the thread's last snapshot with `git codex-handoff thread restore <THREAD> <DIR>`"));
+    }
+    Repo::open(path)
+}
+
+/// Every snapshot of a thread, newest first.
+pub fn history(repo: &Repo, thread: &Thread) -> Result<Vec<(ObjectId, ThreadState)>> {
+    let mut entries = Vec::new();
+    let mut next = Some(thread.snapshot);
+    while let Some(snapshot) = next {
+        let state = store::read_note(repo, snapshot)?;
+        let data = store::parse_hex(&state.data_commit)?;
+        let parents: Vec<ObjectId> = repo
+            .gix
+            .find_commit(data)?
+            .parent_ids()
+            .map(|id| id.detach())
+            .collect();
+        next = parents.get(1).copied();
+        entries.push((snapshot, state));
+    }
+    Ok(entries)
+}
