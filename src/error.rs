@@ -57,21 +57,13 @@ impl miette::Diagnostic for Error {
         Some(Box::new(format!("codex-handoff::{}", self.code)))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 }
 
 impl Error {
     pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            code,
-            message: message.into(),
-            help: None,
-            source: None,
-        }
+        Error { kind, code, message: message.into(), help: None, source: None }
     }
     pub fn failed(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Failed, code, message)
@@ -109,11 +101,8 @@ impl Error {
     }
     /// A command that exists in the interface but is not built yet.
     pub fn not_yet_available(what: &str) -> Self {
-        Error::failed(
-            "not_yet_available",
-            format!("`{what}` is not yet available in this version"),
-        )
-        .with_help("see `git codex-handoff --help` for the commands this version supports")
+        Error::failed("not_yet_available", format!("`{what}` is not yet available in this version"))
+            .with_help("see `git codex-handoff --help` for the commands this version supports")
     }
 }
 

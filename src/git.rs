@@ -19,19 +19,12 @@ pub struct Git {
 
 impl Git {
     pub fn new(git_dir: impl Into<PathBuf>, work_tree: Option<PathBuf>) -> Self {
-        Git {
-            git_dir: git_dir.into(),
-            work_tree,
-            index_file: None,
-        }
+        Git { git_dir: git_dir.into(), work_tree, index_file: None }
     }
 
     /// Use another index file (never the worktree's own) for the following calls.
     pub fn with_index(&self, index_file: &Path) -> Self {
-        Git {
-            index_file: Some(index_file.to_owned()),
-            ..self.clone()
-        }
+        Git { index_file: Some(index_file.to_owned()), ..self.clone() }
     }
 
     pub fn command<I, S>(&self, args: I) -> Command
@@ -41,13 +34,7 @@ impl Git {
     {
         let mut cmd = Command::new("git");
         // Inherited repository variables would point git elsewhere.
-        for var in [
-            "GIT_DIR",
-            "GIT_WORK_TREE",
-            "GIT_INDEX_FILE",
-            "GIT_COMMON_DIR",
-            "GIT_PREFIX",
-        ] {
+        for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
             cmd.env_remove(var);
         }
         // Never let a read refresh (and so rewrite) an index as a side effect.
@@ -96,11 +83,7 @@ impl Git {
 }
 
 pub fn run_command(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>> {
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let describe = describe(cmd);
     let mut child = cmd.spawn().map_err(|e| {
@@ -126,10 +109,7 @@ fn check(describe: String, output: std::process::Output) -> Result<Vec<u8>> {
         Ok(output.stdout)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        Err(Error::failed(
-            "git_failed",
-            format!("`{describe}` failed: {stderr}"),
-        ))
+        Err(Error::failed("git_failed", format!("`{describe}` failed: {stderr}")))
     }
 }
 

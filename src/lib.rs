@@ -29,25 +29,14 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) || !wants_json
-            {
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) || !wants_json {
                 let _ = err.print();
                 return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
             }
             let mut ui = output::Ui::new(true);
             let message = err.render().to_string();
-            let first = message
-                .lines()
-                .next()
-                .unwrap_or("invalid command line")
-                .trim_start_matches("error: ");
-            ui.error(
-                &error::Error::usage("usage", first.to_owned())
-                    .with_help("see `git codex-handoff --help`"),
-            );
+            let first = message.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
+            ui.error(&error::Error::usage("usage", first.to_owned()).with_help("see `git codex-handoff --help`"));
             return ExitCode::from(2);
         }
     };

@@ -17,26 +17,14 @@ impl Lock {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.lock"));
         for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
-                    writeln!(
-                        file,
-                        "{} {}",
-                        std::process::id(),
-                        crate::repo::machine_name(None)
-                    )?;
+                    writeln!(file, "{} {}", std::process::id(), crate::repo::machine_name(None))?;
                     return Ok(Lock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    let pid = holder
-                        .split_whitespace()
-                        .next()
-                        .and_then(|p| p.parse::<i32>().ok());
+                    let pid = holder.split_whitespace().next().and_then(|p| p.parse::<i32>().ok());
                     match pid {
                         Some(pid) if !process_alive(pid) => {
                             // The holder died without cleaning up: take over its lock.
@@ -65,8 +53,7 @@ impl Lock {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::refused("locked", format!("{what} is busy"))
-            .with_help("run the command again in a moment"))
+        Err(Error::refused("locked", format!("{what} is busy")).with_help("run the command again in a moment"))
     }
 }
 

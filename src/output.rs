@@ -13,11 +13,7 @@ pub struct Ui {
 
 impl Ui {
     pub fn new(json: bool) -> Self {
-        Ui {
-            json,
-            stdout: Box::new(std::io::stdout()),
-            stderr: Box::new(std::io::stderr()),
-        }
+        Ui { json, stdout: Box::new(std::io::stdout()), stderr: Box::new(std::io::stderr()) }
     }
 
     /// Human output of a command (skipped under `--json`).
@@ -69,8 +65,7 @@ impl Ui {
             let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
             let _ = writeln!(self.stdout);
         } else {
-            let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            {
+            let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
                 miette::GraphicalTheme::unicode()
             } else {
                 miette::GraphicalTheme::unicode_nocolor()

@@ -19,14 +19,9 @@ impl Repo {
 
     pub fn discover_at(dir: &Path) -> Result<Repo> {
         let gix = gix::discover_with_environment_overrides(dir).map_err(|e| {
-            Error::not_found(
-                "not_a_repository",
-                format!("not a git repository: {}", dir.display()),
-            )
-            .with_help(
-                "run the command inside a git repository, or use `git -C <dir> codex-handoff ...`",
-            )
-            .with_source(e)
+            Error::not_found("not_a_repository", format!("not a git repository: {}", dir.display()))
+                .with_help("run the command inside a git repository, or use `git -C <dir> codex-handoff ...`")
+                .with_source(e)
         })?;
         Ok(Repo { gix })
     }
@@ -34,11 +29,7 @@ impl Repo {
     /// Open the repository whose worktree (or git dir) is exactly `dir`.
     pub fn open(dir: &Path) -> Result<Repo> {
         let gix = gix::open(dir).map_err(|e| {
-            Error::not_found(
-                "not_a_repository",
-                format!("not a git repository: {}", dir.display()),
-            )
-            .with_source(e)
+            Error::not_found("not_a_repository", format!("not a git repository: {}", dir.display())).with_source(e)
         })?;
         Ok(Repo { gix })
     }
@@ -46,11 +37,8 @@ impl Repo {
     /// The root of this worktree; an error for bare repositories.
     pub fn workdir(&self) -> Result<PathBuf> {
         self.gix.workdir().map(|p| absolute(p)).ok_or_else(|| {
-            Error::usage(
-                "bare_repository",
-                "this command needs a worktree, but the repository is bare",
-            )
-            .with_help("run it inside a worktree of the repository")
+            Error::usage("bare_repository", "this command needs a worktree, but the repository is bare")
+                .with_help("run it inside a worktree of the repository")
         })
     }
 
@@ -81,18 +69,12 @@ impl Repo {
         let cwd = std::env::current_dir()?;
         let cwd = cwd.canonicalize().unwrap_or(cwd);
         let root = root.canonicalize().unwrap_or(root);
-        Ok(cwd
-            .strip_prefix(&root)
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default())
+        Ok(cwd.strip_prefix(&root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default())
     }
 
     /// A string config value as git would read it (repository, global and system files).
     pub fn config_string(&self, key: &str) -> Option<String> {
-        self.gix
-            .config_snapshot()
-            .string(key)
-            .map(|v| v.to_string())
+        self.gix.config_snapshot().string(key).map(|v| v.to_string())
     }
 }
 
@@ -100,9 +82,7 @@ pub fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_owned()
     } else {
-        std::env::current_dir()
-            .map(|c| c.join(path))
-            .unwrap_or_else(|_| path.to_owned())
+        std::env::current_dir().map(|c| c.join(path)).unwrap_or_else(|_| path.to_owned())
     }
     .components()
     .collect()

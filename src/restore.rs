@@ -25,12 +25,7 @@ impl Expected {
         let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
         let index_commit = store::parse_hex(&thread.state.index_commit)?;
         let index_tree = repo.gix.find_commit(index_commit)?.tree_id()?.detach();
-        let head = thread
-            .state
-            .head
-            .as_deref()
-            .map(store::parse_hex)
-            .transpose()?;
+        let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
         let data_commit = store::parse_hex(&thread.state.data_commit)?;
         let intent_to_add = store::intent_to_add_paths(repo, data_commit)?;
         Ok(Expected {
@@ -64,48 +59,27 @@ enum BranchPlan {
 
 /// Materialise `expected` into a new linked worktree of `repo` at `path`.
 /// With `detach`, HEAD is detached at the snapshot's HEAD instead of on its branch.
-pub fn into_new_worktree(
-    repo: &Repo,
-    expected: &Expected,
-    path: &Path,
-    detach: bool,
-) -> Result<Restored> {
-    if path.exists()
-        && std::fs::read_dir(path)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(Error::refused(
-            "path_exists",
-            format!("{} already exists and is not empty", path.display()),
-        )
-        .with_help("choose another directory"));
+pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: bool) -> Result<Restored> {
+    if path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Error::refused("path_exists", format!("{} already exists and is not empty", path.display()))
+            .with_help("choose another directory"));
     }
     let state = &expected.state;
     let plan = branch_plan(repo, state, detach)?;
     let common = Git::new(repo.common_dir(), None);
     let path_arg = path.as_os_str().to_owned();
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["worktree".into(), "add".into(), "--no-checkout".into()];
+    let mut args: Vec<std::ffi::OsString> = vec!["worktree".into(), "add".into(), "--no-checkout".into()];
     let head_hex = state.head.map(|h| h.to_string());
     match &plan {
         BranchPlan::Detach => {
             let head = head_hex.clone().ok_or_else(|| {
-                Error::refused(
-                    "unborn_detached",
-                    "the snapshot is of an unborn branch, which cannot be detached",
-                )
-                .with_help("restore it on its branch")
+                Error::refused("unborn_detached", "the snapshot is of an unborn branch, which cannot be detached")
+                    .with_help("restore it on its branch")
             })?;
             args.extend(["--detach".into(), path_arg, head.into()]);
         }
         BranchPlan::Create(branch) => {
-            args.extend([
-                "-b".into(),
-                branch.into(),
-                path_arg,
-                head_hex.clone().unwrap_or_default().into(),
-            ]);
+            args.extend(["-b".into(), branch.into(), path_arg, head_hex.clone().unwrap_or_default().into()]);
         }
         BranchPlan::Existing(branch) => args.extend([path_arg, branch.into()]),
         BranchPlan::FastForward { branch, from } => {
@@ -131,21 +105,13 @@ pub fn into_new_worktree(
     match result {
         Ok(()) => Ok(Restored {
             worktree: path.to_owned(),
-            branch: if matches!(plan, BranchPlan::Detach) {
-                None
-            } else {
-                state.branch.clone()
-            },
+            branch: if matches!(plan, BranchPlan::Detach) { None } else { state.branch.clone() },
         }),
         Err(e) if e.code == "verify_failed" => Err(e),
         Err(e) => {
             // Nothing of value is in a worktree we just created: take it away again.
-            let _ = common.run([
-                std::ffi::OsStr::new("worktree"),
-                "remove".as_ref(),
-                "--force".as_ref(),
-                path.as_os_str(),
-            ]);
+            let _ =
+                common.run([std::ffi::OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), path.as_os_str()]);
             Err(e)
         }
     }
@@ -159,17 +125,11 @@ fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool) -> Result<Branc
     if let Some(wt) = checked_out_in(repo, &full)? {
         return Err(Error::refused(
             "branch_checked_out",
-            format!(
-                "branch {branch} is checked out in another worktree: {}",
-                wt.display()
-            ),
+            format!("branch {branch} is checked out in another worktree: {}", wt.display()),
         )
         .with_help("restore it detached, or switch that worktree to another branch"));
     }
-    let existing = repo
-        .gix
-        .try_find_reference(full.as_str())?
-        .and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+    let existing = repo.gix.try_find_reference(full.as_str())?.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
     let Some(current) = existing else {
         return Ok(match state.head {
             Some(_) => BranchPlan::Create(branch),
@@ -177,11 +137,8 @@ fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool) -> Result<Branc
         });
     };
     let diverged = || {
-        Error::refused(
-            "branch_diverged",
-            format!("branch {branch} here has diverged from the thread's branch"),
-        )
-        .with_help("hand the thread off onto a new branch with `--branch NEW`")
+        Error::refused("branch_diverged", format!("branch {branch} here has diverged from the thread's branch"))
+            .with_help("hand the thread off onto a new branch with `--branch NEW`")
     };
     let Some(head) = state.head else {
         return Err(diverged());
@@ -190,10 +147,7 @@ fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool) -> Result<Branc
         return Ok(BranchPlan::Existing(branch));
     }
     if is_ancestor(repo, current, head)? {
-        return Ok(BranchPlan::FastForward {
-            branch,
-            from: current,
-        });
+        return Ok(BranchPlan::FastForward { branch, from: current });
     }
     Err(diverged())
 }
@@ -233,12 +187,7 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool) -> Res
     // git's read-tree -u writes the files (with checkout filters, symlinks
     // and modes as configured) and records their stat data; gix's checkout
     // cannot merge from one tree to another, which reuse of a worktree needs.
-    staged.run([
-        "read-tree",
-        "--reset",
-        "-u",
-        &state.worktree_tree.to_string(),
-    ])?;
+    staged.run(["read-tree", "--reset", "-u", &state.worktree_tree.to_string()])?;
 
     // Turn the index (= working files) into the snapshot's index: entries that
     // differ get the staged blob without stat data, so git re-checks them.
@@ -278,21 +227,46 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool) -> Res
         std::fs::rename(&tmp_index, git_dir.join("index"))?;
     }
     if !state.intent_to_add.is_empty() {
-        let mut list = Vec::new();
-        for p in &state.intent_to_add {
-            list.extend_from_slice(p);
-            list.push(0);
-        }
-        let mut cmd = git.command([
-            "add",
-            "--intent-to-add",
-            "--pathspec-from-file=-",
-            "--pathspec-file-nul",
-        ]);
-        cmd.env("GIT_LITERAL_PATHSPECS", "1");
-        crate::git::run_command(&mut cmd, Some(&list))?;
+        add_intent_to_add(&git, &repo.workdir()?, &state.intent_to_add)?;
     }
     verify(&repo, expected, on_branch)
+}
+
+/// Mark `paths` intent-to-add. `git add -N` needs the file; an entry whose
+/// file was deleted after `add -N` gets a stand-in file for the moment.
+fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut list = Vec::new();
+    let mut stand_ins = Vec::new();
+    for p in paths {
+        list.extend_from_slice(p);
+        list.push(0);
+        let file = root.join(std::ffi::OsStr::from_bytes(p));
+        if file.symlink_metadata().is_err() {
+            // Remember which directories we make, to take them away again.
+            let mut created_dirs = Vec::new();
+            let mut dir = file.parent();
+            while let Some(d) = dir.filter(|d| *d != root && !d.exists()) {
+                created_dirs.push(d.to_owned());
+                dir = d.parent();
+            }
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&file, b"")?;
+            stand_ins.push((file, created_dirs));
+        }
+    }
+    let mut cmd = git.command(["add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"]);
+    cmd.env("GIT_LITERAL_PATHSPECS", "1");
+    let result = crate::git::run_command(&mut cmd, Some(&list));
+    for (file, dirs) in stand_ins {
+        let _ = std::fs::remove_file(file);
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    result.map(|_| ())
 }
 
 /// Recompute the worktree's state and compare it with the snapshot.
@@ -301,39 +275,23 @@ pub fn verify(repo: &Repo, expected: &Expected, on_branch: bool) -> Result<()> {
     let want = &expected.state;
     let mut problems = Vec::new();
     if actual.head != want.head {
-        problems.push(format!(
-            "HEAD is {:?}, expected {:?}",
-            actual.head, want.head
-        ));
+        problems.push(format!("HEAD is {:?}, expected {:?}", actual.head, want.head));
     }
     if on_branch && actual.branch != want.branch {
-        problems.push(format!(
-            "branch is {:?}, expected {:?}",
-            actual.branch, want.branch
-        ));
+        problems.push(format!("branch is {:?}, expected {:?}", actual.branch, want.branch));
     }
     if actual.index_tree != want.index_tree {
-        problems.push(format!(
-            "index tree is {}, expected {}",
-            actual.index_tree, want.index_tree
-        ));
+        problems.push(format!("index tree is {}, expected {}", actual.index_tree, want.index_tree));
     }
     if actual.worktree_tree != want.worktree_tree {
-        problems.push(format!(
-            "working files tree is {}, expected {}",
-            actual.worktree_tree, want.worktree_tree
-        ));
+        problems.push(format!("working files tree is {}, expected {}", actual.worktree_tree, want.worktree_tree));
     }
     let mut got_ita = actual.intent_to_add.clone();
     let mut want_ita = want.intent_to_add.clone();
     got_ita.sort();
     want_ita.sort();
     if got_ita != want_ita {
-        problems.push(format!(
-            "{} intent-to-add entries, expected {}",
-            got_ita.len(),
-            want_ita.len()
-        ));
+        problems.push(format!("{} intent-to-add entries, expected {}", got_ita.len(), want_ita.len()));
     }
     if problems.is_empty() {
         return Ok(());
@@ -347,9 +305,7 @@ pub fn verify(repo: &Repo, expected: &Expected, on_branch: bool) -> Result<()> {
             problems.join("; ")
         ),
     )
-    .with_help(
-        "the worktree was left as it is for inspection; please report this with the snapshot id",
-    ))
+    .with_help("the worktree was left as it is for inspection; please report this with the snapshot id"))
 }
 
 struct RawChange {
@@ -374,10 +330,7 @@ fn parse_raw_diff(out: &[u8]) -> Result<Vec<RawChange>> {
         let new = if status.starts_with('D') {
             None
         } else {
-            Some((
-                parts[1].to_owned(),
-                ObjectId::from_hex(parts[3].as_bytes()).map_err(|_| bad())?,
-            ))
+            Some((parts[1].to_owned(), ObjectId::from_hex(parts[3].as_bytes()).map_err(|_| bad())?))
         };
         changes.push(RawChange { path, new });
     }

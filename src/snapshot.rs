@@ -34,9 +34,7 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
             InProgress::Rebase | InProgress::RebaseInteractive | InProgress::ApplyMailboxRebase => {
                 ("a rebase", "rebase")
             }
-            InProgress::CherryPick | InProgress::CherryPickSequence => {
-                ("a cherry-pick", "cherry-pick")
-            }
+            InProgress::CherryPick | InProgress::CherryPickSequence => ("a cherry-pick", "cherry-pick"),
             InProgress::Revert | InProgress::RevertSequence => ("a revert", "revert"),
             InProgress::Bisect => ("a bisect", "bisect"),
             InProgress::ApplyMailbox => ("a `git am`", "am"),
@@ -44,15 +42,10 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
         let next = if verb == "bisect" {
             "finish it with `git bisect reset`".to_owned()
         } else {
-            format!(
-                "finish it with `git {verb} --continue` or abandon it with `git {verb} --abort`"
-            )
+            format!("finish it with `git {verb} --continue` or abandon it with `git {verb} --abort`")
         };
-        return Err(Error::refused(
-            "operation_in_progress",
-            format!("{what} is in progress in this worktree"),
-        )
-        .with_help(format!("{next}, then try again")));
+        return Err(Error::refused("operation_in_progress", format!("{what} is in progress in this worktree"))
+            .with_help(format!("{next}, then try again")));
     }
     let unmerged: Vec<String> = index
         .entries()
@@ -64,11 +57,7 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
         .collect();
     if !unmerged.is_empty() {
         let shown: Vec<&str> = unmerged.iter().take(5).map(String::as_str).collect();
-        let more = if unmerged.len() > 5 {
-            format!(" and {} more", unmerged.len() - 5)
-        } else {
-            String::new()
-        };
+        let more = if unmerged.len() > 5 { format!(" and {} more", unmerged.len() - 5) } else { String::new() };
         return Err(Error::refused(
             "unmerged_entries",
             format!("the index has unmerged entries: {}{more}", shown.join(", ")),
@@ -90,20 +79,12 @@ pub fn capture(repo: &Repo) -> Result<WorktreeState> {
         .collect();
     let (head, branch) = head_of(repo)?;
     let (index_tree, worktree_tree) = trees_of(repo, &repo.gix.index_path())?;
-    Ok(WorktreeState {
-        head,
-        branch,
-        index_tree,
-        worktree_tree,
-        intent_to_add,
-    })
+    Ok(WorktreeState { head, branch, index_tree, worktree_tree, intent_to_add })
 }
 
 pub fn head_of(repo: &Repo) -> Result<(Option<ObjectId>, Option<String>)> {
     let head = repo.gix.head()?;
-    let branch = head
-        .referent_name()
-        .map(|name| name.shorten().to_str_lossy().into_owned());
+    let branch = head.referent_name().map(|name| name.shorten().to_str_lossy().into_owned());
     let id = head.id().map(|id| id.detach());
     Ok((id, branch))
 }
@@ -117,9 +98,7 @@ fn trees_of(repo: &Repo, index_path: &Path) -> Result<(ObjectId, ObjectId)> {
     let tmp = tempfile::Builder::new()
         .prefix("snapshot-")
         .tempdir_in(repo.private_dir()?)
-        .context("tempdir", || {
-            "could not create a temporary directory".into()
-        })?;
+        .context("tempdir", || "could not create a temporary directory".into())?;
     let tmp_index = tmp.path().join("index");
     copy_index(index_path, &tmp_index)?;
     let git = repo.git().with_index(&tmp_index);
@@ -149,10 +128,6 @@ pub fn copy_index(from: &Path, to: &Path) -> Result<()> {
 
 pub fn parse_id(text: &str) -> Result<ObjectId> {
     ObjectId::from_hex(text.trim().as_bytes()).map_err(|e| {
-        Error::failed(
-            "bad_object_id",
-            format!("git printed an unexpected object id {text:?}"),
-        )
-        .with_source(e)
+        Error::failed("bad_object_id", format!("git printed an unexpected object id {text:?}")).with_source(e)
     })
 }

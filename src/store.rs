@@ -41,23 +41,15 @@ pub fn list(repo: &Repo) -> Result<Vec<Thread>> {
     let mut threads = Vec::new();
     let platform = repo.gix.references()?;
     for reference in platform.prefixed(THREAD_REF_PREFIX.trim_end_matches('/'))? {
-        let reference = reference
-            .map_err(|e| Error::failed("refs", "could not read the thread refs").with_source(e))?;
+        let reference =
+            reference.map_err(|e| Error::failed("refs", "could not read the thread refs").with_source(e))?;
         let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
             continue;
         };
         let state = read_note(repo, id)?;
-        threads.push(Thread {
-            snapshot: id,
-            state,
-        });
+        threads.push(Thread { snapshot: id, state });
     }
-    threads.sort_by(|a, b| {
-        a.state
-            .number
-            .cmp(&b.state.number)
-            .then(a.state.uuid.cmp(&b.state.uuid))
-    });
+    threads.sort_by(|a, b| a.state.number.cmp(&b.state.number).then(a.state.uuid.cmp(&b.state.uuid)));
     Ok(threads)
 }
 
@@ -70,10 +62,7 @@ pub fn load(repo: &Repo, uuid: &str) -> Result<Option<Thread>> {
         return Ok(None);
     };
     let state = read_note(repo, id)?;
-    Ok(Some(Thread {
-        snapshot: id,
-        state,
-    }))
+    Ok(Some(Thread { snapshot: id, state }))
 }
 
 /// The thread state noted on snapshot `snapshot`.
@@ -81,21 +70,13 @@ pub fn read_note(repo: &Repo, snapshot: ObjectId) -> Result<ThreadState> {
     let mut notes = repo.gix.notes()?.with_refs([NOTES_REF])?;
     let found = notes.get(snapshot)?;
     let Some(note) = found.first() else {
-        return Err(Error::failed(
-            "note_missing",
-            format!("snapshot {snapshot} has no note in {NOTES_REF}"),
-        )
-        .with_help(format!(
-            "fetch {NOTES_REF} from the machine that made the snapshot"
-        )));
+        return Err(Error::failed("note_missing", format!("snapshot {snapshot} has no note in {NOTES_REF}"))
+            .with_help(format!("fetch {NOTES_REF} from the machine that made the snapshot")));
     };
     ThreadState::from_note(&note.blob.data).map_err(|e| {
-        Error::failed(
-            "note_unreadable",
-            format!("the note on snapshot {snapshot} is not a thread state"),
-        )
-        .with_help("it may have been written by a newer version of git-codex-handoff; upgrade")
-        .with_source(e)
+        Error::failed("note_unreadable", format!("the note on snapshot {snapshot} is not a thread state"))
+            .with_help("it may have been written by a newer version of git-codex-handoff; upgrade")
+            .with_source(e)
     })
 }
 
@@ -104,20 +85,12 @@ pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
     let spec = spec.trim();
     let threads = list(repo)?;
     let not_found = || {
-        Error::not_found(
-            "thread_not_found",
-            format!("no thread {spec} in this repository"),
-        )
-        .with_help(
-            "`git codex-handoff thread list --all` shows the threads; `thread new` starts one",
-        )
+        Error::not_found("thread_not_found", format!("no thread {spec} in this repository"))
+            .with_help("`git codex-handoff thread list --all` shows the threads; `thread new` starts one")
     };
     if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) && spec.len() < 6 {
         let number: u64 = spec.parse().map_err(|_| not_found())?;
-        let mut matching: Vec<Thread> = threads
-            .into_iter()
-            .filter(|t| t.state.number == number)
-            .collect();
+        let mut matching: Vec<Thread> = threads.into_iter().filter(|t| t.state.number == number).collect();
         return match matching.len() {
             0 => Err(not_found()),
             1 => Ok(matching.remove(0)),
@@ -130,24 +103,15 @@ pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
         if spec.bytes().all(|b| b.is_ascii_digit()) {
             // A long number: still a number.
             let number: u64 = spec.parse().map_err(|_| not_found())?;
-            return threads
-                .into_iter()
-                .find(|t| t.state.number == number)
-                .ok_or_else(not_found);
+            return threads.into_iter().find(|t| t.state.number == number).ok_or_else(not_found);
         }
-        return Err(Error::usage(
-            "bad_thread",
-            format!("{spec:?} is not a thread number, UUID or UUID prefix"),
-        )
-        .with_help("give a thread number (42), a UUID, or at least 6 hex digits of one"));
+        return Err(Error::usage("bad_thread", format!("{spec:?} is not a thread number, UUID or UUID prefix"))
+            .with_help("give a thread number (42), a UUID, or at least 6 hex digits of one"));
     }
     if let Some(exact) = threads.iter().find(|t| t.state.uuid == lower) {
         return Ok(exact.clone());
     }
-    let mut matching: Vec<Thread> = threads
-        .into_iter()
-        .filter(|t| t.state.uuid.starts_with(&lower))
-        .collect();
+    let mut matching: Vec<Thread> = threads.into_iter().filter(|t| t.state.uuid.starts_with(&lower)).collect();
     match matching.len() {
         0 => {
             if spec.bytes().all(|b| b.is_ascii_digit()) {
@@ -161,25 +125,15 @@ pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
 }
 
 fn ambiguous(spec: &str, matching: &[Thread]) -> Error {
-    let list: Vec<String> = matching
-        .iter()
-        .map(|t| format!("#{} {} ({})", t.state.number, t.state.uuid, t.state.title))
-        .collect();
-    Error::usage(
-        "ambiguous_thread",
-        format!("{spec} matches several threads: {}", list.join("; ")),
-    )
-    .with_help("give more digits of the UUID")
+    let list: Vec<String> =
+        matching.iter().map(|t| format!("#{} {} ({})", t.state.number, t.state.uuid, t.state.title)).collect();
+    Error::usage("ambiguous_thread", format!("{spec} matches several threads: {}", list.join("; ")))
+        .with_help("give more digits of the UUID")
 }
 
 /// The next free thread number in this repository.
 pub fn next_number(repo: &Repo) -> Result<u64> {
-    Ok(list(repo)?
-        .iter()
-        .map(|t| t.state.number)
-        .max()
-        .unwrap_or(0)
-        + 1)
+    Ok(list(repo)?.iter().map(|t| t.state.number).max().unwrap_or(0) + 1)
 }
 
 /// Record a snapshot: write I, T and S, note the state on S, then move the
@@ -222,14 +176,8 @@ pub fn record(
         size: transcript_data.len() as u64,
         codex_session: state.transcript.codex_session.take(),
     };
-    let mut data_tree = repo
-        .gix
-        .edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
-    data_tree.upsert(
-        TRANSCRIPT_FILE,
-        gix::object::tree::EntryKind::Blob,
-        transcript,
-    )?;
+    let mut data_tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
+    data_tree.upsert(TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, transcript)?;
     if !worktree.intent_to_add.is_empty() {
         let mut list = Vec::new();
         for path in &worktree.intent_to_add {
@@ -246,10 +194,7 @@ pub fn record(
     let data_commit = write_commit(
         repo,
         &signature,
-        format!(
-            "thread #{} ({}): {}\n",
-            state.number, state.uuid, state.title
-        ),
+        format!("thread #{} ({}): {}\n", state.number, state.uuid, state.title),
         data_tree,
         data_parents,
     )?;
@@ -260,10 +205,7 @@ pub fn record(
     let snapshot = write_commit(
         repo,
         &signature,
-        format!(
-            "codex-handoff snapshot of thread #{} ({}), epoch {}\n",
-            state.number, state.uuid, state.epoch
-        ),
+        format!("codex-handoff snapshot of thread #{} ({}), epoch {}\n", state.number, state.uuid, state.epoch),
         worktree.worktree_tree,
         parents,
     )?;
@@ -289,10 +231,7 @@ pub fn write_note(repo: &Repo, snapshot: ObjectId, state: &ThreadState) -> Resul
             .gix
             .notes()?
             .with_refs([NOTES_REF])?
-            .with_commit_message(format!(
-                "thread #{} ({}) epoch {}",
-                state.number, state.uuid, state.epoch
-            ));
+            .with_commit_message(format!("thread #{} ({}) epoch {}", state.number, state.uuid, state.epoch));
         match notes.replace(NOTES_REF, snapshot, &data) {
             Ok(_) => return Ok(()),
             Err(e) => {
@@ -301,20 +240,13 @@ pub fn write_note(repo: &Repo, snapshot: ObjectId, state: &ThreadState) -> Resul
             }
         }
     }
-    Err(
-        Error::failed("notes_update", format!("could not update {NOTES_REF}"))
-            .with_help("another process keeps changing it; try again")
-            .with_source(last_error.expect("at least one attempt")),
-    )
+    Err(Error::failed("notes_update", format!("could not update {NOTES_REF}"))
+        .with_help("another process keeps changing it; try again")
+        .with_source(last_error.expect("at least one attempt")))
 }
 
 /// Compare-and-swap the thread's ref: it must still be at `expected`.
-pub fn move_thread_ref(
-    repo: &Repo,
-    uuid: &str,
-    expected: Option<ObjectId>,
-    new: ObjectId,
-) -> Result<()> {
+pub fn move_thread_ref(repo: &Repo, uuid: &str, expected: Option<ObjectId>, new: ObjectId) -> Result<()> {
     let name = thread_ref(uuid);
     let expected = match expected {
         Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
@@ -337,24 +269,17 @@ pub fn move_thread_ref(
         deref: false,
     };
     repo.gix.edit_reference(edit).map_err(|e| {
-        Error::refused(
-            "thread_moved",
-            format!("thread {uuid} was changed by another process while this one worked"),
-        )
-        .with_help("run `git codex-handoff thread show` to see its state, then try again")
-        .with_source(e)
+        Error::refused("thread_moved", format!("thread {uuid} was changed by another process while this one worked"))
+            .with_help("run `git codex-handoff thread show` to see its state, then try again")
+            .with_source(e)
     })?;
     Ok(())
 }
 
 /// The transcript blob of thread-data commit `data_commit`.
 pub fn transcript_blob(repo: &Repo, data_commit: ObjectId) -> Result<ObjectId> {
-    data_entry(repo, data_commit, TRANSCRIPT_FILE)?.ok_or_else(|| {
-        Error::failed(
-            "transcript_missing",
-            format!("thread data {data_commit} has no transcript"),
-        )
-    })
+    data_entry(repo, data_commit, TRANSCRIPT_FILE)?
+        .ok_or_else(|| Error::failed("transcript_missing", format!("thread data {data_commit} has no transcript")))
 }
 
 /// Intent-to-add paths recorded in thread-data commit `data_commit`.
@@ -363,11 +288,7 @@ pub fn intent_to_add_paths(repo: &Repo, data_commit: ObjectId) -> Result<Vec<BSt
         return Ok(Vec::new());
     };
     let data = repo.gix.find_blob(blob)?.data.clone();
-    Ok(data
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.as_bstr().to_owned())
-        .collect())
+    Ok(data.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| p.as_bstr().to_owned()).collect())
 }
 
 fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<ObjectId>> {
@@ -376,8 +297,7 @@ fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<O
 }
 
 pub fn parse_hex(text: &str) -> Result<ObjectId> {
-    ObjectId::from_hex(text.as_bytes())
-        .context("bad_object_id", || format!("{text:?} is not an object id"))
+    ObjectId::from_hex(text.as_bytes()).context("bad_object_id", || format!("{text:?} is not an object id"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -388,16 +308,9 @@ fn hex(bytes: &[u8]) -> String {
 fn signature(repo: &Repo) -> gix::actor::Signature {
     let (name, email) = match repo.gix.committer() {
         Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
-        _ => (
-            "git-codex-handoff".into(),
-            "git-codex-handoff@localhost".into(),
-        ),
+        _ => ("git-codex-handoff".into(), "git-codex-handoff@localhost".into()),
     };
-    gix::actor::Signature {
-        name,
-        email,
-        time: gix::date::Time::now_utc(),
-    }
+    gix::actor::Signature { name, email, time: gix::date::Time::now_utc() }
 }
 
 fn write_commit(

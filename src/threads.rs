@@ -11,29 +11,16 @@ use crate::store::{self, Thread};
 
 /// The lock that serialises writers of one thread on this machine.
 pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
-    Lock::acquire(
-        &repo.private_dir()?.join("locks"),
-        uuid,
-        &format!("thread {uuid}"),
-    )
+    Lock::acquire(&repo.private_dir()?.join("locks"), uuid, &format!("thread {uuid}"))
 }
 
 /// Start a thread on the Git state of the worktree `repo` is opened at.
 /// With `branch`, HEAD moves onto that branch first (created at HEAD if new);
 /// no file and no index entry changes.
-pub fn create(
-    repo: &Repo,
-    machine: &str,
-    title: Option<String>,
-    branch: Option<String>,
-) -> Result<Thread> {
+pub fn create(repo: &Repo, machine: &str, title: Option<String>, branch: Option<String>) -> Result<Thread> {
     let workdir = repo.workdir()?;
     // Numbers are handed out one at a time.
-    let _lock = Lock::acquire(
-        &repo.private_dir()?.join("locks"),
-        "new-thread",
-        "starting a thread",
-    )?;
+    let _lock = Lock::acquire(&repo.private_dir()?.join("locks"), "new-thread", "starting a thread")?;
     // Check before anything changes.
     let index = repo.gix.index_or_empty()?;
     snapshot::check_capturable(repo, &index)?;
@@ -46,9 +33,7 @@ pub fn create(
     let now = now_rfc3339();
     let state = ThreadState {
         schema: SCHEMA,
-        title: title
-            .filter(|t| !t.trim().is_empty())
-            .unwrap_or_else(|| format!("Thread {number}")),
+        title: title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| format!("Thread {number}")),
         uuid,
         number,
         branch: worktree.branch.clone(),
@@ -77,48 +62,26 @@ fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
     let git = repo.git();
     let full = format!("refs/heads/{branch}");
     if git.run(["check-ref-format", &full]).is_err() || branch.starts_with('-') {
-        return Err(Error::usage(
-            "bad_branch",
-            format!("{branch:?} is not a valid branch name"),
-        )
-        .with_help("see `git help check-ref-format`"));
+        return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("see `git help check-ref-format`"));
     }
     let (head, current) = snapshot::head_of(repo)?;
     if current.as_deref() == Some(branch) {
         return Ok(());
     }
-    let existing = repo
-        .gix
-        .try_find_reference(full.as_str())?
-        .and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+    let existing = repo.gix.try_find_reference(full.as_str())?.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
     match (existing, head) {
         (Some(at), Some(head)) if at == head => {}
         (Some(_), _) => {
-            return Err(Error::refused(
-                "branch_exists",
-                format!("branch {branch} already exists at another commit"),
-            )
-            .with_help("choose a new branch name, or switch to that branch yourself first"));
+            return Err(Error::refused("branch_exists", format!("branch {branch} already exists at another commit"))
+                .with_help("choose a new branch name, or switch to that branch yourself first"));
         }
         (None, Some(head)) => {
-            git.run([
-                "update-ref",
-                "-m",
-                "codex-handoff: thread new",
-                &full,
-                &head.to_string(),
-                "",
-            ])?;
+            git.run(["update-ref", "-m", "codex-handoff: thread new", &full, &head.to_string(), ""])?;
         }
         (None, None) => {}
     }
-    git.run([
-        "symbolic-ref",
-        "-m",
-        "codex-handoff: thread new",
-        "HEAD",
-        &full,
-    ])?;
+    git.run(["symbolic-ref", "-m", "codex-handoff: thread new", "HEAD", &full])?;
     Ok(())
 }
 
@@ -127,12 +90,8 @@ pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
     let thread = store::resolve(repo, spec)?;
     let _lock = lock_thread(repo, &thread.state.uuid)?;
     // Re-read under the lock: another writer may have moved it meanwhile.
-    let thread = store::load(repo, &thread.state.uuid)?.ok_or_else(|| {
-        Error::not_found(
-            "thread_not_found",
-            format!("thread {} disappeared", thread.state.uuid),
-        )
-    })?;
+    let thread = store::load(repo, &thread.state.uuid)?
+        .ok_or_else(|| Error::not_found("thread_not_found", format!("thread {} disappeared", thread.state.uuid)))?;
     if thread.state.owner_machine != machine {
         return Err(Error::refused(
             "not_owner",
@@ -152,10 +111,7 @@ pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
 /// Open the worktree the thread lives in on this machine.
 pub fn thread_worktree(thread: &Thread) -> Result<Repo> {
     let Some(path) = thread.state.worktree.as_deref() else {
-        return Err(Error::not_found(
-            "no_worktree",
-            format!("thread #{} has no worktree here", thread.state.number),
-        ));
+        return Err(Error::not_found("no_worktree", format!("thread #{} has no worktree here", thread.state.number)));
     };
     let path = std::path::Path::new(path);
     if !path.exists() {
@@ -175,12 +131,7 @@ pub fn history(repo: &Repo, thread: &Thread) -> Result<Vec<(ObjectId, ThreadStat
     while let Some(snapshot) = next {
         let state = store::read_note(repo, snapshot)?;
         let data = store::parse_hex(&state.data_commit)?;
-        let parents: Vec<ObjectId> = repo
-            .gix
-            .find_commit(data)?
-            .parent_ids()
-            .map(|id| id.detach())
-            .collect();
+        let parents: Vec<ObjectId> = repo.gix.find_commit(data)?.parent_ids().map(|id| id.detach()).collect();
         next = parents.get(1).copied();
         entries.push((snapshot, state));
     }

@@ -26,9 +26,7 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
             ProjectCommand::Forget(_) => "project forget",
         })),
         Some(Command::InstallHooks(_)) => Err(Error::not_yet_available("install-hooks")),
-        Some(Command::Remote(RemoteCommand::Serve(_))) => {
-            Err(Error::not_yet_available("remote serve"))
-        }
+        Some(Command::Remote(RemoteCommand::Serve(_))) => Err(Error::not_yet_available("remote serve")),
         None => handoff::run(cli.handoff, ui),
     }
 }
@@ -60,11 +58,6 @@ pub fn owner_name(thread: &Thread, this_machine: &str) -> String {
     if thread.state.owner_machine == this_machine {
         "local".to_owned()
     } else {
-        thread
-            .state
-            .handoff
-            .as_ref()
-            .map(|h| h.to.clone())
-            .unwrap_or_else(|| thread.state.owner_machine.clone())
+        thread.state.handoff.as_ref().map(|h| h.to.clone()).unwrap_or_else(|| thread.state.owner_machine.clone())
     }
 }

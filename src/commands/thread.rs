@@ -45,11 +45,7 @@ fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
 fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let machine = machine_name(Some(&repo));
-    let here = if args.all || repo.gix.workdir().is_none() {
-        None
-    } else {
-        Some(repo.subdirectory()?)
-    };
+    let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
     let threads: Vec<store::Thread> = store::list(&repo)?
         .into_iter()
         .filter(|t| match &here {
@@ -91,15 +87,8 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
     ui.say(format!("title     {}", s.title));
     ui.say(format!("branch    {}", branch_text(&s.branch)));
-    ui.say(format!(
-        "head      {}",
-        s.head.as_deref().unwrap_or("(none: unborn branch)")
-    ));
-    ui.say(format!(
-        "owner     {} ({})",
-        owner_name(&thread, &machine),
-        s.owner_machine
-    ));
+    ui.say(format!("head      {}", s.head.as_deref().unwrap_or("(none: unborn branch)")));
+    ui.say(format!("owner     {} ({})", owner_name(&thread, &machine), s.owner_machine));
     ui.say(format!("status    {}", status_text(s.status)));
     ui.say(format!("epoch     {}", s.epoch));
     ui.say(format!("snapshot  {}", thread.snapshot));

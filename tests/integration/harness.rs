@@ -1,0 +1,291 @@
+//! A small harness: isolated HOME and git config, real repositories made with
+//! the git binary, and the real built binary run through `git codex-handoff`.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_git-codex-handoff");
+
+pub struct TestEnv {
+    pub root: tempfile::TempDir,
+    pub home: PathBuf,
+    path_var: OsString,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new().prefix("codex-handoff-test-").tempdir().expect("tempdir");
+        let home = root.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join(".gitconfig"),
+            "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n\
+             [codex-handoff]\n\tmachine = laptop\n[advice]\n\tdetachedHead = false\n",
+        )
+        .unwrap();
+        let bin_dir = Path::new(BIN).parent().unwrap();
+        let mut path_var = OsString::from(bin_dir);
+        path_var.push(":");
+        path_var.push(std::env::var_os("PATH").unwrap_or_default());
+        TestEnv { root, home, path_var }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// A command with this environment (isolated from the user's config).
+    pub fn command(&self, program: &str, dir: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("PATH", &self.path_var)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("LANG", "C.UTF-8")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `git codex-handoff <args>` in `dir`.
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.command("git", dir);
+        cmd.arg("codex-handoff").args(args);
+        Run::from(cmd.output().expect("run git codex-handoff"))
+    }
+
+    /// Run git in `dir`; panics with its stderr on failure.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_bytes(dir, args);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn git_bytes(&self, dir: &Path, args: &[&str]) -> Vec<u8> {
+        let out = self.command("git", dir).args(args).output().expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Run git with the given environment variables; returns the raw output.
+    pub fn git_with_env(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command("git", dir);
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run git")
+    }
+
+    /// A new repository at `rel`.
+    pub fn init_repo(&self, rel: &str) -> PathBuf {
+        let dir = self.path(rel);
+        std::fs::create_dir_all(&dir).unwrap();
+        self.git(&dir, &["init", "-q"]);
+        dir
+    }
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(&self) -> &Run {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{}\nstderr: {}", self.stdout, self.stderr)
+        })
+    }
+    #[track_caller]
+    pub fn fails_with(&self, code: i32, text: &str) -> &Run {
+        assert_eq!(self.code, code, "exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.stderr.contains(text) || self.stdout.contains(text),
+            "expected {text:?} in the output\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+pub fn os(bytes: &[u8]) -> OsString {
+    OsString::from_vec(bytes.to_vec())
+}
+
+/// Write a file, replacing whatever is in the way (a directory, a symlink, a
+/// file where a parent directory should be).
+pub fn write(dir: &Path, rel: &[u8], data: &[u8]) {
+    let path = make_room(dir, rel);
+    std::fs::write(&path, data).unwrap();
+}
+
+fn make_room(dir: &Path, rel: &[u8]) -> PathBuf {
+    let path = dir.join(OsStr::from_bytes(rel));
+    let mut ancestor = PathBuf::from(dir);
+    let parts: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
+    for part in &parts[..parts.len() - 1] {
+        ancestor.push(OsStr::from_bytes(part));
+        if ancestor.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&ancestor).unwrap();
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path).unwrap(),
+        Ok(_) => std::fs::remove_file(&path).unwrap(),
+        Err(_) => {}
+    }
+    path
+}
+
+pub fn set_exec(dir: &Path, rel: &[u8], exec: bool) {
+    let path = dir.join(OsStr::from_bytes(rel));
+    let mode = if exec { 0o755 } else { 0o644 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn symlink(dir: &Path, rel: &[u8], target: &[u8]) {
+    let path = make_room(dir, rel);
+    std::os::unix::fs::symlink(OsStr::from_bytes(target), &path).unwrap();
+}
+
+/// What a user sees of one path in a worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileFact {
+    File { bytes: Vec<u8>, executable: bool },
+    Symlink { target: Vec<u8> },
+    Dir,
+}
+
+/// Every path under `dir` except `.git`, with bytes, executable bit and link targets.
+pub fn files(dir: &Path) -> BTreeMap<Vec<u8>, FileFact> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<Vec<u8>, FileFact>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        if rel == b".git" {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).unwrap().into_os_string().into_vec();
+            out.insert(rel, FileFact::Symlink { target });
+        } else if meta.is_dir() {
+            out.insert(rel, FileFact::Dir);
+            walk(root, &path, out);
+        } else {
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            out.insert(rel, FileFact::File { bytes: std::fs::read(&path).unwrap(), executable });
+        }
+    }
+}
+
+/// What a user would compare between two worktrees.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WorktreeFacts {
+    pub status: String,
+    pub index: String,
+    pub files: BTreeMap<Vec<u8>, FileFact>,
+}
+
+impl TestEnv {
+    pub fn facts(&self, dir: &Path) -> WorktreeFacts {
+        WorktreeFacts {
+            status: self.git(dir, &["status", "--porcelain=v2", "--untracked-files=all", "-z"]),
+            index: self.git(dir, &["ls-files", "-s", "-z"]),
+            files: files(dir),
+        }
+    }
+
+    /// Everything a snapshot must leave alone: index file bytes, files, and
+    /// every ref except the tool's own.
+    pub fn untouchables(&self, dir: &Path) -> (Vec<u8>, BTreeMap<Vec<u8>, FileFact>, String, String) {
+        let git_dir = PathBuf::from(self.git(dir, &["rev-parse", "--absolute-git-dir"]).trim());
+        let index = std::fs::read(git_dir.join("index")).unwrap_or_default();
+        let refs: String = self
+            .git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
+            .lines()
+            .filter(|l| !l.starts_with("refs/codex-handoff/") && !l.starts_with("refs/notes/codex-handoff "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let head = std::fs::read_to_string(git_dir.join("HEAD")).unwrap_or_default();
+        (index, files(dir), refs, head)
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), so random states are reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    pub fn bytes(&mut self, len: usize, binary: bool) -> Vec<u8> {
+        (0..len)
+            .map(|i| {
+                let r = self.next() as u8;
+                if binary {
+                    r
+                } else if i % 17 == 16 {
+                    b'\n'
+                } else {
+                    b'a' + r % 26
+                }
+            })
+            .collect()
+    }
+}
