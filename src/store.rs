@@ -81,44 +81,32 @@ pub fn read_note(repo: &Repo, snapshot: ObjectId) -> Result<ThreadState> {
 }
 
 /// Find a thread by number, UUID or UUID prefix (at least 6 hex digits).
+/// A string of digits is a number first, and a UUID prefix only when no
+/// thread has that number.
 pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
     let spec = spec.trim();
-    let threads = list(repo)?;
-    let not_found = || {
-        Error::not_found("thread_not_found", format!("no thread {spec} in this repository"))
-            .with_help("`git codex-handoff thread list --all` shows the threads; `thread new` starts one")
-    };
-    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) && spec.len() < 6 {
-        let number: u64 = spec.parse().map_err(|_| not_found())?;
-        let mut matching: Vec<Thread> = threads.into_iter().filter(|t| t.state.number == number).collect();
-        return match matching.len() {
-            0 => Err(not_found()),
-            1 => Ok(matching.remove(0)),
-            _ => Err(ambiguous(spec, &matching)),
-        };
-    }
     let lower = spec.to_ascii_lowercase();
-    let hexish = lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    if !hexish || lower.replace('-', "").len() < 6 {
-        if spec.bytes().all(|b| b.is_ascii_digit()) {
-            // A long number: still a number.
-            let number: u64 = spec.parse().map_err(|_| not_found())?;
-            return threads.into_iter().find(|t| t.state.number == number).ok_or_else(not_found);
-        }
+    let is_number = !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit());
+    let uuid_like = !spec.is_empty() && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    let hex_digits = lower.chars().filter(char::is_ascii_hexdigit).count();
+    if !is_number && (!uuid_like || hex_digits < 6) {
         return Err(Error::usage("bad_thread", format!("{spec:?} is not a thread number, UUID or UUID prefix"))
             .with_help("give a thread number (42), a UUID, or at least 6 hex digits of one"));
     }
-    if let Some(exact) = threads.iter().find(|t| t.state.uuid == lower) {
-        return Ok(exact.clone());
+    let threads = list(repo)?;
+    let mut matching: Vec<Thread> = match spec.parse::<u64>() {
+        Ok(number) if is_number => threads.iter().filter(|t| t.state.number == number).cloned().collect(),
+        _ => Vec::new(),
+    };
+    if matching.is_empty() && hex_digits >= 6 {
+        matching = match threads.iter().find(|t| t.state.uuid == lower) {
+            Some(exact) => vec![exact.clone()],
+            None => threads.into_iter().filter(|t| t.state.uuid.starts_with(&lower)).collect(),
+        };
     }
-    let mut matching: Vec<Thread> = threads.into_iter().filter(|t| t.state.uuid.starts_with(&lower)).collect();
     match matching.len() {
-        0 => {
-            if spec.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(not_found());
-            }
-            Err(not_found())
-        }
+        0 => Err(Error::not_found("thread_not_found", format!("no thread {spec} in this repository"))
+            .with_help("`git codex-handoff thread list --all` shows the threads; `thread new` starts one")),
         1 => Ok(matching.remove(0)),
         _ => Err(ambiguous(spec, &matching)),
     }

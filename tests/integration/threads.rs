@@ -1,1 +1,266 @@
-use crate::harness::TestEnv;
+//! The thread store as a user meets it: new, list, show, log, snapshot,
+//! resolution of THREAD, notes readable by plain git, gc safety, locks,
+//! discovery (-C, GIT_DIR), JSON output and errors.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::{write, TestEnv};
+
+fn repo_with_commit(env: &TestEnv, name: &str) -> PathBuf {
+    let repo = env.init_repo(name);
+    write(&repo, b"a.txt", b"one\n");
+    env.git(&repo, &["add", "a.txt"]);
+    env.git(&repo, &["commit", "-q", "-m", "one"]);
+    repo
+}
+
+fn new_thread(env: &TestEnv, repo: &Path, title: &str) -> serde_json::Value {
+    env.run(repo, &["thread", "new", "--title", title, "--json"]).success().json()
+}
+
+#[test]
+fn new_list_show_have_the_documented_json_shapes() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    let thread = new_thread(&env, &repo, "Fix the parser");
+    assert_eq!(thread["number"], 1);
+    assert_eq!(thread["title"], "Fix the parser");
+    assert_eq!(thread["branch"], "main");
+    assert_eq!(thread["owner"], "local");
+    assert_eq!(thread["owner_machine"], "laptop");
+    assert_eq!(thread["status"], "idle");
+    assert_eq!(thread["epoch"], 0);
+    let uuid = thread["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(uuid.len(), 36);
+    let snapshot = thread["snapshot"].as_str().unwrap().to_owned();
+    assert_eq!(env.git(&repo, &["rev-parse", &format!("refs/codex-handoff/threads/{uuid}")]).trim(), snapshot);
+
+    let second = new_thread(&env, &repo, "Second");
+    assert_eq!(second["number"], 2);
+
+    let list = env.run(&repo, &["thread", "list", "--json"]).success().json();
+    let threads = list["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 2);
+    assert_eq!(threads[0]["uuid"], uuid.as_str());
+    for field in ["number", "uuid", "title", "branch", "owner", "owner_machine", "status", "epoch", "snapshot"] {
+        assert!(threads[1].get(field).is_some(), "thread list lacks {field}");
+    }
+
+    // THREAD as a number, a full UUID and a 6-digit prefix.
+    for spec in ["1", uuid.as_str(), &uuid[..6]] {
+        let shown = env.run(&repo, &["thread", "show", spec, "--json"]).success().json();
+        assert_eq!(shown["uuid"], uuid.as_str(), "thread show {spec}");
+    }
+    let human = env.run(&repo, &["thread", "show", "1"]).success().stdout.clone();
+    assert!(human.contains("Fix the parser") && human.contains(&uuid), "{human}");
+}
+
+#[test]
+fn detached_and_unborn_threads() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    env.git(&repo, &["checkout", "-q", "--detach"]);
+    let thread = new_thread(&env, &repo, "detached");
+    assert!(thread["branch"].is_null(), "{thread}");
+
+    let unborn = env.init_repo("unborn");
+    write(&unborn, b"new.txt", b"x\n");
+    let thread = new_thread(&env, &unborn, "unborn");
+    assert_eq!(thread["branch"], "main");
+    assert!(thread["head"].is_null(), "{thread}");
+}
+
+#[test]
+fn unknown_and_bad_threads_are_clear_errors() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    new_thread(&env, &repo, "t");
+    env.run(&repo, &["thread", "show", "7"]).fails_with(3, "no thread 7");
+    let out = env.run(&repo, &["thread", "show", "7", "--json"]);
+    assert_eq!(out.code, 3);
+    let doc = out.json();
+    assert_eq!(doc["error"]["code"], "thread_not_found");
+    assert!(doc["error"]["help"].as_str().unwrap().contains("thread list"));
+    env.run(&repo, &["thread", "show", "not-a-thread!"]).fails_with(2, "not a thread number");
+    env.run(&repo, &["thread", "show", "abc"]).fails_with(2, "at least 6 hex digits");
+    // Usage errors: exit 2, JSON under --json.
+    env.run(&repo, &["thread", "show"]).fails_with(2, "THREAD");
+    let out = env.run(&repo, &["thread", "show", "--json"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(out.json()["error"]["code"], "usage");
+}
+
+#[test]
+fn an_ambiguous_prefix_lists_the_candidates() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    let thread = new_thread(&env, &repo, "first");
+    let uuid = thread["uuid"].as_str().unwrap();
+    let snapshot = thread["snapshot"].as_str().unwrap();
+    // A second thread whose UUID shares the first 8 digits, made with plain git.
+    let twin = format!("{}ffff-ffff-4fff-8fff-ffffffffffff", &uuid[..8]);
+    let note = env.git(&repo, &["notes", "--ref", "codex-handoff", "show", snapshot]);
+    let mut state: serde_json::Value = serde_json::from_str(&note).unwrap();
+    state["uuid"] = twin.clone().into();
+    state["number"] = 2.into();
+    let tree = env.git(&repo, &["rev-parse", &format!("{snapshot}^{{tree}}")]);
+    let commit = env.git(&repo, &["commit-tree", "-m", "twin", tree.trim()]);
+    let commit = commit.trim();
+    env.git(&repo, &["notes", "--ref", "codex-handoff", "add", "-m", &state.to_string(), commit]);
+    env.git(&repo, &["update-ref", &format!("refs/codex-handoff/threads/{twin}"), commit]);
+
+    let out = env.run(&repo, &["thread", "show", &uuid[..8]]);
+    out.fails_with(2, "matches several threads").fails_with(2, uuid).fails_with(2, &twin);
+    // More digits pick one.
+    let shown = env.run(&repo, &["thread", "show", &uuid[..12], "--json"]).success().json();
+    assert_eq!(shown["uuid"], uuid);
+}
+
+#[test]
+fn snapshots_chain_and_survive_gc_and_are_readable_with_plain_git() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    let first = new_thread(&env, &repo, "chain")["snapshot"].as_str().unwrap().to_owned();
+    write(&repo, b"a.txt", b"two\n");
+    let second = env.run(&repo, &["thread", "snapshot", "1", "--json"]).success().json();
+    let second = second["snapshot"].as_str().unwrap().to_owned();
+    write(&repo, b"b.txt", b"untracked\n");
+    let third = env.run(&repo, &["thread", "snapshot", "1"]).success().stdout.trim().to_owned();
+    assert_eq!(third.len(), 40, "thread snapshot prints the snapshot id: {third}");
+    assert_ne!(first, second);
+    assert_ne!(second, third);
+
+    let log = env.run(&repo, &["thread", "log", "1", "--json"]).success().json();
+    let entries: Vec<&str> =
+        log["entries"].as_array().unwrap().iter().map(|e| e["snapshot"].as_str().unwrap()).collect();
+    assert_eq!(entries, vec![third.as_str(), second.as_str(), first.as_str()]);
+
+    // Plain git reads the state.
+    let note = env.git(&repo, &["notes", "--ref", "codex-handoff", "show", &second]);
+    let state: serde_json::Value = serde_json::from_str(&note).unwrap();
+    assert_eq!(state["schema"], 1);
+    assert_eq!(state["number"], 1);
+
+    // gc keeps every snapshot, and fsck finds nothing the store needs unreachable.
+    env.git(&repo, &["gc", "-q", "--prune=now"]);
+    for id in [&first, &second, &third] {
+        env.git(&repo, &["cat-file", "-e", &format!("{id}^{{tree}}")]);
+        env.git(&repo, &["notes", "--ref", "codex-handoff", "show", id]);
+    }
+    let fsck = env.git(&repo, &["fsck", "--unreachable", "--no-progress"]);
+    for id in [&first, &second, &third] {
+        assert!(!fsck.contains(id.as_str()), "fsck reports {id} unreachable: {fsck}");
+    }
+    let log = env.run(&repo, &["thread", "log", "1", "--json"]).success().json();
+    assert_eq!(log["entries"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn new_with_branch_moves_head_only() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    write(&repo, b"a.txt", b"dirty\n");
+    env.git(&repo, &["add", "a.txt"]);
+    write(&repo, b"u.txt", b"untracked\n");
+    let status = env.git(&repo, &["status", "--porcelain=v2", "-z"]);
+    let head = env.git(&repo, &["rev-parse", "HEAD"]);
+    let thread = env.run(&repo, &["thread", "new", "--branch", "work/parser", "--json"]).success().json();
+    assert_eq!(thread["branch"], "work/parser");
+    assert_eq!(env.git(&repo, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/work/parser");
+    assert_eq!(env.git(&repo, &["rev-parse", "HEAD"]), head);
+    assert_eq!(env.git(&repo, &["status", "--porcelain=v2", "-z"]), status);
+    // A branch name git rejects is a usage error that changes nothing.
+    env.run(&repo, &["thread", "new", "--branch", "bad..name"]).fails_with(2, "not a valid branch name");
+    assert_eq!(env.git(&repo, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/work/parser");
+}
+
+#[test]
+fn a_busy_thread_is_refused_and_a_stale_lock_is_taken_over() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    let thread = new_thread(&env, &repo, "locked");
+    let uuid = thread["uuid"].as_str().unwrap();
+    let locks = repo.join(".git/codex-handoff/locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lock = locks.join(format!("{uuid}.lock"));
+    // Held by a live process (this test).
+    std::fs::write(&lock, format!("{} laptop\n", std::process::id())).unwrap();
+    let before = env.git(&repo, &["for-each-ref"]);
+    env.run(&repo, &["thread", "snapshot", "1"]).fails_with(4, "is busy").fails_with(4, "pid");
+    assert_eq!(env.git(&repo, &["for-each-ref"]), before);
+    // Left by a process that is gone.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&lock, format!("{pid} laptop\n")).unwrap();
+    env.run(&repo, &["thread", "snapshot", "1"]).success();
+    assert!(!lock.exists(), "the lock is released afterwards");
+}
+
+#[test]
+fn repository_discovery_follows_git() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    new_thread(&env, &repo, "found");
+    std::fs::create_dir_all(repo.join("sub/dir")).unwrap();
+    // From a subdirectory, with -C, with an alias, and with GIT_DIR/GIT_WORK_TREE.
+    let sub = repo.join("sub/dir");
+    let list = env.run(&sub, &["thread", "list", "--all", "--json"]).success().json();
+    assert_eq!(list["threads"].as_array().unwrap().len(), 1);
+    let mut cmd = env.command("git", env.root.path());
+    cmd.args(["-C", repo.to_str().unwrap(), "codex-handoff", "thread", "list", "--json"]);
+    let out = crate::harness::Run::from(cmd.output().unwrap());
+    assert_eq!(out.success().json()["threads"].as_array().unwrap().len(), 1);
+    env.git(&repo, &["config", "alias.ho", "codex-handoff"]);
+    let mut cmd = env.command("git", &repo);
+    cmd.args(["ho", "thread", "list", "--json"]);
+    let out = crate::harness::Run::from(cmd.output().unwrap());
+    assert_eq!(out.success().json()["threads"].as_array().unwrap().len(), 1);
+    let mut cmd = env.command("git", env.root.path());
+    cmd.args(["codex-handoff", "thread", "show", "1", "--json"])
+        .env("GIT_DIR", repo.join(".git"))
+        .env("GIT_WORK_TREE", &repo);
+    let out = crate::harness::Run::from(cmd.output().unwrap());
+    assert_eq!(out.success().json()["title"], "found");
+    // Outside any repository: exit 3 with a hint.
+    let outside = env.path("nowhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    let mut cmd = env.command("git", &outside);
+    cmd.args(["codex-handoff", "thread", "list"]).env("GIT_CEILING_DIRECTORIES", env.root.path());
+    let out = crate::harness::Run::from(cmd.output().unwrap());
+    out.fails_with(3, "not a git repository").fails_with(3, "git -C");
+}
+
+#[test]
+fn a_thread_in_a_linked_worktree_restores_elsewhere() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    let linked = env.path("linked");
+    env.git(&repo, &["worktree", "add", "-q", "-b", "topic", linked.to_str().unwrap()]);
+    write(&linked, b"a.txt", b"changed in the linked worktree\n");
+    write(&linked, b"new.txt", b"new\n");
+    env.git(&linked, &["add", "new.txt"]);
+    let thread = new_thread(&env, &linked, "linked");
+    assert_eq!(thread["branch"], "topic");
+    assert_eq!(thread["worktree"], linked.to_str().unwrap());
+    // topic is checked out in `linked`: restoring on it is refused, detached works.
+    let target = env.path("restored");
+    env.run(&repo, &["thread", "restore", "1", target.to_str().unwrap()])
+        .fails_with(4, "branch topic is checked out in another worktree");
+    assert!(!target.exists());
+    env.run(&repo, &["thread", "restore", "1", target.to_str().unwrap(), "--detach"]).success();
+    assert_eq!(
+        env.git(&target, &["status", "--porcelain=v2", "-z"]),
+        env.git(&linked, &["status", "--porcelain=v2", "-z"])
+    );
+}
+
+#[test]
+fn commands_of_later_versions_say_so() {
+    let env = TestEnv::new();
+    let repo = repo_with_commit(&env, "repo");
+    env.run(&repo, &["host", "list"]).fails_with(1, "not yet available");
+    let out = env.run(&repo, &["destinations", "--json"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.json()["error"]["code"], "not_yet_available");
+}
