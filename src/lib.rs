@@ -6,16 +6,22 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
+pub mod fingerprint;
 pub mod git;
+pub mod handoff;
+pub mod helper;
 pub mod lock;
 pub mod output;
+pub mod protocol;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod threads;
+pub mod transport;
 
 use std::process::ExitCode;
 

@@ -28,6 +28,13 @@ impl Ui {
         let _ = writeln!(self.stderr, "{}", text.as_ref());
     }
 
+    /// Progress for a person watching: stderr, and only on a terminal.
+    pub fn progress(&mut self, text: impl AsRef<str>) {
+        if std::io::stderr().is_terminal() {
+            let _ = writeln!(self.stderr, "{}", text.as_ref());
+        }
+    }
+
     /// The command's JSON document (only under `--json`).
     pub fn json(&mut self, value: &serde_json::Value) {
         if self.json {

@@ -72,6 +72,15 @@ impl Repo {
         Ok(cwd.strip_prefix(&root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default())
     }
 
+    /// Is `ancestor` reachable from `descendant` (or the same commit)?
+    pub fn is_ancestor(&self, ancestor: gix::ObjectId, descendant: gix::ObjectId) -> Result<bool> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let base = self.gix.merge_base(ancestor, descendant);
+        Ok(matches!(base, Ok(Some(b)) if b.detach() == ancestor))
+    }
+
     /// A string config value as git would read it (repository, global and system files).
     pub fn config_string(&self, key: &str) -> Option<String> {
         self.gix.config_snapshot().string(key).map(|v| v.to_string())
@@ -88,17 +97,18 @@ pub fn absolute(path: &Path) -> PathBuf {
     .collect()
 }
 
-/// This machine's name: `codex-handoff.machine`, else the hostname.
+/// This machine's name: `codex-handoff.machine` (as this repository sees
+/// it, so a test may set it per repository), else the hostname.
 pub fn machine_name(repo: Option<&Repo>) -> String {
     if let Some(name) = repo.and_then(|r| r.config_string("codex-handoff.machine")) {
         if !name.trim().is_empty() {
             return name.trim().to_owned();
         }
     }
-    hostname()
+    crate::config::machine_name()
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

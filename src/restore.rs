@@ -65,7 +65,7 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
             .with_help("choose another directory"));
     }
     let state = &expected.state;
-    let plan = branch_plan(repo, state, detach)?;
+    let plan = branch_plan(repo, state, detach, None)?;
     let common = Git::new(repo.common_dir(), None);
     let path_arg = path.as_os_str().to_owned();
     let mut args: Vec<std::ffi::OsString> = vec!["worktree".into(), "add".into(), "--no-checkout".into()];
@@ -101,7 +101,7 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
     }
     common.run(&args)?;
 
-    let result = populate_and_verify(path, expected, !matches!(plan, BranchPlan::Detach));
+    let result = populate_and_verify(path, expected, !matches!(plan, BranchPlan::Detach), false);
     match result {
         Ok(()) => Ok(Restored {
             worktree: path.to_owned(),
@@ -117,12 +117,62 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
     }
 }
 
-fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool) -> Result<BranchPlan> {
+/// Restore `expected` into the existing worktree at `path`, whose contents
+/// the caller has checked are only what the thread left there (all of it is
+/// in an earlier snapshot). Files, index and HEAD move to the snapshot's.
+pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: bool) -> Result<Restored> {
+    let state = &expected.state;
+    let plan = branch_plan(repo, state, detach, Some(path))?;
+    let worktree = Repo::open(path)?;
+    let git = worktree.git();
+    let message = "codex-handoff: restore a thread";
+    let head = state.head.map(|h| h.to_string()).unwrap_or_default();
+    match &plan {
+        BranchPlan::Detach => {
+            git.run(["update-ref", "--no-deref", "-m", message, "HEAD", &head])?;
+        }
+        BranchPlan::Create(branch) => {
+            git.run(["update-ref", "-m", message, &format!("refs/heads/{branch}"), &head, ""])?;
+            git.run(["symbolic-ref", "-m", message, "HEAD", &format!("refs/heads/{branch}")])?;
+        }
+        BranchPlan::FastForward { branch, from } => {
+            git.run(["update-ref", "-m", message, &format!("refs/heads/{branch}"), &head, &from.to_string()])?;
+            git.run(["symbolic-ref", "-m", message, "HEAD", &format!("refs/heads/{branch}")])?;
+        }
+        BranchPlan::Existing(branch) | BranchPlan::Orphan(branch) => {
+            git.run(["symbolic-ref", "-m", message, "HEAD", &format!("refs/heads/{branch}")])?;
+        }
+    }
+    populate_and_verify(path, expected, !matches!(plan, BranchPlan::Detach), true)?;
+    Ok(Restored {
+        worktree: path.to_owned(),
+        branch: if matches!(plan, BranchPlan::Detach) { None } else { state.branch.clone() },
+    })
+}
+
+/// What restoring on the snapshot's branch would do here, without doing it.
+pub fn branch_action(repo: &Repo, state: &WorktreeState, own_worktree: Option<&Path>) -> Result<&'static str> {
+    Ok(match branch_plan(repo, state, false, own_worktree)? {
+        BranchPlan::Detach => "detached HEAD",
+        BranchPlan::Create(_) | BranchPlan::Orphan(_) => "create",
+        BranchPlan::Existing(_) => "up to date",
+        BranchPlan::FastForward { .. } => "fast-forward",
+    })
+}
+
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    let a = a.canonicalize().unwrap_or_else(|_| a.to_owned());
+    let b = b.canonicalize().unwrap_or_else(|_| b.to_owned());
+    a == b
+}
+
+fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool, own_worktree: Option<&Path>) -> Result<BranchPlan> {
     let Some(branch) = state.branch.clone().filter(|_| !detach) else {
         return Ok(BranchPlan::Detach);
     };
     let full = format!("refs/heads/{branch}");
-    if let Some(wt) = checked_out_in(repo, &full)? {
+    let foreign = checked_out_in(repo, &full)?.filter(|wt| !own_worktree.is_some_and(|own| same_path(own, wt)));
+    if let Some(wt) = foreign {
         return Err(Error::refused(
             "branch_checked_out",
             format!("branch {branch} is checked out in another worktree: {}", wt.display()),
@@ -146,15 +196,10 @@ fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool) -> Result<Branc
     if current == head {
         return Ok(BranchPlan::Existing(branch));
     }
-    if is_ancestor(repo, current, head)? {
+    if repo.is_ancestor(current, head)? {
         return Ok(BranchPlan::FastForward { branch, from: current });
     }
     Err(diverged())
-}
-
-fn is_ancestor(repo: &Repo, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
-    let base = repo.gix.merge_base(ancestor, descendant);
-    Ok(matches!(base, Ok(Some(b)) if b.detach() == ancestor))
 }
 
 /// The worktree that has `full_ref` checked out, if any.
@@ -174,8 +219,9 @@ pub fn checked_out_in(repo: &Repo, full_ref: &str) -> Result<Option<PathBuf>> {
 }
 
 /// Write files and index of `expected` into the worktree at `path`, whose
-/// HEAD is already set and which has no files yet, then verify.
-fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool) -> Result<()> {
+/// HEAD is already set, then verify. A fresh worktree has no files yet; a
+/// reused one (`reuse`) has only what an earlier snapshot holds.
+fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse: bool) -> Result<()> {
     let repo = Repo::open(path)?;
     let git_dir = repo.git_dir();
     let git = repo.git();
@@ -183,6 +229,12 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool) -> Res
     let _ = std::fs::remove_file(&tmp_index);
     let staged = git.with_index(&tmp_index);
     let state = &expected.state;
+    if reuse {
+        // Make every present file (untracked ones too) an index entry, so
+        // read-tree below replaces or removes it like any tracked file.
+        snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
+        staged.run(["add", "--all"])?;
+    }
 
     // git's read-tree -u writes the files (with checkout filters, symlinks
     // and modes as configured) and records their stat data; gix's checkout

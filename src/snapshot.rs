@@ -131,3 +131,44 @@ pub fn parse_id(text: &str) -> Result<ObjectId> {
         Error::failed("bad_object_id", format!("git printed an unexpected object id {text:?}")).with_source(e)
     })
 }
+
+/// How much of a worktree differs from HEAD, as `git status` counts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Changes {
+    pub staged: usize,
+    pub unstaged: usize,
+    pub untracked: usize,
+    /// Bytes of the changed and untracked files in the working tree.
+    pub bytes: u64,
+}
+
+pub fn count_changes(repo: &Repo) -> Result<Changes> {
+    let root = repo.workdir()?;
+    let out = repo.git().run(["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"])?;
+    let mut changes = Changes::default();
+    let size = |path: &[u8]| -> u64 {
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(path))).map(|m| m.len()).unwrap_or(0)
+    };
+    for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        match record.first() {
+            Some(b'1') => {
+                let fields: Vec<&[u8]> = record.splitn(9, |b| *b == b' ').collect();
+                let (Some(xy), Some(path)) = (fields.get(1), fields.get(8)) else { continue };
+                if xy.first() != Some(&b'.') {
+                    changes.staged += 1;
+                }
+                if xy.get(1) != Some(&b'.') {
+                    changes.unstaged += 1;
+                }
+                changes.bytes += size(path);
+            }
+            Some(b'?') => {
+                changes.untracked += 1;
+                changes.bytes += size(&record[2.min(record.len())..]);
+            }
+            _ => {}
+        }
+    }
+    Ok(changes)
+}

@@ -25,8 +25,11 @@ pub struct ThreadState {
     pub epoch: u64,
     pub owner_machine: String,
     pub status: Status,
-    /// The worktree root on the owner machine.
+    /// The worktree root the snapshot was taken in, on `source_machine`.
     pub worktree: Option<String>,
+    /// The machine the snapshot was taken on.
+    #[serde(default)]
+    pub source_machine: Option<String>,
     /// The project directory relative to the worktree root ("" for the root).
     #[serde(default)]
     pub subdirectory: String,
@@ -60,7 +63,10 @@ pub struct Transcript {
 pub struct Handoff {
     pub from_machine: String,
     pub to_machine: String,
-    /// The destination as the initiating computer names it (`local` or a host name).
+    /// The machine that ran the handoff command ("this computer").
+    pub initiator: String,
+    /// The source and destination as the initiator names them (`local` or a host name).
+    pub from: String,
     pub to: String,
     pub at: String,
 }

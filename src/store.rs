@@ -131,6 +131,19 @@ pub fn next_number(repo: &Repo) -> Result<u64> {
 pub fn record(
     repo: &Repo,
     worktree: &WorktreeState,
+    state: ThreadState,
+    previous: Option<&Thread>,
+    transcript: Option<ObjectId>,
+) -> Result<Thread> {
+    let thread = write_snapshot(repo, worktree, state, previous, transcript)?;
+    move_thread_ref(repo, &thread.state.uuid, previous.map(|p| p.snapshot), thread.snapshot)?;
+    Ok(thread)
+}
+
+/// Write I, T and S and the note on S, without moving the thread's ref.
+pub fn write_snapshot(
+    repo: &Repo,
+    worktree: &WorktreeState,
     mut state: ThreadState,
     previous: Option<&Thread>,
     transcript: Option<ObjectId>,
@@ -204,8 +217,8 @@ pub fn record(
     state.data_commit = data_commit.to_string();
     state.intent_to_add = worktree.intent_to_add.len();
 
+    state.source_machine = Some(crate::repo::machine_name(Some(repo)));
     write_note(repo, snapshot, &state)?;
-    move_thread_ref(repo, &state.uuid, previous.map(|p| p.snapshot), snapshot)?;
     Ok(Thread { snapshot, state })
 }
 
@@ -318,4 +331,138 @@ fn write_commit(
         extra_headers: Vec::new(),
     };
     Ok(repo.gix.write_object(&commit)?.detach())
+}
+
+pub fn incoming_ref(uuid: &str, what: &str) -> String {
+    format!("refs/codex-handoff/incoming/{uuid}/{what}")
+}
+
+pub fn outgoing_ref(uuid: &str) -> String {
+    format!("refs/codex-handoff/outgoing/{uuid}")
+}
+
+/// The object a ref points at, if the ref exists.
+pub fn ref_target(repo: &Repo, name: &str) -> Result<Option<ObjectId>> {
+    Ok(repo.gix.try_find_reference(name)?.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+}
+
+/// Set (or with `new: None`, delete) a ref, compare-and-swap on `expected`
+/// (`None`: must not exist). Deletion of a missing ref is not an error.
+pub fn set_ref(
+    repo: &Repo,
+    name: &str,
+    expected: Option<ObjectId>,
+    new: Option<ObjectId>,
+    message: &str,
+) -> Result<()> {
+    let full: gix::refs::FullName =
+        name.try_into().map_err(|e| Error::failed("bad_ref", format!("bad ref name {name}")).with_source(e))?;
+    let change = match new {
+        Some(new) => Change::Update {
+            log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
+            expected: match expected {
+                Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                None => PreviousValue::MustNotExist,
+            },
+            new: Target::Object(new),
+        },
+        None => {
+            if ref_target(repo, name)?.is_none() {
+                return Ok(());
+            }
+            Change::Delete {
+                expected: match expected {
+                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                    None => PreviousValue::Any,
+                },
+                log: RefLog::AndReference,
+            }
+        }
+    };
+    repo.gix.edit_reference(RefEdit { change, name: full, deref: false }).map_err(|e| {
+        Error::failed("ref_update", format!("could not update {name}: it was changed by another process"))
+            .with_help("run the command again")
+            .with_source(e)
+    })?;
+    Ok(())
+}
+
+/// Delete every ref under `prefix` (leftovers of an interrupted handoff).
+pub fn delete_refs_under(repo: &Repo, prefix: &str) -> Result<()> {
+    let mut names = Vec::new();
+    for reference in repo.gix.references()?.prefixed(prefix.trim_end_matches('/'))? {
+        let reference = reference.map_err(|e| Error::failed("refs", "could not read refs").with_source(e))?;
+        names.push(reference.name().as_bstr().to_str_lossy().into_owned());
+    }
+    for name in names {
+        set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
+    }
+    Ok(())
+}
+
+/// Merge the notes commit `incoming` into our notes ref as a union: a
+/// snapshot's note is written once, on the machine that made the snapshot,
+/// so two notes trees never disagree about one object.
+pub fn merge_notes(repo: &Repo, incoming: ObjectId) -> Result<()> {
+    for _ in 0..20 {
+        let local = ref_target(repo, NOTES_REF)?;
+        let Some(local) = local else {
+            if set_ref(repo, NOTES_REF, None, Some(incoming), "codex-handoff: notes").is_ok() {
+                return Ok(());
+            }
+            continue;
+        };
+        if local == incoming || repo.is_ancestor(incoming, local)? {
+            return Ok(());
+        }
+        let new = if repo.is_ancestor(local, incoming)? {
+            incoming
+        } else {
+            let mine = note_entries(repo, repo.gix.find_commit(local)?.tree_id()?.detach())?;
+            let theirs = note_entries(repo, repo.gix.find_commit(incoming)?.tree_id()?.detach())?;
+            let missing: Vec<_> = theirs.into_iter().filter(|(key, _)| !mine.contains_key(key)).collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let mut tree = repo.gix.edit_tree(repo.gix.find_commit(local)?.tree_id()?.detach())?;
+            for (_, (path, blob)) in missing {
+                tree.upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)?;
+            }
+            let tree = tree.write()?.detach();
+            write_commit(
+                repo,
+                &signature(repo),
+                "Notes merged by git-codex-handoff (union)\n".into(),
+                tree,
+                vec![local, incoming],
+            )?
+        };
+        if set_ref(repo, NOTES_REF, Some(local), Some(new), "codex-handoff: merge notes").is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Error::failed("notes_update", format!("could not merge into {NOTES_REF}")).with_help("try again"))
+}
+
+/// Every note of a notes tree, whatever its fan-out: annotated object (hex) -> (path, blob).
+fn note_entries(repo: &Repo, tree: ObjectId) -> Result<std::collections::BTreeMap<String, (String, ObjectId)>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut pending = vec![(String::new(), tree)];
+    while let Some((prefix, id)) = pending.pop() {
+        let tree = repo.gix.find_tree(id)?;
+        for entry in tree.iter() {
+            let entry = entry.map_err(|e| Error::failed("bad_tree", "a notes tree is damaged").with_source(e))?;
+            let name = entry.filename().to_str_lossy();
+            let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+            if entry.mode().is_tree() {
+                pending.push((path, entry.object_id()));
+            } else if entry.mode().is_blob() {
+                let key: String = path.chars().filter(|c| *c != '/').collect();
+                if key.len() == 40 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+                    out.insert(key, (path, entry.object_id()));
+                }
+            }
+        }
+    }
+    Ok(out)
 }

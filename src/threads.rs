@@ -42,6 +42,7 @@ pub fn create(repo: &Repo, machine: &str, title: Option<String>, branch: Option<
         owner_machine: machine.to_owned(),
         status: Status::Idle,
         worktree: Some(workdir.to_string_lossy().into_owned()),
+        source_machine: Some(machine.to_owned()),
         subdirectory: repo.subdirectory()?,
         index_commit: String::new(),
         data_commit: String::new(),
@@ -53,7 +54,30 @@ pub fn create(repo: &Repo, machine: &str, title: Option<String>, branch: Option<
         extra: Default::default(),
     };
     let _thread_lock = lock_thread(repo, &state.uuid)?;
-    store::record(repo, &worktree, state, None, None)
+    let thread = store::record(repo, &worktree, state, None, None)?;
+    set_worktree_record(repo, &thread.state.uuid, &workdir)?;
+    Ok(thread)
+}
+
+/// The worktree a thread lives in (or last lived in) on this machine. Kept
+/// per machine, beside the repository: paths do not travel.
+pub fn worktree_record(repo: &Repo, uuid: &str) -> Result<Option<std::path::PathBuf>> {
+    let file = repo.private_dir()?.join("worktrees").join(uuid);
+    match std::fs::read_to_string(&file) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(std::path::PathBuf::from(text.trim_end_matches('\n')))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &std::path::Path) -> Result<()> {
+    let dir = repo.private_dir()?.join("worktrees");
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!("{uuid}.tmp"));
+    std::fs::write(&tmp, format!("{}\n", path.to_string_lossy()))?;
+    std::fs::rename(tmp, dir.join(uuid))?;
+    Ok(())
 }
 
 /// Point HEAD at `branch` without touching files or the index: create the
@@ -99,21 +123,22 @@ pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
         )
         .with_help("snapshots are taken where the thread is; bring it back with `git codex-handoff <THREAD> local`"));
     }
-    let worktree_repo = thread_worktree(&thread)?;
+    let worktree_repo = thread_worktree(repo, &thread)?;
     let worktree = snapshot::capture(&worktree_repo)?;
     let mut state = thread.state.clone();
     state.branch.clone_from(&worktree.branch);
+    state.worktree = Some(worktree_repo.workdir()?.to_string_lossy().into_owned());
     state.updated_at = now_rfc3339();
     state.handoff = None;
     store::record(repo, &worktree, state, Some(&thread), None)
 }
 
 /// Open the worktree the thread lives in on this machine.
-pub fn thread_worktree(thread: &Thread) -> Result<Repo> {
-    let Some(path) = thread.state.worktree.as_deref() else {
+pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
+    let Some(path) = worktree_record(repo, &thread.state.uuid)? else {
         return Err(Error::not_found("no_worktree", format!("thread #{} has no worktree here", thread.state.number)));
     };
-    let path = std::path::Path::new(path);
+    let path = path.as_path();
     if !path.exists() {
         return Err(Error::not_found(
             "worktree_missing",

@@ -1,11 +1,15 @@
 //! One module per subcommand: each has its clap args (in `cli`) and one `run`.
 
+pub mod destinations;
 pub mod handoff;
+pub mod host;
+pub mod project;
+pub mod remote;
 pub mod thread;
 
 use serde_json::{json, Value};
 
-use crate::cli::{Cli, Command, HostCommand, ProjectCommand, RemoteCommand};
+use crate::cli::{Cli, Command, RemoteCommand};
 use crate::error::{Error, Result};
 use crate::output::Ui;
 use crate::store::Thread;
@@ -13,20 +17,11 @@ use crate::store::Thread;
 pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
     match cli.command {
         Some(Command::Thread(command)) => thread::run(command, ui),
-        Some(Command::Destinations(_)) => Err(Error::not_yet_available("destinations")),
-        Some(Command::Host(command)) => Err(Error::not_yet_available(match command {
-            HostCommand::Add(_) => "host add",
-            HostCommand::List(_) => "host list",
-            HostCommand::Remove(_) => "host remove",
-            HostCommand::Check(_) => "host check",
-        })),
-        Some(Command::Project(command)) => Err(Error::not_yet_available(match command {
-            ProjectCommand::Save(_) => "project save",
-            ProjectCommand::List(_) => "project list",
-            ProjectCommand::Forget(_) => "project forget",
-        })),
+        Some(Command::Destinations(args)) => destinations::run(args, ui),
+        Some(Command::Host(command)) => host::run(command, ui),
+        Some(Command::Project(command)) => project::run(command, ui),
         Some(Command::InstallHooks(_)) => Err(Error::not_yet_available("install-hooks")),
-        Some(Command::Remote(RemoteCommand::Serve(_))) => Err(Error::not_yet_available("remote serve")),
+        Some(Command::Remote(RemoteCommand::Serve(args))) => remote::run(args),
         None => handoff::run(cli.handoff, ui),
     }
 }
@@ -58,6 +53,10 @@ pub fn owner_name(thread: &Thread, this_machine: &str) -> String {
     if thread.state.owner_machine == this_machine {
         "local".to_owned()
     } else {
-        thread.state.handoff.as_ref().map(|h| h.to.clone()).unwrap_or_else(|| thread.state.owner_machine.clone())
+        // A host name means something only on the machine that named it.
+        match &thread.state.handoff {
+            Some(h) if h.initiator == this_machine && h.to_machine == thread.state.owner_machine => h.to.clone(),
+            _ => thread.state.owner_machine.clone(),
+        }
     }
 }

@@ -1,0 +1,275 @@
+//! Per-user settings in git's global config: hosts, saved projects, this
+//! machine's name and where new worktrees go.
+//!
+//! Read and written with `git config`, so includes, `GIT_CONFIG_GLOBAL` and
+//! XDG locations behave exactly as for git itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_HELPER: &str = "git-codex-handoff";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Openssh,
+    Ssh2,
+    Local,
+}
+
+impl TransportKind {
+    pub fn parse(value: &str) -> Option<TransportKind> {
+        match value {
+            "openssh" => Some(TransportKind::Openssh),
+            "ssh2" => Some(TransportKind::Ssh2),
+            "local" => Some(TransportKind::Local),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Openssh => "openssh",
+            TransportKind::Ssh2 => "ssh2",
+            TransportKind::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Host {
+    pub name: String,
+    /// What `ssh` is given (for `local`: the helper's HOME directory).
+    pub ssh: String,
+    pub transport: TransportKind,
+    pub helper: String,
+}
+
+fn git_config() -> Command {
+    let mut cmd = Command::new("git");
+    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd.arg("config");
+    cmd
+}
+
+/// All `codex-handoff.*` entries of the global config, in file order.
+fn global_entries() -> Result<Vec<(String, String)>> {
+    let mut cmd = git_config();
+    cmd.args(["--global", "-z", "--get-regexp", r"^codex-handoff\."]);
+    let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
+    // Exit 1 means "no such keys".
+    if !out.status.success() && out.status.code() != Some(1) {
+        return Err(Error::failed(
+            "config",
+            format!("git config failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        ));
+    }
+    Ok(out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|r| !r.is_empty())
+        .map(|record| {
+            let text = String::from_utf8_lossy(record);
+            match text.split_once('\n') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (text.into_owned(), String::new()),
+            }
+        })
+        .collect())
+}
+
+fn set_global(args: &[&str]) -> Result<()> {
+    let mut cmd = git_config();
+    cmd.arg("--global").args(args);
+    let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
+    // `--unset` of a missing key exits 5: nothing to do.
+    if out.status.success() || (args.first() == Some(&"--unset-all") && out.status.code() == Some(5)) {
+        return Ok(());
+    }
+    Err(Error::failed("config", format!("git config failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+}
+
+pub fn global_value(key: &str) -> Result<Option<String>> {
+    let key = key.to_ascii_lowercase();
+    Ok(global_entries()?.into_iter().filter(|(k, _)| k.to_ascii_lowercase() == key).map(|(_, v)| v).last())
+}
+
+/// This machine's name: `codex-handoff.machine`, else the hostname.
+pub fn machine_name() -> String {
+    match global_value("codex-handoff.machine") {
+        Ok(Some(name)) if !name.trim().is_empty() => name.trim().to_owned(),
+        _ => crate::repo::hostname(),
+    }
+}
+
+/// Where new worktrees go: `codex-handoff.worktreeRoot`, default `~/.codex/worktrees`.
+pub fn worktree_root() -> Result<PathBuf> {
+    if let Some(root) = global_value("codex-handoff.worktreeroot")? {
+        return Ok(expand_home(&root));
+    }
+    Ok(home()?.join(".codex").join("worktrees"))
+}
+
+pub fn home() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::failed("no_home", "HOME is not set").with_help("set HOME to your home directory"))
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => home().map(|h| h.join(rest)).unwrap_or_else(|_| PathBuf::from(path)),
+        None => PathBuf::from(path),
+    }
+}
+
+/// Host names are short words: letters, digits, `.`, `_`, `-`; not starting with `-`.
+pub fn check_host_name(name: &str) -> Result<()> {
+    if name == "local" || name == "." {
+        return Err(Error::usage("bad_host", format!("{name:?} means this computer and cannot name a host"))
+            .with_help("choose another name, such as `devbox`"));
+    }
+    if name == "cloud" || name.starts_with("cloud:") {
+        return Err(Error::refused("unsupported_destination", "handoff to a Codex cloud environment isn't supported")
+            .with_help("add a host reachable over SSH instead"));
+    }
+    let ok = !name.is_empty()
+        && !name.starts_with('-')
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(Error::usage("bad_host", format!("{name:?} is not a valid host name"))
+            .with_help("use letters, digits, `.`, `_` and `-`, not starting with `-`"));
+    }
+    Ok(())
+}
+
+/// An SSH destination may not start with `-` (it would be an ssh option) nor
+/// hold whitespace or control characters.
+pub fn check_destination(destination: &str) -> Result<()> {
+    if destination.is_empty()
+        || destination.starts_with('-')
+        || destination.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::usage("bad_destination", format!("{destination:?} is not a usable SSH destination"))
+            .with_help(
+                "give `user@host`, `host`, or an alias from ~/.ssh/config; it may not start with `-` or hold spaces",
+            ));
+    }
+    Ok(())
+}
+
+/// The helper is run by a fixed command line through the remote login shell,
+/// so its path must need no quoting in any shell.
+pub fn check_helper(helper: &str) -> Result<()> {
+    let ok = !helper.is_empty()
+        && !helper.starts_with('-')
+        && helper.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '~'));
+    if !ok {
+        return Err(Error::usage("bad_helper", format!("{helper:?} is not a usable helper path"))
+            .with_help("use a path of letters, digits and `/._-+~` (no spaces or shell characters)"));
+    }
+    Ok(())
+}
+
+pub fn hosts() -> Result<Vec<Host>> {
+    let mut hosts: Vec<Host> = Vec::new();
+    for (key, value) in global_entries()? {
+        let Some(rest) = key.strip_prefix("codex-handoff.") else { continue };
+        let Some((name, field)) = rest.rsplit_once('.') else { continue };
+        let host = match hosts.iter_mut().position(|h| h.name == name) {
+            Some(i) => &mut hosts[i],
+            None => {
+                hosts.push(Host {
+                    name: name.to_owned(),
+                    ssh: String::new(),
+                    transport: default_transport(),
+                    helper: DEFAULT_HELPER.to_owned(),
+                });
+                hosts.last_mut().expect("just pushed")
+            }
+        };
+        match field {
+            "ssh" => host.ssh = value,
+            "transport" => host.transport = TransportKind::parse(&value).unwrap_or(host.transport),
+            "helper" => host.helper = value,
+            _ => {}
+        }
+    }
+    hosts.retain(|h| !h.ssh.is_empty());
+    Ok(hosts)
+}
+
+fn default_transport() -> TransportKind {
+    TransportKind::Openssh
+}
+
+pub fn find_host(name: &str) -> Result<Host> {
+    let hosts = hosts()?;
+    hosts.iter().find(|h| h.name == name).cloned().ok_or_else(|| {
+        let known: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let known = if known.is_empty() { "none yet".to_owned() } else { known.join(", ") };
+        Error::not_found("host_not_found", format!("no host named {name:?} (configured: {known})"))
+            .with_help(format!("add it with `git codex-handoff host add {name} <user@host>`"))
+    })
+}
+
+pub fn add_host(host: &Host) -> Result<()> {
+    let section = format!("codex-handoff.{}", host.name);
+    set_global(&[&format!("{section}.ssh"), &host.ssh])?;
+    set_global(&[&format!("{section}.transport"), host.transport.name()])?;
+    set_global(&[&format!("{section}.helper"), &host.helper])?;
+    Ok(())
+}
+
+pub fn remove_host(name: &str) -> Result<()> {
+    find_host(name)?;
+    let mut cmd = git_config();
+    cmd.args(["--global", "--remove-section", &format!("codex-handoff.{name}")]);
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(Error::failed("config", format!("could not remove host {name}")));
+    }
+    Ok(())
+}
+
+/// Saved project directories (absolute paths).
+pub fn projects() -> Result<Vec<PathBuf>> {
+    Ok(global_entries()?
+        .into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("codex-handoff.project"))
+        .map(|(_, v)| PathBuf::from(v))
+        .collect())
+}
+
+pub fn save_project(dir: &Path) -> Result<bool> {
+    if projects()?.iter().any(|p| p == dir) {
+        return Ok(false);
+    }
+    set_global(&["--add", "codex-handoff.project", &dir.to_string_lossy()])?;
+    Ok(true)
+}
+
+pub fn forget_project(dir: &Path) -> Result<bool> {
+    if !projects()?.iter().any(|p| p == dir) {
+        return Ok(false);
+    }
+    let pattern = format!("^{}$", regex_escape(&dir.to_string_lossy()));
+    set_global(&["--unset-all", "codex-handoff.project", &pattern])?;
+    Ok(true)
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
