@@ -398,6 +398,20 @@ fn to_local(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mu
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
     let branch = request.branch.clone().or(status.branch.clone());
+    // Refuse before anything changes: the new worktree could not check the branch out.
+    if let Some(branch) = &branch {
+        let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
+            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)));
+        if let Some(wt) = elsewhere {
+            return Err(Error::refused(
+                "branch_checked_out",
+                format!("branch {branch} is checked out in {}, which has changes since the thread left", wt.display()),
+            )
+            .with_help(
+                "bring the thread back onto a new branch with `--branch NEW`, or commit or stash those changes first",
+            ));
+        }
+    }
     let plan = Plan {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
@@ -463,7 +477,10 @@ fn to_local(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mu
     }
     set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
     ui.progress("restoring here");
-    let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree)?;
+    let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
+        // The host still owns the thread: nothing to release.
+        let _ = clear_marker(repo, "release", &uuid);
+    })?;
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     let _: serde_json::Value =
         conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": departed.snapshot }))?;

@@ -212,7 +212,6 @@ pub fn write_snapshot(
     )?;
 
     state.head = worktree.head.map(|h| h.to_string());
-    state.branch.clone_from(&worktree.branch);
     state.index_commit = index_commit.to_string();
     state.data_commit = data_commit.to_string();
     state.intent_to_add = worktree.intent_to_add.len();

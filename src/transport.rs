@@ -57,10 +57,21 @@ impl Connection {
             }
         };
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| {
-            Error::new(Kind::Unreachable, "spawn_failed", format!("could not start the connection to {}", host.name))
-                .with_help("is `ssh` installed and on PATH?")
-                .with_source(e)
+        let mut child = command.spawn().map_err(|e| match host.transport {
+            TransportKind::Local => Error::new(
+                Kind::Helper,
+                "helper_missing",
+                format!("the helper is not installed on {}: {}", host.name, host.helper),
+            )
+            .with_help(install_help(host))
+            .with_source(e),
+            _ => Error::new(
+                Kind::Unreachable,
+                "spawn_failed",
+                format!("could not start the connection to {}", host.name),
+            )
+            .with_help("is `ssh` installed and on PATH?")
+            .with_source(e),
         })?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout was piped"));

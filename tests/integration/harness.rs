@@ -14,6 +14,8 @@ pub struct TestEnv {
     pub root: tempfile::TempDir,
     pub home: PathBuf,
     path_var: OsString,
+    /// Variables added to every command (e.g. GIT_SSH_COMMAND).
+    extra: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl TestEnv {
@@ -31,7 +33,7 @@ impl TestEnv {
         let mut path_var = OsString::from(bin_dir);
         path_var.push(":");
         path_var.push(std::env::var_os("PATH").unwrap_or_default());
-        TestEnv { root, home, path_var }
+        TestEnv { root, home, path_var, extra: Default::default() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -40,16 +42,47 @@ impl TestEnv {
 
     /// A command with this environment (isolated from the user's config).
     pub fn command(&self, program: &str, dir: &Path) -> Command {
+        self.command_with_home(program, dir, &self.home)
+    }
+
+    /// The same environment with another HOME (the "remote" side's).
+    pub fn command_with_home(&self, program: &str, dir: &Path, home: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir(dir)
             .env_clear()
             .env("PATH", &self.path_var)
-            .env("HOME", &self.home)
+            .env("HOME", home)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("LANG", "C.UTF-8")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        for (k, v) in self.extra.borrow().iter() {
+            cmd.env(k, v);
+        }
         cmd
+    }
+
+    pub fn set_var(&self, key: &str, value: &str) {
+        self.extra.borrow_mut().push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Run `git codex-handoff <args>` in `dir` as the user whose HOME is `home`.
+    pub fn run_as(&self, home: &Path, dir: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.command_with_home("git", dir, home);
+        cmd.arg("codex-handoff").args(args);
+        Run::from(cmd.output().expect("run git codex-handoff"))
+    }
+
+    /// Run git in `dir` as the user whose HOME is `home`; panics on failure.
+    pub fn git_as(&self, home: &Path, dir: &Path, args: &[&str]) -> String {
+        let out = self.command_with_home("git", dir, home).args(args).output().expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Run `git codex-handoff <args>` in `dir`.
@@ -226,6 +259,17 @@ pub struct WorktreeFacts {
 }
 
 impl TestEnv {
+    /// Facts without ignored files and directories (a snapshot carries neither).
+    pub fn carried_facts(&self, dir: &Path) -> WorktreeFacts {
+        let mut facts = self.facts(dir);
+        let ignored = self.git_bytes(dir, &["ls-files", "-z", "-o", "-i", "--exclude-standard"]);
+        for path in ignored.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+            facts.files.remove(path);
+        }
+        facts.files.retain(|_, f| !matches!(f, FileFact::Dir));
+        facts
+    }
+
     pub fn facts(&self, dir: &Path) -> WorktreeFacts {
         WorktreeFacts {
             status: self.git(dir, &["status", "--porcelain=v2", "--untracked-files=all", "-z"]),

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real binary on real repositories.
 
+mod handoff;
 mod harness;
 mod refusals;
 mod roundtrip;
+mod sshd;
 mod threads;

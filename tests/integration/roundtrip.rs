@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::harness::{set_exec, symlink, write, FileFact, Rng, TestEnv, WorktreeFacts};
+use crate::harness::{set_exec, symlink, write, Rng, TestEnv};
 
 const PATHS: &[&[u8]] = &[
     b"a.txt",
@@ -193,16 +193,6 @@ fn random_state(env: &TestEnv, repo: &Path, rng: &mut Rng) -> String {
     log.join(", ")
 }
 
-/// Files git would carry: ignored files and directories are not part of a snapshot.
-fn carried(env: &TestEnv, repo: &Path, mut facts: WorktreeFacts) -> WorktreeFacts {
-    let ignored = env.git_bytes(repo, &["ls-files", "-z", "-o", "-i", "--exclude-standard"]);
-    for path in ignored.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-        facts.files.remove(path);
-    }
-    facts.files.retain(|_, f| !matches!(f, FileFact::Dir));
-    facts
-}
-
 fn run_states(first_seed: u64) {
     let env = TestEnv::new();
     for seed in first_seed..first_seed + STATES_PER_TEST {
@@ -224,8 +214,8 @@ fn run_states(first_seed: u64) {
         let out = env.run(&mirror, &["thread", "restore", "1", wt.to_str().unwrap(), "--json"]);
         assert_eq!(out.code, 0, "seed {seed} ({description}): restore failed: {}", out.stderr);
 
-        let want = carried(&env, &src, env.facts(&src));
-        let got = carried(&env, &wt, env.facts(&wt));
+        let want = env.carried_facts(&src);
+        let got = env.carried_facts(&wt);
         assert_eq!(got.status, want.status, "seed {seed} ({description}): git status differs");
         assert_eq!(got.index, want.index, "seed {seed} ({description}): index differs");
         assert_eq!(got.files, want.files, "seed {seed} ({description}): files differ");

@@ -1,0 +1,459 @@
+//! Handoffs end to end: the real binary on both sides, over a real OpenSSH
+//! server on 127.0.0.1 (own host key, user key, strict host key checking, a
+//! separate HOME for the remote side) and over the `local` transport.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::{set_exec, symlink, write, TestEnv, BIN};
+use crate::sshd::Sshd;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Ssh,
+    Local,
+}
+
+/// Each case runs over both transports.
+macro_rules! over_both {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn over_ssh() {
+                    super::$case(super::Via::Ssh)
+                }
+                #[test]
+                fn over_local() {
+                    super::$case(super::Via::Local)
+                }
+            }
+        )*
+    };
+}
+
+over_both!(
+    handoff_and_back_keep_the_exact_state,
+    dry_run_changes_nothing_on_either_side,
+    diverged_branch_is_refused_and_branch_new_goes_through,
+    branch_checked_out_on_the_host_is_refused,
+    reused_worktree_with_foreign_changes_is_refused,
+    host_without_the_project_is_refused,
+    hostile_branch_and_title_execute_nothing,
+    killed_helper_then_rerun_completes,
+    hand_back_to_a_changed_original_needs_a_new_branch,
+    host_check_and_destinations,
+    missing_helper_is_exit_6,
+);
+
+pub struct World {
+    pub env: TestEnv,
+    pub via: Via,
+    pub laptop: PathBuf,
+    pub remote_home: PathBuf,
+    pub remote_clone: PathBuf,
+    pub sshd: Option<Sshd>,
+}
+
+impl World {
+    pub fn new(via: Via) -> World {
+        let env = TestEnv::new();
+        let remote_home = env.path("remote-home");
+        std::fs::create_dir_all(&remote_home).unwrap();
+        std::fs::write(
+            remote_home.join(".gitconfig"),
+            "[user]\n\tname = Remote User\n\temail = remote@example.com\n[init]\n\tdefaultBranch = main\n\
+             [codex-handoff]\n\tmachine = devbox\n[advice]\n\tdetachedHead = false\n",
+        )
+        .unwrap();
+        let laptop = env.init_repo("laptop");
+        write(&laptop, b"a.txt", b"alpha\n");
+        write(&laptop, b"b.txt", b"beta\n");
+        write(&laptop, b"partial.txt", b"one\ntwo\n");
+        write(&laptop, b"x.sh", b"#!/bin/sh\necho x\n");
+        set_exec(&laptop, b"x.sh", true);
+        symlink(&laptop, b"link", b"a.txt");
+        write(&laptop, b"bin.dat", &[0, 1, 2, 255, 254, 0, 10]);
+        write(&laptop, "\u{e9}t\u{e9}/\u{fc}ber.txt".as_bytes(), "gr\u{fc}\u{df}e\n".as_bytes());
+        write(&laptop, b"raw\xff.bin", b"raw name\n");
+        write(&laptop, b"del-staged.txt", b"going\n");
+        write(&laptop, b"del-unstaged.txt", b"going too\n");
+        write(&laptop, b".gitignore", b"*.log\n");
+        env.git(&laptop, &["add", "-A"]);
+        env.git(&laptop, &["commit", "-q", "-m", "base"]);
+
+        let remote_clone = env.path("devbox-clone");
+        env.git_as(
+            &remote_home,
+            env.root.path(),
+            &["clone", "-q", laptop.to_str().unwrap(), remote_clone.to_str().unwrap()],
+        );
+        // The clone's own checkout stays off the thread's branches.
+        env.git_as(&remote_home, &remote_clone, &["checkout", "-q", "-b", "devbox-home"]);
+        env.run_as(&remote_home, &remote_clone, &["project", "save"]).success();
+
+        let sshd = match via {
+            Via::Local => {
+                env.run(&laptop, &["host", "add", "devbox", remote_home.to_str().unwrap(), "--transport", "local"])
+                    .success();
+                None
+            }
+            Via::Ssh => {
+                let sshd = Sshd::start(&env, &remote_home);
+                env.set_var("GIT_SSH_COMMAND", &sshd.ssh_command());
+                env.run(&laptop, &["host", "add", "devbox", "devbox", "--helper", BIN]).success();
+                Some(sshd)
+            }
+        };
+        World { env, via, laptop, remote_home, remote_clone, sshd }
+    }
+
+    pub fn run(&self, args: &[&str]) -> crate::harness::Run {
+        self.env.run(&self.laptop, args)
+    }
+
+    pub fn run_remote(&self, args: &[&str]) -> crate::harness::Run {
+        self.env.run_as(&self.remote_home, &self.remote_clone, args)
+    }
+
+    pub fn git_remote(&self, dir: &Path, args: &[&str]) -> String {
+        self.env.git_as(&self.remote_home, dir, args)
+    }
+
+    pub fn connections(&self) -> Option<usize> {
+        self.sshd.as_ref().map(Sshd::accepted_connections)
+    }
+
+    /// Everything either side could lose or have changed: refs, worktrees, files, index.
+    pub fn everything(&self) -> String {
+        let mut out = String::new();
+        for (home, repo) in [(&self.env.home, &self.laptop), (&self.remote_home, &self.remote_clone)] {
+            out += &self.env.git_as(home, repo, &["for-each-ref", "--format=%(refname) %(objectname)"]);
+            out += &self.env.git_as(home, repo, &["worktree", "list", "--porcelain"]);
+            out += &format!("{:?}\n", self.env.facts(repo));
+        }
+        let worktrees = self.remote_home.join(".codex");
+        out += &format!(
+            "{:?}",
+            crate::harness::files(&worktrees.exists().then_some(worktrees).unwrap_or(self.remote_home.clone()))
+        );
+        out
+    }
+}
+
+/// A dirty state with every kind of change a thread can carry.
+pub fn every_kind_of_change(env: &TestEnv, repo: &Path) {
+    write(repo, b"a.txt", b"alpha, edited\n"); // unstaged
+    write(repo, b"b.txt", b"beta, staged\n");
+    env.git(repo, &["add", "b.txt"]); // staged
+    write(repo, b"partial.txt", b"one\ntwo\nthree\n");
+    env.git(repo, &["add", "partial.txt"]);
+    write(repo, b"partial.txt", b"one\ntwo\nthree\nfour\n"); // partially staged
+    env.git(repo, &["rm", "-q", "del-staged.txt"]); // staged deletion
+    std::fs::remove_file(repo.join("del-unstaged.txt")).unwrap(); // unstaged deletion
+    set_exec(repo, b"x.sh", false); // mode change
+    symlink(repo, b"link", b"b.txt"); // symlink retargeted
+    write(repo, b"bin.dat", &[9, 0, 8, 0, 255]);
+    env.git(repo, &["add", "bin.dat"]); // binary, staged
+    write(repo, b"new-staged.txt", b"new and staged\n");
+    env.git(repo, &["add", "new-staged.txt"]);
+    write(repo, b"untracked.txt", b"untracked\n");
+    write(repo, "neu/\u{fc}ntracked.txt".as_bytes(), b"untracked, non-ASCII path\n");
+    write(repo, b"raw\xfe-untracked", b"non-UTF-8 path\n");
+    write(repo, b"ita.txt", b"intent to add\n");
+    env.git(repo, &["add", "-N", "ita.txt"]);
+    write(repo, b"build.log", b"ignored, stays behind\n");
+}
+
+fn handoff_and_back_keep_the_exact_state(via: Via) {
+    let w = World::new(via);
+    let env = &w.env;
+    w.run(&["thread", "new", "--title", "Exact state", "--branch", "feat/thread"]).success();
+    every_kind_of_change(env, &w.laptop);
+    let before = env.carried_facts(&w.laptop);
+    let connections = w.connections();
+
+    let out = w.run(&["1", "devbox", "--yes", "--json"]).success().json();
+    if let Some(before) = connections {
+        assert_eq!(
+            w.connections().unwrap(),
+            before + 1,
+            "one SSH connection per handoff:\n{}",
+            w.sshd.as_ref().unwrap().log()
+        );
+    }
+    assert_eq!(out["thread"], 1);
+    assert_eq!(out["host"], "devbox");
+    assert_eq!(out["branch"], "feat/thread");
+    assert_eq!(out["epoch"], 1);
+    assert_eq!(out["uuid"].as_str().unwrap().len(), 36);
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert!(remote_wt.starts_with(w.remote_home.join(".codex/worktrees")), "{}", remote_wt.display());
+    assert_eq!(env.carried_facts(&remote_wt), before, "the host has exactly the thread's state");
+    assert_eq!(env.carried_facts(&w.laptop), before, "nothing was lost here");
+    assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/thread");
+
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(
+        (here["owner"].as_str(), here["owner_machine"].as_str(), here["epoch"].as_u64()),
+        (Some("devbox"), Some("devbox"), Some(1))
+    );
+    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((there["owner"].as_str(), there["epoch"].as_u64()), (Some("local"), Some(1)));
+    // The incoming refs are gone on the host.
+    assert!(!w.git_remote(&w.remote_clone, &["for-each-ref", "refs/codex-handoff/incoming/"]).contains("incoming"));
+
+    // Work on the host: a commit, then new edits of every kind.
+    w.git_remote(&remote_wt, &["add", "-A"]);
+    w.git_remote(&remote_wt, &["commit", "-q", "-m", "work on the dev box"]);
+    write(&remote_wt, b"a.txt", b"edited on the dev box\n");
+    write(&remote_wt, b"devbox-staged.txt", b"staged there\n");
+    w.git_remote(&remote_wt, &["add", "devbox-staged.txt"]);
+    write(&remote_wt, b"devbox-untracked.txt", b"untracked there\n");
+    std::fs::remove_file(remote_wt.join("b.txt")).unwrap();
+    let remote_state = env.carried_facts(&remote_wt);
+
+    let connections = w.connections();
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    if let Some(before) = connections {
+        assert_eq!(w.connections().unwrap(), before + 1, "one SSH connection per hand-back");
+    }
+    assert_eq!(out["epoch"], 2);
+    assert_eq!(out["host"], "local");
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the untouched original worktree is reused");
+    assert_eq!(env.carried_facts(&w.laptop), remote_state, "this computer has exactly the host's state");
+    assert_eq!(
+        env.git(&w.laptop, &["log", "-1", "--format=%s"]).trim(),
+        "work on the dev box",
+        "the branch fast-forwarded to the host's commit"
+    );
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(2)));
+    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((there["owner_machine"].as_str(), there["epoch"].as_u64()), (Some("laptop"), Some(2)));
+    // Handing it back out reuses the host's worktree, which holds only what the thread left there.
+    write(&w.laptop, b"c.txt", b"third trip\n");
+    let before = env.carried_facts(&w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!(env.carried_facts(&remote_wt), before);
+}
+
+fn dry_run_changes_nothing_on_either_side(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/dry"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    let before = w.everything();
+    let out = w.run(&["1", "devbox", "--dry-run", "--json"]);
+    out.success();
+    let doc = out.json();
+    assert_eq!(doc["dry_run"], true);
+    let planned = PathBuf::from(doc["plan"]["worktree"].as_str().unwrap());
+    assert!(!planned.exists(), "the planned worktree was not created");
+    assert_eq!(doc["plan"]["changes"]["staged"], 5, "{doc}");
+    assert!(out.stderr.contains("Hand off thread #1"), "the plan is shown: {}", out.stderr);
+    assert_eq!(w.everything(), before, "a dry run changed something");
+}
+
+fn diverged_branch_is_refused_and_branch_new_goes_through(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/x"]).success();
+    write(&w.laptop, b"a.txt", b"dirty\n");
+    // The host has its own commit on feat/x.
+    w.git_remote(&w.remote_clone, &["checkout", "-q", "-b", "feat/x"]);
+    write(&w.remote_clone, b"other.txt", b"the host's own work\n");
+    w.git_remote(&w.remote_clone, &["add", "other.txt"]);
+    w.git_remote(&w.remote_clone, &["commit", "-q", "-m", "host work"]);
+    w.git_remote(&w.remote_clone, &["checkout", "-q", "devbox-home"]);
+    let before = w.everything();
+    w.run(&["1", "devbox"]).fails_with(4, "diverged").fails_with(4, "--branch NEW");
+    assert_eq!(w.everything(), before);
+    let out = w.run(&["1", "devbox", "--branch", "feat/x-2", "--json"]).success().json();
+    assert_eq!(out["branch"], "feat/x-2");
+    let wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_eq!(std::fs::read(wt.join("a.txt")).unwrap(), b"dirty\n");
+}
+
+fn branch_checked_out_on_the_host_is_refused(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new"]).success(); // on main, which the host's clone now checks out
+    w.git_remote(&w.remote_clone, &["checkout", "-q", "main"]);
+    let before = w.everything();
+    w.run(&["1", "devbox"]).fails_with(4, "checked out in another worktree").fails_with(4, "--branch NEW");
+    assert_eq!(w.everything(), before);
+}
+
+fn reused_worktree_with_foreign_changes_is_refused(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/reuse"]).success();
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    w.run(&["1", "local"]).success();
+    // Someone edits the thread's old worktree on the host.
+    write(&remote_wt, b"a.txt", b"not the thread's change\n");
+    let before = w.everything();
+    w.run(&["1", "devbox"]).fails_with(4, "changes the thread did not make");
+    assert_eq!(w.everything(), before);
+    assert_eq!(std::fs::read(remote_wt.join("a.txt")).unwrap(), b"not the thread's change\n");
+}
+
+fn host_without_the_project_is_refused(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/p"]).success();
+    w.run_remote(&["project", "forget", w.remote_clone.to_str().unwrap()]).success();
+    let before = w.everything();
+    w.run(&["1", "devbox"]).fails_with(3, "no saved project for this repository").fails_with(3, "project save");
+    assert_eq!(w.everything(), before);
+    // A project saved in a subdirectory matches only that subdirectory.
+    std::fs::create_dir_all(w.remote_clone.join("sub")).unwrap();
+    w.run_remote(&["project", "save", w.remote_clone.join("sub").to_str().unwrap()]).success();
+    w.run(&["1", "devbox"]).fails_with(3, "no saved project");
+    w.run_remote(&["project", "save", w.remote_clone.to_str().unwrap()]).success();
+    w.run(&["1", "devbox"]).success();
+}
+
+fn hostile_branch_and_title_execute_nothing(via: Via) {
+    let w = World::new(via);
+    let marker = w.env.path("pwned");
+    let title = format!("$(touch {m}) `touch {m}` '\"; touch {m}; echo \\", m = marker.display());
+    let branch = "feat/$(touch${IFS}pwned)'\"`";
+    w.run(&["thread", "new", "--title", &title, "--branch", branch]).success();
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(out["branch"], branch);
+    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(there["title"], title.as_str());
+    assert_eq!(there["branch"], branch);
+    assert!(!marker.exists(), "a title was executed");
+    for dir in [&w.laptop, &w.remote_clone, &w.remote_home, &PathBuf::from(out["worktree"].as_str().unwrap())] {
+        assert!(!dir.join("pwned").exists(), "a branch name was executed in {}", dir.display());
+    }
+    // Hostile host names and destinations never reach ssh.
+    w.run(&["host", "add", "--", "-oProxyCommand=touch", "x"]).fails_with(2, "not a valid host name");
+    w.run(&["host", "add", "--", "evil", "-oProxyCommand=touch"]).fails_with(2, "not a usable SSH destination");
+    w.run(&["host", "add", "evil", "user@host name"]).fails_with(2, "not a usable SSH destination");
+    w.run(&["host", "add", "evil", "host", "--helper", "git-codex-handoff; touch x"])
+        .fails_with(2, "not a usable helper path");
+}
+
+fn killed_helper_then_rerun_completes(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/crash"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    let before = w.env.carried_facts(&w.laptop);
+    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "before-restore"]);
+    let out = w.run(&["1", "devbox"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("stopped"), "{}", out.stderr);
+    // Still exactly one owner: this computer, at the old epoch.
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(0)));
+    assert!(!w.run_remote(&["thread", "list", "--all"]).success().stdout.contains("#1"));
+    assert_eq!(w.env.carried_facts(&w.laptop), before, "nothing lost here");
+
+    w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(out["epoch"], 1);
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_eq!(w.env.carried_facts(&remote_wt), before);
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(here["owner_machine"], "devbox");
+    assert_eq!(there["owner_machine"], "devbox");
+    assert_eq!(here["snapshot"], there["snapshot"]);
+    assert!(!w.git_remote(&w.remote_clone, &["for-each-ref", "refs/codex-handoff/incoming/"]).contains("incoming"));
+}
+
+fn hand_back_to_a_changed_original_needs_a_new_branch(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/back"]).success();
+    write(&w.laptop, b"a.txt", b"thread's edit\n");
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    write(&remote_wt, b"b.txt", b"edited on the host\n");
+    let remote_state = w.env.carried_facts(&remote_wt);
+    // Meanwhile the original worktree here changes.
+    write(&w.laptop, b"local-only.txt", b"not the thread's\n");
+    let local_state = w.env.carried_facts(&w.laptop);
+    let before = w.everything();
+    w.run(&["1", "local"]).fails_with(4, "checked out").fails_with(4, "--branch");
+    assert_eq!(w.everything(), before);
+    let out = w.run(&["1", "local", "--branch", "feat/back-2", "--json"]).success().json();
+    let new_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_ne!(new_wt, w.laptop, "the changed original is left alone");
+    assert!(new_wt.starts_with(w.env.home.join(".codex/worktrees")), "{}", new_wt.display());
+    assert_eq!(w.env.carried_facts(&w.laptop), local_state);
+    assert_eq!(w.env.carried_facts(&new_wt), remote_state);
+    assert_eq!(out["branch"], "feat/back-2");
+}
+
+fn host_check_and_destinations(via: Via) {
+    let w = World::new(via);
+    let check = w.run(&["host", "check", "devbox", "--json"]).success().json();
+    assert_eq!(check["machine"], "devbox");
+    assert_eq!(check["protocol"], 1);
+    assert_eq!(check["helper_version"], env!("CARGO_PKG_VERSION"));
+    let list = w.run(&["host", "list", "--json"]).success().json();
+    assert_eq!(list["hosts"][0]["name"], "devbox");
+
+    // A second host that has no project for this repository.
+    let empty_home = w.env.path("empty-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    w.run(&["host", "add", "empty", empty_home.to_str().unwrap(), "--transport", "local"]).success();
+    let found = w.run(&["destinations", "--json"]).success().json();
+    let rows = found["destinations"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{found}");
+    assert_eq!(rows[0]["host"], "devbox");
+    let all = w.run(&["destinations", "--all", "--json"]).success().json();
+    let empty = all["destinations"].as_array().unwrap().iter().find(|r| r["host"] == "empty").unwrap().clone();
+    assert_eq!(empty["available"], false);
+    assert_eq!(empty["reason"], "no project");
+    w.run(&["host", "remove", "empty"]).success();
+    w.run(&["host", "check", "empty"]).fails_with(3, "no host named");
+}
+
+fn missing_helper_is_exit_6(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/m"]).success();
+    let destination = match via {
+        Via::Ssh => "devbox".to_owned(),
+        Via::Local => w.remote_home.to_string_lossy().into_owned(),
+    };
+    let transport = if via == Via::Ssh { "openssh" } else { "local" };
+    w.run(&[
+        "host",
+        "add",
+        "broken",
+        &destination,
+        "--transport",
+        transport,
+        "--helper",
+        "/nonexistent/git-codex-handoff",
+    ])
+    .success();
+    w.run(&["host", "check", "broken"]).fails_with(6, "not installed").fails_with(6, "--helper");
+    let before = w.everything();
+    w.run(&["1", "broken"]).fails_with(6, "not installed");
+    assert_eq!(w.everything(), before);
+}
+
+#[test]
+fn unknown_host_key_is_refused() {
+    let w = World::new(Via::Ssh);
+    w.run(&["thread", "new", "--branch", "feat/k"]).success();
+    w.run(&["host", "add", "stranger", "stranger", "--helper", BIN]).success();
+    let before = w.everything();
+    w.run(&["1", "stranger"]).fails_with(5, "Host key verification failed");
+    assert_eq!(w.everything(), before);
+}
+
+#[test]
+fn cloud_and_self_handoff_are_refused() {
+    let w = World::new(Via::Local);
+    let thread = w.run(&["thread", "new", "--json"]).success().json();
+    w.run(&["1", "cloud"]).fails_with(4, "Codex cloud environment isn't supported");
+    w.run(&["1", "cloud:env-123"]).fails_with(4, "isn't supported");
+    w.run(&["host", "add", "cloud", "x"]).fails_with(4, "isn't supported");
+    let mut cmd = w.env.command("git", &w.laptop);
+    cmd.args(["codex-handoff", "1", "devbox"]).env("CODEX_HANDOFF_THREAD", thread["uuid"].as_str().unwrap());
+    crate::harness::Run::from(cmd.output().unwrap()).fails_with(4, "cannot hand itself off");
+    w.run(&["1", "nowhere"]).fails_with(3, "no host named");
+}
