@@ -105,7 +105,8 @@ pub fn machine_name(repo: Option<&Repo>) -> String {
             return name.trim().to_owned();
         }
     }
-    crate::config::machine_name()
+    // The repository's config view includes the global file: no need to ask git.
+    hostname()
 }
 
 pub fn hostname() -> String {

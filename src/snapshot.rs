@@ -68,8 +68,15 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
 }
 
 /// Capture the state of the worktree `repo` is opened at.
+///
+/// One `git status` finds what differs from the index (it applies
+/// `.gitignore`, clean filters and racy-timestamp rules exactly as git does;
+/// gix has no `add`). It runs while this process reads the index. A clean
+/// worktree is then the index's tree; otherwise only the paths git status
+/// named are updated, in a copy of the index. The real index is never written.
 pub fn capture(repo: &Repo) -> Result<WorktreeState> {
-    let index = repo.gix.index_or_empty()?;
+    let status = spawn_status(repo)?;
+    let index = read_index(repo)?;
     check_capturable(repo, &index)?;
     let intent_to_add: Vec<BString> = index
         .entries()
@@ -77,9 +84,63 @@ pub fn capture(repo: &Repo) -> Result<WorktreeState> {
         .filter(|e| e.flags.contains(gix::index::entry::Flags::INTENT_TO_ADD))
         .map(|e| e.path(&index).to_owned())
         .collect();
+    // The index's own cached tree, when valid and present, saves a write-tree.
+    let cached_tree =
+        index.tree().filter(|t| t.num_entries.is_some()).map(|t| t.id).filter(|id| repo.gix.has_object(*id));
     let (head, branch) = head_of(repo)?;
-    let (index_tree, worktree_tree) = trees_of(repo, &repo.gix.index_path())?;
+    let changed = status.finish()?;
+
+    let index_path = repo.gix.index_path();
+    let mut tmp = None;
+    let index_tree = match cached_tree {
+        Some(id) => id,
+        None => {
+            let (dir, git) = temp_index(repo, &index_path)?;
+            let id = parse_id(&git.text(["write-tree"])?)?;
+            tmp = Some((dir, git));
+            id
+        }
+    };
+    let worktree_tree = if changed.is_empty() {
+        index_tree
+    } else {
+        let git = match &tmp {
+            Some((_, git)) => git.clone(),
+            None => {
+                let (dir, git) = temp_index(repo, &index_path)?;
+                tmp = Some((dir, git.clone()));
+                git
+            }
+        };
+        let mut list = Vec::new();
+        for path in &changed {
+            list.extend_from_slice(path);
+            list.push(0);
+        }
+        // Only the named paths: update-index neither walks the tree nor matches pathspecs.
+        git.run_with_input(["update-index", "-z", "--add", "--remove", "--stdin"], Some(&list))?;
+        parse_id(&git.text(["write-tree"])?)?
+    };
+    drop(tmp);
     Ok(WorktreeState { head, branch, index_tree, worktree_tree, intent_to_add })
+}
+
+/// The index, read on one thread without verifying its checksum: git is
+/// scanning the worktree on the other cores meanwhile, and a damaged index
+/// makes that scan fail anyway.
+fn read_index(repo: &Repo) -> Result<gix::index::File> {
+    let path = repo.gix.index_path();
+    let options = gix::index::decode::Options { thread_limit: Some(1), ..Default::default() };
+    match gix::index::File::at(&path, repo.gix.object_hash(), true, options) {
+        Ok(index) => Ok(index),
+        Err(_) if !path.exists() => {
+            Ok(gix::index::File::from_state(gix::index::State::new(repo.gix.object_hash()), path))
+        }
+        Err(e) => {
+            Err(Error::failed("index_unreadable", format!("could not read the index {}", path.display()))
+                .with_source(e))
+        }
+    }
 }
 
 pub fn head_of(repo: &Repo) -> Result<(Option<ObjectId>, Option<String>)> {
@@ -89,23 +150,77 @@ pub fn head_of(repo: &Repo) -> Result<(Option<ObjectId>, Option<String>)> {
     Ok((id, branch))
 }
 
-/// The index tree and the working-files tree.
-///
-/// The `git` binary does this work on a copy of the index: `git add -A`
-/// applies clean filters, `.gitignore` and racy-timestamp rules exactly as git
-/// does, which gix has no equivalent of. The real index file is never written.
-fn trees_of(repo: &Repo, index_path: &Path) -> Result<(ObjectId, ObjectId)> {
-    let tmp = tempfile::Builder::new()
+/// `git status` running in the background; its paths that differ in the
+/// working tree (modified, deleted, type-changed, untracked, intent-to-add).
+struct Status {
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<std::io::Result<Vec<u8>>>,
+}
+
+fn spawn_status(repo: &Repo) -> Result<Status> {
+    use std::io::Read;
+    let mut cmd = repo.git().command([
+        "status",
+        "--porcelain=v2",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+        "--ignore-submodules=none",
+    ]);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::failed("git_missing", "could not run git status").with_help("install git").with_source(e)
+    })?;
+    let mut stdout = child.stdout.take().expect("stdout was piped");
+    // Read on a thread so a long listing cannot fill the pipe and stall git.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).map(|_| out)
+    });
+    Ok(Status { child, reader })
+}
+
+impl Status {
+    fn finish(self) -> Result<Vec<BString>> {
+        let Status { child, reader } = self;
+        let out = reader.join().map_err(|_| Error::failed("git_status", "reading git status failed"))??;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            return Err(Error::failed(
+                "git_failed",
+                format!("`git status` failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
+            ));
+        }
+        let mut paths = Vec::new();
+        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            match record.first() {
+                // Ordinary entry: `1 XY sub mH mI mW hH hI path`; Y is the working tree.
+                Some(b'1') => {
+                    let fields: Vec<&[u8]> = record.splitn(9, |b| *b == b' ').collect();
+                    if let (Some(xy), Some(path)) = (fields.get(1), fields.get(8)) {
+                        if xy.get(1) != Some(&b'.') {
+                            paths.push(path.as_bstr().to_owned());
+                        }
+                    }
+                }
+                Some(b'?') if record.len() > 2 => paths.push(record[2..].as_bstr().to_owned()),
+                _ => {}
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// A private copy of the index and a git bound to it.
+fn temp_index(repo: &Repo, index_path: &Path) -> Result<(tempfile::TempDir, crate::git::Git)> {
+    let dir = tempfile::Builder::new()
         .prefix("snapshot-")
         .tempdir_in(repo.private_dir()?)
         .context("tempdir", || "could not create a temporary directory".into())?;
-    let tmp_index = tmp.path().join("index");
+    let tmp_index = dir.path().join("index");
     copy_index(index_path, &tmp_index)?;
     let git = repo.git().with_index(&tmp_index);
-    let index_tree = parse_id(&git.text(["write-tree"])?)?;
-    git.run(["add", "--all"])?;
-    let worktree_tree = parse_id(&git.text(["write-tree"])?)?;
-    Ok((index_tree, worktree_tree))
+    Ok((dir, git))
 }
 
 /// Copy an index file keeping its modification time, so git's racy-timestamp
