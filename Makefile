@@ -19,7 +19,7 @@ test: ## Run the whole test suite
 bench: ## Benchmark snapshots against plain git (prints figures and ratios)
 	$(CARGO) bench --locked --bench snapshot
 
-demo: build ## Show a thread's state captured and restored, step by step
+demo: build ## A real handoff and hand-back over a throw-away sshd on 127.0.0.1
 	sh scripts/demo.sh
 
 install: build ## Install into $(DESTDIR)$(PREFIX)
