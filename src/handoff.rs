@@ -213,11 +213,8 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         changes: snapshot::count_changes(&worktree)?,
         transcript_bytes: thread.state.transcript.size,
     };
-    if !ui.confirm(&plan) {
-        return Err(Error::failed("cancelled", "handoff cancelled; nothing was changed"));
-    }
-    if request.dry_run {
-        return Ok(outcome_of_plan(&plan, &thread));
+    if let Some(stop) = present(&plan, &thread, request, ui)? {
+        return Ok(stop);
     }
 
     let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
@@ -371,6 +368,14 @@ fn finish_on_host(repo: &Repo, thread: &Thread, host: &Host, ui: &mut dyn Intera
     })
 }
 
+/// Show the plan and ask; `Some` ends the handoff here (a dry run).
+fn present(plan: &Plan, thread: &Thread, request: &Request, ui: &mut dyn Interaction) -> Result<Option<Outcome>> {
+    if !ui.confirm(plan) {
+        return Err(Error::failed("cancelled", "handoff cancelled; nothing was changed"));
+    }
+    Ok(request.dry_run.then(|| outcome_of_plan(plan, thread)))
+}
+
 fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
     Outcome {
         thread: plan.thread,
@@ -425,11 +430,8 @@ fn to_local(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mu
         changes: status.changes.clone(),
         transcript_bytes: thread.state.transcript.size,
     };
-    if !ui.confirm(&plan) {
-        return Err(Error::failed("cancelled", "handoff cancelled; nothing was changed"));
-    }
-    if request.dry_run {
-        return Ok(outcome_of_plan(&plan, &thread));
+    if let Some(stop) = present(&plan, &thread, request, ui)? {
+        return Ok(stop);
     }
     let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     match &begun.thread {

@@ -57,14 +57,7 @@ pub struct World {
 impl World {
     pub fn new(via: Via) -> World {
         let env = TestEnv::new();
-        let remote_home = env.path("remote-home");
-        std::fs::create_dir_all(&remote_home).unwrap();
-        std::fs::write(
-            remote_home.join(".gitconfig"),
-            "[user]\n\tname = Remote User\n\temail = remote@example.com\n[init]\n\tdefaultBranch = main\n\
-             [codex-handoff]\n\tmachine = devbox\n[advice]\n\tdetachedHead = false\n",
-        )
-        .unwrap();
+        let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");
         write(&laptop, b"a.txt", b"alpha\n");
         write(&laptop, b"b.txt", b"beta\n");
@@ -456,4 +449,38 @@ fn cloud_and_self_handoff_are_refused() {
     cmd.args(["codex-handoff", "1", "devbox"]).env("CODEX_HANDOFF_THREAD", thread["uuid"].as_str().unwrap());
     crate::harness::Run::from(cmd.output().unwrap()).fails_with(4, "cannot hand itself off");
     w.run(&["1", "nowhere"]).fails_with(3, "no host named");
+}
+
+#[test]
+fn host_to_host_goes_through_this_computer() {
+    let w = World::new(Via::Local);
+    // A second dev box with its own HOME, clone and saved project.
+    let other_home = crate::harness::make_home(&w.env.path("other-home"), "devbox2");
+    let other_clone = w.env.path("devbox2-clone");
+    w.env.git_as(
+        &other_home,
+        w.env.root.path(),
+        &["clone", "-q", w.laptop.to_str().unwrap(), other_clone.to_str().unwrap()],
+    );
+    w.env.git_as(&other_home, &other_clone, &["checkout", "-q", "-b", "devbox2-home"]);
+    w.env.run_as(&other_home, &other_clone, &["project", "save"]).success();
+    w.run(&["host", "add", "devbox2", other_home.to_str().unwrap(), "--transport", "local"]).success();
+
+    w.run(&["thread", "new", "--branch", "feat/travel"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let first = PathBuf::from(out["worktree"].as_str().unwrap());
+    write(&first, b"from-devbox.txt", b"made on the first host\n");
+    let state = w.env.carried_facts(&first);
+
+    let out = w.run(&["1", "devbox2", "--json"]).success().json();
+    assert_eq!(out["host"], "devbox2");
+    assert_eq!(out["epoch"], 3, "out to devbox (1), back here (2), out to devbox2 (3)");
+    let second = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert!(second.starts_with(&other_home), "{}", second.display());
+    assert_eq!(w.env.carried_facts(&second), state);
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["owner_machine"].as_str()), (Some("devbox2"), Some("devbox2")));
+    let first_host = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(first_host["owner_machine"], "laptop", "the first host let go of it");
 }

@@ -21,14 +21,7 @@ pub struct TestEnv {
 impl TestEnv {
     pub fn new() -> TestEnv {
         let root = tempfile::Builder::new().prefix("codex-handoff-test-").tempdir().expect("tempdir");
-        let home = root.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(
-            home.join(".gitconfig"),
-            "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n\
-             [codex-handoff]\n\tmachine = laptop\n[advice]\n\tdetachedHead = false\n",
-        )
-        .unwrap();
+        let home = make_home(&root.path().join("home"), "laptop");
         let bin_dir = Path::new(BIN).parent().unwrap();
         let mut path_var = OsString::from(bin_dir);
         path_var.push(":");
@@ -126,6 +119,20 @@ impl TestEnv {
         self.git(&dir, &["init", "-q"]);
         dir
     }
+}
+
+/// A HOME with a git identity and `codex-handoff.machine` set to `machine`.
+pub fn make_home(home: &Path, machine: &str) -> PathBuf {
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(
+        home.join(".gitconfig"),
+        format!(
+            "[user]\n\tname = Test User\n\temail = test@{machine}.example.com\n[init]\n\tdefaultBranch = main\n\
+             [codex-handoff]\n\tmachine = {machine}\n[advice]\n\tdetachedHead = false\n"
+        ),
+    )
+    .unwrap();
+    home.to_owned()
 }
 
 #[derive(Debug)]
