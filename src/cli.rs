@@ -21,6 +21,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long, global = true)]
+    pub progress: bool,
+
     #[command(flatten)]
     pub handoff: HandoffArgs,
 
@@ -74,6 +78,17 @@ pub enum Command {
     Project(ProjectCommand),
     /// Install the git hooks (pre-commit guard for threads owned elsewhere, ...).
     InstallHooks(InstallHooksArgs),
+    /// List every setting (git config key) with its value here and its default.
+    Config,
+    /// Run one of the git hooks `install-hooks` installs (called by the hook itself).
+    #[command(hide = true)]
+    Hook(HookArgs),
+    /// Generate the man page or shell completions (used by `make man` and `make install`).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+    /// Print completion candidates, one per line (used by the shell completions).
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
     /// The remote-side helper.
     #[command(subcommand, hide = true)]
     Remote(RemoteCommand),
@@ -140,7 +155,7 @@ pub struct ThreadRestoreArgs {
     #[arg(value_name = "THREAD")]
     pub thread: String,
     /// The new worktree's directory (must not exist, or be empty).
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: std::path::PathBuf,
     /// Detach HEAD at the snapshot's commit instead of checking out its branch.
     #[arg(long)]
@@ -201,6 +216,7 @@ pub struct HostListArgs {
 
 #[derive(Debug, Args)]
 pub struct HostNameArg {
+    /// The host's name, as given to `host add`.
     #[arg(value_name = "NAME")]
     pub name: String,
 }
@@ -217,7 +233,8 @@ pub enum ProjectCommand {
 
 #[derive(Debug, Args)]
 pub struct ProjectSaveArgs {
-    #[arg(value_name = "DIR")]
+    /// The directory: a repository, or a subdirectory of one (default: the current directory).
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Option<std::path::PathBuf>,
     /// Save it on this host instead of this computer.
     #[arg(long, value_name = "NAME")]
@@ -233,7 +250,8 @@ pub struct ProjectListArgs {
 
 #[derive(Debug, Args)]
 pub struct ProjectForgetArgs {
-    #[arg(value_name = "DIR")]
+    /// The saved directory.
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: std::path::PathBuf,
 }
 
@@ -242,6 +260,51 @@ pub struct InstallHooksArgs {
     /// Remove the lines this tool installed.
     #[arg(long)]
     pub uninstall: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// The hook's name (`pre-commit`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The arguments git gave the hook.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARG")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Print the man page (roff) on stdout.
+    Man,
+    /// Print a shell's completion script on stdout.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompleteWhat {
+    /// Thread numbers of the current repository.
+    Threads,
+    /// Configured host names.
+    Hosts,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[arg(value_enum, value_name = "WHAT")]
+    pub what: CompleteWhat,
 }
 
 #[derive(Debug, Subcommand)]

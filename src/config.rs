@@ -55,10 +55,12 @@ fn git_config() -> Command {
     cmd
 }
 
-/// All `codex-handoff.*` entries of the global config, in file order.
+/// All `codex-handoff.*` entries of the global config, in file order, then
+/// those given on git's command line (`git -c codex-handoff.<key>=<value>
+/// codex-handoff ...`), which so override the global ones.
 fn global_entries() -> Result<Vec<(String, String)>> {
     let mut cmd = git_config();
-    cmd.args(["--global", "-z", "--get-regexp", r"^codex-handoff\."]);
+    cmd.args(["--show-scope", "-z", "--get-regexp", r"^codex-handoff\."]);
     let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
     // Exit 1 means "no such keys".
     if !out.status.success() && out.status.code() != Some(1) {
@@ -67,17 +69,10 @@ fn global_entries() -> Result<Vec<(String, String)>> {
             format!("git config failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
         ));
     }
-    Ok(out
-        .stdout
-        .split(|b| *b == 0)
-        .filter(|r| !r.is_empty())
-        .map(|record| {
-            let text = String::from_utf8_lossy(record);
-            match text.split_once('\n') {
-                Some((k, v)) => (k.to_owned(), v.to_owned()),
-                None => (text.into_owned(), String::new()),
-            }
-        })
+    Ok(crate::settings::parse_show_scope(&out.stdout)
+        .into_iter()
+        .filter(|f| f.origin == "global" || f.origin == "command")
+        .map(|f| (f.key, f.value))
         .collect())
 }
 

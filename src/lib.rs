@@ -6,17 +6,21 @@
 
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod config;
 pub mod error;
 pub mod fingerprint;
 pub mod git;
 pub mod handoff;
 pub mod helper;
+pub mod hooks;
 pub mod lock;
+pub mod manual;
 pub mod output;
 pub mod protocol;
 pub mod repo;
 pub mod restore;
+pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod store;
@@ -47,6 +51,7 @@ pub fn main() -> ExitCode {
         }
     };
     let mut ui = output::Ui::new(cli.json);
+    ui.force_progress = cli.progress;
     match commands::run(cli, &mut ui) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

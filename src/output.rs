@@ -7,13 +7,15 @@ use crate::error::Error;
 
 pub struct Ui {
     pub json: bool,
+    /// `--progress`: show progress even when stderr is not a terminal.
+    pub force_progress: bool,
     stdout: Box<dyn Write>,
     stderr: Box<dyn Write>,
 }
 
 impl Ui {
     pub fn new(json: bool) -> Self {
-        Ui { json, stdout: Box::new(std::io::stdout()), stderr: Box::new(std::io::stderr()) }
+        Ui { json, force_progress: false, stdout: Box::new(std::io::stdout()), stderr: Box::new(std::io::stderr()) }
     }
 
     /// Human output of a command (skipped under `--json`).
@@ -28,17 +30,25 @@ impl Ui {
         let _ = writeln!(self.stderr, "{}", text.as_ref());
     }
 
-    /// Progress for a person watching: stderr, and only on a terminal.
+    /// Progress for a person watching: stderr, and only on a terminal (or with `--progress`).
     pub fn progress(&mut self, text: impl AsRef<str>) {
-        if std::io::stderr().is_terminal() {
+        if self.force_progress || std::io::stderr().is_terminal() {
             let _ = writeln!(self.stderr, "{}", text.as_ref());
         }
     }
 
-    /// The command's JSON document (only under `--json`).
+    /// Text that is the command's output whatever the flags (a man page, a
+    /// completion script, completion candidates).
+    pub fn raw(&mut self, text: &str) {
+        let _ = self.stdout.write_all(text.as_bytes());
+    }
+
+    /// The command's JSON document (only under `--json`). Every document
+    /// carries a `schema` version (see the man page's JSON OUTPUT).
     pub fn json(&mut self, value: &serde_json::Value) {
         if self.json {
-            let _ = serde_json::to_writer_pretty(&mut self.stdout, value);
+            let value = with_schema(value);
+            let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
             let _ = writeln!(self.stdout);
         }
     }
@@ -62,6 +72,7 @@ impl Ui {
     pub fn error(&mut self, err: &Error) {
         if self.json {
             let value = serde_json::json!({
+                "schema": crate::manual::JSON_SCHEMA,
                 "error": {
                     "code": err.code,
                     "message": err.full_message(),
@@ -72,7 +83,7 @@ impl Ui {
             let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
             let _ = writeln!(self.stdout);
         } else {
-            let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            let theme = if stderr_color() {
                 miette::GraphicalTheme::unicode()
             } else {
                 miette::GraphicalTheme::unicode_nocolor()
@@ -85,5 +96,32 @@ impl Ui {
             let _ = write!(self.stderr, "{text}");
         }
         let _ = self.stdout.flush();
+    }
+}
+
+/// A top-level object gets `"schema"` unless it has one.
+fn with_schema(value: &serde_json::Value) -> serde_json::Value {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.entry("schema").or_insert(serde_json::Value::from(crate::manual::JSON_SCHEMA));
+    }
+    value
+}
+
+/// Colour on stderr: never with `NO_COLOR` set (not empty); otherwise as git
+/// decides for itself from `color.ui` (`auto`: only on a terminal).
+fn stderr_color() -> bool {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    let tty = std::io::stderr().is_terminal();
+    let answer = std::process::Command::new("git")
+        .args(["config", "--get-colorbool", "color.ui", if tty { "true" } else { "false" }])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    match answer {
+        Ok(out) if out.status.success() => out.stdout.trim_ascii() == b"true",
+        _ => tty,
     }
 }

@@ -1,7 +1,10 @@
 //! One module per subcommand: each has its clap args (in `cli`) and one `run`.
 
+pub mod config;
 pub mod destinations;
+pub mod generate;
 pub mod handoff;
+pub mod hooks;
 pub mod host;
 pub mod project;
 pub mod remote;
@@ -10,7 +13,7 @@ pub mod thread;
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, RemoteCommand};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::Ui;
 use crate::store::Thread;
 
@@ -20,7 +23,11 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
         Some(Command::Destinations(args)) => destinations::run(args, ui),
         Some(Command::Host(command)) => host::run(command, ui),
         Some(Command::Project(command)) => project::run(command, ui),
-        Some(Command::InstallHooks(_)) => Err(Error::not_yet_available("install-hooks")),
+        Some(Command::InstallHooks(args)) => hooks::install(args, ui),
+        Some(Command::Config) => config::run(ui),
+        Some(Command::Hook(args)) => hooks::run(args, ui),
+        Some(Command::Generate(command)) => generate::generate(command, ui),
+        Some(Command::Complete(args)) => generate::complete(args, ui),
         Some(Command::Remote(RemoteCommand::Serve(args))) => remote::run(args),
         None => handoff::run(cli.handoff, ui),
     }

@@ -254,13 +254,3 @@ fn a_thread_in_a_linked_worktree_restores_elsewhere() {
         env.git(&linked, &["status", "--porcelain=v2", "-z"])
     );
 }
-
-#[test]
-fn commands_of_later_versions_say_so() {
-    let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
-    env.run(&repo, &["install-hooks"]).fails_with(1, "not yet available");
-    let out = env.run(&repo, &["thread", "run", "1", "--json", "--", "true"]);
-    assert_eq!(out.code, 1);
-    assert_eq!(out.json()["error"]["code"], "not_yet_available");
-}
