@@ -24,8 +24,8 @@ build: ## Build the release binary
 test: ## Run the whole test suite
 	$(CARGO) test --locked
 
-bench: ## Benchmark snapshots against plain git (prints figures and ratios)
-	$(CARGO) bench --locked --bench snapshot
+bench: ## Benchmark snapshots and handoffs against plain git (prints figures and ratios)
+	$(CARGO) bench --locked --bench snapshot --bench handoff
 
 demo: build ## A real handoff and hand-back over a throw-away sshd on 127.0.0.1
 	sh scripts/demo.sh

@@ -38,6 +38,8 @@ pub struct Plan {
     pub branch_action: String,
     pub changes: Changes,
     pub transcript_bytes: u64,
+    /// The thread's command is running and will be interrupted first.
+    pub running: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +68,10 @@ pub struct Request {
     pub destination: String,
     pub branch: Option<String>,
     pub dry_run: bool,
+    /// Refuse a running thread instead of interrupting it.
+    pub no_interrupt: bool,
+    /// How long to wait after SIGINT, and again after SIGTERM.
+    pub interrupt_timeout: std::time::Duration,
 }
 
 /// The two destinations that name this computer.
@@ -91,7 +97,13 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
     };
     let me = crate::repo::machine_name(Some(repo));
     let thread = store::resolve(repo, &request.thread)?;
-    if std::env::var("CODEX_HANDOFF_THREAD").is_ok_and(|v| v.eq_ignore_ascii_case(&thread.state.uuid)) {
+    // `thread run` exports CODEX_HANDOFF_THREAD; the Codex CLI exports CODEX_THREAD_ID.
+    let asking_thread = std::env::var("CODEX_HANDOFF_THREAD").is_ok_and(|v| v.eq_ignore_ascii_case(&thread.state.uuid));
+    let asking_session = match (&thread.state.transcript.codex_session, std::env::var("CODEX_THREAD_ID")) {
+        (Some(session), Ok(id)) => session.eq_ignore_ascii_case(&id),
+        _ => false,
+    };
+    if asking_thread || asking_session {
         return Err(Error::refused("self_handoff", "a thread cannot hand itself off")
             .with_help("ask from another thread or a terminal"));
     }
@@ -135,6 +147,8 @@ fn clone_request(r: &Request) -> Request {
         destination: r.destination.clone(),
         branch: r.branch.clone(),
         dry_run: r.dry_run,
+        no_interrupt: r.no_interrupt,
+        interrupt_timeout: r.interrupt_timeout,
     }
 }
 
@@ -184,6 +198,10 @@ fn owner_host(thread: &Thread, me: &str) -> Result<Host> {
 
 fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut dyn Interaction) -> Result<Outcome> {
     let worktree = threads::thread_worktree(repo, &thread)?;
+    let running = crate::running::current(repo, &thread.state.uuid)?;
+    if running.is_some() && request.no_interrupt {
+        crate::running::stop_for_handoff(repo, &thread.state.uuid, true, request.interrupt_timeout)?;
+    }
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
@@ -211,7 +229,8 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         branch: branch.clone(),
         branch_action,
         changes: snapshot::count_changes(&worktree)?,
-        transcript_bytes: thread.state.transcript.size,
+        transcript_bytes: transcript_size(repo, &thread),
+        running: running.is_some(),
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {
         return Ok(stop);
@@ -240,6 +259,9 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         }
     }
 
+    if crate::running::stop_for_handoff(repo, &thread.state.uuid, request.no_interrupt, request.interrupt_timeout)? {
+        ui.progress("interrupted the running command");
+    }
     ui.progress("taking a snapshot");
     let departing = departure(
         repo,
@@ -257,16 +279,28 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
     ui.progress(&format!("pushing to {}", host.name));
     let mut refspecs = vec![
         format!("+{}:{}", departing.snapshot, store::incoming_ref(&uuid, "snapshot")),
-        format!("+{}:{}", store::NOTES_REF, store::incoming_ref(&uuid, "notes")),
+        format!("+{}:{}", store::staged_notes_ref(&uuid), store::incoming_ref(&uuid, "notes")),
     ];
     if let Some(head) = &departing.state.head {
         refspecs.push(format!("+{head}:{}", store::incoming_ref(&uuid, "head")));
     }
-    push(repo, &conn, &project.repo, &refspecs)?;
-    ui.progress(&format!("restoring on {}", host.name));
-    let arrived: ArrivalAnswer = conn
-        .call("receive", json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }))?;
+    let sent = push(repo, &conn, &project.repo, &refspecs).and_then(|()| {
+        ui.progress(&format!("restoring on {}", host.name));
+        conn.call::<ArrivalAnswer>(
+            "receive",
+            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+        )
+    });
+    let arrived = match sent {
+        Ok(arrived) => arrived,
+        Err(e) => {
+            // The host did not take it: this computer stays exactly as it was.
+            let _ = store::set_ref(repo, &store::staged_notes_ref(&uuid), None, None, "codex-handoff: not sent");
+            return Err(e);
+        }
+    };
     // Only now does this computer record the new owner.
+    store::publish_staged_notes(repo, &uuid)?;
     store::move_thread_ref(repo, &uuid, Some(thread.snapshot), departing.snapshot)?;
     conn.close()?;
     Ok(Outcome {
@@ -328,6 +362,8 @@ fn adopt_remote(
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
     let snapshot = store::parse_hex(&remote.snapshot)?;
+    // A run that stopped before publishing left the snapshot's note staged here.
+    store::publish_staged_notes(repo, &thread.state.uuid)?;
     if repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err() {
         let _: serde_json::Value = conn.call("expose", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
         fetch(repo, conn, &project.repo, &thread.state.uuid)?;
@@ -366,6 +402,14 @@ fn finish_on_host(repo: &Repo, thread: &Thread, host: &Host, ui: &mut dyn Intera
         already_there: true,
         dry_run: false,
     })
+}
+
+/// The transcript's size as it would be carried now.
+fn transcript_size(repo: &Repo, thread: &Thread) -> u64 {
+    crate::transcript::local_path(repo, &thread.state)
+        .ok()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(thread.state.transcript.size, |m| m.len())
 }
 
 /// Show the plan and ask; `Some` ends the handoff here (a dry run).
@@ -428,7 +472,8 @@ fn to_local(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mu
         branch: branch.clone(),
         branch_action: "restore".into(),
         changes: status.changes.clone(),
-        transcript_bytes: thread.state.transcript.size,
+        transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
+        running: status.running,
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {
         return Ok(stop);
@@ -464,12 +509,12 @@ fn to_local(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mu
     let departed: DepartAnswer = conn.call(
         "depart",
         json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1, "to_machine": me,
-                "from": host.name, "to": "local", "initiator": me, "branch": request.branch }),
+                "from": host.name, "to": "local", "initiator": me, "branch": request.branch,
+                "no_interrupt": request.no_interrupt, "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
     )?;
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     fetch(repo, &conn, &project.repo, &uuid)?;
-    merge_incoming_notes(repo, &uuid)?;
     let snapshot = store::parse_hex(&departed.snapshot)?;
     if store::ref_target(repo, &store::incoming_ref(&uuid, "snapshot"))? != Some(snapshot) {
         return Err(Error::failed(
@@ -477,6 +522,8 @@ fn to_local(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mu
             format!("the snapshot fetched from {} is not the one it made", host.name),
         ));
     }
+    check_incoming(repo, &uuid, snapshot)?;
+    merge_incoming_notes(repo, &uuid)?;
     set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
     ui.progress("restoring here");
     let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
@@ -567,7 +614,10 @@ pub fn departure(repo: &Repo, worktree: &Repo, thread: &Thread, to: Departure) -
         to: to.to,
         at: state.updated_at.clone(),
     });
-    store::write_snapshot(repo, &captured, state, Some(thread), None)
+    let transcript = crate::transcript::capture(repo, &thread.state)?;
+    store::reset_staged_notes(repo, &thread.state.uuid)?;
+    let notes = store::staged_notes_ref(&thread.state.uuid);
+    store::write_snapshot(repo, &captured, state, Some(thread), transcript, &notes)
 }
 
 /// What to do when the thread's old worktree here has changes it did not make.
@@ -707,6 +757,8 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
     }
     let incoming = Thread { snapshot, state };
     let expected = Expected::of(repo, &incoming)?;
+    let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
+    crate::transcript::check_incoming(repo, &incoming.state, transcript)?;
     let target = arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?;
     set_marker(repo, "arrival", &uuid, &json!({ "worktree": target.path }))?;
     let restored = if target.reuse {
@@ -727,6 +779,7 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
         }
         restore::into_new_worktree(repo, &expected, &target.path, false)?
     };
+    crate::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
     store::move_thread_ref(repo, &uuid, current.map(|c| c.snapshot), snapshot)?;
     threads::set_worktree_record(repo, &uuid, &restored.worktree)?;
     clear_marker(repo, "arrival", &uuid)?;
@@ -736,6 +789,21 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
         epoch: incoming.state.epoch,
         snapshot: snapshot.to_string(),
     })
+}
+
+/// Refusals that need the incoming snapshot, checked before anything here
+/// changes (notes are merged only afterwards); the incoming refs are removed
+/// on refusal.
+pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId) -> Result<()> {
+    let checked = (|| {
+        let state = store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?;
+        let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
+        crate::transcript::check_incoming(repo, &state, transcript)
+    })();
+    if checked.is_err() {
+        let _ = store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"));
+    }
+    checked
 }
 
 pub fn merge_incoming_notes(repo: &Repo, uuid: &str) -> Result<()> {
@@ -797,7 +865,7 @@ fn fetch(repo: &Repo, conn: &Connection, remote_repo: &str, uuid: &str) -> Resul
     let mut cmd = Git::new(repo.common_dir(), None).command(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]);
     cmd.arg(conn.git_url(remote_repo));
     cmd.arg(format!("+{}:{}", store::outgoing_ref(uuid), store::incoming_ref(uuid, "snapshot")));
-    cmd.arg(format!("+{}:{}", store::NOTES_REF, store::incoming_ref(uuid, "notes")));
+    cmd.arg(format!("+{}:{}", store::staged_notes_ref(uuid), store::incoming_ref(uuid, "notes")));
     for (k, v) in conn.git_env() {
         cmd.env(k, v);
     }
@@ -851,4 +919,8 @@ pub struct DepartAnswer {
 pub struct StatusAnswer {
     pub branch: Option<String>,
     pub changes: Changes,
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default)]
+    pub transcript_bytes: Option<u64>,
 }

@@ -113,6 +113,14 @@ struct DepartParams {
     initiator: String,
     #[serde(default)]
     branch: Option<String>,
+    #[serde(default)]
+    no_interrupt: bool,
+    #[serde(default = "default_interrupt_ms")]
+    interrupt_timeout_ms: u64,
+}
+
+fn default_interrupt_ms() -> u64 {
+    10_000
 }
 
 impl Session {
@@ -192,6 +200,7 @@ impl Session {
                 Error::failed("nothing_received", "the snapshot did not arrive").with_help("run the handoff again")
             );
         }
+        handoff::check_incoming(&repo, &p.uuid, snapshot)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         if config::global_value("codex-handoff.testfault")?.as_deref() == Some("before-restore") {
             // Test-only: die as a killed helper would, after the push and before the restore.
@@ -217,6 +226,8 @@ impl Session {
             ));
         }
         let worktree = threads::thread_worktree(&repo, &thread)?;
+        let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
+        crate::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
         let departing = handoff::departure(
             &repo,
             &worktree,
@@ -236,6 +247,8 @@ impl Session {
         let current = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
         if current.snapshot != snapshot {
+            // The note on the snapshot joins the shared notes only now.
+            store::publish_staged_notes(&repo, &p.uuid)?;
             let state = store::read_note(&repo, snapshot)?;
             if state.owner_machine == self.machine || state.epoch <= current.state.epoch {
                 return Err(Error::refused("bad_release", "that snapshot does not hand the thread away from here"));
@@ -254,6 +267,7 @@ impl Session {
         let outgoing = store::outgoing_ref(&p.uuid);
         let old = store::ref_target(&repo, &outgoing)?;
         store::set_ref(&repo, &outgoing, old, Some(current.snapshot), "codex-handoff: outgoing")?;
+        store::reset_staged_notes(&repo, &p.uuid)?;
         Ok(json!({ "snapshot": current.snapshot.to_string() }))
     }
 }
@@ -394,5 +408,15 @@ fn status(p: ThreadParams) -> Result<Value> {
     };
     let worktree = threads::thread_worktree(&repo, &thread)?;
     let (_, branch) = snapshot::head_of(&worktree)?;
-    Ok(json!({ "branch": branch, "changes": snapshot::count_changes(&worktree)? }))
+    let running = crate::running::current(&repo, &p.uuid)?.is_some();
+    let transcript_bytes = crate::transcript::local_path(&repo, &thread.state)
+        .ok()
+        .and_then(|path| std::fs::metadata(path).ok())
+        .map(|m| m.len());
+    Ok(json!({
+        "branch": branch,
+        "changes": snapshot::count_changes(&worktree)?,
+        "running": running,
+        "transcript_bytes": transcript_bytes,
+    }))
 }

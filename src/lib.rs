@@ -5,6 +5,7 @@
 //! returns values and never prints.
 
 pub mod cli;
+pub mod codex;
 pub mod commands;
 pub mod completion;
 pub mod config;
@@ -20,11 +21,13 @@ pub mod output;
 pub mod protocol;
 pub mod repo;
 pub mod restore;
+pub mod running;
 pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod threads;
+pub mod transcript;
 pub mod transport;
 
 use std::process::ExitCode;

@@ -53,6 +53,11 @@ impl Ui {
         }
     }
 
+    pub fn flush(&mut self) {
+        let _ = self.stdout.flush();
+        let _ = self.stderr.flush();
+    }
+
     /// Ask a yes/no question; only when stdin and stderr are terminals.
     pub fn can_prompt(&self) -> bool {
         std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
@@ -89,7 +94,11 @@ impl Ui {
                 miette::GraphicalTheme::unicode_nocolor()
             };
             let mut text = String::new();
-            let handler = miette::GraphicalReportHandler::new_themed(theme);
+            let mut handler = miette::GraphicalReportHandler::new_themed(theme);
+            if !std::io::stderr().is_terminal() {
+                // Scripts match on the text: never wrap it when nobody reads it on a screen.
+                handler = handler.with_width(usize::MAX / 4);
+            }
             if handler.render_report(&mut text, err).is_err() {
                 text = format!("error: {}", err.full_message());
             }

@@ -55,8 +55,15 @@ pub struct ThreadState {
 pub struct Transcript {
     pub sha256: String,
     pub size: u64,
+    /// The linked Codex CLI session, if any.
     #[serde(default)]
     pub codex_session: Option<String>,
+    /// Its rollout file below `$CODEX_HOME/sessions`, the same on every machine.
+    #[serde(default)]
+    pub codex_rollout: Option<String>,
+    /// Its name in Codex's `session_index.jsonl`, carried along.
+    #[serde(default)]
+    pub codex_thread_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

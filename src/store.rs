@@ -12,12 +12,11 @@ use gix::bstr::{BString, ByteSlice};
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
 use gix::ObjectId;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Error, Result};
 use crate::repo::Repo;
 use crate::snapshot::WorktreeState;
-use crate::state::{ThreadState, Transcript};
+use crate::state::ThreadState;
 
 pub const THREAD_REF_PREFIX: &str = "refs/codex-handoff/threads/";
 pub const NOTES_REF: &str = "refs/notes/codex-handoff";
@@ -67,7 +66,12 @@ pub fn load(repo: &Repo, uuid: &str) -> Result<Option<Thread>> {
 
 /// The thread state noted on snapshot `snapshot`.
 pub fn read_note(repo: &Repo, snapshot: ObjectId) -> Result<ThreadState> {
-    let mut notes = repo.gix.notes()?.with_refs([NOTES_REF])?;
+    read_note_in(repo, snapshot, NOTES_REF)
+}
+
+/// The thread state noted on `snapshot` in the notes ref `notes_ref`.
+pub fn read_note_in(repo: &Repo, snapshot: ObjectId, notes_ref: &str) -> Result<ThreadState> {
+    let mut notes = repo.gix.notes()?.with_refs([notes_ref])?;
     let found = notes.get(snapshot)?;
     let Some(note) = found.first() else {
         return Err(Error::failed("note_missing", format!("snapshot {snapshot} has no note in {NOTES_REF}"))
@@ -133,20 +137,47 @@ pub fn record(
     worktree: &WorktreeState,
     state: ThreadState,
     previous: Option<&Thread>,
-    transcript: Option<ObjectId>,
+    transcript: Option<crate::transcript::TranscriptBlob>,
 ) -> Result<Thread> {
-    let thread = write_snapshot(repo, worktree, state, previous, transcript)?;
+    let thread = write_snapshot(repo, worktree, state, previous, transcript, NOTES_REF)?;
     move_thread_ref(repo, &thread.state.uuid, previous.map(|p| p.snapshot), thread.snapshot)?;
     Ok(thread)
 }
 
-/// Write I, T and S and the note on S, without moving the thread's ref.
+/// Where a departing snapshot's note waits until the destination has it:
+/// the shared notes ref changes only once the handoff is confirmed.
+pub fn staged_notes_ref(uuid: &str) -> String {
+    format!("refs/codex-handoff/staged/{uuid}/notes")
+}
+
+/// Start the staged notes ref afresh at the current notes tip.
+pub fn reset_staged_notes(repo: &Repo, uuid: &str) -> Result<()> {
+    let staged = staged_notes_ref(uuid);
+    set_ref(repo, &staged, None, None, "codex-handoff: reset staged notes")?;
+    if let Some(tip) = ref_target(repo, NOTES_REF)? {
+        set_ref(repo, &staged, None, Some(tip), "codex-handoff: stage notes")?;
+    }
+    Ok(())
+}
+
+/// Merge the staged note into the shared notes ref and drop the staged ref.
+pub fn publish_staged_notes(repo: &Repo, uuid: &str) -> Result<()> {
+    let staged = staged_notes_ref(uuid);
+    if let Some(tip) = ref_target(repo, &staged)? {
+        merge_notes(repo, tip)?;
+        set_ref(repo, &staged, Some(tip), None, "codex-handoff: published")?;
+    }
+    Ok(())
+}
+
+/// Write I, T and S and the note on S (into `notes_ref`), without moving the thread's ref.
 pub fn write_snapshot(
     repo: &Repo,
     worktree: &WorktreeState,
     mut state: ThreadState,
     previous: Option<&Thread>,
-    transcript: Option<ObjectId>,
+    transcript: Option<crate::transcript::TranscriptBlob>,
+    notes_ref: &str,
 ) -> Result<Thread> {
     let signature = signature(repo);
     let head_parents: Vec<ObjectId> = worktree.head.into_iter().collect();
@@ -164,19 +195,19 @@ pub fn write_snapshot(
         Some(p) => Some(parse_hex(&p.state.data_commit)?),
         None => None,
     };
-    let transcript = match transcript {
-        Some(id) => id,
-        None => match previous_data {
-            Some(data) => transcript_blob(repo, data)?,
-            None => repo.gix.write_blob(b"")?.detach(),
+    // A new transcript, or the previous one carried over (its sha256 and size with it).
+    let transcript = match (transcript, previous_data, previous) {
+        (Some(blob), _, _) => blob,
+        (None, Some(data), Some(previous)) => crate::transcript::TranscriptBlob {
+            id: transcript_blob(repo, data)?,
+            sha256: previous.state.transcript.sha256.clone(),
+            size: previous.state.transcript.size,
         },
+        _ => crate::transcript::empty(repo)?,
     };
-    let transcript_data = repo.gix.find_blob(transcript)?.data.clone();
-    state.transcript = Transcript {
-        sha256: hex(&Sha256::digest(&transcript_data)),
-        size: transcript_data.len() as u64,
-        codex_session: state.transcript.codex_session.take(),
-    };
+    state.transcript.sha256 = transcript.sha256.clone();
+    state.transcript.size = transcript.size;
+    let transcript = transcript.id;
     let mut data_tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
     data_tree.upsert(TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, transcript)?;
     if !worktree.intent_to_add.is_empty() {
@@ -217,22 +248,26 @@ pub fn write_snapshot(
     state.intent_to_add = worktree.intent_to_add.len();
 
     state.source_machine = Some(crate::repo::machine_name(Some(repo)));
-    write_note(repo, snapshot, &state)?;
+    write_note(repo, notes_ref, snapshot, &state)?;
     Ok(Thread { snapshot, state })
 }
 
 /// Write the note on `snapshot`. The notes ref is shared by all threads, so a
 /// concurrent writer (of another thread) makes us retry on the new tip.
-pub fn write_note(repo: &Repo, snapshot: ObjectId, state: &ThreadState) -> Result<()> {
+pub fn write_note(repo: &Repo, notes_ref: &str, snapshot: ObjectId, state: &ThreadState) -> Result<()> {
     let data = state.to_note();
     let mut last_error = None;
     for _ in 0..20 {
         let mut notes = repo
             .gix
             .notes()?
-            .with_refs([NOTES_REF])?
+            .with_refs([notes_ref])?
             .with_commit_message(format!("thread #{} ({}) epoch {}", state.number, state.uuid, state.epoch));
-        match notes.replace(NOTES_REF, snapshot, &data) {
+        // The full name as given: `replace` would put non-`refs/notes/` names under refs/notes/.
+        let full: gix::refs::FullName = notes_ref
+            .try_into()
+            .map_err(|e| Error::failed("bad_ref", format!("bad ref name {notes_ref}")).with_source(e))?;
+        match notes.replace_at_ref(full.as_ref(), snapshot, &data) {
             Ok(_) => return Ok(()),
             Err(e) => {
                 last_error = Some(e);
@@ -240,7 +275,7 @@ pub fn write_note(repo: &Repo, snapshot: ObjectId, state: &ThreadState) -> Resul
             }
         }
     }
-    Err(Error::failed("notes_update", format!("could not update {NOTES_REF}"))
+    Err(Error::failed("notes_update", format!("could not update {notes_ref}"))
         .with_help("another process keeps changing it; try again")
         .with_source(last_error.expect("at least one attempt")))
 }
@@ -298,10 +333,6 @@ fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<O
 
 pub fn parse_hex(text: &str) -> Result<ObjectId> {
     ObjectId::from_hex(text.as_bytes()).context("bad_object_id", || format!("{text:?} is not an object id"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The identity snapshot commits are made with: the user's, or a fixed one.

@@ -17,13 +17,36 @@ pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
 /// Start a thread on the Git state of the worktree `repo` is opened at.
 /// With `branch`, HEAD moves onto that branch first (created at HEAD if new);
 /// no file and no index entry changes.
-pub fn create(repo: &Repo, machine: &str, title: Option<String>, branch: Option<String>) -> Result<Thread> {
+pub fn create(
+    repo: &Repo,
+    machine: &str,
+    title: Option<String>,
+    branch: Option<String>,
+    codex_session: Option<String>,
+) -> Result<Thread> {
     let workdir = repo.workdir()?;
     // Numbers are handed out one at a time.
     let _lock = Lock::acquire(&repo.private_dir()?.join("locks"), "new-thread", "starting a thread")?;
     // Check before anything changes.
     let index = repo.gix.index_or_empty()?;
     snapshot::check_capturable(repo, &index)?;
+    // The Codex session's rollout is checked before anything changes.
+    let rollout = codex_session.as_deref().map(crate::codex::find).transpose()?;
+    if let Some(rollout) = &rollout {
+        if let Some(other) = store::list(repo)?
+            .into_iter()
+            .find(|t| t.state.transcript.codex_session.as_deref() == Some(&rollout.session_id))
+        {
+            return Err(Error::refused(
+                "codex_session_taken",
+                format!("Codex session {} is already thread #{}", rollout.session_id, other.state.number),
+            )
+            .with_help(format!(
+                "use thread {} (`git codex-handoff thread show {}`)",
+                other.state.number, other.state.number
+            )));
+        }
+    }
     if let Some(branch) = &branch {
         switch_to_new_branch(repo, branch)?;
     }
@@ -31,6 +54,7 @@ pub fn create(repo: &Repo, machine: &str, title: Option<String>, branch: Option<
     let number = store::next_number(repo)?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let now = now_rfc3339();
+    let title_was_default = title.as_ref().is_none_or(|t| t.trim().is_empty());
     let state = ThreadState {
         schema: SCHEMA,
         title: title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| format!("Thread {number}")),
@@ -53,8 +77,23 @@ pub fn create(repo: &Repo, machine: &str, title: Option<String>, branch: Option<
         handoff: None,
         extra: Default::default(),
     };
+    let mut state = state;
+    let transcript = match &rollout {
+        Some(rollout) => {
+            state.transcript.codex_session = Some(rollout.session_id.clone());
+            state.transcript.codex_rollout = Some(rollout.relative.clone());
+            state.transcript.codex_thread_name = crate::codex::thread_name(&rollout.session_id);
+            if let Some(name) = &state.transcript.codex_thread_name {
+                if title_was_default {
+                    state.title.clone_from(name);
+                }
+            }
+            Some(crate::transcript::store_file(repo, &rollout.path)?)
+        }
+        None => None,
+    };
     let _thread_lock = lock_thread(repo, &state.uuid)?;
-    let thread = store::record(repo, &worktree, state, None, None)?;
+    let thread = store::record(repo, &worktree, state, None, transcript)?;
     set_worktree_record(repo, &thread.state.uuid, &workdir)?;
     Ok(thread)
 }
@@ -130,7 +169,8 @@ pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
     state.worktree = Some(worktree_repo.workdir()?.to_string_lossy().into_owned());
     state.updated_at = now_rfc3339();
     state.handoff = None;
-    store::record(repo, &worktree, state, Some(&thread), None)
+    let transcript = crate::transcript::capture(repo, &thread.state)?;
+    store::record(repo, &worktree, state, Some(&thread), transcript)
 }
 
 /// Open the worktree the thread lives in on this machine.

@@ -22,7 +22,14 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         }
     };
     let repo = Repo::discover()?;
-    let request = handoff::Request { thread, destination: host, branch: args.branch, dry_run: args.dry_run };
+    let request = handoff::Request {
+        thread,
+        destination: host,
+        branch: args.branch,
+        dry_run: args.dry_run,
+        no_interrupt: args.no_interrupt,
+        interrupt_timeout: std::time::Duration::from_secs(args.interrupt_timeout),
+    };
     let mut console = Console { ui, yes: args.yes, dry_run: args.dry_run, plan: None };
     let outcome = handoff::run(&repo, &request, &mut console)?;
     let plan = console.plan.take();
@@ -91,6 +98,9 @@ fn plan_text(plan: &Plan) -> String {
     );
     if plan.transcript_bytes > 0 {
         text += &format!("\n  conversation  copied to {} ({})", plan.to, human_bytes(plan.transcript_bytes));
+    }
+    if plan.running {
+        text += "\n  running   its command will be interrupted (SIGINT) before the transfer";
     }
     text
 }

@@ -33,9 +33,12 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
     }
 }
 
-/// A thread as editors see it (`--json`): DESIGN §3 field names.
-pub fn thread_view(thread: &Thread, this_machine: &str) -> Value {
+/// A thread as editors see it (`--json`): DESIGN §3 field names. `status`
+/// is live: `running` while `thread run` has its command going.
+pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &str) -> Value {
     let s = &thread.state;
+    let running = matches!(crate::running::current(repo, &s.uuid), Ok(Some(_)));
+    let status = if running { crate::state::Status::Running } else { s.status };
     json!({
         "schema": s.schema,
         "number": s.number,
@@ -44,7 +47,8 @@ pub fn thread_view(thread: &Thread, this_machine: &str) -> Value {
         "branch": s.branch,
         "owner": owner_name(thread, this_machine),
         "owner_machine": s.owner_machine,
-        "status": s.status,
+        "status": status,
+        "codex_session": s.transcript.codex_session,
         "epoch": s.epoch,
         "snapshot": thread.snapshot.to_string(),
         "head": s.head,

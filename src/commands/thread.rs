@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs};
+use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::commands::{owner_name, thread_view};
 use crate::error::{Error, Result};
 use crate::output::Ui;
@@ -20,18 +20,15 @@ pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
         ThreadCommand::Log(args) => log(args, ui),
         ThreadCommand::Snapshot(args) => snapshot_now(args, ui),
         ThreadCommand::Restore(args) => restore_into(args, ui),
-        ThreadCommand::Run(_) => Err(Error::not_yet_available("thread run")),
+        ThreadCommand::Run(args) => run_command(args, ui),
     }
 }
 
 fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
-    if args.codex_session.is_some() {
-        return Err(Error::not_yet_available("thread new --codex-session"));
-    }
     let repo = Repo::discover()?;
     let machine = machine_name(Some(&repo));
-    let thread = threads::create(&repo, &machine, args.title, args.branch)?;
-    ui.json(&thread_view(&thread, &machine));
+    let thread = threads::create(&repo, &machine, args.title, args.branch, args.codex_session)?;
+    ui.json(&thread_view(&repo, &thread, &machine));
     ui.say(format!(
         "Started thread #{} {} on {} (snapshot {})",
         thread.state.number,
@@ -53,7 +50,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
             Some(dir) => within(dir, &t.state.subdirectory),
         })
         .collect();
-    let views: Vec<serde_json::Value> = threads.iter().map(|t| thread_view(t, &machine)).collect();
+    let views: Vec<serde_json::Value> = threads.iter().map(|t| thread_view(&repo, t, &machine)).collect();
     ui.json(&json!({ "schema": 1, "threads": views }));
     if threads.is_empty() {
         ui.say("No threads. Start one with `git codex-handoff thread new`.");
@@ -82,7 +79,7 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let machine = machine_name(Some(&repo));
     let thread = store::resolve(&repo, &args.thread)?;
-    ui.json(&thread_view(&thread, &machine));
+    ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
     ui.say(format!("title     {}", s.title));
@@ -141,7 +138,7 @@ fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let machine = machine_name(Some(&repo));
     let thread = threads::checkpoint(&repo, &machine, &args.thread)?;
-    ui.json(&json!({ "snapshot": thread.snapshot.to_string(), "thread": thread_view(&thread, &machine) }));
+    ui.json(&json!({ "snapshot": thread.snapshot.to_string(), "thread": thread_view(&repo, &thread, &machine) }));
     ui.say(thread.snapshot.to_string());
     Ok(())
 }
@@ -166,6 +163,33 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
         branch_text(&restored.branch)
     ));
     Ok(())
+}
+
+/// Run the thread's agent command in its worktree; exits with its exit code.
+fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let machine = machine_name(Some(&repo));
+    let thread = store::resolve(&repo, &args.thread)?;
+    if thread.state.owner_machine != machine {
+        return Err(Error::refused(
+            "not_owner",
+            format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
+        )
+        .with_help("bring it back with `git codex-handoff <THREAD> local`, or run it there"));
+    }
+    let worktree = threads::thread_worktree(&repo, &thread)?.workdir()?;
+    let dir = worktree.join(&thread.state.subdirectory);
+    let transcript = crate::transcript::local_path(&repo, &thread.state)?;
+    let env = vec![
+        ("CODEX_HANDOFF_THREAD".to_owned(), thread.state.uuid.clone()),
+        ("CODEX_HANDOFF_TRANSCRIPT".to_owned(), transcript.to_string_lossy().into_owned()),
+    ];
+    if let Some(parent) = transcript.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let code = crate::running::run(&repo, &thread.state.uuid, &dir, &args.command, &env)?;
+    ui.flush();
+    std::process::exit(code);
 }
 
 fn branch_text(branch: &Option<String>) -> String {

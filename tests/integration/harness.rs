@@ -340,3 +340,18 @@ impl Rng {
             .collect()
     }
 }
+
+/// Assert two descriptions of "everything" are equal, showing only the lines that differ.
+#[track_caller]
+pub fn assert_unchanged(before: &str, after: &str, what: &str) {
+    if before == after {
+        return;
+    }
+    let old: Vec<&str> = before.lines().collect();
+    let new: Vec<&str> = after.lines().collect();
+    let gone: Vec<String> =
+        old.iter().filter(|l| !new.contains(l)).map(|l| format!("- {}", &l[..l.len().min(300)])).collect();
+    let added: Vec<String> =
+        new.iter().filter(|l| !old.contains(l)).map(|l| format!("+ {}", &l[..l.len().min(300)])).collect();
+    panic!("{what} changed something:\n{}\n{}", gone.join("\n"), added.join("\n"));
+}

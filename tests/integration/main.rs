@@ -1,9 +1,11 @@
 //! End-to-end tests: the real binary on real repositories.
 
+mod codex;
 mod git_command;
 mod handoff;
 mod harness;
 mod refusals;
 mod roundtrip;
+mod running;
 mod sshd;
 mod threads;
