@@ -87,7 +87,89 @@ fn main() {
     }
     println!("goal: ours <= 0.5x plain git, 1 connection");
     println!("plain git does not carry the untracked files (`git stash create` has no -u); ours does");
+    transcript_memory(if quick { 10 } else { 100 });
     println!("total: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Peak memory of a handoff carrying a large Codex transcript: the client
+/// and the helper (the `local` transport makes the helper a child we can
+/// watch). The transcript is streamed, so neither should grow with it; git's
+/// own processes (which pack the blob) are not counted.
+fn transcript_memory(megabytes: usize) {
+    let env = TestEnv::new();
+    let laptop = env.init_repo("laptop");
+    write(&laptop, b"a.txt", b"a\n");
+    env.git(&laptop, &["add", "a.txt"]);
+    env.git(&laptop, &["commit", "-q", "-m", "base"]);
+    let remote_home = make_home(&env.path("remote-home"), "devbox");
+    let clone = env.path("devbox-clone");
+    env.git_as(&remote_home, env.root.path(), &["clone", "-q", laptop.to_str().unwrap(), clone.to_str().unwrap()]);
+    env.git_as(&remote_home, &clone, &["checkout", "-q", "-b", "devbox-home"]);
+    env.run_as(&remote_home, &clone, &["project", "save"]);
+    env.run(&laptop, &["host", "add", "devbox", remote_home.to_str().unwrap(), "--transport", "local"]);
+
+    let id = "0199f3a2-7b1c-7d2e-9f00-0000000000aa";
+    let rollout = env.home.join(".codex/sessions/2026/11/24").join(format!("rollout-2026-11-24T08-00-00-{id}.jsonl"));
+    std::fs::create_dir_all(rollout.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&rollout).unwrap());
+    writeln!(
+        file,
+        "{{\"timestamp\":\"2026-11-24T08:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\",\"cwd\":\"{}\",\"source\":\"cli\"}}}}",
+        laptop.display()
+    )
+    .unwrap();
+    let mut rng = Rng::new(7);
+    let mut written = 0;
+    while written < megabytes << 20 {
+        let text: String = rng.bytes(900, false).into_iter().map(char::from).filter(|c| *c != '\n').collect();
+        let line = format!("{{\"timestamp\":\"2026-11-24T08:00:01.000Z\",\"type\":\"response_item\",\"payload\":{{\"text\":\"{text}\"}}}}\n");
+        file.write_all(line.as_bytes()).unwrap();
+        written += line.len();
+    }
+    drop(file);
+    env.run(&laptop, &["thread", "new", "--codex-session", id, "--branch", "feat/big"]);
+
+    // Run the binary directly (not through git) so its pid is the client's.
+    let mut client = env.command(BIN, &laptop);
+    client.args(["1", "devbox", "--yes"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = client.spawn().unwrap();
+    let pid = child.id();
+    let (mut client_peak, mut helper_peak) = (0u64, 0u64);
+    while child.try_wait().unwrap().is_none() {
+        client_peak = client_peak.max(vm_hwm_kib(pid));
+        for helper in children(pid) {
+            helper_peak = helper_peak.max(vm_hwm_kib(helper));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = started.elapsed();
+    let status = child.wait().unwrap();
+    let size_mb = std::fs::metadata(&rollout).unwrap().len() as f64 / 1_048_576.0;
+    println!();
+    println!("transcript: {size_mb:.0} MiB Codex rollout handed off in {:.1} s (exit {})", took.as_secs_f64(), status.code().unwrap_or(-1));
+    println!("peak resident memory: client {:.1} MiB, helper {:.1} MiB (git's own processes not counted)", client_peak as f64 / 1024.0, helper_peak as f64 / 1024.0);
+    let arrived = remote_home.join(".codex/sessions/2026/11/24").join(format!("rollout-2026-11-24T08-00-00-{id}.jsonl"));
+    println!("arrived: {:.0} MiB at {}", std::fs::metadata(&arrived).map_or(0.0, |m| m.len() as f64 / 1_048_576.0), arrived.display());
+}
+
+/// The high-water mark of a process's resident memory (KiB), 0 once it is gone.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The helper runs as a child of the client; git children are not ours to count.
+fn children(pid: u32) -> Vec<u32> {
+    let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    list.split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .filter(|c| std::fs::read_to_string(format!("/proc/{c}/cmdline")).is_ok_and(|cmd| cmd.contains("remote")))
+        .collect()
 }
 
 /// A bare repository of `size.files` files in nested directories and

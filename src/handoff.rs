@@ -72,6 +72,8 @@ pub struct Request {
     pub no_interrupt: bool,
     /// How long to wait after SIGINT, and again after SIGTERM.
     pub interrupt_timeout: std::time::Duration,
+    /// A person will be asked to confirm the plan (so the snapshot must wait for the answer).
+    pub interactive: bool,
 }
 
 /// The two destinations that name this computer.
@@ -149,6 +151,7 @@ fn clone_request(r: &Request) -> Request {
         dry_run: r.dry_run,
         no_interrupt: r.no_interrupt,
         interrupt_timeout: r.interrupt_timeout,
+        interactive: r.interactive,
     }
 }
 
@@ -206,11 +209,31 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
     let fingerprint = fingerprint::of(repo)?;
+    // A thread at rest, handed off without a question, is captured while the
+    // connection is made; a running one only after it has been interrupted.
+    let early = if running.is_none() && !request.interactive && !request.dry_run {
+        let handle = threads::thread_worktree(repo, &thread)?;
+        Some(std::thread::spawn(move || snapshot::capture_counted(&handle)))
+    } else {
+        None
+    };
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
+    let (captured, changes) = match early {
+        Some(handle) => {
+            let (state, changes) = handle
+                .join()
+                .map_err(|_| Error::failed("snapshot_failed", "taking the snapshot failed unexpectedly"))??;
+            (Some(state), changes)
+        }
+        None => (None, snapshot::count_changes(&worktree)?),
+    };
     let project: ProjectMatch =
         conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
-    let (head, current_branch) = snapshot::head_of(&worktree)?;
+    let (head, current_branch) = match &captured {
+        Some(state) => (state.head, state.branch.clone()),
+        None => snapshot::head_of(&worktree)?,
+    };
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",
@@ -228,7 +251,7 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         reuse_worktree: answer.reuse,
         branch: branch.clone(),
         branch_action,
-        changes: snapshot::count_changes(&worktree)?,
+        changes,
         transcript_bytes: transcript_size(repo, &thread),
         running: running.is_some(),
     };
@@ -259,9 +282,17 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         }
     }
 
-    if crate::running::stop_for_handoff(repo, &thread.state.uuid, request.no_interrupt, request.interrupt_timeout)? {
+    let captured = if crate::running::stop_for_handoff(
+        repo,
+        &thread.state.uuid,
+        request.no_interrupt,
+        request.interrupt_timeout,
+    )? {
         ui.progress("interrupted the running command");
-    }
+        None
+    } else {
+        captured
+    };
     ui.progress("taking a snapshot");
     let departing = departure(
         repo,
@@ -274,6 +305,7 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
             to: host.name.clone(),
             branch: request.branch.clone(),
         },
+        captured,
     )?;
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("pushing to {}", host.name));
@@ -597,9 +629,19 @@ pub struct Departure {
 /// Snapshot the thread's worktree at the next epoch, owned by the
 /// destination, and note it — without moving the thread's ref: until the
 /// destination confirms, this machine still owns the thread.
-pub fn departure(repo: &Repo, worktree: &Repo, thread: &Thread, to: Departure) -> Result<Thread> {
+/// `captured` is the worktree's state if it was just taken, else it is taken now.
+pub fn departure(
+    repo: &Repo,
+    worktree: &Repo,
+    thread: &Thread,
+    to: Departure,
+    captured: Option<snapshot::WorktreeState>,
+) -> Result<Thread> {
     let me = crate::repo::machine_name(Some(repo));
-    let captured = snapshot::capture(worktree)?;
+    let captured = match captured {
+        Some(state) => state,
+        None => snapshot::capture(worktree)?,
+    };
     let mut state = thread.state.clone();
     state.branch = to.branch.or_else(|| captured.branch.clone());
     state.epoch = thread.state.epoch + 1;

@@ -233,6 +233,7 @@ impl Session {
             &worktree,
             &thread,
             Departure { to_machine: p.to_machine, initiator: p.initiator, from: p.from, to: p.to, branch: p.branch },
+            None,
         )?;
         let outgoing = store::outgoing_ref(&p.uuid);
         let old = store::ref_target(&repo, &outgoing)?;

@@ -239,7 +239,8 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse:
     // git's read-tree -u writes the files (with checkout filters, symlinks
     // and modes as configured) and records their stat data; gix's checkout
     // cannot merge from one tree to another, which reuse of a worktree needs.
-    staged.run(["read-tree", "--reset", "-u", &state.worktree_tree.to_string()])?;
+    // Parallel checkout (one worker per core) when there are many files.
+    staged.run(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()])?;
 
     // Turn the index (= working files) into the snapshot's index: entries that
     // differ get the staged blob without stat data, so git re-checks them.

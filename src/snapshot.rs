@@ -75,6 +75,11 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
 /// worktree is then the index's tree; otherwise only the paths git status
 /// named are updated, in a copy of the index. The real index is never written.
 pub fn capture(repo: &Repo) -> Result<WorktreeState> {
+    capture_counted(repo).map(|(state, _)| state)
+}
+
+/// [`capture`], with the counts a handoff plan shows, from the same `git status`.
+pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
     let status = spawn_status(repo)?;
     let index = read_index(repo)?;
     check_capturable(repo, &index)?;
@@ -88,7 +93,7 @@ pub fn capture(repo: &Repo) -> Result<WorktreeState> {
     let cached_tree =
         index.tree().filter(|t| t.num_entries.is_some()).map(|t| t.id).filter(|id| repo.gix.has_object(*id));
     let (head, branch) = head_of(repo)?;
-    let changed = status.finish()?;
+    let (changed, changes) = parse_status(&status.finish()?, &repo.workdir()?);
 
     let index_path = repo.gix.index_path();
     let mut tmp = None;
@@ -122,7 +127,7 @@ pub fn capture(repo: &Repo) -> Result<WorktreeState> {
         parse_id(&git.text(["write-tree"])?)?
     };
     drop(tmp);
-    Ok(WorktreeState { head, branch, index_tree, worktree_tree, intent_to_add })
+    Ok((WorktreeState { head, branch, index_tree, worktree_tree, intent_to_add }, changes))
 }
 
 /// The index, read on one thread without verifying its checksum: git is
@@ -181,7 +186,8 @@ fn spawn_status(repo: &Repo) -> Result<Status> {
 }
 
 impl Status {
-    fn finish(self) -> Result<Vec<BString>> {
+    /// git status's output (`--porcelain=v2 -z`).
+    fn finish(self) -> Result<Vec<u8>> {
         let Status { child, reader } = self;
         let out = reader.join().map_err(|_| Error::failed("git_status", "reading git status failed"))??;
         let output = child.wait_with_output()?;
@@ -191,24 +197,44 @@ impl Status {
                 format!("`git status` failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
             ));
         }
-        let mut paths = Vec::new();
-        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-            match record.first() {
-                // Ordinary entry: `1 XY sub mH mI mW hH hI path`; Y is the working tree.
-                Some(b'1') => {
-                    let fields: Vec<&[u8]> = record.splitn(9, |b| *b == b' ').collect();
-                    if let (Some(xy), Some(path)) = (fields.get(1), fields.get(8)) {
-                        if xy.get(1) != Some(&b'.') {
-                            paths.push(path.as_bstr().to_owned());
-                        }
-                    }
-                }
-                Some(b'?') if record.len() > 2 => paths.push(record[2..].as_bstr().to_owned()),
-                _ => {}
-            }
-        }
-        Ok(paths)
+        Ok(out)
     }
+}
+
+/// From `git status --porcelain=v2 -z`: the paths whose working-tree side
+/// differs from the index (modified, deleted, untracked, intent-to-add), and
+/// the counts of a plan.
+fn parse_status(out: &[u8], root: &Path) -> (Vec<BString>, Changes) {
+    use std::os::unix::ffi::OsStrExt;
+    let size = |path: &[u8]| -> u64 {
+        std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(path))).map(|m| m.len()).unwrap_or(0)
+    };
+    let mut paths = Vec::new();
+    let mut changes = Changes::default();
+    for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        match record.first() {
+            // Ordinary entry: `1 XY sub mH mI mW hH hI path`; X is the index, Y the working tree.
+            Some(b'1') => {
+                let fields: Vec<&[u8]> = record.splitn(9, |b| *b == b' ').collect();
+                let (Some(xy), Some(path)) = (fields.get(1), fields.get(8)) else { continue };
+                if xy.first() != Some(&b'.') {
+                    changes.staged += 1;
+                }
+                if xy.get(1) != Some(&b'.') {
+                    changes.unstaged += 1;
+                    paths.push(path.as_bstr().to_owned());
+                }
+                changes.bytes += size(path);
+            }
+            Some(b'?') if record.len() > 2 => {
+                changes.untracked += 1;
+                changes.bytes += size(&record[2..]);
+                paths.push(record[2..].as_bstr().to_owned());
+            }
+            _ => {}
+        }
+    }
+    (paths, changes)
 }
 
 /// A private copy of the index and a git bound to it.
@@ -258,32 +284,6 @@ pub struct Changes {
 }
 
 pub fn count_changes(repo: &Repo) -> Result<Changes> {
-    let root = repo.workdir()?;
     let out = repo.git().run(["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"])?;
-    let mut changes = Changes::default();
-    let size = |path: &[u8]| -> u64 {
-        use std::os::unix::ffi::OsStrExt;
-        std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(path))).map(|m| m.len()).unwrap_or(0)
-    };
-    for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-        match record.first() {
-            Some(b'1') => {
-                let fields: Vec<&[u8]> = record.splitn(9, |b| *b == b' ').collect();
-                let (Some(xy), Some(path)) = (fields.get(1), fields.get(8)) else { continue };
-                if xy.first() != Some(&b'.') {
-                    changes.staged += 1;
-                }
-                if xy.get(1) != Some(&b'.') {
-                    changes.unstaged += 1;
-                }
-                changes.bytes += size(path);
-            }
-            Some(b'?') => {
-                changes.untracked += 1;
-                changes.bytes += size(&record[2.min(record.len())..]);
-            }
-            _ => {}
-        }
-    }
-    Ok(changes)
+    Ok(parse_status(&out, &repo.workdir()?).1)
 }

@@ -29,6 +29,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         dry_run: args.dry_run,
         no_interrupt: args.no_interrupt,
         interrupt_timeout: std::time::Duration::from_secs(args.interrupt_timeout),
+        interactive: !args.yes && !args.dry_run && ui.can_prompt(),
     };
     let mut console = Console { ui, yes: args.yes, dry_run: args.dry_run, plan: None };
     let outcome = handoff::run(&repo, &request, &mut console)?;
