@@ -147,10 +147,23 @@ fn transcript_memory(megabytes: usize) {
     let status = child.wait().unwrap();
     let size_mb = std::fs::metadata(&rollout).unwrap().len() as f64 / 1_048_576.0;
     println!();
-    println!("transcript: {size_mb:.0} MiB Codex rollout handed off in {:.1} s (exit {})", took.as_secs_f64(), status.code().unwrap_or(-1));
-    println!("peak resident memory: client {:.1} MiB, helper {:.1} MiB (git's own processes not counted)", client_peak as f64 / 1024.0, helper_peak as f64 / 1024.0);
-    let arrived = remote_home.join(".codex/sessions/2026/11/24").join(format!("rollout-2026-11-24T08-00-00-{id}.jsonl"));
-    println!("arrived: {:.0} MiB at {}", std::fs::metadata(&arrived).map_or(0.0, |m| m.len() as f64 / 1_048_576.0), arrived.display());
+    println!(
+        "transcript: {size_mb:.0} MiB Codex rollout handed off in {:.1} s (exit {})",
+        took.as_secs_f64(),
+        status.code().unwrap_or(-1)
+    );
+    println!(
+        "peak resident memory: client {:.1} MiB, helper {:.1} MiB (git's own processes not counted)",
+        client_peak as f64 / 1024.0,
+        helper_peak as f64 / 1024.0
+    );
+    let arrived =
+        remote_home.join(".codex/sessions/2026/11/24").join(format!("rollout-2026-11-24T08-00-00-{id}.jsonl"));
+    println!(
+        "arrived: {:.0} MiB at {}",
+        std::fs::metadata(&arrived).map_or(0.0, |m| m.len() as f64 / 1_048_576.0),
+        arrived.display()
+    );
 }
 
 /// The high-water mark of a process's resident memory (KiB), 0 once it is gone.

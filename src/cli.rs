@@ -54,9 +54,10 @@ pub struct HandoffArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Seconds to wait after interrupting a running thread before terminating it.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub interrupt_timeout: u64,
+    /// Seconds to wait after interrupting a running thread before terminating it
+    /// [default: codex-handoff.interruptTimeout, else 10].
+    #[arg(long, value_name = "SECS")]
+    pub interrupt_timeout: Option<u64>,
 
     /// Refuse to hand off a running thread instead of interrupting it.
     #[arg(long)]

@@ -282,17 +282,14 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         }
     }
 
-    let captured = if crate::running::stop_for_handoff(
-        repo,
-        &thread.state.uuid,
-        request.no_interrupt,
-        request.interrupt_timeout,
-    )? {
-        ui.progress("interrupted the running command");
-        None
-    } else {
-        captured
-    };
+    let captured =
+        if crate::running::stop_for_handoff(repo, &thread.state.uuid, request.no_interrupt, request.interrupt_timeout)?
+        {
+            ui.progress("interrupted the running command");
+            None
+        } else {
+            captured
+        };
     ui.progress("taking a snapshot");
     let departing = departure(
         repo,

@@ -193,7 +193,12 @@ pub fn stop_for_handoff(repo: &Repo, uuid: &str, no_interrupt: bool, timeout: Du
     }
     Err(Error::refused(
         "thread_did_not_stop",
-        format!("thread {uuid}'s command (pid {}) did not stop after SIGINT and SIGTERM", record.pid),
+        format!(
+            "thread {uuid}'s command (pid {}) did not stop within {} s of SIGINT and {} s of SIGTERM",
+            record.pid,
+            timeout.as_secs_f64(),
+            timeout.as_secs_f64()
+        ),
     )
     .with_help("stop it yourself (or raise --interrupt-timeout), then hand the thread off again"))
 }

@@ -28,6 +28,9 @@ pub struct Setting {
     pub description: &'static str,
 }
 
+/// How long a handoff waits for a running thread to stop.
+pub const INTERRUPT_TIMEOUT: &str = "codex-handoff.interruptTimeout";
+
 /// The allow-commits override of the pre-commit hook.
 pub const ALLOW_COMMITS_ELSEWHERE: &str = "codex-handoff.allowCommitsElsewhere";
 
@@ -73,6 +76,13 @@ pub const SETTINGS: &[Setting] = &[
         default: "git-codex-handoff",
         multi: false,
         description: "The helper's path on the host; give an absolute path when its PATH lacks it.",
+    },
+    Setting {
+        key: INTERRUPT_TIMEOUT,
+        scope: Scope::Repository,
+        default: "10",
+        multi: false,
+        description: "Seconds a handoff waits after SIGINT (and again after SIGTERM) for a running thread to stop; --interrupt-timeout overrides it.",
     },
     Setting {
         key: ALLOW_COMMITS_ELSEWHERE,

@@ -28,7 +28,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         branch: args.branch,
         dry_run: args.dry_run,
         no_interrupt: args.no_interrupt,
-        interrupt_timeout: std::time::Duration::from_secs(args.interrupt_timeout),
+        interrupt_timeout: std::time::Duration::from_secs(interrupt_timeout(&repo, args.interrupt_timeout)?),
         interactive: !args.yes && !args.dry_run && ui.can_prompt(),
     };
     let mut console = Console { ui, yes: args.yes, dry_run: args.dry_run, plan: None };
@@ -59,6 +59,23 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The flag, else `codex-handoff.interruptTimeout`, else 10 seconds.
+fn interrupt_timeout(repo: &Repo, flag: Option<u64>) -> Result<u64> {
+    if let Some(seconds) = flag {
+        return Ok(seconds);
+    }
+    match repo.config_string(crate::settings::INTERRUPT_TIMEOUT) {
+        None => Ok(10),
+        Some(text) => text.trim().parse().map_err(|_| {
+            Error::usage(
+                "bad_config",
+                format!("{} = {text:?} is not a number of seconds", crate::settings::INTERRUPT_TIMEOUT),
+            )
+            .with_help(format!("fix it with `git config {} 10`", crate::settings::INTERRUPT_TIMEOUT))
+        }),
+    }
 }
 
 struct Console<'a> {

@@ -168,7 +168,15 @@ fn a_command_that_ignores_interrupts_is_refused_and_nothing_changes() {
     );
     wait_until("the agent started", || w.laptop.join("started.txt").exists());
     let before = w.everything();
-    w.run(&["1", "devbox", "--interrupt-timeout", "1"]).fails_with(4, "did not stop");
+    w.run(&["1", "devbox", "--interrupt-timeout", "1"]).fails_with(4, "did not stop within 1 s of SIGINT");
+    assert_eq!(w.everything(), before);
+    // The timeout may come from git config; the flag wins over it.
+    w.env.git(&w.laptop, &["config", "codex-handoff.interruptTimeout", "0.5"]);
+    w.run(&["1", "devbox"]).fails_with(2, "is not a number of seconds");
+    w.env.git(&w.laptop, &["config", "codex-handoff.interruptTimeout", "0"]);
+    w.run(&["1", "devbox"]).fails_with(4, "within 0 s of SIGINT");
+    w.run(&["1", "devbox", "--interrupt-timeout", "1"]).fails_with(4, "within 1 s of SIGINT");
+    w.env.git(&w.laptop, &["config", "--unset", "codex-handoff.interruptTimeout"]);
     assert_eq!(w.everything(), before);
     assert_eq!(status(&w.env, &w.env.home, &w.laptop), "running", "still running, untouched");
     // --no-interrupt refuses at once.
