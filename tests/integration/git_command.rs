@@ -17,11 +17,7 @@ fn generate(env: &TestEnv, args: &[&str]) -> String {
 
 /// A repository with one commit.
 fn repo(env: &TestEnv, rel: &str) -> PathBuf {
-    let dir = env.init_repo(rel);
-    write(&dir, b"a.txt", b"alpha\n");
-    env.git(&dir, &["add", "a.txt"]);
-    env.git(&dir, &["commit", "-q", "-m", "base"]);
-    dir
+    env.committed_repo(rel)
 }
 
 #[test]

@@ -47,7 +47,6 @@ over_both!(
 
 pub struct World {
     pub env: TestEnv,
-    pub via: Via,
     pub laptop: PathBuf,
     pub remote_home: PathBuf,
     pub remote_clone: PathBuf,
@@ -97,7 +96,7 @@ impl World {
                 Some(sshd)
             }
         };
-        World { env, via, laptop, remote_home, remote_clone, sshd }
+        World { env, laptop, remote_home, remote_clone, sshd }
     }
 
     pub fn run(&self, args: &[&str]) -> crate::harness::Run {

@@ -112,6 +112,15 @@ impl TestEnv {
         cmd.output().expect("run git")
     }
 
+    /// A new repository at `rel` with one commit (a.txt).
+    pub fn committed_repo(&self, rel: &str) -> PathBuf {
+        let dir = self.init_repo(rel);
+        write(&dir, b"a.txt", b"one\n");
+        self.git(&dir, &["add", "a.txt"]);
+        self.git(&dir, &["commit", "-q", "-m", "one"]);
+        dir
+    }
+
     /// A new repository at `rel`.
     pub fn init_repo(&self, rel: &str) -> PathBuf {
         let dir = self.path(rel);

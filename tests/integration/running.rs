@@ -61,10 +61,7 @@ fn kill_agent(pid: i32) {
 }
 
 fn new_repo(env: &TestEnv) -> PathBuf {
-    let repo = env.init_repo("repo");
-    crate::harness::write(&repo, b"a.txt", b"one\n");
-    env.git(&repo, &["add", "a.txt"]);
-    env.git(&repo, &["commit", "-q", "-m", "one"]);
+    let repo = env.committed_repo("repo");
     env.run(&repo, &["thread", "new", "--title", "runner"]).success();
     repo
 }

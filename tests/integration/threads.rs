@@ -2,17 +2,9 @@
 //! resolution of THREAD, notes readable by plain git, gc safety, locks,
 //! discovery (-C, GIT_DIR), JSON output and errors.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::harness::{write, TestEnv};
-
-fn repo_with_commit(env: &TestEnv, name: &str) -> PathBuf {
-    let repo = env.init_repo(name);
-    write(&repo, b"a.txt", b"one\n");
-    env.git(&repo, &["add", "a.txt"]);
-    env.git(&repo, &["commit", "-q", "-m", "one"]);
-    repo
-}
 
 fn new_thread(env: &TestEnv, repo: &Path, title: &str) -> serde_json::Value {
     env.run(repo, &["thread", "new", "--title", title, "--json"]).success().json()
@@ -21,7 +13,7 @@ fn new_thread(env: &TestEnv, repo: &Path, title: &str) -> serde_json::Value {
 #[test]
 fn new_list_show_have_the_documented_json_shapes() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     let thread = new_thread(&env, &repo, "Fix the parser");
     assert_eq!(thread["number"], 1);
     assert_eq!(thread["title"], "Fix the parser");
@@ -58,7 +50,7 @@ fn new_list_show_have_the_documented_json_shapes() {
 #[test]
 fn detached_and_unborn_threads() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     env.git(&repo, &["checkout", "-q", "--detach"]);
     let thread = new_thread(&env, &repo, "detached");
     assert!(thread["branch"].is_null(), "{thread}");
@@ -73,7 +65,7 @@ fn detached_and_unborn_threads() {
 #[test]
 fn unknown_and_bad_threads_are_clear_errors() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     new_thread(&env, &repo, "t");
     env.run(&repo, &["thread", "show", "7"]).fails_with(3, "no thread 7");
     let out = env.run(&repo, &["thread", "show", "7", "--json"]);
@@ -93,7 +85,7 @@ fn unknown_and_bad_threads_are_clear_errors() {
 #[test]
 fn an_ambiguous_prefix_lists_the_candidates() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     let thread = new_thread(&env, &repo, "first");
     let uuid = thread["uuid"].as_str().unwrap();
     let snapshot = thread["snapshot"].as_str().unwrap();
@@ -119,7 +111,7 @@ fn an_ambiguous_prefix_lists_the_candidates() {
 #[test]
 fn snapshots_chain_and_survive_gc_and_are_readable_with_plain_git() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     let first = new_thread(&env, &repo, "chain")["snapshot"].as_str().unwrap().to_owned();
     write(&repo, b"a.txt", b"two\n");
     let second = env.run(&repo, &["thread", "snapshot", "1", "--json"]).success().json();
@@ -158,7 +150,7 @@ fn snapshots_chain_and_survive_gc_and_are_readable_with_plain_git() {
 #[test]
 fn new_with_branch_moves_head_only() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     write(&repo, b"a.txt", b"dirty\n");
     env.git(&repo, &["add", "a.txt"]);
     write(&repo, b"u.txt", b"untracked\n");
@@ -177,7 +169,7 @@ fn new_with_branch_moves_head_only() {
 #[test]
 fn a_busy_thread_is_refused_and_a_stale_lock_is_taken_over() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     let thread = new_thread(&env, &repo, "locked");
     let uuid = thread["uuid"].as_str().unwrap();
     let locks = repo.join(".git/codex-handoff/locks");
@@ -200,7 +192,7 @@ fn a_busy_thread_is_refused_and_a_stale_lock_is_taken_over() {
 #[test]
 fn repository_discovery_follows_git() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     new_thread(&env, &repo, "found");
     std::fs::create_dir_all(repo.join("sub/dir")).unwrap();
     // From a subdirectory, with -C, with an alias, and with GIT_DIR/GIT_WORK_TREE.
@@ -234,7 +226,7 @@ fn repository_discovery_follows_git() {
 #[test]
 fn a_thread_in_a_linked_worktree_restores_elsewhere() {
     let env = TestEnv::new();
-    let repo = repo_with_commit(&env, "repo");
+    let repo = env.committed_repo("repo");
     let linked = env.path("linked");
     env.git(&repo, &["worktree", "add", "-q", "-b", "topic", linked.to_str().unwrap()]);
     write(&linked, b"a.txt", b"changed in the linked worktree\n");
