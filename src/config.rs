@@ -89,7 +89,7 @@ fn set_global(args: &[&str]) -> Result<()> {
 
 pub fn global_value(key: &str) -> Result<Option<String>> {
     let key = key.to_ascii_lowercase();
-    Ok(global_entries()?.into_iter().filter(|(k, _)| k.to_ascii_lowercase() == key).map(|(_, v)| v).last())
+    Ok(global_entries()?.into_iter().filter(|(k, _)| k.to_ascii_lowercase() == key).map(|(_, v)| v).next_back())
 }
 
 /// This machine's name: `codex-handoff.machine`, else the hostname.

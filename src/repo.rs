@@ -36,7 +36,7 @@ impl Repo {
 
     /// The root of this worktree; an error for bare repositories.
     pub fn workdir(&self) -> Result<PathBuf> {
-        self.gix.workdir().map(|p| absolute(p)).ok_or_else(|| {
+        self.gix.workdir().map(absolute).ok_or_else(|| {
             Error::usage("bare_repository", "this command needs a worktree, but the repository is bare")
                 .with_help("run it inside a worktree of the repository")
         })

@@ -124,10 +124,7 @@ impl World {
             out += &format!("{:?}\n", self.env.facts(repo));
         }
         let worktrees = self.remote_home.join(".codex");
-        out += &format!(
-            "{:?}",
-            crate::harness::files(&worktrees.exists().then_some(worktrees).unwrap_or(self.remote_home.clone()))
-        );
+        out += &format!("{:?}", crate::harness::files(if worktrees.exists() { &worktrees } else { &self.remote_home }));
         out
     }
 }

@@ -64,7 +64,7 @@ fn random_state(env: &TestEnv, repo: &Path, rng: &mut Rng) -> String {
         for path in PATHS {
             if rng.chance(60) {
                 if path.ends_with(b"link") || path.ends_with(b"link2") {
-                    symlink(repo, path, *rng.pick::<&[u8]>(&[b"a.txt", b"missing", b"../dir"]));
+                    symlink(repo, path, rng.pick::<&[u8]>(&[b"a.txt", b"missing", b"../dir"]));
                 } else {
                     write(repo, path, &content(rng));
                     if rng.chance(20) {
@@ -154,7 +154,7 @@ fn random_state(env: &TestEnv, repo: &Path, rng: &mut Rng) -> String {
                 }
             }
             9 => {
-                symlink(repo, &tracked_path, *rng.pick::<&[u8]>(&[b"b.txt", b"nowhere/\xc3\xa9"]));
+                symlink(repo, &tracked_path, rng.pick::<&[u8]>(&[b"b.txt", b"nowhere/\xc3\xa9"]));
                 if rng.chance(50) {
                     git_path(env, repo, &["add", "-A"], &tracked_path);
                 }
