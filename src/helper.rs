@@ -295,6 +295,11 @@ fn saved_projects() -> Result<Vec<SavedProject>> {
         .collect())
 }
 
+/// The common git dirs of the saved projects' repositories.
+pub fn saved_repositories() -> Result<Vec<PathBuf>> {
+    Ok(saved_projects()?.into_iter().filter_map(|p| p.repo.map(|r| r.common_dir())).collect())
+}
+
 /// The repository of a saved project whose common git dir is `path`; nothing else may be written.
 fn project_repo(path: &str) -> Result<Repo> {
     for project in saved_projects()? {

@@ -21,6 +21,7 @@ pub mod output;
 pub mod protocol;
 pub mod repo;
 pub mod restore;
+pub mod restricted;
 pub mod running;
 pub mod settings;
 pub mod snapshot;

@@ -2,10 +2,21 @@
 
 use crate::cli::RemoteServeArgs;
 use crate::error::{Error, Result};
+use crate::restricted::{self, Allowed};
 
 pub fn run(args: RemoteServeArgs) -> Result<()> {
     if args.restricted {
-        return Err(Error::not_yet_available("remote serve --restricted"));
+        // A forced command: sshd passes what the client asked for.
+        let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+        match restricted::decide(original.as_deref(), &crate::helper::saved_repositories()?)? {
+            Allowed::Serve => {}
+            Allowed::Git { service, repository } => {
+                use std::os::unix::process::CommandExt;
+                // No shell: git gets the path as one argument.
+                let error = std::process::Command::new("git").arg(service).arg(&repository).exec();
+                return Err(Error::failed("git_missing", format!("could not run git {service}")).with_source(error));
+            }
+        }
     }
     let stdin = std::io::stdin();
     crate::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr())

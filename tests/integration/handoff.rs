@@ -480,3 +480,38 @@ fn host_to_host_goes_through_this_computer() {
     let first_host = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!(first_host["owner_machine"], "laptop", "the first host let go of it");
 }
+
+#[test]
+fn a_restricted_key_allows_handoffs_and_nothing_else() {
+    let w = World::new(Via::Ssh);
+    let sshd = w.sshd.as_ref().unwrap();
+    sshd.restrict_to(&format!("{BIN} remote serve --restricted"));
+    w.run(&["thread", "new", "--branch", "feat/restricted"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    let before = w.env.carried_facts(&w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(w.env.carried_facts(&PathBuf::from(out["worktree"].as_str().unwrap())), before);
+    w.run(&["1", "local"]).success();
+
+    // A shell command, a shell trick, and git on a repository that is not a saved project are refused.
+    let other = w.env.path("not-a-project.git");
+    w.env.git_as(&w.remote_home, w.env.root.path(), &["init", "-q", "--bare", other.to_str().unwrap()]);
+    let marker = w.env.path("ran");
+    for command in [
+        format!("touch {}", marker.display()),
+        format!("git-upload-pack '{}'; touch {}", w.remote_clone.display(), marker.display()),
+    ] {
+        let out =
+            crate::harness::Run::from(sshd.ssh(&w.env).args([crate::sshd::HOST, "--", &command]).output().unwrap());
+        assert_ne!(out.code, 0, "{command}");
+        assert!(out.stderr.contains("this key may only run git-codex-handoff"), "{}", out.stderr);
+    }
+    assert!(!marker.exists(), "a refused command ran");
+    let url = format!("{}:{}", crate::sshd::HOST, other.display());
+    let refused = w.env.git_with_env(&w.laptop, &["ls-remote", &url], &[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a saved project"));
+    // git on the saved project is allowed.
+    let url = format!("{}:{}", crate::sshd::HOST, w.remote_clone.display());
+    assert!(w.env.git(&w.laptop, &["ls-remote", &url]).contains("refs/heads/main"));
+}

@@ -36,6 +36,13 @@ impl Sshd {
         Sshd::start_with_env(env, remote_home, &[])
     }
 
+    /// From now on the user key may only run `command` (an authorized_keys
+    /// forced command; sshd reads the file on every connection).
+    pub fn restrict_to(&self, command: &str) {
+        let key = fs::read_to_string(self.dir.join("user_key.pub")).unwrap();
+        fs::write(self.dir.join("authorized_keys"), format!("command=\"{command}\" {key}")).unwrap();
+    }
+
     /// Like `start`, with more variables for every session (e.g. a `PATH`
     /// holding the binary under test; the default is sshd's own PATH).
     pub fn start_with_env(env: &TestEnv, remote_home: &Path, vars: &[(&str, &str)]) -> Sshd {
