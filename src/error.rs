@@ -99,11 +99,6 @@ impl Error {
         }
         text
     }
-    /// A command that exists in the interface but is not built yet.
-    pub fn not_yet_available(what: &str) -> Self {
-        Error::failed("not_yet_available", format!("`{what}` is not yet available in this version"))
-            .with_help("see `git codex-handoff --help` for the commands this version supports")
-    }
 }
 
 impl From<gix::Error> for Error {

@@ -122,7 +122,7 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         Some(host) => {
             let current = owner_host(&thread, &me)?;
             if current.name == host.name {
-                return finish_on_host(repo, &thread, &host, ui);
+                return already_on_host(&thread, &host, ui);
             }
             // Host to host goes through this computer.
             if request.dry_run {
@@ -415,11 +415,11 @@ fn adopt_remote(
     })
 }
 
-/// `git codex-handoff 42 devbox` when 42 is already on devbox: finish an
-/// interrupted run if there is one, else say so.
-fn finish_on_host(repo: &Repo, thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
+/// `git codex-handoff 42 devbox` when this computer has recorded 42 on
+/// devbox: that record is written only after devbox confirmed, so there is
+/// nothing left to do.
+fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
     ui.progress(&format!("{} is already on {}", label(thread), host.name));
-    let _ = repo;
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
