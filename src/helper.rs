@@ -244,6 +244,10 @@ impl Session {
     fn release(&mut self, p: SnapshotParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         self.holds(&p.uuid)?;
+        if config::global_value("codex-handoff.testfault")?.as_deref() == Some("before-release") {
+            // Test-only: die after this computer restored the thread, before the host lets go.
+            std::process::exit(137);
+        }
         let snapshot = store::parse_hex(&p.snapshot)?;
         let current = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;

@@ -515,3 +515,66 @@ fn a_restricted_key_allows_handoffs_and_nothing_else() {
     let url = format!("{}:{}", crate::sshd::HOST, w.remote_clone.display());
     assert!(w.env.git(&w.laptop, &["ls-remote", &url]).contains("refs/heads/main"));
 }
+
+#[test]
+fn a_hand_back_killed_before_the_release_is_finished_by_a_rerun() {
+    let w = World::new(Via::Local);
+    w.run(&["thread", "new", "--branch", "feat/release"]).success();
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    write(&remote_wt, b"a.txt", b"written on the host\n");
+    let remote_state = w.env.carried_facts(&remote_wt);
+    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "before-release"]);
+    let out = w.run(&["1", "local"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    // This computer already has the thread, at the higher epoch: it owns it.
+    assert_eq!(w.env.carried_facts(&w.laptop), remote_state);
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(2)));
+    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(there["epoch"], 1, "the host has not let go yet");
+
+    w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(out["already_there"], true);
+    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((there["owner_machine"].as_str(), there["epoch"].as_u64()), (Some("laptop"), Some(2)));
+    assert_eq!(w.env.carried_facts(&w.laptop), remote_state, "nothing lost");
+    // And it can go out again.
+    w.run(&["1", "devbox"]).success();
+}
+
+#[test]
+fn two_handoffs_of_one_thread_at_once_one_wins() {
+    let w = World::new(Via::Local);
+    w.run(&["thread", "new", "--branch", "feat/race"]).success();
+    // An agent that stops only on SIGTERM keeps the first handoff busy (and its lock held) for a second.
+    let mut agent = w.env.command_with_home("git", &w.laptop, &w.env.home);
+    agent.args([
+        "codex-handoff",
+        "thread",
+        "run",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "trap '' INT; echo started > started.txt; while :; do sleep 0.1; done",
+    ]);
+    let mut agent = agent.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !w.laptop.join("started.txt").exists() {
+        assert!(std::time::Instant::now() < deadline, "the agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut first = w.env.command_with_home("git", &w.laptop, &w.env.home);
+    first.args(["codex-handoff", "1", "devbox", "--interrupt-timeout", "2"]);
+    let first = first.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let second = w.run(&["1", "devbox"]);
+    let first = crate::harness::Run::from(first.wait_with_output().unwrap());
+    first.success();
+    second.fails_with(4, "is busy");
+    agent.wait().unwrap();
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("devbox"), Some(1)));
+}
