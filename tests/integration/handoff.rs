@@ -578,3 +578,18 @@ fn two_handoffs_of_one_thread_at_once_one_wins() {
     let here = w.run(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("devbox"), Some(1)));
 }
+
+#[test]
+fn core_ssh_command_is_honoured_like_git_ssh_command() {
+    let w = World::new(Via::Ssh);
+    let ssh = w.sshd.as_ref().unwrap().ssh_command();
+    w.env.git(&w.laptop, &["config", "core.sshCommand", &ssh]);
+    w.run(&["thread", "new", "--branch", "feat/core-ssh"]).success();
+    let before = w.connections().unwrap();
+    // Without GIT_SSH_COMMAND, the repository's core.sshCommand must reach the host.
+    let mut cmd = w.env.command("git", &w.laptop);
+    cmd.env_remove("GIT_SSH_COMMAND").args(["codex-handoff", "1", "devbox", "--json"]);
+    let out = crate::harness::Run::from(cmd.output().unwrap());
+    assert_eq!(out.success().json()["host"], "devbox");
+    assert_eq!(w.connections().unwrap(), before + 1);
+}
