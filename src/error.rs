@@ -1,6 +1,7 @@
 //! The one error type: every failure carries a stable code, a message, a help
 //! line and the exit code documented in the man page.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What kind of failure this is; decides the exit code.
@@ -37,7 +38,7 @@ impl Kind {
 pub struct Error {
     pub kind: Kind,
     /// Stable machine-readable code, e.g. `thread_not_found`.
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     pub message: String,
     pub help: Option<String>,
     #[source]
@@ -62,8 +63,8 @@ impl miette::Diagnostic for Error {
 }
 
 impl Error {
-    pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
-        Error { kind, code, message: message.into(), help: None, source: None }
+    pub fn new(kind: Kind, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Error { kind, code: code.into(), message: message.into(), help: None, source: None }
     }
     pub fn failed(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Failed, code, message)

@@ -252,7 +252,7 @@ fn to_host(repo: &Repo, thread: Thread, host: &Host, request: &Request, ui: &mut
         branch: branch.clone(),
         branch_action,
         changes,
-        transcript_bytes: transcript_size(repo, &thread),
+        transcript_bytes: crate::transcript::current_size(repo, &thread.state).unwrap_or(thread.state.transcript.size),
         running: running.is_some(),
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {
@@ -431,14 +431,6 @@ fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Re
         already_there: true,
         dry_run: false,
     })
-}
-
-/// The transcript's size as it would be carried now.
-fn transcript_size(repo: &Repo, thread: &Thread) -> u64 {
-    crate::transcript::local_path(repo, &thread.state)
-        .ok()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map_or(thread.state.transcript.size, |m| m.len())
 }
 
 /// Show the plan and ask; `Some` ends the handoff here (a dry run).

@@ -25,6 +25,8 @@ struct Session {
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
+    /// Test-only: `codex-handoff.testFault` names a step to die at.
+    fault: Option<String>,
 }
 
 /// Serve requests until `bye` or end of input.
@@ -33,7 +35,8 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new() };
+    let fault = config::global_value("codex-handoff.testfault")?;
+    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new(), fault };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -202,7 +205,7 @@ impl Session {
         }
         handoff::check_incoming(&repo, &p.uuid, snapshot)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
-        if config::global_value("codex-handoff.testfault")?.as_deref() == Some("before-restore") {
+        if self.fault.as_deref() == Some("before-restore") {
             // Test-only: die as a killed helper would, after the push and before the restore.
             std::process::exit(137);
         }
@@ -244,7 +247,7 @@ impl Session {
     fn release(&mut self, p: SnapshotParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         self.holds(&p.uuid)?;
-        if config::global_value("codex-handoff.testfault")?.as_deref() == Some("before-release") {
+        if self.fault.as_deref() == Some("before-release") {
             // Test-only: die after this computer restored the thread, before the host lets go.
             std::process::exit(137);
         }
@@ -419,10 +422,7 @@ fn status(p: ThreadParams) -> Result<Value> {
     let worktree = threads::thread_worktree(&repo, &thread)?;
     let (_, branch) = snapshot::head_of(&worktree)?;
     let running = crate::running::current(&repo, &p.uuid)?.is_some();
-    let transcript_bytes = crate::transcript::local_path(&repo, &thread.state)
-        .ok()
-        .and_then(|path| std::fs::metadata(path).ok())
-        .map(|m| m.len());
+    let transcript_bytes = crate::transcript::current_size(&repo, &thread.state);
     Ok(json!({
         "branch": branch,
         "changes": snapshot::count_changes(&worktree)?,

@@ -45,7 +45,7 @@ pub struct WireError {
 impl From<&Error> for WireError {
     fn from(err: &Error) -> Self {
         WireError {
-            code: err.code.to_owned(),
+            code: err.code.to_string(),
             message: err.full_message(),
             help: err.help.clone(),
             exit_code: err.exit_code(),
@@ -64,8 +64,7 @@ impl WireError {
             6 => Kind::Helper,
             _ => Kind::Failed,
         };
-        let code: &'static str = Box::leak(self.code.into_boxed_str());
-        let mut err = Error::new(kind, code, format!("{host}: {}", self.message));
+        let mut err = Error::new(kind, self.code, format!("{host}: {}", self.message));
         err.help = self.help;
         err
     }

@@ -150,16 +150,6 @@ pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, det
     })
 }
 
-/// What restoring on the snapshot's branch would do here, without doing it.
-pub fn branch_action(repo: &Repo, state: &WorktreeState, own_worktree: Option<&Path>) -> Result<&'static str> {
-    Ok(match branch_plan(repo, state, false, own_worktree)? {
-        BranchPlan::Detach => "detached HEAD",
-        BranchPlan::Create(_) | BranchPlan::Orphan(_) => "create",
-        BranchPlan::Existing(_) => "up to date",
-        BranchPlan::FastForward { .. } => "fast-forward",
-    })
-}
-
 pub fn same_path(a: &Path, b: &Path) -> bool {
     let a = a.canonicalize().unwrap_or_else(|_| a.to_owned());
     let b = b.canonicalize().unwrap_or_else(|_| b.to_owned());

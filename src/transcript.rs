@@ -29,6 +29,12 @@ pub fn local_path(repo: &Repo, state: &ThreadState) -> Result<PathBuf> {
     }
 }
 
+/// The size of the thread's transcript on this machine now, if it has one.
+pub fn current_size(repo: &Repo, state: &ThreadState) -> Option<u64> {
+    let path = local_path(repo, state).ok()?;
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
 /// Read the thread's transcript into the object store, if this machine has one.
 pub fn capture(repo: &Repo, state: &ThreadState) -> Result<Option<TranscriptBlob>> {
     let path = local_path(repo, state)?;

@@ -131,26 +131,10 @@ impl Connection {
             Err(_) => None,
         };
         let Some(line) = line else { return Err(self.failure(op)) };
-        let response: Response = serde_json::from_slice(&line).map_err(|e| {
-            Error::new(
-                Kind::Helper,
-                "helper_garbled",
-                format!("the helper on {} answered something unexpected", self.host.name),
-            )
-            .with_help(install_help(&self.host))
-            .with_source(e)
-        })?;
+        let response: Response = serde_json::from_slice(&line).map_err(|e| self.garbled(op, e))?;
         if response.ok {
             let result = response.result.unwrap_or(Value::Null);
-            serde_json::from_value(result).map_err(|e| {
-                Error::new(
-                    Kind::Helper,
-                    "helper_garbled",
-                    format!("the helper on {} answered {op} unexpectedly", self.host.name),
-                )
-                .with_help(install_help(&self.host))
-                .with_source(e)
-            })
+            serde_json::from_value(result).map_err(|e| self.garbled(op, e))
         } else {
             let error = response.error.unwrap_or(protocol::WireError {
                 code: "helper_failed".into(),
@@ -160,6 +144,17 @@ impl Connection {
             });
             Err(error.into_error(&self.host.name))
         }
+    }
+
+    /// An answer this client cannot read: most likely a helper of another version.
+    fn garbled(&self, op: &str, source: serde_json::Error) -> Error {
+        Error::new(
+            Kind::Helper,
+            "helper_garbled",
+            format!("the helper on {} answered {op} unexpectedly", self.host.name),
+        )
+        .with_help(install_help(&self.host))
+        .with_source(source)
     }
 
     /// Why the helper stopped answering: unreachable host, missing helper, or a crash.
@@ -233,11 +228,6 @@ impl Connection {
         }
         let _ = self.child.wait();
         Ok(())
-    }
-
-    /// What the helper printed on stderr so far.
-    pub fn helper_log(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).into_owned()
     }
 }
 

@@ -97,15 +97,7 @@ fn codex_session_travels_and_comes_back(via: Via) {
     assert_eq!((std::fs::read(&remote).unwrap(), std::fs::read(&source).unwrap()), (before.1, before.2));
 }
 
-#[test]
-fn codex_session_travels_and_comes_back_over_ssh() {
-    codex_session_travels_and_comes_back(Via::Ssh);
-}
-
-#[test]
-fn codex_session_travels_and_comes_back_over_local() {
-    codex_session_travels_and_comes_back(Via::Local);
-}
+crate::handoff::over_both!(codex_session_travels_and_comes_back);
 
 #[test]
 fn rollouts_that_cannot_be_carried_exactly_are_refused() {

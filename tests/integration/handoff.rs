@@ -13,7 +13,7 @@ pub enum Via {
     Local,
 }
 
-/// Each case runs over both transports.
+/// Each case runs over both transports (a `fn case(via: Via)` beside the call).
 macro_rules! over_both {
     ($($case:ident),* $(,)?) => {
         $(
@@ -30,6 +30,8 @@ macro_rules! over_both {
         )*
     };
 }
+
+pub(crate) use over_both;
 
 over_both!(
     handoff_and_back_keep_the_exact_state,

@@ -142,15 +142,7 @@ fn interrupt_then_transfer(via: Via) {
     assert_eq!(std::fs::read_to_string(local_transcript).unwrap().matches("interrupted").count(), 2);
 }
 
-#[test]
-fn interrupt_then_transfer_over_ssh() {
-    interrupt_then_transfer(Via::Ssh);
-}
-
-#[test]
-fn interrupt_then_transfer_over_local() {
-    interrupt_then_transfer(Via::Local);
-}
+crate::handoff::over_both!(interrupt_then_transfer);
 
 #[test]
 fn a_command_that_ignores_interrupts_is_refused_and_nothing_changes() {
