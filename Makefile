@@ -21,8 +21,8 @@ help: ## Show this help
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-test: ## Run the whole test suite
-	$(CARGO) test --locked
+test: ## Run the whole test suite (with the test-only crash points built in)
+	$(CARGO) test --locked --features test-faults
 
 bench: ## Benchmark snapshots and handoffs against plain git (prints figures and ratios)
 	$(CARGO) bench --locked --bench snapshot --bench handoff

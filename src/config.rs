@@ -9,6 +9,12 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
+/// How long a handoff waits for a running thread to stop.
+pub const INTERRUPT_TIMEOUT: &str = "codex-handoff.interruptTimeout";
+
+/// The allow-commits override of the pre-commit hook.
+pub const ALLOW_COMMITS_ELSEWHERE: &str = "codex-handoff.allowCommitsElsewhere";
+
 pub const DEFAULT_HELPER: &str = "git-codex-handoff";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -69,7 +75,7 @@ fn global_entries() -> Result<Vec<(String, String)>> {
             format!("git config failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
         ));
     }
-    Ok(crate::settings::parse_show_scope(&out.stdout)
+    Ok(parse_show_scope(&out.stdout)
         .into_iter()
         .filter(|f| f.origin == "global" || f.origin == "command")
         .map(|f| (f.key, f.value))
@@ -267,4 +273,66 @@ fn regex_escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// One value found in git's config.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Found {
+    /// The key as git spells it (lower case except the host name).
+    pub key: String,
+    pub value: String,
+    /// git's scope name: `global`, `local`, `worktree`, `system` or `command`.
+    pub origin: String,
+}
+
+/// Every `codex-handoff.*` value git sees from the current directory
+/// (all scopes, in git's order: later wins).
+pub fn found() -> Result<Vec<Found>> {
+    let mut cmd = Command::new("git");
+    cmd.args(["config", "--show-scope", "-z", "--get-regexp", r"^codex-handoff\."]);
+    let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
+    // Exit 1 means "no such keys".
+    if !out.status.success() && out.status.code() != Some(1) {
+        return Err(Error::failed(
+            "config",
+            format!("git config failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        ));
+    }
+    Ok(parse_show_scope(&out.stdout))
+}
+
+/// `git config --show-scope -z --get-regexp` prints `scope NUL key LF value NUL` per entry.
+pub fn parse_show_scope(bytes: &[u8]) -> Vec<Found> {
+    let fields: Vec<String> = bytes.split(|b| *b == 0).map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < fields.len() {
+        let origin = fields[i].clone();
+        let (key, value) = match fields[i + 1].split_once('\n') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (fields[i + 1].clone(), String::new()),
+        };
+        if !key.is_empty() {
+            out.push(Found { key, value, origin });
+        }
+        i += 2;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_scope_output_is_parsed() {
+        let raw = b"global\0codex-handoff.machine\nlaptop\0local\0codex-handoff.devbox.ssh\nme@devbox\0";
+        let found = parse_show_scope(raw);
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            (found[0].origin.as_str(), found[0].key.as_str(), found[0].value.as_str()),
+            ("global", "codex-handoff.machine", "laptop")
+        );
+        assert_eq!(found[1].key, "codex-handoff.devbox.ssh");
+    }
 }

@@ -4,6 +4,7 @@ mod codex;
 mod git_command;
 mod handoff;
 mod harness;
+mod layers;
 mod refusals;
 mod roundtrip;
 mod running;

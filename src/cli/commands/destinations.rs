@@ -1,0 +1,103 @@
+//! `git codex-handoff destinations`: which hosts can take a thread.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cli::output::Ui;
+use crate::cli::DestinationsArgs;
+use crate::config::{self, Host};
+use crate::error::{Error, Result};
+use crate::fingerprint;
+use crate::handoff::ProjectMatch;
+use crate::remote::transport::Connection;
+use crate::repo::Repo;
+use crate::thread::store;
+
+/// How long to wait for all hosts together.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let subdirectory = match &args.thread {
+        Some(spec) => store::resolve(&repo, spec)?.state.subdirectory,
+        None => repo.subdirectory()?,
+    };
+    let fingerprint = fingerprint::of(&repo)?;
+    let hosts = config::hosts()?;
+    let (tx, rx) = mpsc::channel();
+    for host in hosts.clone() {
+        let tx = tx.clone();
+        let (fingerprint, subdirectory) = (fingerprint.clone(), subdirectory.clone());
+        std::thread::spawn(move || {
+            let answer = ask(&host, &fingerprint, &subdirectory);
+            let _ = tx.send((host.name.clone(), answer));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + TIMEOUT;
+    let mut answers = Vec::new();
+    while answers.len() < hosts.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(answer) => answers.push(answer),
+            Err(_) => break,
+        }
+    }
+    let mut rows = Vec::new();
+    for host in &hosts {
+        let row = match answers.iter().find(|(name, _)| *name == host.name) {
+            Some((_, Ok(project))) => {
+                json!({ "host": host.name, "ssh": host.ssh, "available": true, "project": project.project })
+            }
+            Some((_, Err(err))) => {
+                json!({ "host": host.name, "ssh": host.ssh, "available": false, "reason": reason(err), "message": err.message })
+            }
+            None => {
+                json!({ "host": host.name, "ssh": host.ssh, "available": false, "reason": "timeout", "message": "no answer in time" })
+            }
+        };
+        if args.all || row["available"] == true {
+            rows.push(row);
+        }
+    }
+    ui.json(&json!({ "destinations": rows }));
+    if rows.is_empty() {
+        ui.say(if hosts.is_empty() {
+            "No hosts configured. Add one with `git codex-handoff host add <NAME> <user@host>`."
+        } else {
+            "No host has a saved project for this repository (`--all` shows why)."
+        });
+    }
+    for row in &rows {
+        let text = if row["available"] == true {
+            format!("{:<16} {}", row["host"].as_str().unwrap_or_default(), row["project"].as_str().unwrap_or_default())
+        } else {
+            format!(
+                "{:<16} unavailable: {} ({})",
+                row["host"].as_str().unwrap_or_default(),
+                row["reason"].as_str().unwrap_or_default(),
+                row["message"].as_str().unwrap_or_default()
+            )
+        };
+        ui.say(text);
+    }
+    Ok(())
+}
+
+fn ask(host: &Host, fingerprint: &str, subdirectory: &str) -> Result<ProjectMatch> {
+    let mut conn = Connection::open(host)?;
+    let found = conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": subdirectory }));
+    let _ = conn.close();
+    found
+}
+
+fn reason(err: &Error) -> &'static str {
+    match err.exit_code() {
+        5 => "unreachable",
+        6 => "helper missing or too old",
+        3 => "no project",
+        _ => "error",
+    }
+}

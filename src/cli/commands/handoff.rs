@@ -1,0 +1,139 @@
+//! `git codex-handoff <THREAD> <HOST>`: the handoff itself.
+
+use serde_json::json;
+
+use crate::cli::output::Ui;
+use crate::cli::HandoffArgs;
+use crate::error::{Error, Result};
+use crate::handoff::{self, Interaction, Plan};
+use crate::repo::Repo;
+
+pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
+    let (thread, host) = match (args.thread, args.host) {
+        (Some(thread), Some(host)) => (thread, host),
+        (Some(_), None) => {
+            return Err(Error::usage("missing_host", "which host should the thread go to?")
+                .with_help("usage: git codex-handoff <THREAD> <HOST>; `local` brings a thread back to this computer"))
+        }
+        _ => {
+            return Err(Error::usage("missing_command", "no thread or command given").with_help(
+                "usage: git codex-handoff <THREAD> <HOST>, or a subcommand; see `git codex-handoff --help`",
+            ))
+        }
+    };
+    let repo = Repo::discover()?;
+    let request = handoff::Request {
+        thread,
+        destination: host,
+        branch: args.branch,
+        dry_run: args.dry_run,
+        no_interrupt: args.no_interrupt,
+        interrupt_timeout: std::time::Duration::from_secs(interrupt_timeout(&repo, args.interrupt_timeout)?),
+        interactive: !args.yes && !args.dry_run && ui.can_prompt(),
+    };
+    let mut console = Console { ui, yes: args.yes, dry_run: args.dry_run, plan: None };
+    let outcome = handoff::run(&repo, &request, &mut console)?;
+    let plan = console.plan.take();
+    ui.json(&json!({
+        "thread": outcome.thread,
+        "uuid": outcome.uuid,
+        "host": outcome.host,
+        "worktree": outcome.worktree,
+        "branch": outcome.branch,
+        "epoch": outcome.epoch,
+        "snapshot": outcome.snapshot,
+        "already_there": outcome.already_there,
+        "dry_run": outcome.dry_run,
+        "plan": plan,
+    }));
+    if outcome.dry_run {
+        ui.say("Dry run: nothing was changed.");
+    } else if outcome.already_there && outcome.worktree.is_empty() {
+        ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
+    } else {
+        let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
+        let branch = outcome.branch.clone().unwrap_or_else(|| "detached HEAD".into());
+        ui.say(format!(
+            "Thread #{} is now on {place} (epoch {}): {} on {branch}",
+            outcome.thread, outcome.epoch, outcome.worktree
+        ));
+    }
+    Ok(())
+}
+
+/// The flag, else `codex-handoff.interruptTimeout`, else 10 seconds.
+fn interrupt_timeout(repo: &Repo, flag: Option<u64>) -> Result<u64> {
+    if let Some(seconds) = flag {
+        return Ok(seconds);
+    }
+    match repo.config_string(crate::config::INTERRUPT_TIMEOUT) {
+        None => Ok(10),
+        Some(text) => text.trim().parse().map_err(|_| {
+            Error::usage(
+                "bad_config",
+                format!("{} = {text:?} is not a number of seconds", crate::config::INTERRUPT_TIMEOUT),
+            )
+            .with_help(format!("fix it with `git config {} 10`", crate::config::INTERRUPT_TIMEOUT))
+        }),
+    }
+}
+
+struct Console<'a> {
+    ui: &'a mut Ui,
+    yes: bool,
+    dry_run: bool,
+    plan: Option<Plan>,
+}
+
+impl Interaction for Console<'_> {
+    fn confirm(&mut self, plan: &Plan) -> bool {
+        self.plan = Some(plan.clone());
+        self.ui.note(plan_text(plan));
+        if self.dry_run || self.yes || !self.ui.can_prompt() {
+            return true;
+        }
+        self.ui.confirm("Hand it off?")
+    }
+
+    fn progress(&mut self, text: &str) {
+        self.ui.progress(text);
+    }
+}
+
+fn plan_text(plan: &Plan) -> String {
+    let c = &plan.changes;
+    let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, plan.title);
+    text += &format!("  from      {}\n", plan.from);
+    text += &format!("  to        {}\n", plan.to);
+    text += &format!("  worktree  {} ({})\n", plan.worktree, if plan.reuse_worktree { "reused" } else { "new" });
+    text += &format!("  branch    {} ({})\n", plan.branch.as_deref().unwrap_or("(detached HEAD)"), plan.branch_action);
+    text += &format!(
+        "  changes   {} staged, {} unstaged, {} untracked ({})",
+        c.staged,
+        c.unstaged,
+        c.untracked,
+        human_bytes(c.bytes)
+    );
+    if plan.transcript_bytes > 0 {
+        text += &format!("\n  conversation  copied to {} ({})", plan.to, human_bytes(plan.transcript_bytes));
+    }
+    if plan.running {
+        text += "\n  running   its command will be interrupted (SIGINT) before the transfer";
+    }
+    text
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,60 @@
+//! One module per subcommand: each has its clap args (in `cli`) and one `run`.
+
+pub mod config;
+pub mod destinations;
+pub mod generate;
+pub mod handoff;
+pub mod hooks;
+pub mod host;
+pub mod project;
+pub mod remote;
+pub mod thread;
+
+use serde_json::{json, Value};
+
+use crate::cli::output::Ui;
+use crate::cli::{Cli, Command, RemoteCommand};
+use crate::error::Result;
+use crate::thread::store::Thread;
+
+pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
+    match cli.command {
+        Some(Command::Thread(command)) => thread::run(command, ui),
+        Some(Command::Destinations(args)) => destinations::run(args, ui),
+        Some(Command::Host(command)) => host::run(command, ui),
+        Some(Command::Project(command)) => project::run(command, ui),
+        Some(Command::InstallHooks(args)) => hooks::install(args, ui),
+        Some(Command::Config) => config::run(ui),
+        Some(Command::Hook(args)) => hooks::run(args, ui),
+        Some(Command::Generate(command)) => generate::generate(command, ui),
+        Some(Command::Complete(args)) => generate::complete(args, ui),
+        Some(Command::Remote(RemoteCommand::Serve(args))) => remote::run(args),
+        None => handoff::run(cli.handoff, ui),
+    }
+}
+
+/// A thread as editors see it (`--json`): DESIGN §3 field names. `status`
+/// is live: `running` while `thread run` has its command going.
+pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &str) -> Value {
+    let s = &thread.state;
+    let running = matches!(crate::thread::running::current(repo, &s.uuid), Ok(Some(_)));
+    let status = if running { crate::thread::state::Status::Running } else { s.status };
+    json!({
+        "schema": s.schema,
+        "number": s.number,
+        "uuid": s.uuid,
+        "title": s.title,
+        "branch": s.branch,
+        "owner": thread.owner_name(this_machine),
+        "owner_machine": s.owner_machine,
+        "status": status,
+        "codex_session": s.transcript.codex_session,
+        "epoch": s.epoch,
+        "snapshot": thread.snapshot.to_string(),
+        "head": s.head,
+        "worktree": s.worktree,
+        "subdirectory": s.subdirectory,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}

@@ -1,0 +1,81 @@
+//! `git codex-handoff project ...`
+
+use serde_json::{json, Value};
+
+use crate::cli::output::Ui;
+use crate::cli::{ProjectCommand, ProjectForgetArgs, ProjectListArgs, ProjectSaveArgs};
+use crate::config;
+use crate::error::Result;
+use crate::handoff::helper;
+use crate::remote::transport::Connection;
+
+pub fn run(command: ProjectCommand, ui: &mut Ui) -> Result<()> {
+    match command {
+        ProjectCommand::Save(args) => save(args, ui),
+        ProjectCommand::List(args) => list(args, ui),
+        ProjectCommand::Forget(args) => forget(args, ui),
+    }
+}
+
+fn save(args: ProjectSaveArgs, ui: &mut Ui) -> Result<()> {
+    let dir = args.dir.unwrap_or_else(|| std::path::PathBuf::from("."));
+    let answer: Value = match &args.host {
+        Some(host) => {
+            // The directory is a path on the host.
+            let mut conn = Connection::open(&config::find_host(host)?)?;
+            let answer = conn.call("project_save", json!({ "path": dir }))?;
+            conn.close()?;
+            answer
+        }
+        None => {
+            let dir = helper::validate_project_dir(&dir)?;
+            let added = config::save_project(&dir)?;
+            json!({ "path": dir, "added": added })
+        }
+    };
+    ui.json(&answer);
+    let where_ = args.host.as_deref().unwrap_or("this computer");
+    let path = answer["path"].as_str().unwrap_or_default();
+    if answer["added"].as_bool() == Some(false) {
+        ui.say(format!("{path} was already saved on {where_}"));
+    } else {
+        ui.say(format!("Saved {path} as a project on {where_}"));
+    }
+    Ok(())
+}
+
+fn list(args: ProjectListArgs, ui: &mut Ui) -> Result<()> {
+    let answer: Value = match &args.host {
+        Some(host) => {
+            let mut conn = Connection::open(&config::find_host(host)?)?;
+            let answer = conn.call("projects", json!({}))?;
+            conn.close()?;
+            answer
+        }
+        None => helper::projects()?,
+    };
+    ui.json(&answer);
+    let projects = answer["projects"].as_array().cloned().unwrap_or_default();
+    if projects.is_empty() {
+        ui.say("No saved projects. Save one with `git codex-handoff project save [DIR]`.");
+    }
+    for p in projects {
+        let missing = if p["exists"].as_bool() == Some(false) { "  (missing)" } else { "" };
+        ui.say(format!("{}{missing}", p["path"].as_str().unwrap_or_default()));
+    }
+    Ok(())
+}
+
+fn forget(args: ProjectForgetArgs, ui: &mut Ui) -> Result<()> {
+    let dir = args.dir.canonicalize().unwrap_or_else(|_| crate::repo::absolute(&args.dir));
+    if !config::forget_project(&dir)? {
+        return Err(crate::error::Error::not_found(
+            "project_not_found",
+            format!("{} is not a saved project", dir.display()),
+        )
+        .with_help("`git codex-handoff project list` shows the saved projects"));
+    }
+    ui.json(&json!({ "path": dir, "removed": true }));
+    ui.say(format!("Forgot {}", dir.display()));
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! `git-codex-handoff remote serve`: the helper run over SSH.
+
+use crate::cli::RemoteServeArgs;
+use crate::error::{Error, Result};
+use crate::remote::restricted::{self, Allowed};
+
+pub fn run(args: RemoteServeArgs) -> Result<()> {
+    if args.restricted {
+        // A forced command: sshd passes what the client asked for.
+        let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+        match restricted::decide(original.as_deref(), &crate::handoff::helper::saved_repositories()?)? {
+            Allowed::Serve => {}
+            Allowed::Git { service, repository } => {
+                use std::os::unix::process::CommandExt;
+                // No shell: git gets the path as one argument.
+                let error = std::process::Command::new("git").arg(service).arg(&repository).exec();
+                return Err(Error::failed("git_missing", format!("could not run git {service}")).with_source(error));
+            }
+        }
+    }
+    let stdin = std::io::stdin();
+    crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr())
+}

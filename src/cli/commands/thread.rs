@@ -1,0 +1,211 @@
+//! `git codex-handoff thread ...`
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::cli::commands::thread_view;
+use crate::cli::output::Ui;
+use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
+use crate::error::{Error, Result};
+use crate::repo::{absolute, machine_name, Repo};
+use crate::thread::state::Status;
+use crate::thread::{self, restore, store};
+
+pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
+    match command {
+        ThreadCommand::New(args) => new(args, ui),
+        ThreadCommand::List(args) => list(args, ui),
+        ThreadCommand::Show(args) => show(args, ui),
+        ThreadCommand::Log(args) => log(args, ui),
+        ThreadCommand::Snapshot(args) => snapshot_now(args, ui),
+        ThreadCommand::Restore(args) => restore_into(args, ui),
+        ThreadCommand::Run(args) => run_command(args, ui),
+    }
+}
+
+fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let machine = machine_name(Some(&repo));
+    let thread = thread::create(&repo, &machine, args.title, args.branch, args.codex_session)?;
+    ui.json(&thread_view(&repo, &thread, &machine));
+    ui.say(format!(
+        "Started thread #{} {} on {} (snapshot {})",
+        thread.state.number,
+        thread.state.uuid,
+        branch_text(&thread.state.branch),
+        short(&thread.snapshot.to_string())
+    ));
+    Ok(())
+}
+
+fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let machine = machine_name(Some(&repo));
+    let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
+    let threads: Vec<store::Thread> = store::list(&repo)?
+        .into_iter()
+        .filter(|t| match &here {
+            None => true,
+            Some(dir) => within(dir, &t.state.subdirectory),
+        })
+        .collect();
+    let views: Vec<serde_json::Value> = threads.iter().map(|t| thread_view(&repo, t, &machine)).collect();
+    ui.json(&json!({ "schema": 1, "threads": views }));
+    if threads.is_empty() {
+        ui.say("No threads. Start one with `git codex-handoff thread new`.");
+    }
+    for t in &threads {
+        let s = &t.state;
+        ui.say(format!(
+            "#{:<4} {}  {:<8} {:<7} {:<24} {}",
+            s.number,
+            &s.uuid[..8.min(s.uuid.len())],
+            t.owner_name(&machine),
+            status_text(s.status),
+            branch_text(&s.branch),
+            s.title
+        ));
+    }
+    Ok(())
+}
+
+/// Is `dir` (the current directory, relative to the worktree root) inside the project `project`?
+fn within(dir: &str, project: &str) -> bool {
+    project.is_empty() || dir == project || dir.starts_with(&format!("{project}/"))
+}
+
+fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let machine = machine_name(Some(&repo));
+    let thread = store::resolve(&repo, &args.thread)?;
+    ui.json(&thread_view(&repo, &thread, &machine));
+    let s = &thread.state;
+    ui.say(format!("thread    #{} {}", s.number, s.uuid));
+    ui.say(format!("title     {}", s.title));
+    ui.say(format!("branch    {}", branch_text(&s.branch)));
+    ui.say(format!("head      {}", s.head.as_deref().unwrap_or("(none: unborn branch)")));
+    ui.say(format!("owner     {} ({})", thread.owner_name(&machine), s.owner_machine));
+    ui.say(format!("status    {}", status_text(s.status)));
+    ui.say(format!("epoch     {}", s.epoch));
+    ui.say(format!("snapshot  {}", thread.snapshot));
+    if let Some(worktree) = &s.worktree {
+        ui.say(format!("worktree  {worktree}"));
+    }
+    ui.say(format!("updated   {}", s.updated_at));
+    Ok(())
+}
+
+fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let thread = store::resolve(&repo, &args.thread)?;
+    let entries = thread::history(&repo, &thread)?;
+    let values: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(id, s)| {
+            json!({
+                "snapshot": id.to_string(),
+                "epoch": s.epoch,
+                "owner_machine": s.owner_machine,
+                "status": s.status,
+                "branch": s.branch,
+                "head": s.head,
+                "at": s.updated_at,
+                "handoff": s.handoff,
+            })
+        })
+        .collect();
+    ui.json(&json!({ "schema": 1, "thread": thread.state.uuid, "number": thread.state.number, "entries": values }));
+    for (id, s) in &entries {
+        let what = match &s.handoff {
+            Some(h) => format!("handoff {} -> {}", h.from_machine, h.to_machine),
+            None => "snapshot".to_owned(),
+        };
+        ui.say(format!(
+            "{}  epoch {:<3} {}  on {}  {}  {}",
+            short(&id.to_string()),
+            s.epoch,
+            s.updated_at,
+            s.owner_machine,
+            branch_text(&s.branch),
+            what
+        ));
+    }
+    Ok(())
+}
+
+fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let machine = machine_name(Some(&repo));
+    let thread = thread::checkpoint(&repo, &machine, &args.thread)?;
+    ui.json(&json!({ "snapshot": thread.snapshot.to_string(), "thread": thread_view(&repo, &thread, &machine) }));
+    ui.say(thread.snapshot.to_string());
+    Ok(())
+}
+
+fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let thread = store::resolve(&repo, &args.thread)?;
+    let expected = restore::Expected::of(&repo, &thread)?;
+    let dir: PathBuf = absolute(&args.dir);
+    let restored = restore::into_new_worktree(&repo, &expected, &dir, args.detach)?;
+    ui.json(&json!({
+        "thread": thread.state.uuid,
+        "snapshot": thread.snapshot.to_string(),
+        "worktree": restored.worktree,
+        "branch": restored.branch,
+    }));
+    ui.say(format!(
+        "Restored thread #{} (snapshot {}) into {} on {}",
+        thread.state.number,
+        short(&thread.snapshot.to_string()),
+        restored.worktree.display(),
+        branch_text(&restored.branch)
+    ));
+    Ok(())
+}
+
+/// Run the thread's agent command in its worktree; exits with its exit code.
+fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
+    let repo = Repo::discover()?;
+    let machine = machine_name(Some(&repo));
+    let thread = store::resolve(&repo, &args.thread)?;
+    if thread.state.owner_machine != machine {
+        return Err(Error::refused(
+            "not_owner",
+            format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
+        )
+        .with_help("bring it back with `git codex-handoff <THREAD> local`, or run it there"));
+    }
+    let worktree = thread::thread_worktree(&repo, &thread)?.workdir()?;
+    let dir = worktree.join(&thread.state.subdirectory);
+    let transcript = crate::thread::transcript::local_path(&repo, &thread.state)?;
+    let env = vec![
+        ("CODEX_HANDOFF_THREAD".to_owned(), thread.state.uuid.clone()),
+        ("CODEX_HANDOFF_TRANSCRIPT".to_owned(), transcript.to_string_lossy().into_owned()),
+    ];
+    if let Some(parent) = transcript.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let code = crate::thread::running::run(&repo, &thread.state.uuid, &dir, &args.command, &env)?;
+    ui.flush();
+    std::process::exit(code);
+}
+
+fn branch_text(branch: &Option<String>) -> String {
+    match branch {
+        Some(b) => b.clone(),
+        None => "(detached HEAD)".to_owned(),
+    }
+}
+
+fn status_text(status: Status) -> &'static str {
+    match status {
+        Status::Idle => "idle",
+        Status::Running => "running",
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}

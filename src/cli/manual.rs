@@ -1,0 +1,424 @@
+//! The man page, git-codex-handoff(1): generated from the clap definitions
+//! in `cli` (with clap_mangen) plus the sections clap knows nothing about:
+//! exit status, configuration, environment, files and JSON output.
+//!
+//! Deterministic: no date, and the version comes from Cargo's metadata, so
+//! the committed `man/git-codex-handoff.1` can be compared byte for byte.
+
+use clap::CommandFactory;
+use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
+use clap_mangen::Man;
+
+use crate::cli::settings::{Scope, SETTINGS};
+
+/// The page's name, as `man` and `git help` look it up.
+pub const PAGE: &str = "git-codex-handoff";
+
+/// The version of the shape of every `--json` document (its `schema` field).
+pub const JSON_SCHEMA: u32 = 1;
+
+/// The whole man page, as roff.
+pub fn man_page() -> String {
+    let mut cmd = crate::cli::Cli::command();
+    cmd.build();
+    let man = Man::new(cmd.clone())
+        .title(PAGE.to_ascii_uppercase())
+        .section("1")
+        .date("")
+        .source(format!("{PAGE} {}", env!("CARGO_PKG_VERSION")))
+        .manual("Git Manual");
+
+    let mut page = String::new();
+    // The first chunk keeps roff's preamble (it defines the apostrophe string).
+    page += &render(|w| man.render_title(w), true);
+    page += &strip_heading(&render(|w| man.render_name_section(w), false), "NAME", "NAME");
+    page += &synopsis(&cmd);
+    page += &render(|w| man.render_description_section(w), false);
+    page += &roff(description_extra());
+    page += &render(|w| man.render_options_section(w), false);
+    page += &commands(&cmd);
+    page += &roff(exit_status());
+    page += &roff(configuration());
+    page += &roff(environment());
+    page += &roff(files());
+    page += &roff(json_output());
+    page += &roff(hooks_section());
+    page += &roff(see_also());
+    page += &render(|w| man.render_version_section(w), false);
+    code_spans(&page)
+}
+
+/// clap's help texts mark code with backticks: set it in bold instead.
+fn code_spans(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for line in page.split_inclusive('\n') {
+        if line.starts_with('.') || line.matches('`').count() % 2 == 1 {
+            out += line;
+            continue;
+        }
+        for (i, part) in line.split('`').enumerate() {
+            if i % 2 == 1 {
+                out += "\\fB";
+                out += part;
+                out += "\\fR";
+            } else {
+                out += part;
+            }
+        }
+    }
+    out
+}
+
+fn render(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>, keep_preamble: bool) -> String {
+    let mut buf = Vec::new();
+    f(&mut buf).expect("rendering into memory cannot fail");
+    let text = String::from_utf8(buf).expect("roff is UTF-8");
+    if keep_preamble {
+        return text;
+    }
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    while lines.first().is_some_and(|l| l.starts_with(".ie \\n(.g .ds Aq") || l.starts_with(".el .ds Aq")) {
+        lines.remove(0);
+    }
+    lines.concat()
+}
+
+fn roff(r: Roff) -> String {
+    render(|w| r.to_writer(w), false)
+}
+
+/// Replace a `.SH OLD` heading line with `.SH NEW`.
+fn strip_heading(text: &str, old: &str, new: &str) -> String {
+    text.replacen(&format!(".SH {old}\n"), &format!(".SH {new}\n"), 1)
+}
+
+/// The visible leaf commands, in the order of `--help`, with their full names.
+fn leaves(cmd: &clap::Command) -> Vec<clap::Command> {
+    let mut out = Vec::new();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if sub.has_subcommands() {
+            out.extend(leaves(sub));
+        } else {
+            out.push(sub.clone());
+        }
+    }
+    out
+}
+
+/// A leaf as shown in the page: the global flags are described once, at the top.
+fn for_page(leaf: &clap::Command) -> clap::Command {
+    leaf.clone().mut_arg("help", |a| a.hide(true)).mut_arg("progress", |a| a.hide(true))
+}
+
+/// One synopsis line per form, like git's own pages.
+fn synopsis(cmd: &clap::Command) -> String {
+    let mut out = String::from(".SH SYNOPSIS\n");
+    // The handoff itself: the root's own arguments, without its subcommands.
+    let mut root = clap::Command::new(PAGE)
+        .bin_name(cmd.get_bin_name().unwrap_or(PAGE).to_owned())
+        .disable_help_flag(true)
+        .disable_version_flag(true);
+    for arg in cmd.get_arguments().filter(|a| !["help", "version", "progress"].contains(&a.get_id().as_str())) {
+        root = root.arg(arg.clone());
+    }
+    for (i, form) in std::iter::once(root).chain(leaves(cmd).iter().map(for_page)).enumerate() {
+        let man = Man::new(form);
+        let text = render(|w| man.render_synopsis_section(w), false);
+        if i > 0 {
+            out += ".br\n";
+        }
+        out += text.strip_prefix(".SH SYNOPSIS\n").unwrap_or(&text);
+    }
+    out
+}
+
+/// COMMANDS: every visible leaf with its description, synopsis and options.
+fn commands(cmd: &clap::Command) -> String {
+    let mut out = String::from(".SH COMMANDS\n");
+    for leaf in leaves(cmd) {
+        let name = leaf.get_bin_name().unwrap_or(leaf.get_name()).to_owned();
+        let page = for_page(&leaf);
+        let man = Man::new(page.clone());
+        let mut r = Roff::new();
+        r.control("SS", [name.as_str()]);
+        out += &roff(r);
+        let synopsis = render(|w| man.render_synopsis_section(w), false);
+        out += synopsis.strip_prefix(".SH SYNOPSIS\n").unwrap_or(&synopsis);
+        let description = render(|w| man.render_description_section(w), false);
+        let description = description.strip_prefix(".SH DESCRIPTION\n").unwrap_or(&description);
+        out += ".PP\n";
+        out += description;
+        if page.get_arguments().any(|a| !a.is_hide_set()) {
+            let options = render(|w| man.render_options_section(w), false);
+            out += options.strip_prefix(".SH OPTIONS\n").unwrap_or(&options);
+        }
+    }
+    out
+}
+
+fn paragraph(r: &mut Roff, text: &str) {
+    r.control("PP", []);
+    r.text(inline_code(text));
+}
+
+/// Text where `backticked` spans are set in bold.
+fn inline_code(text: &str) -> Vec<Inline> {
+    text.split('`').enumerate().map(|(i, part)| if i % 2 == 1 { bold(part) } else { roman(part) }).collect()
+}
+
+fn item(r: &mut Roff, term: Vec<Inline>, text: &str) {
+    r.control("TP", []);
+    r.text(term);
+    r.text(inline_code(text));
+}
+
+fn preformatted(r: &mut Roff, text: &str) {
+    r.control("PP", []);
+    r.control("RS", ["4"]);
+    r.control("nf", []);
+    for line in text.trim_end().lines() {
+        r.text([roman(line)]);
+    }
+    r.control("fi", []);
+    r.control("RE", []);
+}
+
+fn description_extra() -> Roff {
+    let mut r = Roff::new();
+    paragraph(
+        &mut r,
+        "THREAD is a thread number, a UUID, or a UUID prefix of at least 6 hex digits; an ambiguous one is an \
+         error that lists the candidates. HOST is a configured host name, or `local` (also `.`) for this computer.",
+    );
+    paragraph(
+        &mut r,
+        "A handoff snapshots the thread's Git state (branch, HEAD, staged, unstaged and untracked files) into \
+         commits without touching the working tree, pushes the branch, the snapshot and the notes ref to the \
+         host, where the helper (`git-codex-handoff remote serve`, the same binary) restores the exact state in \
+         a worktree and takes ownership. It shows its plan and asks for confirmation only when stdin and stderr \
+         are terminals and `--yes` was not given; `--dry-run` prints the plan and changes nothing anywhere.",
+    );
+    paragraph(
+        &mut r,
+        "Run as `git codex-handoff`, it works like any git command: `git -C <dir> codex-handoff ...`, aliases \
+         (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
+         for this page.",
+    );
+    r
+}
+
+fn exit_status() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["EXIT STATUS"]);
+    for (code, text) in [
+        ("0", "Done."),
+        ("1", "Failed."),
+        ("2", "Usage: the command line was wrong."),
+        ("3", "Not found: a thread, host or project."),
+        (
+            "4",
+            "Refused, because going on could lose work or break a rule: a dirty reused worktree, a diverged \
+             branch, a self-handoff, an unsupported destination, a merge or rebase in progress, a commit in a \
+             worktree whose thread is on another machine (the pre-commit hook).",
+        ),
+        ("5", "The host could not be reached or authenticated."),
+        ("6", "The helper is missing on the host, or of an incompatible version."),
+    ] {
+        item(&mut r, vec![bold(code)], text);
+    }
+    paragraph(
+        &mut r,
+        "`thread run` exits with its command's exit status. Under `--json` an error is also printed on stdout, \
+         with its exit code (see JSON OUTPUT).",
+    );
+    r
+}
+
+fn configuration() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["CONFIGURATION"]);
+    paragraph(
+        &mut r,
+        "Settings live in git's config, read with `git config` (so includes, `GIT_CONFIG_GLOBAL` and the XDG \
+         location work as for git). Machine-wide ones belong in the global config; per-host ones are written by \
+         `host add` as a `[codex-handoff \"<host>\"]` section. A value given on git's command line wins over \
+         the config files for one command: `git -c codex-handoff.worktreeRoot=/tmp/wt codex-handoff ...`. \
+         `git codex-handoff config` lists every key with its value here (and where it comes from) and its \
+         default.",
+    );
+    for setting in SETTINGS {
+        let scope = match setting.scope {
+            Scope::Global => "global config",
+            Scope::Repository => "repository or global config",
+            Scope::Host => "global config, one per host",
+        };
+        let multi = if setting.multi { "; multi-valued" } else { "" };
+        item(
+            &mut r,
+            vec![bold(setting.key)],
+            &format!("{} Default: {}. ({scope}{multi})", setting.description, setting.default),
+        );
+    }
+    r
+}
+
+fn environment() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["ENVIRONMENT"]);
+    for (name, text) in [
+        ("CODEX_HOME", "The Codex CLI's home (default `~/.codex`): linked sessions are read from and written to its `sessions/` folder and `session_index.jsonl`."),
+        ("CODEX_HANDOFF_THREAD", "Set by `thread run` to the thread's UUID for the command it runs; handing off that same thread from inside it is refused."),
+        ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
+        ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
+        ("NO_COLOR", "When set (and not empty), error reports are not coloured. Otherwise git's `color.ui` decides, as for git's own output."),
+        ("GIT_DIR, GIT_WORK_TREE", "As for git: the repository and worktree to work on."),
+    ] {
+        item(&mut r, vec![bold(name)], text);
+    }
+    r
+}
+
+fn files() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["FILES"]);
+    for (name, text) in [
+        ("refs/codex-handoff/threads/<uuid>", "A thread's latest snapshot commit: its tree is the working tree, its parents HEAD, an index commit and a thread-data commit (transcript, intent-to-add paths) chained to the previous one. Travels with the repository."),
+        ("refs/notes/codex-handoff", "A JSON note on every snapshot commit: the thread's state, with a `schema` version. `git notes --ref codex-handoff show <commit>` reads one."),
+        ("refs/codex-handoff/incoming/...", "Where a push lands on the receiving side; the helper moves it into place under a lock and removes it."),
+        ("$GIT_COMMON_DIR/codex-handoff/locks/", "Per-thread locks on this machine."),
+        ("$GIT_COMMON_DIR/codex-handoff/worktrees/<uuid>", "The worktree a thread lives (or last lived) in on this machine. Paths do not travel."),
+        ("$GIT_COMMON_DIR/codex-handoff/pending/", "Handoffs in flight, so that running the same command again finishes or cleanly restarts one."),
+        ("~/.codex/worktrees/<repository>/<number>-<uuid>", "Where arriving threads get new worktrees (see `codex-handoff.worktreeRoot`)."),
+        ("<hooks>/pre-commit", "The hook `install-hooks` installs, in `core.hooksPath` or the repository's hooks directory (see HOOKS)."),
+    ] {
+        item(&mut r, vec![bold(name)], text);
+    }
+    r
+}
+
+fn json_output() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["JSON OUTPUT"]);
+    paragraph(
+        &mut r,
+        &format!(
+            "With `--json` a command prints exactly one JSON document on stdout and nothing else there; human \
+             text, progress and prompts go to stderr. Every document has a `schema` field, now {JSON_SCHEMA}. \
+             Fields may be added in later versions, none removed or changed in meaning without a new `schema`. \
+             Progress is printed only when stderr is a terminal, or with `--progress`."
+        ),
+    );
+    let shapes = [
+        (
+            "Errors (any command, exit status as in EXIT STATUS)",
+            r#"{"schema": 1, "error": {"code": "thread_not_found", "message": "...", "help": "...", "exit_code": 3}}"#,
+        ),
+        (
+            "A thread (thread show, thread new)",
+            r#"{"schema": 1, "number": 42, "uuid": "...", "title": "...", "branch": "fix/parser" | null,
+ "owner": "local" | "<host>", "owner_machine": "...", "status": "idle" | "running",
+ "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "..." | null,
+ "subdirectory": "", "codex_session": "<uuid>" | null, "created_at": "...", "updated_at": "..."}"#,
+        ),
+        ("thread list", r#"{"schema": 1, "threads": [<thread>, ...]}"#),
+        (
+            "thread log",
+            r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
+ "status", "branch", "head", "at", "handoff": null | {...}}, ...]}"#,
+        ),
+        ("thread snapshot", r#"{"schema": 1, "snapshot": "<commit>", "thread": <thread>}"#),
+        (
+            "thread restore",
+            r#"{"schema": 1, "thread": "<uuid>", "snapshot": "<commit>", "worktree": "...", "branch": "..." | null}"#,
+        ),
+        (
+            "A handoff (git codex-handoff THREAD HOST)",
+            r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "...",
+ "branch": "..." | null, "epoch": 4, "snapshot": "<commit>", "already_there": false,
+ "dry_run": false, "plan": {...} | null}"#,
+        ),
+        (
+            "destinations",
+            r#"{"schema": 1, "destinations": [{"host": "devbox", "ssh": "...", "available": true, "project": "..."}
+ | {"host", "ssh", "available": false, "reason": "...", "message": "..."}, ...]}"#,
+        ),
+        (
+            "host list",
+            r#"{"schema": 1, "hosts": [{"name", "ssh", "transport", "helper"}, ...], "ssh_config_candidates": ["..."]}"#,
+        ),
+        (
+            "host add / host remove / host check",
+            r#"{"schema": 1, "host": {...}} / {"schema": 1, "removed": "<name>"} /
+{"schema": 1, "host", "machine", "helper_version", "client_version", "protocol", "round_trip_ms"}"#,
+        ),
+        (
+            "project list",
+            r#"{"schema": 1, "projects": [{"path": "...", "exists": true, "fingerprint": "..." | null,
+ "subdirectory": "" | null}, ...]}"#,
+        ),
+        (
+            "project save / project forget",
+            r#"{"schema": 1, "path": "...", "added": true} / {"schema": 1, "path": "...", "removed": true}"#,
+        ),
+        (
+            "config",
+            r#"{"schema": 1, "settings": [{"key", "scope", "host", "multi_valued", "default", "values": [{"value", "origin"}],
+ "effective", "description"}, ...], "unknown": [{"key", "value", "origin"}, ...]}"#,
+        ),
+        (
+            "install-hooks",
+            r#"{"schema": 1, "hooks_dir": "...", "hooks": [{"name": "pre-commit", "path": "...",
+ "action": "created" | "added" | "updated" | "unchanged" | "removed" | "deleted" | "absent"}]}"#,
+        ),
+    ];
+    for (title, shape) in shapes {
+        r.control("TP", []);
+        r.text(inline_code(title));
+        preformatted(&mut r, shape);
+    }
+    r
+}
+
+fn hooks_section() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["HOOKS"]);
+    paragraph(
+        &mut r,
+        "`git codex-handoff install-hooks` adds a few lines, between the marker lines `# >>> git-codex-handoff >>>` \
+         and `# <<< git-codex-handoff <<<`, to the `pre-commit` hook of the directory git runs hooks from \
+         (`core.hooksPath`, else the repository's hooks directory, which linked worktrees share). Existing hook \
+         content is kept; running it again changes nothing; `--uninstall` removes only those lines. The lines \
+         call `git codex-handoff hook pre-commit`, and do nothing when git-codex-handoff is not installed.",
+    );
+    paragraph(
+        &mut r,
+        "The pre-commit check refuses (exit status 4) a commit in a worktree that is the recorded worktree of a \
+         thread now owned by another machine, naming that machine and how to bring the thread back \
+         (`git codex-handoff <THREAD> local`). Override it once with `git commit --no-verify`, or for good with \
+         `git config codex-handoff.allowCommitsElsewhere true`. `make install` also puts the stand-alone hook \
+         scripts in `share/git-codex-handoff/hooks`, for use as a `core.hooksPath`.",
+    );
+    r
+}
+
+fn see_also() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["SEE ALSO"]);
+    r.text([
+        bold("git"),
+        roman("(1), "),
+        bold("git-worktree"),
+        roman("(1), "),
+        bold("git-notes"),
+        roman("(1), "),
+        bold("githooks"),
+        roman("(5), "),
+        bold("git-config"),
+        roman("(1), "),
+        bold("ssh"),
+        roman("(1), "),
+        italic("DESIGN.md"),
+        roman(" beside the project."),
+    ]);
+    r
+}

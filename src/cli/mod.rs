@@ -1,0 +1,51 @@
+//! The command line: clap definitions (`args`), one module per subcommand
+//! (`commands`: its args and one function), the one place that writes to
+//! stdout and stderr (`output`), and what is generated from the definitions
+//! (man page, completions, the settings table).
+//!
+//! May use every other layer; nothing below it may use it.
+
+pub mod args;
+pub mod commands;
+pub mod completion;
+pub mod manual;
+pub mod output;
+pub mod settings;
+
+pub use args::*;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parse the command line, run the command, report errors; returns the exit code.
+pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let wants_json = args.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) || !wants_json {
+                let _ = err.print();
+                return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+            }
+            let mut ui = output::Ui::new(true);
+            let message = err.render().to_string();
+            let first = message.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
+            ui.error(
+                &crate::error::Error::usage("usage", first.to_owned()).with_help("see `git codex-handoff --help`"),
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut ui = output::Ui::new(cli.json);
+    ui.force_progress = cli.progress;
+    match commands::run(cli, &mut ui) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            ui.error(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

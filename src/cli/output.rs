@@ -1,0 +1,136 @@
+//! The one place that owns stdout and stderr. Commands hand it values and
+//! text; under `--json` stdout carries exactly one JSON document.
+
+use std::io::{IsTerminal, Write};
+
+use crate::error::Error;
+
+pub struct Ui {
+    pub json: bool,
+    /// `--progress`: show progress even when stderr is not a terminal.
+    pub force_progress: bool,
+    stdout: Box<dyn Write>,
+    stderr: Box<dyn Write>,
+}
+
+impl Ui {
+    pub fn new(json: bool) -> Self {
+        Ui { json, force_progress: false, stdout: Box::new(std::io::stdout()), stderr: Box::new(std::io::stderr()) }
+    }
+
+    /// Human output of a command (skipped under `--json`).
+    pub fn say(&mut self, text: impl AsRef<str>) {
+        if !self.json {
+            let _ = writeln!(self.stdout, "{}", text.as_ref());
+        }
+    }
+
+    /// Progress and notes for a person: always stderr.
+    pub fn note(&mut self, text: impl AsRef<str>) {
+        let _ = writeln!(self.stderr, "{}", text.as_ref());
+    }
+
+    /// Progress for a person watching: stderr, and only on a terminal (or with `--progress`).
+    pub fn progress(&mut self, text: impl AsRef<str>) {
+        if self.force_progress || std::io::stderr().is_terminal() {
+            let _ = writeln!(self.stderr, "{}", text.as_ref());
+        }
+    }
+
+    /// Text that is the command's output whatever the flags (a man page, a
+    /// completion script, completion candidates).
+    pub fn raw(&mut self, text: &str) {
+        let _ = self.stdout.write_all(text.as_bytes());
+    }
+
+    /// The command's JSON document (only under `--json`). Every document
+    /// carries a `schema` version (see the man page's JSON OUTPUT).
+    pub fn json(&mut self, value: &serde_json::Value) {
+        if self.json {
+            let value = with_schema(value);
+            let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
+            let _ = writeln!(self.stdout);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.stdout.flush();
+        let _ = self.stderr.flush();
+    }
+
+    /// Ask a yes/no question; only when stdin and stderr are terminals.
+    pub fn can_prompt(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+
+    pub fn confirm(&mut self, question: &str) -> bool {
+        let _ = write!(self.stderr, "{question} [y/N] ");
+        let _ = self.stderr.flush();
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+    }
+
+    /// Report an error: JSON on stdout under `--json`, a miette report on stderr otherwise.
+    pub fn error(&mut self, err: &Error) {
+        if self.json {
+            let value = serde_json::json!({
+                "schema": crate::cli::manual::JSON_SCHEMA,
+                "error": {
+                    "code": err.code,
+                    "message": err.full_message(),
+                    "help": err.help,
+                    "exit_code": err.exit_code(),
+                }
+            });
+            let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
+            let _ = writeln!(self.stdout);
+        } else {
+            let theme = if stderr_color() {
+                miette::GraphicalTheme::unicode()
+            } else {
+                miette::GraphicalTheme::unicode_nocolor()
+            };
+            let mut text = String::new();
+            let mut handler = miette::GraphicalReportHandler::new_themed(theme);
+            if !std::io::stderr().is_terminal() {
+                // Scripts match on the text: never wrap it when nobody reads it on a screen.
+                handler = handler.with_width(usize::MAX / 4);
+            }
+            if handler.render_report(&mut text, err).is_err() {
+                text = format!("error: {}", err.full_message());
+            }
+            let _ = write!(self.stderr, "{text}");
+        }
+        let _ = self.stdout.flush();
+    }
+}
+
+/// A top-level object gets `"schema"` unless it has one.
+fn with_schema(value: &serde_json::Value) -> serde_json::Value {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.entry("schema").or_insert(serde_json::Value::from(crate::cli::manual::JSON_SCHEMA));
+    }
+    value
+}
+
+/// Colour on stderr: never with `NO_COLOR` set (not empty); otherwise as git
+/// decides for itself from `color.ui` (`auto`: only on a terminal).
+fn stderr_color() -> bool {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    let tty = std::io::stderr().is_terminal();
+    let answer = std::process::Command::new("git")
+        .args(["config", "--get-colorbool", "color.ui", if tty { "true" } else { "false" }])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    match answer {
+        Ok(out) if out.status.success() => out.stdout.trim_ascii() == b"true",
+        _ => tty,
+    }
+}

@@ -1,0 +1,122 @@
+//! Every git config key the tool reads, with its scope and default: one list
+//! for `git codex-handoff config` and the man page's CONFIGURATION section.
+
+use crate::config::{ALLOW_COMMITS_ELSEWHERE, INTERRUPT_TIMEOUT};
+
+/// Where a key is normally set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The user's global config (`git config --global`): per machine and user.
+    Global,
+    /// The repository's config, or the global one for every repository.
+    Repository,
+    /// One key per configured host (`[codex-handoff "<name>"]` in the global config).
+    Host,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The key as documented; `<host>` stands for a host name.
+    pub key: &'static str,
+    pub scope: Scope,
+    /// The default, as text for people.
+    pub default: &'static str,
+    pub multi: bool,
+    pub description: &'static str,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "codex-handoff.machine",
+        scope: Scope::Global,
+        default: "the hostname",
+        multi: false,
+        description: "This machine's name: what other machines record as a thread's owner_machine.",
+    },
+    Setting {
+        key: "codex-handoff.worktreeRoot",
+        scope: Scope::Global,
+        default: "~/.codex/worktrees",
+        multi: false,
+        description: "Where threads that arrive on this machine get their new worktrees.",
+    },
+    Setting {
+        key: "codex-handoff.project",
+        scope: Scope::Global,
+        default: "none",
+        multi: true,
+        description: "A saved project directory, a handoff target (`project save` adds one; multi-valued).",
+    },
+    Setting {
+        key: "codex-handoff.<host>.ssh",
+        scope: Scope::Host,
+        default: "none (required)",
+        multi: false,
+        description: "How to reach the host: anything `ssh` accepts; for the local transport, the helper's HOME.",
+    },
+    Setting {
+        key: "codex-handoff.<host>.transport",
+        scope: Scope::Host,
+        default: "openssh",
+        multi: false,
+        description: "openssh (the system ssh), ssh2 (libssh2 in-process) or local (a child process).",
+    },
+    Setting {
+        key: "codex-handoff.<host>.helper",
+        scope: Scope::Host,
+        default: "git-codex-handoff",
+        multi: false,
+        description: "The helper's path on the host; give an absolute path when its PATH lacks it.",
+    },
+    Setting {
+        key: INTERRUPT_TIMEOUT,
+        scope: Scope::Repository,
+        default: "10",
+        multi: false,
+        description: "Seconds a handoff waits after SIGINT (and again after SIGTERM) for a running thread to stop; --interrupt-timeout overrides it.",
+    },
+    Setting {
+        key: ALLOW_COMMITS_ELSEWHERE,
+        scope: Scope::Repository,
+        default: "false",
+        multi: false,
+        description: "When true, the pre-commit hook allows commits in a worktree whose thread is on another machine.",
+    },
+    Setting {
+        key: "codex-handoff.fingerprint",
+        scope: Scope::Repository,
+        default: "computed",
+        multi: false,
+        description: "A cache of the repository's fingerprint, written by the tool; remove it to recompute.",
+    },
+];
+
+/// Which documented setting a key found in config is, and for host keys the host's name.
+pub fn classify(key: &str) -> Option<(&'static Setting, Option<String>)> {
+    let lower = key.to_ascii_lowercase();
+    if let Some(setting) = SETTINGS.iter().find(|s| s.scope != Scope::Host && s.key.to_ascii_lowercase() == lower) {
+        return Some((setting, None));
+    }
+    let rest = key.strip_prefix("codex-handoff.").or_else(|| key.strip_prefix("Codex-Handoff."))?;
+    let (host, field) = rest.rsplit_once('.')?;
+    let field = field.to_ascii_lowercase();
+    SETTINGS
+        .iter()
+        .find(|s| s.scope == Scope::Host && s.key.rsplit('.').next() == Some(field.as_str()))
+        .map(|s| (s, Some(host.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_classified() {
+        assert_eq!(classify("codex-handoff.machine").unwrap().0.key, "codex-handoff.machine");
+        assert_eq!(classify("codex-handoff.worktreeroot").unwrap().0.key, "codex-handoff.worktreeRoot");
+        let (s, host) = classify("codex-handoff.my.box.transport").unwrap();
+        assert_eq!((s.key, host.as_deref()), ("codex-handoff.<host>.transport", Some("my.box")));
+        assert!(classify("codex-handoff.testfault").is_none());
+    }
+}

@@ -1,0 +1,424 @@
+//! The helper, `git-codex-handoff remote serve`: answers one client over
+//! stdin/stdout (JSON lines), logs to stderr, and writes only into saved
+//! projects and under the worktree root.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config;
+use crate::error::{Error, Result};
+use crate::fault;
+use crate::fingerprint;
+use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, ProjectMatch, RemoteThread};
+use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::repo::Repo;
+use crate::thread;
+use crate::thread::lock::Lock;
+use crate::thread::restore;
+use crate::thread::snapshot;
+use crate::thread::store;
+
+struct Session {
+    machine: String,
+    protocol: Option<u32>,
+    /// Thread locks taken by `begin`, held until the session ends.
+    locks: Vec<(String, Lock)>,
+}
+
+/// Serve requests until `bye` or end of input.
+pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write) -> Result<()> {
+    // An inherited repository would redirect every git call.
+    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
+        std::env::remove_var(var);
+    }
+    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new() };
+    while let Some(line) = protocol::read_line(&mut input)? {
+        let request: Request = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = Error::usage("bad_request", format!("not a request: {e}"));
+                protocol::write_json(&mut output, &failure(&err))?;
+                continue;
+            }
+        };
+        if request.op == "bye" {
+            break;
+        }
+        let _ = writeln!(log, "git-codex-handoff helper: {}", request.op);
+        let response = match session.dispatch(&request) {
+            Ok(result) => Response { ok: true, result: Some(result), error: None },
+            Err(err) => {
+                let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
+                failure(&err)
+            }
+        };
+        protocol::write_json(&mut output, &response)?;
+    }
+    Ok(())
+}
+
+fn failure(err: &Error) -> Response {
+    Response { ok: false, result: None, error: Some(WireError::from(err)) }
+}
+
+fn params<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T> {
+    serde_json::from_value(request.params.clone()).map_err(|e| {
+        Error::usage("bad_request", format!("bad parameters for {}: {e}", request.op))
+            .with_help("the client and helper versions may not match; upgrade both")
+    })
+}
+
+#[derive(Deserialize)]
+struct HelloParams {
+    protocol: u32,
+}
+#[derive(Deserialize)]
+struct PathParams {
+    path: PathBuf,
+}
+#[derive(Deserialize)]
+struct FindParams {
+    fingerprint: String,
+    #[serde(default)]
+    subdirectory: String,
+}
+#[derive(Deserialize)]
+struct ThreadParams {
+    repo: String,
+    uuid: String,
+}
+#[derive(Deserialize)]
+struct PlanParams {
+    repo: String,
+    uuid: String,
+    number: u64,
+    branch: Option<String>,
+}
+#[derive(Deserialize)]
+struct SnapshotParams {
+    repo: String,
+    uuid: String,
+    snapshot: String,
+}
+#[derive(Deserialize)]
+struct DepartParams {
+    repo: String,
+    uuid: String,
+    epoch: u64,
+    to_machine: String,
+    from: String,
+    to: String,
+    initiator: String,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    no_interrupt: bool,
+    #[serde(default = "default_interrupt_ms")]
+    interrupt_timeout_ms: u64,
+}
+
+fn default_interrupt_ms() -> u64 {
+    10_000
+}
+
+impl Session {
+    fn dispatch(&mut self, request: &Request) -> Result<Value> {
+        if request.op != "hello" && self.protocol.is_none() {
+            return Err(Error::usage("no_hello", "the first request must be hello"));
+        }
+        match request.op.as_str() {
+            "hello" => self.hello(params(request)?),
+            "projects" => projects(),
+            "project_save" => project_save(params(request)?),
+            "project_forget" => project_forget(params(request)?),
+            "find_project" => find_project(params(request)?, &self.machine),
+            "plan" => plan(params(request)?),
+            "begin" => self.begin(params(request)?),
+            "status" => status(params(request)?),
+            "receive" => self.receive(params(request)?),
+            "depart" => self.depart(params(request)?),
+            "release" => self.release(params(request)?),
+            "expose" => self.expose(params(request)?),
+            other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
+                .with_help("the client is newer than this helper; upgrade the helper")),
+        }
+    }
+
+    fn hello(&mut self, p: HelloParams) -> Result<Value> {
+        if p.protocol < PROTOCOL_MIN {
+            return Err(Error::new(
+                crate::error::Kind::Helper,
+                "helper_incompatible",
+                format!("this helper speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}, the client at most {}", p.protocol),
+            )
+            .with_help("upgrade git-codex-handoff on this computer"));
+        }
+        let protocol = p.protocol.min(PROTOCOL_MAX);
+        self.protocol = Some(protocol);
+        Ok(json!({
+            "protocol": protocol,
+            "version": env!("CARGO_PKG_VERSION"),
+            "machine": self.machine,
+            "worktree_root": config::worktree_root().ok(),
+        }))
+    }
+
+    fn holds(&self, uuid: &str) -> Result<()> {
+        if self.locks.iter().any(|(u, _)| u == uuid) {
+            Ok(())
+        } else {
+            Err(Error::usage("not_begun", "begin must come first"))
+        }
+    }
+
+    fn begin(&mut self, p: ThreadParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        check_uuid(&p.uuid)?;
+        if !self.locks.iter().any(|(u, _)| *u == p.uuid) {
+            let lock = thread::lock_thread(&repo, &p.uuid)?;
+            self.locks.push((p.uuid.clone(), lock));
+        }
+        // Whatever an interrupted handoff left behind.
+        store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
+        let thread = store::load(&repo, &p.uuid)?.map(|t| RemoteThread {
+            epoch: t.state.epoch,
+            owner_machine: t.state.owner_machine.clone(),
+            snapshot: t.snapshot.to_string(),
+            worktree: thread::worktree_record(&repo, &p.uuid).ok().flatten().map(|w| w.to_string_lossy().into_owned()),
+        });
+        Ok(json!({ "thread": thread }))
+    }
+
+    fn receive(&mut self, p: SnapshotParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        let snapshot = store::parse_hex(&p.snapshot)?;
+        if store::ref_target(&repo, &store::incoming_ref(&p.uuid, "snapshot"))? != Some(snapshot) {
+            return Err(
+                Error::failed("nothing_received", "the snapshot did not arrive").with_help("run the handoff again")
+            );
+        }
+        handoff::check_incoming(&repo, &p.uuid, snapshot)?;
+        handoff::merge_incoming_notes(&repo, &p.uuid)?;
+        fault::point(fault::Step::BeforeRestore);
+        let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse)?;
+        store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
+        Ok(serde_json::to_value(arrived).expect("serializes"))
+    }
+
+    fn depart(&mut self, p: DepartParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        let thread = store::load(&repo, &p.uuid)?
+            .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
+        if thread.state.owner_machine != self.machine || thread.state.epoch + 1 != p.epoch {
+            return Err(Error::refused(
+                "owner_mismatch",
+                format!(
+                    "thread {} here is at epoch {} owned by {}; the request was for epoch {}",
+                    p.uuid, thread.state.epoch, thread.state.owner_machine, p.epoch
+                ),
+            ));
+        }
+        let worktree = thread::thread_worktree(&repo, &thread)?;
+        let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
+        crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
+        let departing = handoff::departure(
+            &repo,
+            &worktree,
+            &thread,
+            Departure { to_machine: p.to_machine, initiator: p.initiator, from: p.from, to: p.to, branch: p.branch },
+            None,
+        )?;
+        let outgoing = store::outgoing_ref(&p.uuid);
+        let old = store::ref_target(&repo, &outgoing)?;
+        store::set_ref(&repo, &outgoing, old, Some(departing.snapshot), "codex-handoff: outgoing")?;
+        Ok(json!({ "snapshot": departing.snapshot.to_string() }))
+    }
+
+    fn release(&mut self, p: SnapshotParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        fault::point(fault::Step::BeforeRelease);
+        let snapshot = store::parse_hex(&p.snapshot)?;
+        let current = store::load(&repo, &p.uuid)?
+            .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
+        if current.snapshot != snapshot {
+            // The note on the snapshot joins the shared notes only now.
+            store::publish_staged_notes(&repo, &p.uuid)?;
+            let state = store::read_note(&repo, snapshot)?;
+            if state.owner_machine == self.machine || state.epoch <= current.state.epoch {
+                return Err(Error::refused("bad_release", "that snapshot does not hand the thread away from here"));
+            }
+            store::move_thread_ref(&repo, &p.uuid, Some(current.snapshot), snapshot)?;
+        }
+        store::set_ref(&repo, &store::outgoing_ref(&p.uuid), None, None, "codex-handoff: released")?;
+        Ok(json!({}))
+    }
+
+    fn expose(&mut self, p: ThreadParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        let current = store::load(&repo, &p.uuid)?
+            .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
+        let outgoing = store::outgoing_ref(&p.uuid);
+        let old = store::ref_target(&repo, &outgoing)?;
+        store::set_ref(&repo, &outgoing, old, Some(current.snapshot), "codex-handoff: outgoing")?;
+        store::reset_staged_notes(&repo, &p.uuid)?;
+        Ok(json!({ "snapshot": current.snapshot.to_string() }))
+    }
+}
+
+fn check_uuid(uuid: &str) -> Result<()> {
+    if uuid::Uuid::parse_str(uuid).is_err() {
+        return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
+    }
+    Ok(())
+}
+
+struct SavedProject {
+    dir: PathBuf,
+    repo: Option<Repo>,
+}
+
+fn saved_projects() -> Result<Vec<SavedProject>> {
+    Ok(config::projects()?
+        .into_iter()
+        .map(|dir| {
+            let repo = Repo::discover_at(&dir).ok().filter(|r| r.gix.workdir().is_some());
+            SavedProject { dir, repo }
+        })
+        .collect())
+}
+
+/// The common git dirs of the saved projects' repositories.
+pub fn saved_repositories() -> Result<Vec<PathBuf>> {
+    Ok(saved_projects()?.into_iter().filter_map(|p| p.repo.map(|r| r.common_dir())).collect())
+}
+
+/// The repository of a saved project whose common git dir is `path`; nothing else may be written.
+fn project_repo(path: &str) -> Result<Repo> {
+    for project in saved_projects()? {
+        if let Some(repo) = project.repo {
+            if repo.common_dir() == Path::new(path) {
+                return Ok(repo);
+            }
+        }
+    }
+    Err(Error::refused("not_a_project", format!("{path} is not the repository of a saved project here"))
+        .with_help("save it first with `git codex-handoff project save <DIR>`"))
+}
+
+fn subdirectory_of(repo: &Repo, dir: &Path) -> String {
+    let root = repo.workdir().ok().and_then(|r| r.canonicalize().ok());
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    root.and_then(|r| dir.strip_prefix(r).ok().map(|p| p.to_string_lossy().into_owned())).unwrap_or_default()
+}
+
+pub fn projects() -> Result<Value> {
+    let list: Vec<Value> = saved_projects()?
+        .into_iter()
+        .map(|p| {
+            let (fingerprint, subdirectory) = match &p.repo {
+                Some(repo) => (fingerprint::of(repo).ok(), Some(subdirectory_of(repo, &p.dir))),
+                None => (None, None),
+            };
+            json!({ "path": p.dir, "exists": p.repo.is_some(), "fingerprint": fingerprint, "subdirectory": subdirectory })
+        })
+        .collect();
+    Ok(json!({ "projects": list }))
+}
+
+fn project_save(p: PathParams) -> Result<Value> {
+    let dir = validate_project_dir(&p.path)?;
+    let added = config::save_project(&dir)?;
+    Ok(json!({ "path": dir, "added": added }))
+}
+
+fn project_forget(p: PathParams) -> Result<Value> {
+    let dir = crate::repo::absolute(&p.path);
+    let removed = config::forget_project(&dir)?;
+    if !removed {
+        return Err(Error::not_found("project_not_found", format!("{} is not a saved project", dir.display())));
+    }
+    Ok(json!({ "path": dir, "removed": true }))
+}
+
+/// A project must be a directory inside a git worktree.
+pub fn validate_project_dir(dir: &Path) -> Result<PathBuf> {
+    let dir = dir.canonicalize().map_err(|e| {
+        Error::not_found("project_not_found", format!("{} does not exist", dir.display())).with_source(e)
+    })?;
+    let repo = Repo::discover_at(&dir)?;
+    repo.workdir()?;
+    Ok(dir)
+}
+
+fn find_project(p: FindParams, machine: &str) -> Result<Value> {
+    let projects = saved_projects()?;
+    for project in &projects {
+        let Some(repo) = &project.repo else { continue };
+        if fingerprint::of(repo).ok().as_deref() == Some(p.fingerprint.as_str())
+            && subdirectory_of(repo, &project.dir) == p.subdirectory
+        {
+            let found = ProjectMatch {
+                repo: repo.common_dir().to_string_lossy().into_owned(),
+                project: project.dir.to_string_lossy().into_owned(),
+            };
+            return Ok(serde_json::to_value(found).expect("serializes"));
+        }
+    }
+    let saved: Vec<String> = projects.iter().map(|p| p.dir.display().to_string()).collect();
+    let at = if p.subdirectory.is_empty() { String::new() } else { format!(" (subdirectory {})", p.subdirectory) };
+    Err(Error::not_found("no_matching_project", format!("{machine} has no saved project for this repository{at}"))
+        .with_help(format!(
+            "clone the repository on {machine} and save it there with `git codex-handoff project save <DIR>`; saved there now: {}",
+            if saved.is_empty() { "none".to_owned() } else { saved.join(", ") }
+        )))
+}
+
+fn plan(p: PlanParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
+    let current = store::load(&repo, &p.uuid)?;
+    let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;
+    let (branch_tip, branch_checked_out) = match &p.branch {
+        Some(branch) => {
+            let full = format!("refs/heads/{branch}");
+            let tip = store::ref_target(&repo, &full)?.map(|t| t.to_string());
+            let own = target.reuse.then_some(target.path.as_path());
+            let elsewhere = restore::checked_out_in(&repo, &full)?
+                .filter(|wt| !own.is_some_and(|o| restore::same_path(o, wt)))
+                .map(|wt| wt.to_string_lossy().into_owned());
+            (tip, elsewhere)
+        }
+        None => (None, None),
+    };
+    let answer = PlanAnswer {
+        worktree: target.path.to_string_lossy().into_owned(),
+        reuse: target.reuse,
+        branch_tip,
+        branch_checked_out,
+    };
+    Ok(serde_json::to_value(answer).expect("serializes"))
+}
+
+fn status(p: ThreadParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    let Some(thread) = store::load(&repo, &p.uuid)? else {
+        return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
+    };
+    let worktree = thread::thread_worktree(&repo, &thread)?;
+    let (_, branch) = snapshot::head_of(&worktree)?;
+    let running = crate::thread::running::current(&repo, &p.uuid)?.is_some();
+    let transcript_bytes = crate::thread::transcript::current_size(&repo, &thread.state);
+    Ok(json!({
+        "branch": branch,
+        "changes": snapshot::count_changes(&worktree)?,
+        "running": running,
+        "transcript_bytes": transcript_bytes,
+    }))
+}

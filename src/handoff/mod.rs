@@ -1,0 +1,226 @@
+//! Handoffs: a thread's Git state leaves one machine and arrives on another.
+//!
+//! `departure` and `arrival` are the two halves; each runs on its own
+//! machine (this computer or the helper on a host). `to_host` and `to_local`
+//! drive a whole handoff from this computer. Ownership changes hands only
+//! after the destination has restored and verified the state, and the highest
+//! epoch always says who owns the thread.
+
+mod arrival;
+mod departure;
+pub mod helper;
+mod markers;
+mod to_host;
+mod to_local;
+mod transfer;
+pub mod wire;
+
+use serde::Serialize;
+
+pub use arrival::{
+    arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
+};
+pub use departure::{departure, Departure};
+pub use wire::*;
+
+use crate::config::{self, Host};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::thread;
+use crate::thread::snapshot::Changes;
+use crate::thread::store::{self, Thread};
+
+/// What a handoff will do, shown before it starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub thread: u64,
+    pub uuid: String,
+    pub title: String,
+    pub from: String,
+    pub to: String,
+    pub worktree: String,
+    pub reuse_worktree: bool,
+    pub branch: Option<String>,
+    pub branch_action: String,
+    pub changes: Changes,
+    pub transcript_bytes: u64,
+    /// The thread's command is running and will be interrupted first.
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub thread: u64,
+    pub uuid: String,
+    pub host: String,
+    pub worktree: String,
+    pub branch: Option<String>,
+    pub epoch: u64,
+    pub snapshot: String,
+    /// Nothing had to move: an earlier run already finished, or the thread was there.
+    pub already_there: bool,
+    pub dry_run: bool,
+}
+
+/// Lets the caller show the plan, ask for confirmation and report progress.
+pub trait Interaction {
+    /// Show the plan; return false to stop without changing anything.
+    fn confirm(&mut self, plan: &Plan) -> bool;
+    fn progress(&mut self, text: &str);
+}
+
+pub struct Request {
+    pub thread: String,
+    pub destination: String,
+    pub branch: Option<String>,
+    pub dry_run: bool,
+    /// Refuse a running thread instead of interrupting it.
+    pub no_interrupt: bool,
+    /// How long to wait after SIGINT, and again after SIGTERM.
+    pub interrupt_timeout: std::time::Duration,
+    /// A person will be asked to confirm the plan (so the snapshot must wait for the answer).
+    pub interactive: bool,
+}
+
+/// The two destinations that name this computer.
+pub fn is_local(destination: &str) -> bool {
+    destination == "local" || destination == "."
+}
+
+/// Run one handoff from this computer.
+pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<Outcome> {
+    let destination = request.destination.as_str();
+    if destination == "cloud" || destination.starts_with("cloud:") {
+        return Err(Error::refused("unsupported_destination", "handoff to a Codex cloud environment isn't supported")
+            .with_help("hand the thread to a host reachable over SSH (`git codex-handoff destinations`)"));
+    }
+    if let Some(branch) = &request.branch {
+        check_branch_name(repo, branch)?;
+    }
+    let host = if is_local(destination) {
+        None
+    } else {
+        config::check_host_name(destination)?;
+        Some(config::find_host(destination)?)
+    };
+    let me = crate::repo::machine_name(Some(repo));
+    let thread = store::resolve(repo, &request.thread)?;
+    // `thread run` exports CODEX_HANDOFF_THREAD; the Codex CLI exports CODEX_THREAD_ID.
+    let asking_thread = std::env::var("CODEX_HANDOFF_THREAD").is_ok_and(|v| v.eq_ignore_ascii_case(&thread.state.uuid));
+    let asking_session = match (&thread.state.transcript.codex_session, std::env::var("CODEX_THREAD_ID")) {
+        (Some(session), Ok(id)) => session.eq_ignore_ascii_case(&id),
+        _ => false,
+    };
+    if asking_thread || asking_session {
+        return Err(Error::refused("self_handoff", "a thread cannot hand itself off")
+            .with_help("ask from another thread or a terminal"));
+    }
+    let _lock = thread::lock_thread(repo, &thread.state.uuid)?;
+    let thread = reload(repo, &thread)?;
+    let owned_here = thread.state.owner_machine == me;
+    match host {
+        None if owned_here => to_local::finish_release_or_stay(repo, &thread, &me, ui),
+        None => {
+            let host = owner_host(&thread, &me)?;
+            to_local::run(repo, thread, &host, request, ui)
+        }
+        Some(host) if owned_here => to_host::run(repo, thread, &host, request, ui),
+        Some(host) => {
+            let current = owner_host(&thread, &me)?;
+            if current.name == host.name {
+                return to_host::already_on_host(&thread, &host, ui);
+            }
+            // Host to host goes through this computer.
+            if request.dry_run {
+                ui.progress(&format!(
+                    "{} is on {}: it would come back here first, then go to {}",
+                    label(&thread),
+                    current.name,
+                    host.name
+                ));
+            }
+            let back = to_local::run(repo, thread, &current, &Request { branch: None, ..clone_request(request) }, ui)?;
+            if request.dry_run {
+                return Ok(back);
+            }
+            let thread = store::load(repo, &back.uuid)?.ok_or_else(|| lost(&back.uuid))?;
+            to_host::run(repo, thread, &host, request, ui)
+        }
+    }
+}
+
+fn clone_request(r: &Request) -> Request {
+    Request {
+        thread: r.thread.clone(),
+        destination: r.destination.clone(),
+        branch: r.branch.clone(),
+        dry_run: r.dry_run,
+        no_interrupt: r.no_interrupt,
+        interrupt_timeout: r.interrupt_timeout,
+        interactive: r.interactive,
+    }
+}
+
+fn label(thread: &Thread) -> String {
+    format!("thread #{}", thread.state.number)
+}
+
+fn lost(uuid: &str) -> Error {
+    Error::failed("thread_lost", format!("thread {uuid} is missing from the store after the handoff"))
+}
+
+fn reload(repo: &Repo, thread: &Thread) -> Result<Thread> {
+    store::load(repo, &thread.state.uuid)?.ok_or_else(|| lost(&thread.state.uuid))
+}
+
+fn check_branch_name(repo: &Repo, branch: &str) -> Result<()> {
+    if branch.starts_with('-') || repo.git().run(["check-ref-format", &format!("refs/heads/{branch}")]).is_err() {
+        return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("see `git help check-ref-format`"));
+    }
+    Ok(())
+}
+
+/// The configured host a thread owned elsewhere is on.
+fn owner_host(thread: &Thread, me: &str) -> Result<Host> {
+    let name = thread
+        .state
+        .handoff
+        .as_ref()
+        .filter(|h| h.initiator == me && h.to_machine == thread.state.owner_machine)
+        .map(|h| h.to.clone());
+    let Some(name) = name else {
+        return Err(Error::not_found(
+            "owner_unknown",
+            format!(
+                "{} is on machine {}, which this computer did not send it to",
+                label(thread),
+                thread.state.owner_machine
+            ),
+        )
+        .with_help("bring it back from the computer that handed it off"));
+    };
+    config::find_host(&name)
+}
+
+/// Show the plan and ask; `Some` ends the handoff here (a dry run).
+fn present(plan: &Plan, thread: &Thread, request: &Request, ui: &mut dyn Interaction) -> Result<Option<Outcome>> {
+    if !ui.confirm(plan) {
+        return Err(Error::failed("cancelled", "handoff cancelled; nothing was changed"));
+    }
+    Ok(request.dry_run.then(|| outcome_of_plan(plan, thread)))
+}
+
+fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
+    Outcome {
+        thread: plan.thread,
+        uuid: plan.uuid.clone(),
+        host: plan.to.clone(),
+        worktree: plan.worktree.clone(),
+        branch: plan.branch.clone(),
+        epoch: thread.state.epoch + 1,
+        snapshot: thread.snapshot.to_string(),
+        already_there: false,
+        dry_run: true,
+    }
+}

@@ -1,0 +1,261 @@
+//! Handing a thread from this computer to a host: plan, snapshot, push,
+//! the host restores, then this computer records the new owner.
+
+use super::transfer::{fetch, push};
+use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
+use super::{departure, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request};
+use gix::ObjectId;
+use serde_json::json;
+
+use crate::config::Host;
+use crate::error::{Error, Result};
+use crate::fingerprint;
+use crate::remote::transport::Connection;
+use crate::repo::Repo;
+use crate::thread;
+use crate::thread::snapshot;
+use crate::thread::store::{self, Thread};
+
+pub(super) fn run(
+    repo: &Repo,
+    thread: Thread,
+    host: &Host,
+    request: &Request,
+    ui: &mut dyn Interaction,
+) -> Result<Outcome> {
+    let worktree = thread::thread_worktree(repo, &thread)?;
+    let running = crate::thread::running::current(repo, &thread.state.uuid)?;
+    if running.is_some() && request.no_interrupt {
+        crate::thread::running::stop_for_handoff(repo, &thread.state.uuid, true, request.interrupt_timeout)?;
+    }
+    // Refuse what cannot be carried before connecting anywhere.
+    let index = worktree.gix.index_or_empty()?;
+    snapshot::check_capturable(&worktree, &index)?;
+    let fingerprint = fingerprint::of(repo)?;
+    // A thread at rest, handed off without a question, is captured while the
+    // connection is made; a running one only after it has been interrupted.
+    let early = if running.is_none() && !request.interactive && !request.dry_run {
+        let handle = thread::thread_worktree(repo, &thread)?;
+        Some(std::thread::spawn(move || snapshot::capture_counted(&handle)))
+    } else {
+        None
+    };
+    ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
+    let mut conn = Connection::open(host)?;
+    let (captured, changes) = match early {
+        Some(handle) => {
+            let (state, changes) = handle
+                .join()
+                .map_err(|_| Error::failed("snapshot_failed", "taking the snapshot failed unexpectedly"))??;
+            (Some(state), changes)
+        }
+        None => (None, snapshot::count_changes(&worktree)?),
+    };
+    let project: ProjectMatch =
+        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
+    let (head, current_branch) = match &captured {
+        Some(state) => (state.head, state.branch.clone()),
+        None => snapshot::head_of(&worktree)?,
+    };
+    let branch = request.branch.clone().or(current_branch);
+    let answer: PlanAnswer = conn.call(
+        "plan",
+        json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
+                "branch": branch, "head": head.map(|h| h.to_string()) }),
+    )?;
+    let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
+    let plan = Plan {
+        thread: thread.state.number,
+        uuid: thread.state.uuid.clone(),
+        title: thread.state.title.clone(),
+        from: "local".into(),
+        to: host.name.clone(),
+        worktree: answer.worktree.clone(),
+        reuse_worktree: answer.reuse,
+        branch: branch.clone(),
+        branch_action,
+        changes,
+        transcript_bytes: crate::thread::transcript::current_size(repo, &thread.state)
+            .unwrap_or(thread.state.transcript.size),
+        running: running.is_some(),
+    };
+    if let Some(stop) = present(&plan, &thread, request, ui)? {
+        return Ok(stop);
+    }
+
+    let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
+    if let Some(remote) = &begun.thread {
+        if remote.epoch > thread.state.epoch {
+            if remote.owner_machine == conn.hello.machine {
+                // An earlier run finished on the host; only this computer's record is behind.
+                let outcome = adopt_remote(repo, &mut conn, &project, &thread, host, remote, ui);
+                conn.close()?;
+                return outcome;
+            }
+            return Err(Error::refused(
+                "newer_elsewhere",
+                format!(
+                    "{} has a newer state of {} (epoch {}) than this computer (epoch {})",
+                    host.name,
+                    label(&thread),
+                    remote.epoch,
+                    thread.state.epoch
+                ),
+            )
+            .with_help("bring the thread back from where it is first"));
+        }
+    }
+
+    let captured = if crate::thread::running::stop_for_handoff(
+        repo,
+        &thread.state.uuid,
+        request.no_interrupt,
+        request.interrupt_timeout,
+    )? {
+        ui.progress("interrupted the running command");
+        None
+    } else {
+        captured
+    };
+    ui.progress("taking a snapshot");
+    let departing = departure(
+        repo,
+        &worktree,
+        &thread,
+        Departure {
+            to_machine: conn.hello.machine.clone(),
+            initiator: crate::repo::machine_name(Some(repo)),
+            from: "local".into(),
+            to: host.name.clone(),
+            branch: request.branch.clone(),
+        },
+        captured,
+    )?;
+    let uuid = thread.state.uuid.clone();
+    ui.progress(&format!("pushing to {}", host.name));
+    let mut refspecs = vec![
+        format!("+{}:{}", departing.snapshot, store::incoming_ref(&uuid, "snapshot")),
+        format!("+{}:{}", store::staged_notes_ref(&uuid), store::incoming_ref(&uuid, "notes")),
+    ];
+    if let Some(head) = &departing.state.head {
+        refspecs.push(format!("+{head}:{}", store::incoming_ref(&uuid, "head")));
+    }
+    let sent = push(repo, &conn, &project.repo, &refspecs).and_then(|()| {
+        ui.progress(&format!("restoring on {}", host.name));
+        conn.call::<ArrivalAnswer>(
+            "receive",
+            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+        )
+    });
+    let arrived = match sent {
+        Ok(arrived) => arrived,
+        Err(e) => {
+            // The host did not take it: this computer stays exactly as it was.
+            let _ = store::set_ref(repo, &store::staged_notes_ref(&uuid), None, None, "codex-handoff: not sent");
+            return Err(e);
+        }
+    };
+    // Only now does this computer record the new owner.
+    store::publish_staged_notes(repo, &uuid)?;
+    store::move_thread_ref(repo, &uuid, Some(thread.snapshot), departing.snapshot)?;
+    conn.close()?;
+    Ok(Outcome {
+        thread: thread.state.number,
+        uuid,
+        host: host.name.clone(),
+        worktree: arrived.worktree,
+        branch: arrived.branch,
+        epoch: departing.state.epoch,
+        snapshot: departing.snapshot.to_string(),
+        already_there: false,
+        dry_run: false,
+    })
+}
+
+/// What the host's branch will do, refusing early (before anything changes)
+/// when it has diverged or is checked out in another worktree there.
+pub(super) fn branch_action(
+    repo: &Repo,
+    host: &Host,
+    branch: Option<&str>,
+    head: Option<ObjectId>,
+    answer: &PlanAnswer,
+) -> Result<String> {
+    let Some(branch) = branch else { return Ok("detached HEAD".into()) };
+    if let Some(other) = &answer.branch_checked_out {
+        return Err(Error::refused(
+            "branch_checked_out",
+            format!("branch {branch} is checked out in another worktree on {}: {other}", host.name),
+        )
+        .with_help("hand the thread off onto a new branch with `--branch NEW`, or switch that worktree away"));
+    }
+    let Some(tip) = &answer.branch_tip else { return Ok("create".into()) };
+    let tip = store::parse_hex(tip)?;
+    let diverged = || {
+        Error::refused("branch_diverged", format!("branch {branch} on {} has diverged from the thread's", host.name))
+            .with_help("hand the thread off onto a new branch with `--branch NEW`")
+    };
+    let Some(head) = head else { return Err(diverged()) };
+    if tip == head {
+        return Ok("up to date".into());
+    }
+    // A tip this computer does not have cannot be an ancestor of the thread's HEAD.
+    if repo.gix.find_commit(tip).is_ok() && repo.is_ancestor(tip, head)? {
+        return Ok("fast-forward".into());
+    }
+    Err(diverged())
+}
+
+/// The host owns the thread at a newer epoch than this computer knows of:
+/// take over its record (the snapshot was made here, or is fetched).
+pub(super) fn adopt_remote(
+    repo: &Repo,
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    thread: &Thread,
+    host: &Host,
+    remote: &RemoteThread,
+    ui: &mut dyn Interaction,
+) -> Result<Outcome> {
+    let snapshot = store::parse_hex(&remote.snapshot)?;
+    // A run that stopped before publishing left the snapshot's note staged here.
+    store::publish_staged_notes(repo, &thread.state.uuid)?;
+    if repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err() {
+        let _: serde_json::Value = conn.call("expose", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
+        fetch(repo, conn, &project.repo, &thread.state.uuid)?;
+        merge_incoming_notes(repo, &thread.state.uuid)?;
+        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{}/", thread.state.uuid))?;
+    }
+    ui.progress(&format!("an earlier handoff to {} had finished there; recording it here", host.name));
+    store::move_thread_ref(repo, &thread.state.uuid, Some(thread.snapshot), snapshot)?;
+    let state = store::read_note(repo, snapshot)?;
+    Ok(Outcome {
+        thread: state.number,
+        uuid: state.uuid,
+        host: host.name.clone(),
+        worktree: remote.worktree.clone().unwrap_or_default(),
+        branch: state.branch,
+        epoch: state.epoch,
+        snapshot: remote.snapshot.clone(),
+        already_there: true,
+        dry_run: false,
+    })
+}
+
+/// `git codex-handoff 42 devbox` when this computer has recorded 42 on
+/// devbox: that record is written only after devbox confirmed, so there is
+/// nothing left to do.
+pub(super) fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
+    ui.progress(&format!("{} is already on {}", label(thread), host.name));
+    Ok(Outcome {
+        thread: thread.state.number,
+        uuid: thread.state.uuid.clone(),
+        host: host.name.clone(),
+        worktree: String::new(),
+        branch: thread.state.branch.clone(),
+        epoch: thread.state.epoch,
+        snapshot: thread.snapshot.to_string(),
+        already_there: true,
+        dry_run: false,
+    })
+}

@@ -1,0 +1,57 @@
+//! The answers the helper sends for each request (the `remote` protocol
+//! carries them as JSON).
+
+use serde::{Deserialize, Serialize};
+
+use super::arrival::Arrival;
+
+use crate::thread::snapshot::Changes;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectMatch {
+    /// The repository's common git dir on the host (what git pushes to).
+    pub repo: String,
+    /// The saved project directory.
+    pub project: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanAnswer {
+    pub worktree: String,
+    pub reuse: bool,
+    /// Where the branch points on the host now, if it exists there.
+    pub branch_tip: Option<String>,
+    /// Another worktree on the host that has the branch checked out.
+    pub branch_checked_out: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteThread {
+    pub epoch: u64,
+    pub owner_machine: String,
+    pub snapshot: String,
+    #[serde(default)]
+    pub worktree: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BeginAnswer {
+    pub thread: Option<RemoteThread>,
+}
+
+pub type ArrivalAnswer = Arrival;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DepartAnswer {
+    pub snapshot: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    pub branch: Option<String>,
+    pub changes: Changes,
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default)]
+    pub transcript_bytes: Option<u64>,
+}

@@ -1,0 +1,105 @@
+//! The helper protocol: newline-delimited JSON on the helper's stdin/stdout.
+//!
+//! The client's first request is `hello` with the highest protocol version it
+//! speaks; the helper answers with the highest it supports at or below that.
+//! Unknown fields are ignored both ways; a request line is capped in size.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Kind, Result};
+
+/// The protocol versions this build speaks.
+pub const PROTOCOL_MIN: u32 = 1;
+pub const PROTOCOL_MAX: u32 = 1;
+/// No request or answer line may be longer (bytes).
+pub const MAX_LINE: usize = 1 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub op: String,
+    #[serde(default)]
+    pub params: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub help: Option<String>,
+    pub exit_code: u8,
+}
+
+impl From<&Error> for WireError {
+    fn from(err: &Error) -> Self {
+        WireError {
+            code: err.code.to_string(),
+            message: err.full_message(),
+            help: err.help.clone(),
+            exit_code: err.exit_code(),
+        }
+    }
+}
+
+impl WireError {
+    /// The helper's error, as an error of this process (same code and exit code).
+    pub fn into_error(self, host: &str) -> Error {
+        let kind = match self.exit_code {
+            2 => Kind::Usage,
+            3 => Kind::NotFound,
+            4 => Kind::Refused,
+            5 => Kind::Unreachable,
+            6 => Kind::Helper,
+            _ => Kind::Failed,
+        };
+        let mut err = Error::new(kind, self.code, format!("{host}: {}", self.message));
+        err.help = self.help;
+        err
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub version: String,
+    pub machine: String,
+    #[serde(default)]
+    pub worktree_root: Option<String>,
+}
+
+/// Read one line (without the newline); `None` at end of input.
+pub fn read_line<R: BufRead + ?Sized>(input: &mut R) -> Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let read = std::io::Read::take(&mut *input, MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.len() > MAX_LINE {
+        return Err(Error::failed("line_too_long", format!("a protocol line is longer than {MAX_LINE} bytes")));
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(Some(line))
+}
+
+pub fn write_json<W: Write + ?Sized>(output: &mut W, value: &impl Serialize) -> Result<()> {
+    let mut line =
+        serde_json::to_vec(value).map_err(|e| Error::failed("json", "could not encode JSON").with_source(e))?;
+    line.push(b'\n');
+    output.write_all(&line)?;
+    output.flush()?;
+    Ok(())
+}

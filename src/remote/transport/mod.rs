@@ -1,0 +1,203 @@
+//! Connections to a host's helper. Whatever the transport, one connection
+//! carries the helper session and git's push/fetch. Each transport is a
+//! `Link`: the helper's input and output, its exit, and how git reaches the
+//! same host.
+//!
+//! - `openssh`: the system `ssh` opens one ControlMaster connection running
+//!   the helper; git reaches the host through it via `GIT_SSH_COMMAND`.
+//! - `local`: the helper is a child process (HOME = the host's "ssh" value),
+//!   git goes over the file system.
+
+mod local;
+mod openssh;
+mod process;
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::protocol::{self, Hello, Request, Response, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::config::{Host, TransportKind};
+use crate::error::{Error, Kind, Result};
+
+/// What a transport provides once the helper runs on the other side.
+pub trait Link {
+    /// The helper's standard input; `None` once closed.
+    fn input(&mut self) -> Option<&mut dyn Write>;
+    /// The helper's standard output.
+    fn output(&mut self) -> &mut dyn BufRead;
+    /// Close the helper's input (it then ends its session).
+    fn close_input(&mut self);
+    /// Wait at most `timeout` for the helper (or the connection) to end:
+    /// `None` while it still runs, else its exit code (`None` after a signal).
+    fn wait_exit(&mut self, timeout: Duration) -> Option<Option<i32>>;
+    /// Stop it now.
+    fn kill(&mut self);
+    /// What the helper and the transport wrote to stderr so far.
+    fn stderr_text(&self) -> String;
+    /// Did connecting itself fail (rather than the helper)?
+    fn connection_failed(&self, exit_code: Option<i32>) -> bool;
+    /// The URL git uses to reach the repository at `path` on the host.
+    fn git_url(&self, path: &str) -> String;
+    /// Environment for git commands that talk to the host over this connection.
+    fn git_env(&self) -> Vec<(String, String)>;
+}
+
+pub struct Connection {
+    pub host: Host,
+    pub hello: Hello,
+    /// Round-trip time of the hello exchange, including connecting.
+    pub connect_time: Duration,
+    link: Box<dyn Link>,
+}
+
+impl Connection {
+    /// Connect to `host`, start its helper and negotiate the protocol.
+    pub fn open(host: &Host) -> Result<Connection> {
+        let started = Instant::now();
+        let link: Box<dyn Link> = match host.transport {
+            TransportKind::Local => Box::new(local::start(host)?),
+            TransportKind::Openssh => Box::new(openssh::start(host)?),
+            TransportKind::Ssh2 => {
+                return Err(Error::failed("transport_unavailable", "the ssh2 transport is not built into this version")
+                    .with_help(format!(
+                        "use the system ssh: `git codex-handoff host add {} {} --transport openssh`",
+                        host.name, host.ssh
+                    )))
+            }
+        };
+        let placeholder = Hello { protocol: 0, version: String::new(), machine: String::new(), worktree_root: None };
+        let mut conn = Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, link };
+        let hello: Hello = conn.call(
+            "hello",
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
+        )?;
+        if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
+            return Err(Error::new(
+                Kind::Helper,
+                "helper_incompatible",
+                format!(
+                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MIN}-{PROTOCOL_MAX}",
+                    host.name, hello.version, hello.protocol
+                ),
+            )
+            .with_help(install_help(host)));
+        }
+        conn.hello = hello;
+        conn.connect_time = started.elapsed();
+        Ok(conn)
+    }
+
+    /// Send one request and wait for its answer.
+    pub fn call<T: DeserializeOwned>(&mut self, op: &str, params: Value) -> Result<T> {
+        let request = Request { op: op.to_owned(), params };
+        let sent = match self.link.input() {
+            Some(input) => protocol::write_json(input, &request),
+            None => Err(Error::failed("closed", "the connection is closed")),
+        };
+        let line = match sent {
+            Ok(()) => protocol::read_line(self.link.output())?,
+            Err(_) => None,
+        };
+        let Some(line) = line else { return Err(self.failure(op)) };
+        let response: Response = serde_json::from_slice(&line).map_err(|e| self.garbled(op, e))?;
+        if response.ok {
+            let result = response.result.unwrap_or(Value::Null);
+            serde_json::from_value(result).map_err(|e| self.garbled(op, e))
+        } else {
+            let error = response.error.unwrap_or(protocol::WireError {
+                code: "helper_failed".into(),
+                message: format!("{op} failed"),
+                help: None,
+                exit_code: 1,
+            });
+            Err(error.into_error(&self.host.name))
+        }
+    }
+
+    /// An answer this client cannot read: most likely a helper of another version.
+    fn garbled(&self, op: &str, source: serde_json::Error) -> Error {
+        Error::new(
+            Kind::Helper,
+            "helper_garbled",
+            format!("the helper on {} answered {op} unexpectedly", self.host.name),
+        )
+        .with_help(install_help(&self.host))
+        .with_source(source)
+    }
+
+    /// Why the helper stopped answering: unreachable host, missing helper, or a crash.
+    fn failure(&mut self, op: &str) -> Error {
+        self.link.close_input();
+        let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
+        std::thread::sleep(Duration::from_millis(50));
+        let stderr = self.link.stderr_text().trim().to_owned();
+        let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
+        let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
+        if self.link.connection_failed(code) {
+            return Error::new(
+                Kind::Unreachable,
+                "host_unreachable",
+                format!("could not connect to {} ({}){said}", self.host.name, self.host.ssh),
+            )
+            .with_help(format!(
+                "check that `ssh {}` works from this computer (keys, known_hosts, network)",
+                self.host.ssh
+            ));
+        }
+        if not_found && op == "hello" {
+            return Error::new(
+                Kind::Helper,
+                "helper_missing",
+                format!("the helper is not installed on {}{said}", self.host.name),
+            )
+            .with_help(install_help(&self.host));
+        }
+        Error::failed("helper_died", format!("the helper on {} stopped during {op}{said}", self.host.name))
+            .with_help("run the same command again: it finishes or cleanly restarts the handoff")
+    }
+
+    /// The URL git uses to reach the repository at `path` on the host.
+    pub fn git_url(&self, path: &str) -> String {
+        self.link.git_url(path)
+    }
+
+    /// Environment for git commands that talk to the host over this connection.
+    pub fn git_env(&self) -> Vec<(String, String)> {
+        self.link.git_env()
+    }
+
+    /// End the session and wait for the connection to close.
+    pub fn close(mut self) -> Result<()> {
+        if let Some(input) = self.link.input() {
+            let _ = protocol::write_json(input, &Request { op: "bye".into(), params: Value::Null });
+        }
+        self.link.close_input();
+        self.link.wait_exit(Duration::from_secs(3600));
+        Ok(())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.link.close_input();
+        if self.link.wait_exit(Duration::from_secs(3)).is_none() {
+            self.link.kill();
+        }
+    }
+}
+
+pub fn install_help(host: &Host) -> String {
+    format!(
+        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there) and make sure a non-interactive \
+         ssh session finds it, or give its absolute path: `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
+        host.name, host.ssh
+    )
+}
+
+/// The helper's fixed command line after the program name.
+fn helper_args() -> [&'static str; 2] {
+    ["remote", "serve"]
+}

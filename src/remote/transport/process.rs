@@ -1,0 +1,73 @@
+//! A helper session carried by a child process's pipes: the `ssh` client
+//! for `openssh`, the helper itself for `local`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct ProcessLink {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl ProcessLink {
+    /// Spawn `command` with piped stdio; stderr is collected in the background.
+    pub fn spawn(mut command: Command) -> std::io::Result<ProcessLink> {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("stdout was not piped"))?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut sink) = sink.lock() {
+                        sink.extend_from_slice(&buf[..n]);
+                    }
+                }
+            });
+        }
+        Ok(ProcessLink { child, stdin, stdout: BufReader::new(stdout), stderr })
+    }
+
+    pub fn input(&mut self) -> Option<&mut dyn Write> {
+        self.stdin.as_mut().map(|s| s as &mut dyn Write)
+    }
+
+    pub fn output(&mut self) -> &mut dyn BufRead {
+        &mut self.stdout
+    }
+
+    pub fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<Option<i32>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status.code()),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) => return None,
+                Err(_) => return Some(None),
+            }
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,220 @@
+//! Threads on one machine: the store (a ref and a note per thread), the
+//! state a note holds, snapshots of a worktree and their restore, the
+//! transcript, per-thread locks, running agents and the commit guard; and,
+//! in this file, the operations on one thread (start, checkpoint, history,
+//! its worktree).
+//!
+//! May use the root helpers and `codex` (rollout files); knows nothing of
+//! hosts, connections or the command line.
+
+pub mod guard;
+pub mod lock;
+pub mod restore;
+pub mod running;
+pub mod snapshot;
+pub mod state;
+pub mod store;
+pub mod transcript;
+
+use gix::ObjectId;
+
+use self::lock::Lock;
+use self::state::{Status, ThreadState, Transcript, SCHEMA};
+use self::store::Thread;
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::time::now_rfc3339;
+
+/// The lock that serialises writers of one thread on this machine.
+pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
+    Lock::acquire(&repo.private_dir()?.join("locks"), uuid, &format!("thread {uuid}"))
+}
+
+/// Start a thread on the Git state of the worktree `repo` is opened at.
+/// With `branch`, HEAD moves onto that branch first (created at HEAD if new);
+/// no file and no index entry changes.
+pub fn create(
+    repo: &Repo,
+    machine: &str,
+    title: Option<String>,
+    branch: Option<String>,
+    codex_session: Option<String>,
+) -> Result<Thread> {
+    let workdir = repo.workdir()?;
+    // Numbers are handed out one at a time.
+    let _lock = Lock::acquire(&repo.private_dir()?.join("locks"), "new-thread", "starting a thread")?;
+    // Check before anything changes.
+    let index = repo.gix.index_or_empty()?;
+    snapshot::check_capturable(repo, &index)?;
+    // The Codex session's rollout is checked before anything changes.
+    let rollout = codex_session.as_deref().map(crate::codex::rollout::find).transpose()?;
+    if let Some(rollout) = &rollout {
+        if let Some(other) = store::list(repo)?
+            .into_iter()
+            .find(|t| t.state.transcript.codex_session.as_deref() == Some(&rollout.session_id))
+        {
+            return Err(Error::refused(
+                "codex_session_taken",
+                format!("Codex session {} is already thread #{}", rollout.session_id, other.state.number),
+            )
+            .with_help(format!(
+                "use thread {} (`git codex-handoff thread show {}`)",
+                other.state.number, other.state.number
+            )));
+        }
+    }
+    if let Some(branch) = &branch {
+        switch_to_new_branch(repo, branch)?;
+    }
+    let worktree = snapshot::capture(repo)?;
+    let number = store::next_number(repo)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let now = now_rfc3339();
+    let title_was_default = title.as_ref().is_none_or(|t| t.trim().is_empty());
+    let state = ThreadState {
+        schema: SCHEMA,
+        title: title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| format!("Thread {number}")),
+        uuid,
+        number,
+        branch: worktree.branch.clone(),
+        head: None,
+        epoch: 0,
+        owner_machine: machine.to_owned(),
+        status: Status::Idle,
+        worktree: Some(workdir.to_string_lossy().into_owned()),
+        source_machine: Some(machine.to_owned()),
+        subdirectory: repo.subdirectory()?,
+        index_commit: String::new(),
+        data_commit: String::new(),
+        intent_to_add: 0,
+        transcript: Transcript::default(),
+        created_at: now.clone(),
+        updated_at: now,
+        handoff: None,
+        extra: Default::default(),
+    };
+    let mut state = state;
+    let transcript = match &rollout {
+        Some(rollout) => {
+            state.transcript.codex_session = Some(rollout.session_id.clone());
+            state.transcript.codex_rollout = Some(rollout.relative.clone());
+            state.transcript.codex_thread_name = crate::codex::thread_name(&rollout.session_id);
+            if let Some(name) = &state.transcript.codex_thread_name {
+                if title_was_default {
+                    state.title.clone_from(name);
+                }
+            }
+            Some(crate::thread::transcript::store_file(repo, &rollout.path)?)
+        }
+        None => None,
+    };
+    let _thread_lock = lock_thread(repo, &state.uuid)?;
+    let thread = store::record(repo, &worktree, state, None, transcript)?;
+    set_worktree_record(repo, &thread.state.uuid, &workdir)?;
+    Ok(thread)
+}
+
+/// The worktree a thread lives in (or last lived in) on this machine. Kept
+/// per machine, beside the repository: paths do not travel.
+pub fn worktree_record(repo: &Repo, uuid: &str) -> Result<Option<std::path::PathBuf>> {
+    let file = repo.private_dir()?.join("worktrees").join(uuid);
+    match std::fs::read_to_string(&file) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(std::path::PathBuf::from(text.trim_end_matches('\n')))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &std::path::Path) -> Result<()> {
+    let dir = repo.private_dir()?.join("worktrees");
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!("{uuid}.tmp"));
+    std::fs::write(&tmp, format!("{}\n", path.to_string_lossy()))?;
+    std::fs::rename(tmp, dir.join(uuid))?;
+    Ok(())
+}
+
+/// Point HEAD at `branch` without touching files or the index: create the
+/// branch at HEAD if it does not exist; an existing one must be at HEAD.
+fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
+    let git = repo.git();
+    let full = format!("refs/heads/{branch}");
+    if git.run(["check-ref-format", &full]).is_err() || branch.starts_with('-') {
+        return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("see `git help check-ref-format`"));
+    }
+    let (head, current) = snapshot::head_of(repo)?;
+    if current.as_deref() == Some(branch) {
+        return Ok(());
+    }
+    let existing = repo.gix.try_find_reference(full.as_str())?.and_then(|r| r.target().try_id().map(ToOwned::to_owned));
+    match (existing, head) {
+        (Some(at), Some(head)) if at == head => {}
+        (Some(_), _) => {
+            return Err(Error::refused("branch_exists", format!("branch {branch} already exists at another commit"))
+                .with_help("choose a new branch name, or switch to that branch yourself first"));
+        }
+        (None, Some(head)) => {
+            git.run(["update-ref", "-m", "codex-handoff: thread new", &full, &head.to_string(), ""])?;
+        }
+        (None, None) => {}
+    }
+    git.run(["symbolic-ref", "-m", "codex-handoff: thread new", "HEAD", &full])?;
+    Ok(())
+}
+
+/// Record the thread's Git state now, in its worktree on this machine.
+pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
+    let thread = store::resolve(repo, spec)?;
+    let _lock = lock_thread(repo, &thread.state.uuid)?;
+    // Re-read under the lock: another writer may have moved it meanwhile.
+    let thread = store::load(repo, &thread.state.uuid)?
+        .ok_or_else(|| Error::not_found("thread_not_found", format!("thread {} disappeared", thread.state.uuid)))?;
+    if thread.state.owner_machine != machine {
+        return Err(Error::refused(
+            "not_owner",
+            format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
+        )
+        .with_help("snapshots are taken where the thread is; bring it back with `git codex-handoff <THREAD> local`"));
+    }
+    let worktree_repo = thread_worktree(repo, &thread)?;
+    let worktree = snapshot::capture(&worktree_repo)?;
+    let mut state = thread.state.clone();
+    state.branch.clone_from(&worktree.branch);
+    state.worktree = Some(worktree_repo.workdir()?.to_string_lossy().into_owned());
+    state.updated_at = now_rfc3339();
+    state.handoff = None;
+    let transcript = crate::thread::transcript::capture(repo, &thread.state)?;
+    store::record(repo, &worktree, state, Some(&thread), transcript)
+}
+
+/// Open the worktree the thread lives in on this machine.
+pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
+    let Some(path) = worktree_record(repo, &thread.state.uuid)? else {
+        return Err(Error::not_found("no_worktree", format!("thread #{} has no worktree here", thread.state.number)));
+    };
+    let path = path.as_path();
+    if !path.exists() {
+        return Err(Error::not_found(
+            "worktree_missing",
+            format!("the worktree of thread #{} is gone: {}", thread.state.number, path.display()),
+        )
+        .with_help("restore the thread's last snapshot with `git codex-handoff thread restore <THREAD> <DIR>`"));
+    }
+    Repo::open(path)
+}
+
+/// Every snapshot of a thread, newest first.
+pub fn history(repo: &Repo, thread: &Thread) -> Result<Vec<(ObjectId, ThreadState)>> {
+    let mut entries = Vec::new();
+    let mut next = Some(thread.snapshot);
+    while let Some(snapshot) = next {
+        let state = store::read_note(repo, snapshot)?;
+        let data = store::parse_hex(&state.data_commit)?;
+        let parents: Vec<ObjectId> = repo.gix.find_commit(data)?.parent_ids().map(|id| id.detach()).collect();
+        next = parents.get(1).copied();
+        entries.push((snapshot, state));
+    }
+    Ok(entries)
+}

@@ -1,0 +1,91 @@
+//! The thread state stored as a note on every snapshot commit.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the note's JSON layout.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Idle,
+    Running,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadState {
+    pub schema: u32,
+    pub uuid: String,
+    pub number: u64,
+    pub title: String,
+    /// Short branch name; `None` for a detached HEAD.
+    pub branch: Option<String>,
+    /// The HEAD commit; `None` on an unborn branch.
+    pub head: Option<String>,
+    pub epoch: u64,
+    pub owner_machine: String,
+    pub status: Status,
+    /// The worktree root the snapshot was taken in, on `source_machine`.
+    pub worktree: Option<String>,
+    /// The machine the snapshot was taken on.
+    #[serde(default)]
+    pub source_machine: Option<String>,
+    /// The project directory relative to the worktree root ("" for the root).
+    #[serde(default)]
+    pub subdirectory: String,
+    /// Commit whose tree is the index (a parent of the snapshot).
+    pub index_commit: String,
+    /// Thread-data commit (transcript), chained to the previous one.
+    pub data_commit: String,
+    /// Number of intent-to-add entries (their paths are in the thread-data tree).
+    #[serde(default)]
+    pub intent_to_add: usize,
+    pub transcript: Transcript,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The handoff that produced this snapshot, if any.
+    #[serde(default)]
+    pub handoff: Option<Handoff>,
+    /// Fields written by newer versions are kept when this version rewrites a note.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Transcript {
+    pub sha256: String,
+    pub size: u64,
+    /// The linked Codex CLI session, if any.
+    #[serde(default)]
+    pub codex_session: Option<String>,
+    /// Its rollout file below `$CODEX_HOME/sessions`, the same on every machine.
+    #[serde(default)]
+    pub codex_rollout: Option<String>,
+    /// Its name in Codex's `session_index.jsonl`, carried along.
+    #[serde(default)]
+    pub codex_thread_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handoff {
+    pub from_machine: String,
+    pub to_machine: String,
+    /// The machine that ran the handoff command ("this computer").
+    pub initiator: String,
+    /// The source and destination as the initiator names them (`local` or a host name).
+    pub from: String,
+    pub to: String,
+    pub at: String,
+}
+
+impl ThreadState {
+    pub fn to_note(&self) -> Vec<u8> {
+        let mut text = serde_json::to_vec_pretty(self).expect("thread state serializes");
+        text.push(b'\n');
+        text
+    }
+
+    pub fn from_note(data: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
+}

@@ -1,0 +1,514 @@
+//! The thread store: `refs/codex-handoff/threads/<uuid>` points at a thread's
+//! latest snapshot commit S, and `refs/notes/codex-handoff` holds the thread
+//! state as a note on every S.
+//!
+//! S: tree = working files; parents = HEAD (if any), I, T.
+//! I: tree = the index; parent = HEAD (if any).
+//! T: tree = thread data (transcript, intent-to-add paths); parents = the
+//!    previous T and the previous S, so every snapshot of a thread stays
+//!    reachable from its ref and survives `git gc`.
+
+use gix::bstr::{BString, ByteSlice};
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::Target;
+use gix::ObjectId;
+
+use crate::error::{Context, Error, Result};
+use crate::repo::Repo;
+use crate::thread::snapshot::WorktreeState;
+use crate::thread::state::ThreadState;
+
+pub const THREAD_REF_PREFIX: &str = "refs/codex-handoff/threads/";
+pub const NOTES_REF: &str = "refs/notes/codex-handoff";
+/// File names inside the thread-data tree.
+pub const TRANSCRIPT_FILE: &str = "transcript";
+pub const INTENT_TO_ADD_FILE: &str = "intent-to-add";
+
+/// A thread as found in the store: its latest snapshot and the state noted on it.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    pub snapshot: ObjectId,
+    pub state: ThreadState,
+}
+
+impl Thread {
+    /// Where the thread is, as this computer names it: `local`, the host name
+    /// this computer handed it to, or else the owner machine's own name.
+    pub fn owner_name(&self, this_machine: &str) -> String {
+        if self.state.owner_machine == this_machine {
+            "local".to_owned()
+        } else {
+            // A host name means something only on the machine that named it.
+            match &self.state.handoff {
+                Some(h) if h.initiator == this_machine && h.to_machine == self.state.owner_machine => h.to.clone(),
+                _ => self.state.owner_machine.clone(),
+            }
+        }
+    }
+}
+
+pub fn thread_ref(uuid: &str) -> String {
+    format!("{THREAD_REF_PREFIX}{uuid}")
+}
+
+/// Every thread of the repository, by number.
+pub fn list(repo: &Repo) -> Result<Vec<Thread>> {
+    let mut threads = Vec::new();
+    let platform = repo.gix.references()?;
+    for reference in platform.prefixed(THREAD_REF_PREFIX.trim_end_matches('/'))? {
+        let reference =
+            reference.map_err(|e| Error::failed("refs", "could not read the thread refs").with_source(e))?;
+        let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
+            continue;
+        };
+        let state = read_note(repo, id)?;
+        threads.push(Thread { snapshot: id, state });
+    }
+    threads.sort_by(|a, b| a.state.number.cmp(&b.state.number).then(a.state.uuid.cmp(&b.state.uuid)));
+    Ok(threads)
+}
+
+/// The thread with this exact UUID, if the store has it.
+pub fn load(repo: &Repo, uuid: &str) -> Result<Option<Thread>> {
+    let Some(reference) = repo.gix.try_find_reference(thread_ref(uuid).as_str())? else {
+        return Ok(None);
+    };
+    let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
+        return Ok(None);
+    };
+    let state = read_note(repo, id)?;
+    Ok(Some(Thread { snapshot: id, state }))
+}
+
+/// The thread state noted on snapshot `snapshot`.
+pub fn read_note(repo: &Repo, snapshot: ObjectId) -> Result<ThreadState> {
+    read_note_in(repo, snapshot, NOTES_REF)
+}
+
+/// The thread state noted on `snapshot` in the notes ref `notes_ref`.
+pub fn read_note_in(repo: &Repo, snapshot: ObjectId, notes_ref: &str) -> Result<ThreadState> {
+    let mut notes = repo.gix.notes()?.with_refs([notes_ref])?;
+    let found = notes.get(snapshot)?;
+    let Some(note) = found.first() else {
+        return Err(Error::failed("note_missing", format!("snapshot {snapshot} has no note in {NOTES_REF}"))
+            .with_help(format!("fetch {NOTES_REF} from the machine that made the snapshot")));
+    };
+    ThreadState::from_note(&note.blob.data).map_err(|e| {
+        Error::failed("note_unreadable", format!("the note on snapshot {snapshot} is not a thread state"))
+            .with_help("it may have been written by a newer version of git-codex-handoff; upgrade")
+            .with_source(e)
+    })
+}
+
+/// Find a thread by number, UUID or UUID prefix (at least 6 hex digits).
+/// A string of digits is a number first, and a UUID prefix only when no
+/// thread has that number.
+pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
+    let spec = spec.trim();
+    let lower = spec.to_ascii_lowercase();
+    let is_number = !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit());
+    let uuid_like = !spec.is_empty() && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    let hex_digits = lower.chars().filter(char::is_ascii_hexdigit).count();
+    if !is_number && (!uuid_like || hex_digits < 6) {
+        return Err(Error::usage("bad_thread", format!("{spec:?} is not a thread number, UUID or UUID prefix"))
+            .with_help("give a thread number (42), a UUID, or at least 6 hex digits of one"));
+    }
+    let threads = list(repo)?;
+    let mut matching: Vec<Thread> = match spec.parse::<u64>() {
+        Ok(number) if is_number => threads.iter().filter(|t| t.state.number == number).cloned().collect(),
+        _ => Vec::new(),
+    };
+    if matching.is_empty() && hex_digits >= 6 {
+        matching = match threads.iter().find(|t| t.state.uuid == lower) {
+            Some(exact) => vec![exact.clone()],
+            None => threads.into_iter().filter(|t| t.state.uuid.starts_with(&lower)).collect(),
+        };
+    }
+    match matching.len() {
+        0 => Err(Error::not_found("thread_not_found", format!("no thread {spec} in this repository"))
+            .with_help("`git codex-handoff thread list --all` shows the threads; `thread new` starts one")),
+        1 => Ok(matching.remove(0)),
+        _ => Err(ambiguous(spec, &matching)),
+    }
+}
+
+fn ambiguous(spec: &str, matching: &[Thread]) -> Error {
+    let list: Vec<String> =
+        matching.iter().map(|t| format!("#{} {} ({})", t.state.number, t.state.uuid, t.state.title)).collect();
+    Error::usage("ambiguous_thread", format!("{spec} matches several threads: {}", list.join("; ")))
+        .with_help("give more digits of the UUID")
+}
+
+/// The next free thread number in this repository.
+pub fn next_number(repo: &Repo) -> Result<u64> {
+    Ok(list(repo)?.iter().map(|t| t.state.number).max().unwrap_or(0) + 1)
+}
+
+/// Record a snapshot: write I, T and S, note the state on S, then move the
+/// thread's ref from `previous` to S (compare-and-swap). Returns the new thread.
+///
+/// `transcript` replaces the transcript; `None` carries the previous one over.
+pub fn record(
+    repo: &Repo,
+    worktree: &WorktreeState,
+    state: ThreadState,
+    previous: Option<&Thread>,
+    transcript: Option<crate::thread::transcript::TranscriptBlob>,
+) -> Result<Thread> {
+    let thread = write_snapshot(repo, worktree, state, previous, transcript, NOTES_REF)?;
+    move_thread_ref(repo, &thread.state.uuid, previous.map(|p| p.snapshot), thread.snapshot)?;
+    Ok(thread)
+}
+
+/// Where a departing snapshot's note waits until the destination has it:
+/// the shared notes ref changes only once the handoff is confirmed.
+pub fn staged_notes_ref(uuid: &str) -> String {
+    format!("refs/codex-handoff/staged/{uuid}/notes")
+}
+
+/// Start the staged notes ref afresh at the current notes tip.
+pub fn reset_staged_notes(repo: &Repo, uuid: &str) -> Result<()> {
+    let staged = staged_notes_ref(uuid);
+    set_ref(repo, &staged, None, None, "codex-handoff: reset staged notes")?;
+    if let Some(tip) = ref_target(repo, NOTES_REF)? {
+        set_ref(repo, &staged, None, Some(tip), "codex-handoff: stage notes")?;
+    }
+    Ok(())
+}
+
+/// Merge the staged note into the shared notes ref and drop the staged ref.
+pub fn publish_staged_notes(repo: &Repo, uuid: &str) -> Result<()> {
+    let staged = staged_notes_ref(uuid);
+    if let Some(tip) = ref_target(repo, &staged)? {
+        merge_notes(repo, tip)?;
+        set_ref(repo, &staged, Some(tip), None, "codex-handoff: published")?;
+    }
+    Ok(())
+}
+
+/// Write I, T and S and the note on S (into `notes_ref`), without moving the thread's ref.
+pub fn write_snapshot(
+    repo: &Repo,
+    worktree: &WorktreeState,
+    mut state: ThreadState,
+    previous: Option<&Thread>,
+    transcript: Option<crate::thread::transcript::TranscriptBlob>,
+    notes_ref: &str,
+) -> Result<Thread> {
+    let signature = signature(repo);
+    let head_parents: Vec<ObjectId> = worktree.head.into_iter().collect();
+
+    let index_commit = write_commit(
+        repo,
+        &signature,
+        format!("index of thread #{} ({})\n", state.number, state.uuid),
+        worktree.index_tree,
+        head_parents.clone(),
+    )?;
+
+    // Thread data: the transcript and the intent-to-add paths.
+    let previous_data = match previous {
+        Some(p) => Some(parse_hex(&p.state.data_commit)?),
+        None => None,
+    };
+    // A new transcript, or the previous one carried over (its sha256 and size with it).
+    let transcript = match (transcript, previous_data, previous) {
+        (Some(blob), _, _) => blob,
+        (None, Some(data), Some(previous)) => crate::thread::transcript::TranscriptBlob {
+            id: transcript_blob(repo, data)?,
+            sha256: previous.state.transcript.sha256.clone(),
+            size: previous.state.transcript.size,
+        },
+        _ => crate::thread::transcript::empty(repo)?,
+    };
+    state.transcript.sha256 = transcript.sha256.clone();
+    state.transcript.size = transcript.size;
+    let transcript = transcript.id;
+    let mut data_tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
+    data_tree.upsert(TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, transcript)?;
+    if !worktree.intent_to_add.is_empty() {
+        let mut list = Vec::new();
+        for path in &worktree.intent_to_add {
+            list.extend_from_slice(path);
+            list.push(0);
+        }
+        let blob = repo.gix.write_blob(&list)?.detach();
+        data_tree.upsert(INTENT_TO_ADD_FILE, gix::object::tree::EntryKind::Blob, blob)?;
+    }
+    let data_tree = data_tree.write()?.detach();
+    let mut data_parents = Vec::new();
+    data_parents.extend(previous_data);
+    data_parents.extend(previous.map(|p| p.snapshot));
+    let data_commit = write_commit(
+        repo,
+        &signature,
+        format!("thread #{} ({}): {}\n", state.number, state.uuid, state.title),
+        data_tree,
+        data_parents,
+    )?;
+
+    let mut parents = head_parents;
+    parents.push(index_commit);
+    parents.push(data_commit);
+    let snapshot = write_commit(
+        repo,
+        &signature,
+        format!("codex-handoff snapshot of thread #{} ({}), epoch {}\n", state.number, state.uuid, state.epoch),
+        worktree.worktree_tree,
+        parents,
+    )?;
+
+    state.head = worktree.head.map(|h| h.to_string());
+    state.index_commit = index_commit.to_string();
+    state.data_commit = data_commit.to_string();
+    state.intent_to_add = worktree.intent_to_add.len();
+
+    state.source_machine = Some(crate::repo::machine_name(Some(repo)));
+    write_note(repo, notes_ref, snapshot, &state)?;
+    Ok(Thread { snapshot, state })
+}
+
+/// Write the note on `snapshot`. The notes ref is shared by all threads, so a
+/// concurrent writer (of another thread) makes us retry on the new tip.
+pub fn write_note(repo: &Repo, notes_ref: &str, snapshot: ObjectId, state: &ThreadState) -> Result<()> {
+    let data = state.to_note();
+    let mut last_error = None;
+    for _ in 0..20 {
+        let mut notes = repo
+            .gix
+            .notes()?
+            .with_refs([notes_ref])?
+            .with_commit_message(format!("thread #{} ({}) epoch {}", state.number, state.uuid, state.epoch));
+        // The full name as given: `replace` would put non-`refs/notes/` names under refs/notes/.
+        let full: gix::refs::FullName = notes_ref
+            .try_into()
+            .map_err(|e| Error::failed("bad_ref", format!("bad ref name {notes_ref}")).with_source(e))?;
+        match notes.replace_at_ref(full.as_ref(), snapshot, &data) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                last_error = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    Err(Error::failed("notes_update", format!("could not update {notes_ref}"))
+        .with_help("another process keeps changing it; try again")
+        .with_source(last_error.expect("at least one attempt")))
+}
+
+/// Compare-and-swap the thread's ref: it must still be at `expected`.
+pub fn move_thread_ref(repo: &Repo, uuid: &str, expected: Option<ObjectId>, new: ObjectId) -> Result<()> {
+    let name = thread_ref(uuid);
+    let expected = match expected {
+        Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+        None => PreviousValue::MustNotExist,
+    };
+    let edit = RefEdit {
+        change: Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: "codex-handoff snapshot".into(),
+            },
+            expected,
+            new: Target::Object(new),
+        },
+        name: name
+            .as_str()
+            .try_into()
+            .map_err(|e| Error::failed("bad_ref", format!("bad ref name {name}")).with_source(e))?,
+        deref: false,
+    };
+    repo.gix.edit_reference(edit).map_err(|e| {
+        Error::refused("thread_moved", format!("thread {uuid} was changed by another process while this one worked"))
+            .with_help("run `git codex-handoff thread show` to see its state, then try again")
+            .with_source(e)
+    })?;
+    Ok(())
+}
+
+/// The transcript blob of thread-data commit `data_commit`.
+pub fn transcript_blob(repo: &Repo, data_commit: ObjectId) -> Result<ObjectId> {
+    data_entry(repo, data_commit, TRANSCRIPT_FILE)?
+        .ok_or_else(|| Error::failed("transcript_missing", format!("thread data {data_commit} has no transcript")))
+}
+
+/// Intent-to-add paths recorded in thread-data commit `data_commit`.
+pub fn intent_to_add_paths(repo: &Repo, data_commit: ObjectId) -> Result<Vec<BString>> {
+    let Some(blob) = data_entry(repo, data_commit, INTENT_TO_ADD_FILE)? else {
+        return Ok(Vec::new());
+    };
+    let data = repo.gix.find_blob(blob)?.data.clone();
+    Ok(data.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| p.as_bstr().to_owned()).collect())
+}
+
+fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<ObjectId>> {
+    let tree = repo.gix.find_commit(data_commit)?.tree()?;
+    Ok(tree.find_entry(name).map(|e| e.object_id()))
+}
+
+pub fn parse_hex(text: &str) -> Result<ObjectId> {
+    ObjectId::from_hex(text.as_bytes()).context("bad_object_id", || format!("{text:?} is not an object id"))
+}
+
+/// The identity snapshot commits are made with: the user's, or a fixed one.
+fn signature(repo: &Repo) -> gix::actor::Signature {
+    let (name, email) = match repo.gix.committer() {
+        Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
+        _ => ("git-codex-handoff".into(), "git-codex-handoff@localhost".into()),
+    };
+    gix::actor::Signature { name, email, time: gix::date::Time::now_utc() }
+}
+
+fn write_commit(
+    repo: &Repo,
+    signature: &gix::actor::Signature,
+    message: String,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+) -> Result<ObjectId> {
+    let commit = gix::objs::Commit {
+        tree,
+        parents: parents.into_iter().collect(),
+        author: signature.clone(),
+        committer: signature.clone(),
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
+    };
+    Ok(repo.gix.write_object(&commit)?.detach())
+}
+
+pub fn incoming_ref(uuid: &str, what: &str) -> String {
+    format!("refs/codex-handoff/incoming/{uuid}/{what}")
+}
+
+pub fn outgoing_ref(uuid: &str) -> String {
+    format!("refs/codex-handoff/outgoing/{uuid}")
+}
+
+/// The object a ref points at, if the ref exists.
+pub fn ref_target(repo: &Repo, name: &str) -> Result<Option<ObjectId>> {
+    Ok(repo.gix.try_find_reference(name)?.and_then(|r| r.target().try_id().map(ToOwned::to_owned)))
+}
+
+/// Set (or with `new: None`, delete) a ref, compare-and-swap on `expected`
+/// (`None`: must not exist). Deletion of a missing ref is not an error.
+pub fn set_ref(
+    repo: &Repo,
+    name: &str,
+    expected: Option<ObjectId>,
+    new: Option<ObjectId>,
+    message: &str,
+) -> Result<()> {
+    let full: gix::refs::FullName =
+        name.try_into().map_err(|e| Error::failed("bad_ref", format!("bad ref name {name}")).with_source(e))?;
+    let change = match new {
+        Some(new) => Change::Update {
+            log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: message.into() },
+            expected: match expected {
+                Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                None => PreviousValue::MustNotExist,
+            },
+            new: Target::Object(new),
+        },
+        None => {
+            if ref_target(repo, name)?.is_none() {
+                return Ok(());
+            }
+            Change::Delete {
+                expected: match expected {
+                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                    None => PreviousValue::Any,
+                },
+                log: RefLog::AndReference,
+            }
+        }
+    };
+    repo.gix.edit_reference(RefEdit { change, name: full, deref: false }).map_err(|e| {
+        Error::failed("ref_update", format!("could not update {name}: it was changed by another process"))
+            .with_help("run the command again")
+            .with_source(e)
+    })?;
+    Ok(())
+}
+
+/// Delete every ref under `prefix` (leftovers of an interrupted handoff).
+pub fn delete_refs_under(repo: &Repo, prefix: &str) -> Result<()> {
+    let mut names = Vec::new();
+    for reference in repo.gix.references()?.prefixed(prefix.trim_end_matches('/'))? {
+        let reference = reference.map_err(|e| Error::failed("refs", "could not read refs").with_source(e))?;
+        names.push(reference.name().as_bstr().to_str_lossy().into_owned());
+    }
+    for name in names {
+        set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
+    }
+    Ok(())
+}
+
+/// Merge the notes commit `incoming` into our notes ref as a union: a
+/// snapshot's note is written once, on the machine that made the snapshot,
+/// so two notes trees never disagree about one object.
+pub fn merge_notes(repo: &Repo, incoming: ObjectId) -> Result<()> {
+    for _ in 0..20 {
+        let local = ref_target(repo, NOTES_REF)?;
+        let Some(local) = local else {
+            if set_ref(repo, NOTES_REF, None, Some(incoming), "codex-handoff: notes").is_ok() {
+                return Ok(());
+            }
+            continue;
+        };
+        if local == incoming || repo.is_ancestor(incoming, local)? {
+            return Ok(());
+        }
+        let new = if repo.is_ancestor(local, incoming)? {
+            incoming
+        } else {
+            let mine = note_entries(repo, repo.gix.find_commit(local)?.tree_id()?.detach())?;
+            let theirs = note_entries(repo, repo.gix.find_commit(incoming)?.tree_id()?.detach())?;
+            let missing: Vec<_> = theirs.into_iter().filter(|(key, _)| !mine.contains_key(key)).collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let mut tree = repo.gix.edit_tree(repo.gix.find_commit(local)?.tree_id()?.detach())?;
+            for (_, (path, blob)) in missing {
+                tree.upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)?;
+            }
+            let tree = tree.write()?.detach();
+            write_commit(
+                repo,
+                &signature(repo),
+                "Notes merged by git-codex-handoff (union)\n".into(),
+                tree,
+                vec![local, incoming],
+            )?
+        };
+        if set_ref(repo, NOTES_REF, Some(local), Some(new), "codex-handoff: merge notes").is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Error::failed("notes_update", format!("could not merge into {NOTES_REF}")).with_help("try again"))
+}
+
+/// Every note of a notes tree, whatever its fan-out: annotated object (hex) -> (path, blob).
+fn note_entries(repo: &Repo, tree: ObjectId) -> Result<std::collections::BTreeMap<String, (String, ObjectId)>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut pending = vec![(String::new(), tree)];
+    while let Some((prefix, id)) = pending.pop() {
+        let tree = repo.gix.find_tree(id)?;
+        for entry in tree.iter() {
+            let entry = entry.map_err(|e| Error::failed("bad_tree", "a notes tree is damaged").with_source(e))?;
+            let name = entry.filename().to_str_lossy();
+            let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+            if entry.mode().is_tree() {
+                pending.push((path, entry.object_id()));
+            } else if entry.mode().is_blob() {
+                let key: String = path.chars().filter(|c| *c != '/').collect();
+                if key.len() == 40 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+                    out.insert(key, (path, entry.object_id()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
