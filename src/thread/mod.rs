@@ -9,6 +9,7 @@
 
 pub mod guard;
 pub mod lock;
+pub mod refs;
 pub mod restore;
 pub mod running;
 pub mod snapshot;
