@@ -1,6 +1,7 @@
 //! Crash points for the tests: a build with the `test-faults` feature dies
-//! at a named step, as a killed process would, when asked to. Release builds
-//! compile every point to nothing, so nothing can trip them.
+//! at a named step, as a killed process would, or goes wrong there in a
+//! named way, when asked to. Release builds compile every point to nothing,
+//! so nothing can trip them.
 //!
 //! Asked by `CODEX_HANDOFF_TEST_FAULT=<step>` in the environment, or (for a
 //! helper started over ssh, whose environment the tests do not control) by
@@ -13,15 +14,18 @@ pub enum Step {
     BeforeRestore,
     /// The helper, after this computer restored a hand-back, before the host lets go.
     BeforeRelease,
+    /// A restore, just before it verifies: a stray file makes the worktree differ.
+    VerifyMismatch,
 }
 
 impl Step {
-    pub const ALL: &'static [Step] = &[Step::BeforeRestore, Step::BeforeRelease];
+    pub const ALL: &'static [Step] = &[Step::BeforeRestore, Step::BeforeRelease, Step::VerifyMismatch];
 
     pub fn name(self) -> &'static str {
         match self {
             Step::BeforeRestore => "before-restore",
             Step::BeforeRelease => "before-release",
+            Step::VerifyMismatch => "verify-mismatch",
         }
     }
 }
@@ -30,15 +34,27 @@ impl Step {
 #[inline]
 pub fn point(step: Step) {
     #[cfg(feature = "test-faults")]
-    if armed() == Some(step.name()) {
+    if armed_step() == Some(step.name()) {
         std::process::exit(137);
     }
     #[cfg(not(feature = "test-faults"))]
     let _ = step;
 }
 
+/// Has a test asked for something to go wrong at `step`?
+#[inline]
+pub fn armed(step: Step) -> bool {
+    #[cfg(feature = "test-faults")]
+    return armed_step() == Some(step.name());
+    #[cfg(not(feature = "test-faults"))]
+    {
+        let _ = step;
+        false
+    }
+}
+
 #[cfg(feature = "test-faults")]
-fn armed() -> Option<&'static str> {
+fn armed_step() -> Option<&'static str> {
     static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     ARMED
         .get_or_init(|| {

@@ -14,9 +14,11 @@ use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::repo::Repo;
 use crate::thread;
+use crate::thread::carried;
 use crate::thread::restore::{self, Expected};
 use crate::thread::snapshot;
 use crate::thread::store::{self, Thread};
+use crate::thread::submodules::ModuleSource;
 
 /// What to do when the thread's old worktree here has changes it did not make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,17 +98,16 @@ fn untouched(repo: &Repo, thread: &Thread, path: &Path) -> Result<bool> {
         s.source_machine.as_deref() == Some(me.as_str()) && s.worktree.as_deref() == Some(path_text.as_ref())
     });
     let Some((snapshot, state)) = last_taken_here else { return Ok(false) };
-    let expected = Expected::of(repo, &Thread { snapshot, state })?;
+    // Submodule snapshots are pinned in the worktree's own module repositories.
+    let Ok(expected) = Expected::of(repo, &Thread { snapshot, state }, &ModuleSource::Worktree(path.to_owned())) else {
+        return Ok(false);
+    };
     let worktree = Repo::open(path)?;
     let index = worktree.gix.index_or_empty()?;
     if snapshot::check_capturable(&worktree, &index).is_err() {
         return Ok(false);
     }
-    let mut now = snapshot::capture(&worktree)?;
-    let mut then = expected.state;
-    now.intent_to_add.sort();
-    then.intent_to_add.sort();
-    Ok(now == then)
+    Ok(thread::verify::differences(&worktree, &expected.state, true).is_ok_and(|d| d.is_empty()))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,29 +155,18 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
         .with_help("check codex-handoff.machine on both machines"));
     }
     let incoming = Thread { snapshot, state };
-    let expected = Expected::of(repo, &incoming)?;
+    let expected = Expected::of(repo, &incoming, &carried::incoming_modules(repo, &uuid))?;
     let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
+    carried::take_in(repo, &uuid, &expected)?;
     let target = arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?;
     set_marker(repo, "arrival", &uuid, &json!({ "worktree": target.path }))?;
-    let restored = if target.reuse {
-        restore::into_existing_worktree(repo, &expected, &target.path, false)?
-    } else {
-        if target.path.exists() {
-            // What an interrupted arrival left: it never held anything else.
-            let _ = Git::new(repo.common_dir(), None).run([
-                std::ffi::OsStr::new("worktree"),
-                "remove".as_ref(),
-                "--force".as_ref(),
-                target.path.as_os_str(),
-            ]);
-            let _ = std::fs::remove_dir_all(&target.path);
-        }
-        if let Some(parent) = target.path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        restore::into_new_worktree(repo, &expected, &target.path, false)?
-    };
+    let restored = restore_into(repo, &expected, &target).inspect_err(|_| {
+        // The restore took back what it did: nothing is pending.
+        let _ = clear_marker(repo, "arrival", &uuid);
+    });
+    carried::clean_incoming(repo, &uuid);
+    let restored = restored?;
     crate::thread::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
     store::move_thread_ref(repo, &uuid, current.map(|c| c.snapshot), snapshot)?;
     thread::set_worktree_record(repo, &uuid, &restored.worktree)?;
@@ -187,6 +177,22 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
         epoch: incoming.state.epoch,
         snapshot: snapshot.to_string(),
     })
+}
+
+fn restore_into(repo: &Repo, expected: &Expected, target: &ArrivalWorktree) -> Result<restore::Restored> {
+    if target.reuse {
+        restore::into_existing_worktree(repo, expected, &target.path, false)
+    } else {
+        if target.path.exists() {
+            // What an interrupted arrival left: it never held anything else.
+            restore::remove_worktree(&Git::new(repo.common_dir(), None), &target.path);
+            let _ = std::fs::remove_dir_all(&target.path);
+        }
+        if let Some(parent) = target.path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        restore::into_new_worktree(repo, expected, &target.path, false)
+    }
 }
 
 /// Refusals that need the incoming snapshot, checked before anything here

@@ -29,10 +29,13 @@ pub fn departure(
     captured: Option<snapshot::WorktreeState>,
 ) -> Result<Thread> {
     let me = crate::repo::machine_name(Some(repo));
-    let captured = match captured {
+    let mut captured = match captured {
         Some(state) => state,
         None => snapshot::capture(worktree)?,
     };
+    // The LFS objects that must travel with it, named in the snapshot.
+    captured.lfs_objects =
+        crate::thread::lfs::needed(worktree, captured.head, captured.index_tree, captured.worktree_tree)?;
     let mut state = thread.state.clone();
     state.branch = to.branch.or_else(|| captured.branch.clone());
     state.epoch = thread.state.epoch + 1;

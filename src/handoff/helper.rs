@@ -16,6 +16,7 @@ use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, ProjectMatch, 
 use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::repo::Repo;
 use crate::thread;
+use crate::thread::carried::Needs;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
 use crate::thread::snapshot;
@@ -26,6 +27,8 @@ struct Session {
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
+    /// LFS objects asked for by `lfs_expose`, until its last batch.
+    lfs_asked: Vec<String>,
 }
 
 /// Serve requests until `bye` or end of input.
@@ -34,7 +37,8 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new() };
+    let mut session =
+        Session { machine: config::machine_name(), protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -96,6 +100,18 @@ struct PlanParams {
     uuid: String,
     number: u64,
     branch: Option<String>,
+    /// What the snapshot will need here (module repositories, git-lfs).
+    #[serde(default)]
+    needs: Needs,
+}
+#[derive(Deserialize)]
+struct LfsParams {
+    repo: String,
+    uuid: String,
+    oids: Vec<String>,
+    /// For `lfs_expose`: the last batch; the carrier is made now.
+    #[serde(default)]
+    done: bool,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
@@ -135,13 +151,15 @@ impl Session {
             "project_save" => project_save(params(request)?),
             "project_forget" => project_forget(params(request)?),
             "find_project" => find_project(params(request)?, &self.machine),
-            "plan" => plan(params(request)?),
+            "plan" => plan(params(request)?, &self.machine),
             "begin" => self.begin(params(request)?),
             "status" => status(params(request)?),
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
             "release" => self.release(params(request)?),
             "expose" => self.expose(params(request)?),
+            "lfs_missing" => lfs_missing(params(request)?),
+            "lfs_expose" => self.lfs_expose(params(request)?),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }
@@ -202,9 +220,13 @@ impl Session {
             );
         }
         handoff::check_incoming(&repo, &p.uuid, snapshot)?;
+        let notes_before = store::ref_target(&repo, store::NOTES_REF)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse)?;
+        let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse).inspect_err(|_| {
+            // The thread stays where it was: no note of it here either.
+            handoff::undo_incoming(&repo, &p.uuid, notes_before);
+        })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         Ok(serde_json::to_value(arrived).expect("serializes"))
     }
@@ -236,7 +258,21 @@ impl Session {
         let outgoing = store::outgoing_ref(&p.uuid);
         let old = store::ref_target(&repo, &outgoing)?;
         store::set_ref(&repo, &outgoing, old, Some(departing.snapshot), "codex-handoff: outgoing")?;
-        Ok(json!({ "snapshot": departing.snapshot.to_string() }))
+        // The submodules' snapshots wait in this clone's module repositories.
+        let modules = handoff::expose_submodules(&repo, &worktree, &departing, &outgoing)?;
+        Ok(json!({ "snapshot": departing.snapshot.to_string(), "modules": modules }))
+    }
+
+    fn lfs_expose(&mut self, p: LfsParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        self.lfs_asked.extend(p.oids);
+        if !p.done {
+            return Ok(json!({}));
+        }
+        let asked = std::mem::take(&mut self.lfs_asked);
+        let count = handoff::expose_lfs(&repo, &p.uuid, &asked)?;
+        Ok(json!({ "objects": count }))
     }
 
     fn release(&mut self, p: SnapshotParams) -> Result<Value> {
@@ -256,6 +292,7 @@ impl Session {
             store::move_thread_ref(&repo, &p.uuid, Some(current.snapshot), snapshot)?;
         }
         store::set_ref(&repo, &store::outgoing_ref(&p.uuid), None, None, "codex-handoff: released")?;
+        handoff::clean_outgoing(&repo, &p.uuid);
         Ok(json!({}))
     }
 
@@ -380,9 +417,10 @@ fn find_project(p: FindParams, machine: &str) -> Result<Value> {
         )))
 }
 
-fn plan(p: PlanParams) -> Result<Value> {
+fn plan(p: PlanParams, machine: &str) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
+    thread::carried::check_needs(&repo, &p.needs, machine)?;
     let current = store::load(&repo, &p.uuid)?;
     let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;
     let (branch_tip, branch_checked_out) = match &p.branch {
@@ -406,6 +444,14 @@ fn plan(p: PlanParams) -> Result<Value> {
     Ok(serde_json::to_value(answer).expect("serializes"))
 }
 
+/// Which of these LFS objects this clone lacks.
+fn lfs_missing(p: LfsParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
+    let missing = handoff::lfs_missing_here(&repo, &p.oids)?;
+    Ok(json!({ "missing": missing }))
+}
+
 fn status(p: ThreadParams) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
@@ -420,5 +466,6 @@ fn status(p: ThreadParams) -> Result<Value> {
         "changes": snapshot::count_changes(&worktree)?,
         "running": running,
         "transcript_bytes": transcript_bytes,
+        "needs": thread::carried::needs(&worktree)?,
     }))
 }

@@ -7,6 +7,7 @@
 //! epoch always says who owns the thread.
 
 mod arrival;
+mod carry;
 mod departure;
 pub mod helper;
 mod markers;
@@ -20,6 +21,7 @@ use serde::Serialize;
 pub use arrival::{
     arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
 };
+pub use carry::{clean_outgoing, expose_lfs, expose_submodules, lfs_missing_here, undo_incoming};
 pub use departure::{departure, Departure};
 pub use wire::*;
 

@@ -1,6 +1,7 @@
 //! Handing a thread from this computer to a host: plan, snapshot, push,
 //! the host restores, then this computer records the new owner.
 
+use super::carry;
 use super::transfer::{fetch, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{departure, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request};
@@ -13,6 +14,7 @@ use crate::fingerprint;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
+use crate::thread::carried;
 use crate::thread::snapshot;
 use crate::thread::store::{self, Thread};
 
@@ -31,6 +33,10 @@ pub(super) fn run(
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
+    let needs = carried::needs(&worktree)?;
+    if needs.lfs {
+        crate::thread::lfs::check_available(&worktree, "this computer")?;
+    }
     let fingerprint = fingerprint::of(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.
@@ -61,7 +67,7 @@ pub(super) fn run(
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
-                "branch": branch, "head": head.map(|h| h.to_string()) }),
+                "branch": branch, "head": head.map(|h| h.to_string()), "needs": needs }),
     )?;
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
     let plan = Plan {
@@ -140,13 +146,22 @@ pub(super) fn run(
     if let Some(head) = &departing.state.head {
         refspecs.push(format!("+{head}:{}", store::incoming_ref(&uuid, "head")));
     }
-    let sent = push(repo, &conn, &project.repo, &refspecs).and_then(|()| {
-        ui.progress(&format!("restoring on {}", host.name));
-        conn.call::<ArrivalAnswer>(
-            "receive",
-            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
-        )
-    });
+    let sent = carry::of_departure(repo, &worktree, &departing)
+        .and_then(|carried| {
+            // Submodule snapshots first: the snapshot that names them arrives last.
+            carry::push_submodules(&conn, &project.repo, &uuid, &carried.modules)?;
+            if let Some(lfs) = carry::lfs_carrier_for_host(repo, &mut conn, &project.repo, &uuid, &carried.lfs)? {
+                refspecs.push(format!("+{lfs}:{}", carried::lfs_ref(&uuid)));
+            }
+            push(repo, &conn, &project.repo, &refspecs)
+        })
+        .and_then(|()| {
+            ui.progress(&format!("restoring on {}", host.name));
+            conn.call::<ArrivalAnswer>(
+                "receive",
+                json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+            )
+        });
     let arrived = match sent {
         Ok(arrived) => arrived,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! Bringing a thread back from a host: the host snapshots, this computer
 //! fetches and restores it, then the host lets go.
 
+use super::carry;
 use super::markers::{clear_marker, read_marker, set_marker};
 use super::transfer::fetch;
 use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
@@ -33,6 +34,8 @@ pub(super) fn run(
     let project: ProjectMatch =
         conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
+    // Refuse before anything changes: what the host's snapshot needs must be here.
+    crate::thread::carried::check_needs(repo, &status.needs, "this computer")?;
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
     let branch = request.branch.clone().or(status.branch.clone());
@@ -112,12 +115,20 @@ pub(super) fn run(
         ));
     }
     check_incoming(repo, &uuid, snapshot)?;
+    carry::fetch_submodules(repo, &conn, &project.repo, &uuid, &departed.modules)?;
+    let lfs_objects =
+        carry::fetch_lfs(repo, &mut conn, &project.repo, &uuid, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if lfs_objects > 0 {
+        ui.progress(&format!("fetched {lfs_objects} Git LFS objects from {}", host.name));
+    }
+    let notes_before = store::ref_target(repo, store::NOTES_REF)?;
     merge_incoming_notes(repo, &uuid)?;
     set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
     ui.progress("restoring here");
     let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
-        // The host still owns the thread: nothing to release.
+        // The host still owns the thread: nothing to release, nothing of it kept here.
         let _ = clear_marker(repo, "release", &uuid);
+        carry::undo_incoming(repo, &uuid, notes_before);
     })?;
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     let _: serde_json::Value =

@@ -7,8 +7,14 @@ use crate::repo::Repo;
 use crate::thread::store;
 
 pub(super) fn push(repo: &Repo, conn: &Connection, remote_repo: &str, refspecs: &[String]) -> Result<()> {
-    let mut cmd =
-        Git::new(repo.common_dir(), None).command(["push", "--atomic", "--porcelain", "--no-verify", "--quiet"]);
+    let mut cmd = Git::new(repo.common_dir(), None).command([
+        "push",
+        "--recurse-submodules=no",
+        "--atomic",
+        "--porcelain",
+        "--no-verify",
+        "--quiet",
+    ]);
     cmd.arg(conn.git_url(remote_repo)).args(refspecs);
     for (k, v) in conn.git_env() {
         cmd.env(k, v);
@@ -19,7 +25,13 @@ pub(super) fn push(repo: &Repo, conn: &Connection, remote_repo: &str, refspecs: 
 }
 
 pub(super) fn fetch(repo: &Repo, conn: &Connection, remote_repo: &str, uuid: &str) -> Result<()> {
-    let mut cmd = Git::new(repo.common_dir(), None).command(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]);
+    let mut cmd = Git::new(repo.common_dir(), None).command([
+        "fetch",
+        "--recurse-submodules=no",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+    ]);
     cmd.arg(conn.git_url(remote_repo));
     cmd.arg(format!("+{}:{}", store::outgoing_ref(uuid), store::incoming_ref(uuid, "snapshot")));
     cmd.arg(format!("+{}:{}", store::staged_notes_ref(uuid), store::incoming_ref(uuid, "notes")));

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::arrival::Arrival;
 
+use crate::thread::carried::Needs;
 use crate::thread::snapshot::Changes;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +45,10 @@ pub type ArrivalAnswer = Arrival;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DepartAnswer {
     pub snapshot: String,
+    /// The module repositories (relative to the host's common git dir)
+    /// where the submodules' snapshots wait, parents first.
+    #[serde(default)]
+    pub modules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,4 +59,7 @@ pub struct StatusAnswer {
     pub running: bool,
     #[serde(default)]
     pub transcript_bytes: Option<u64>,
+    /// What a snapshot of the host's worktree needs here.
+    #[serde(default)]
+    pub needs: Needs,
 }

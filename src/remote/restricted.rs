@@ -55,13 +55,18 @@ fn service(program: &str) -> Option<&'static str> {
     }
 }
 
-/// The saved repository `path` names (its git dir or its worktree), canonical.
+/// The saved repository `path` names (its git dir or its worktree), or one
+/// of its submodules' repositories (under its `modules/`), canonical.
 fn saved_repository(path: &str, saved: &[PathBuf]) -> Option<PathBuf> {
     let path = Path::new(path).canonicalize().ok()?;
     saved.iter().find_map(|git_dir| {
         let git_dir = git_dir.canonicalize().ok()?;
         let worktree = git_dir.parent().filter(|_| git_dir.file_name().is_some_and(|n| n == ".git"));
-        (path == git_dir || worktree == Some(path.as_path())).then_some(git_dir)
+        if path == git_dir || worktree == Some(path.as_path()) {
+            return Some(git_dir);
+        }
+        let module = path.starts_with(git_dir.join("modules")) && path.join("HEAD").is_file();
+        module.then_some(path.clone())
     })
 }
 

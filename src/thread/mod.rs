@@ -7,7 +7,10 @@
 //! May use the root helpers and `codex` (rollout files); knows nothing of
 //! hosts, connections or the command line.
 
+pub mod carried;
+pub mod converted;
 pub mod guard;
+pub mod lfs;
 pub mod lock;
 pub mod refs;
 pub mod restore;
@@ -15,7 +18,11 @@ pub mod running;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod submodules;
 pub mod transcript;
+pub mod verify;
+pub mod worktree_config;
+pub mod worktree_data;
 
 use gix::ObjectId;
 
@@ -204,6 +211,21 @@ pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
         .with_help("restore the thread's last snapshot with `git codex-handoff thread restore <THREAD> <DIR>`"));
     }
     Repo::open(path)
+}
+
+/// Write a thread's latest snapshot into a new worktree at `dir` (a copy:
+/// the thread stays where it is). Its submodules' snapshots come from the
+/// thread's worktree here, else from the module repositories.
+pub fn restore_copy(repo: &Repo, thread: &Thread, dir: &std::path::Path, detach: bool) -> Result<restore::Restored> {
+    let modules = match worktree_record(repo, &thread.state.uuid)?.filter(|p| p.exists()) {
+        Some(path) => submodules::ModuleSource::Worktree(path),
+        None => submodules::ModuleSource::Modules {
+            git_dir: repo.common_dir(),
+            refname: store::thread_ref(&thread.state.uuid),
+        },
+    };
+    let expected = restore::Expected::of(repo, thread, &modules)?;
+    restore::into_new_worktree(repo, &expected, dir, detach)
 }
 
 /// Every snapshot of a thread, newest first.

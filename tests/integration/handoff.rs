@@ -60,6 +60,12 @@ pub struct World {
 
 impl World {
     pub fn new(via: Via) -> World {
+        World::with_laptop(via, |_, _| {})
+    }
+
+    /// A world whose laptop repository gets `setup` (e.g. submodules, LFS)
+    /// on top of the base commit, before the host clones it.
+    pub fn with_laptop(via: Via, setup: impl FnOnce(&TestEnv, &Path)) -> World {
         let env = TestEnv::new();
         let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");
@@ -77,6 +83,7 @@ impl World {
         write(&laptop, b".gitignore", b"*.log\n");
         env.git(&laptop, &["add", "-A"]);
         env.git(&laptop, &["commit", "-q", "-m", "base"]);
+        setup(&env, &laptop);
 
         let remote_clone = env.path("devbox-clone");
         env.git_as(

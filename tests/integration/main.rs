@@ -6,6 +6,7 @@ mod handoff;
 mod harness;
 mod layers;
 mod refusals;
+mod repos;
 mod roundtrip;
 mod running;
 mod sshd;

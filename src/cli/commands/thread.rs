@@ -10,7 +10,7 @@ use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, Thread
 use crate::error::{Error, Result};
 use crate::repo::{absolute, machine_name, Repo};
 use crate::thread::state::Status;
-use crate::thread::{self, restore, store};
+use crate::thread::{self, store};
 
 pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -146,9 +146,8 @@ fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let thread = store::resolve(&repo, &args.thread)?;
-    let expected = restore::Expected::of(&repo, &thread)?;
     let dir: PathBuf = absolute(&args.dir);
-    let restored = restore::into_new_worktree(&repo, &expected, &dir, args.detach)?;
+    let restored = thread::restore_copy(&repo, &thread, &dir, args.detach)?;
     ui.json(&json!({
         "thread": thread.state.uuid,
         "snapshot": thread.snapshot.to_string(),

@@ -1,0 +1,189 @@
+//! Real repositories: submodules (nested, moved, dirty), Git LFS, sparse
+//! checkouts and line-ending conversion travel exactly both ways, or are
+//! refused before anything moves; a restore that fails verification leaves
+//! nothing behind.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::handoff::{over_both, Via, World};
+use crate::harness::{write, FileFact, TestEnv};
+
+/// Recent git refuses `git submodule add` of a local path without it.
+const FILE_PROTOCOL: &str = "protocol.file.allow=always";
+
+over_both!(submodules_travel_exactly_both_ways);
+
+/// What a user sees of a worktree and of every submodule in it.
+#[derive(Debug, PartialEq, Eq)]
+struct DeepFacts {
+    /// `git submodule status --recursive`, without the describe column.
+    submodules: Vec<String>,
+    /// Per repository (top first): status, index, HEAD and branch.
+    repos: Vec<(String, String, String, String, String)>,
+    /// Every path but `.git` (at any depth), with bytes, modes, link targets.
+    files: BTreeMap<Vec<u8>, FileFact>,
+}
+
+fn deep_facts(env: &TestEnv, home: &Path, dir: &Path) -> DeepFacts {
+    let status = env.git_as(home, dir, &["submodule", "status", "--recursive"]);
+    let submodules: Vec<String> =
+        status.lines().map(|l| l.split(' ').filter(|w| !w.is_empty()).take(2).collect::<Vec<_>>().join(" ")).collect();
+    let mut paths = vec![String::new()];
+    paths.extend(status.lines().filter_map(|l| l.get(1..)?.split(' ').nth(1).map(str::to_owned)));
+    let repos = paths
+        .into_iter()
+        .map(|p| {
+            let repo = dir.join(&p);
+            let out = env.command_with_home("git", &repo, home).args(["symbolic-ref", "-q", "HEAD"]).output().unwrap();
+            (
+                p.clone(),
+                env.git_as(home, &repo, &["status", "--porcelain=v2", "--untracked-files=all", "-z"]),
+                env.git_as(home, &repo, &["ls-files", "-s", "-z"]),
+                env.git_as(home, &repo, &["rev-parse", "HEAD"]),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+        .collect();
+    let mut files = BTreeMap::new();
+    walk(dir, dir, &mut files);
+    DeepFacts { submodules, repos, files }
+}
+
+impl DeepFacts {
+    /// One line per fact, for a readable difference.
+    fn lines(&self) -> String {
+        let mut out: Vec<String> = self.submodules.iter().map(|s| format!("submodule {s}")).collect();
+        for (path, status, index, head, branch) in &self.repos {
+            out.push(format!("[{path}] status {status:?}"));
+            out.push(format!("[{path}] index {index:?}"));
+            out.push(format!("[{path}] HEAD {} {}", head.trim(), branch.trim()));
+        }
+        for (path, fact) in &self.files {
+            out.push(format!("{}: {:?}", String::from_utf8_lossy(path), fact));
+        }
+        out.join("\n")
+    }
+}
+
+/// Assert two worktrees look the same to a user, showing only what differs.
+#[track_caller]
+fn assert_same(got: &DeepFacts, want: &DeepFacts, what: &str) {
+    crate::harness::assert_unchanged(&want.lines(), &got.lines(), what);
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<Vec<u8>, FileFact>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == ".git") {
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            out.insert(
+                rel,
+                FileFact::Symlink { target: std::fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec() },
+            );
+        } else if meta.is_dir() {
+            out.insert(rel, FileFact::Dir);
+            walk(root, &path, out);
+        } else {
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            out.insert(rel, FileFact::File { bytes: std::fs::read(&path).unwrap(), executable });
+        }
+    }
+}
+
+fn commit_all(env: &TestEnv, repo: &Path, message: &str) {
+    env.git(repo, &["add", "-A"]);
+    env.git(repo, &["commit", "-q", "-m", message]);
+}
+
+/// The laptop's repository gets `vendor/lib` (which holds `deep/inner`) and `vendor/other`.
+fn with_submodules(env: &TestEnv, laptop: &Path) {
+    let inner = env.committed_repo("origins/inner");
+    let lib = env.committed_repo("origins/lib");
+    env.git(&lib, &["-c", FILE_PROTOCOL, "submodule", "add", "-q", inner.to_str().unwrap(), "deep/inner"]);
+    commit_all(env, &lib, "lib holds inner");
+    let other = env.committed_repo("origins/other");
+    env.git(laptop, &["-c", FILE_PROTOCOL, "submodule", "add", "-q", lib.to_str().unwrap(), "vendor/lib"]);
+    env.git(laptop, &["-c", FILE_PROTOCOL, "submodule", "add", "-q", other.to_str().unwrap(), "vendor/other"]);
+    env.git(laptop, &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "--recursive", "-q"]);
+    commit_all(env, laptop, "vendor lib and other");
+}
+
+fn submodules_travel_exactly_both_ways(via: Via) {
+    let w = World::with_laptop(via, with_submodules);
+    let env = &w.env;
+    // The host's clone has vendor/lib (and inner) from its origin, but not vendor/other yet.
+    w.git_remote(
+        &w.remote_clone,
+        &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "--recursive", "-q", "vendor/lib"],
+    );
+    w.run(&["thread", "new", "--title", "Submodules", "--branch", "feat/sub"]).success();
+
+    // A commit that exists only on this computer, and uncommitted work at every level.
+    let lib = w.laptop.join("vendor/lib");
+    write(&lib, b"lib-only-here.txt", b"committed in the submodule, here only\n");
+    commit_all(env, &lib, "a commit only the laptop has");
+    write(&lib, b"a.txt", b"edited in the submodule\n");
+    write(&lib, b"staged.txt", b"staged in the submodule\n");
+    env.git(&lib, &["add", "staged.txt"]);
+    write(&lib, b"untracked.txt", b"untracked in the submodule\n");
+    write(&lib.join("deep/inner"), b"a.txt", b"edited in the nested submodule\n");
+    write(&w.laptop, b"a.txt", b"edited at the top\n");
+    let before = deep_facts(env, &env.home, &w.laptop);
+
+    // vendor/other is not initialised on the host: refused up front, nothing anywhere changes.
+    let everything = w.everything();
+    w.run(&["1", "devbox"])
+        .fails_with(4, "submodule vendor/other is not initialised")
+        .fails_with(4, "submodule update --init");
+    crate::harness::assert_unchanged(&everything, &w.everything(), "a refused handoff");
+
+    w.git_remote(&w.remote_clone, &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "-q", "vendor/other"]);
+    // The plan names the submodule change as such.
+    let out = w.run(&["1", "devbox", "--dry-run", "--json"]);
+    let plan = out.success().json()["plan"].clone();
+    let subs = plan["changes"]["submodules"].as_array().expect("submodule changes in the plan").clone();
+    let lib_change = subs.iter().find(|s| s["path"] == "vendor/lib").expect("vendor/lib in the plan");
+    assert_eq!((lib_change["new_commits"].as_u64(), lib_change["unstaged"].as_u64()), (Some(1), Some(1)), "{plan}");
+    assert_eq!((lib_change["staged"].as_u64(), lib_change["untracked"].as_u64()), (Some(1), Some(1)), "{plan}");
+    assert!(subs.iter().any(|s| s["path"] == "vendor/lib/deep/inner"), "{plan}");
+    assert_eq!(plan["changes"]["unstaged"], 1, "only a.txt: a submodule is not a directory of bytes: {plan}");
+    assert!(out.stderr.contains("vendor/lib: 1 new commit"), "{}", out.stderr);
+
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
+    assert_same(&deep_facts(env, &env.home, &w.laptop), &before, "the handoff, here,");
+    let host_lib = remote_wt.join("vendor/lib");
+    assert_eq!(w.git_remote(&host_lib, &["log", "-1", "--format=%s"]).trim(), "a commit only the laptop has");
+    // The host's submodule clone points at the submodule's own origin, not at a local copy.
+    let origin = w.git_remote(&host_lib, &["config", "remote.origin.url"]);
+    assert_eq!(origin.trim(), env.path("origins/lib").to_str().unwrap());
+    assert!(!w.git_remote(&w.remote_clone, &["for-each-ref", "refs/codex-handoff/incoming/"]).contains("incoming"));
+
+    // Work on the host: a commit only the host has, and new edits, in the submodule.
+    write(&host_lib, b"host-only.txt", b"committed on the host\n");
+    w.git_remote(&host_lib, &["add", "-A"]);
+    w.git_remote(&host_lib, &["commit", "-q", "-m", "a commit only the host has"]);
+    write(&host_lib, b"a.txt", b"edited in the submodule on the host\n");
+    write(&host_lib.join("deep/inner"), b"host-untracked.txt", b"new on the host\n");
+    let host_state = deep_facts(env, &w.remote_home, &remote_wt);
+
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
+    assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
+    assert_eq!(env.git(&lib, &["log", "-1", "--format=%s"]).trim(), "a commit only the host has");
+
+    // And out again, into the host's worktree it left.
+    write(&lib.join("deep/inner"), b"third.txt", b"third trip\n");
+    let before = deep_facts(env, &env.home, &w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the second handoff");
+}
