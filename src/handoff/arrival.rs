@@ -188,10 +188,17 @@ fn restore_into(repo: &Repo, expected: &Expected, target: &ArrivalWorktree) -> R
             restore::remove_worktree(&Git::new(repo.common_dir(), None), &target.path);
             let _ = std::fs::remove_dir_all(&target.path);
         }
+        // The directories made for it go again if the restore fails.
+        let made: Vec<PathBuf> =
+            target.path.ancestors().skip(1).take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
         if let Some(parent) = target.path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        restore::into_new_worktree(repo, expected, &target.path, false)
+        restore::into_new_worktree(repo, expected, &target.path, false).inspect_err(|_| {
+            for dir in &made {
+                let _ = std::fs::remove_dir(dir);
+            }
+        })
     }
 }
 

@@ -5,8 +5,8 @@
 //! with a snapshot commit of its own in its own repository.
 //!
 //! A submodule's snapshot S has the parents HEAD (if any), I (tree = its
-//! index) and D (tree = these files), as the top snapshot has HEAD, I and
-//! the thread-data commit T.
+//! index) and D (tree = these files; parent: the submodule snapshot pinned
+//! before), as the top snapshot has HEAD, I and the thread-data commit T.
 
 use std::collections::BTreeMap;
 
@@ -179,12 +179,14 @@ pub fn write_submodule_snapshot(repo: &Repo, state: &WorktreeState, path: &str, 
     let mut data = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
     write(repo, &mut data, state, pin)?;
     let data_tree = data.write()?.detach();
+    // Chained to the snapshot pinned before, so every earlier one stays reachable (and survives gc).
+    let previous = crate::thread::store::ref_target(repo, pin)?;
     let data_commit = crate::thread::store::write_commit(
         repo,
         &signature,
         format!("data of submodule {path}\n"),
         data_tree,
-        Vec::new(),
+        previous.into_iter().collect(),
     )?;
     let mut parents = heads;
     parents.push(index_commit);
@@ -196,8 +198,7 @@ pub fn write_submodule_snapshot(repo: &Repo, state: &WorktreeState, path: &str, 
         state.worktree_tree,
         parents,
     )?;
-    let old = crate::thread::store::ref_target(repo, pin)?;
-    crate::thread::store::set_ref(repo, pin, old, Some(snapshot), "codex-handoff: submodule snapshot")?;
+    crate::thread::store::set_ref(repo, pin, previous, Some(snapshot), "codex-handoff: submodule snapshot")?;
     Ok(snapshot)
 }
 

@@ -187,3 +187,97 @@ fn submodules_travel_exactly_both_ways(via: Via) {
     assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the second handoff");
 }
+
+#[cfg(feature = "test-faults")]
+over_both!(a_failed_verification_leaves_nothing_behind);
+
+/// Everything of one machine a failed handoff could leave behind: refs (the
+/// module repositories' too), worktrees, branches, the files of its clone
+/// and of its worktree root. A departing machine pins the submodule
+/// snapshots it took (chained to the earlier ones): those refs are left out.
+fn one_side(env: &TestEnv, home: &Path, clone: &Path) -> String {
+    let mut out = String::new();
+    let mut git_dirs = vec![clone.join(".git")];
+    let mut pending = vec![clone.join(".git/modules")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.join("HEAD").is_file() {
+                pending.push(path.join("modules"));
+                git_dirs.push(path);
+            } else if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    for (n, git_dir) in git_dirs.iter().enumerate() {
+        let refs = env.git_as(home, git_dir, &["for-each-ref", "--format=%(refname) %(objectname)"]);
+        let refs: String = refs
+            .lines()
+            .filter(|l| n == 0 || !l.starts_with("refs/codex-handoff/threads/"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        out += &format!("{}:\n{refs}", git_dir.display());
+    }
+    out += &env.git_as(home, clone, &["worktree", "list", "--porcelain"]);
+    out += &deep_facts(env, home, clone).lines();
+    let worktrees = home.join(".codex/worktrees");
+    if worktrees.exists() {
+        out += &format!("\n{:?}", crate::harness::files(&worktrees).keys().collect::<Vec<_>>());
+    }
+    out
+}
+
+#[cfg(feature = "test-faults")]
+fn a_failed_verification_leaves_nothing_behind(via: Via) {
+    let w = World::with_laptop(via, with_submodules);
+    let env = &w.env;
+    w.git_remote(&w.remote_clone, &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "--recursive", "-q"]);
+    w.run(&["thread", "new", "--branch", "feat/verify"]).success();
+    write(&w.laptop, b"a.txt", b"the thread's edit\n");
+    write(&w.laptop.join("vendor/lib"), b"a.txt", b"the thread's edit in the submodule\n");
+
+    // To the host: its restore differs, so nothing of it stays there.
+    let host_before = one_side(env, &w.remote_home, &w.remote_clone);
+    let here_before = one_side(env, &env.home, &w.laptop);
+    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "verify-mismatch"]);
+    let out = w.run(&["1", "devbox"]);
+    out.fails_with(1, "does not match snapshot").fails_with(1, "codex-handoff-fault.txt");
+    assert!(out.stderr.contains("were removed"), "{}", out.stderr);
+    crate::harness::assert_unchanged(
+        &host_before,
+        &one_side(env, &w.remote_home, &w.remote_clone),
+        "a failed restore on the host",
+    );
+    crate::harness::assert_unchanged(&here_before, &one_side(env, &env.home, &w.laptop), "a failed handoff, here,");
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(0)), "the thread stays here");
+
+    w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    write(&remote_wt, b"b.txt", b"edited on the host\n");
+
+    // Back into the original worktree, which this computer then puts back as it was.
+    env.git(&w.laptop, &["config", "--global", "codex-handoff.testFault", "verify-mismatch"]);
+    let here_before = one_side(env, &env.home, &w.laptop);
+    w.run(&["1", "local"]).fails_with(1, "codex-handoff-fault.txt").fails_with(1, "put back as it was");
+    crate::harness::assert_unchanged(&here_before, &one_side(env, &env.home, &w.laptop), "a failed hand-back");
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("devbox"), Some(1)), "the host keeps it");
+
+    // Back into a new worktree on a new branch: both are removed again.
+    write(&w.laptop, b"local-only.txt", b"not the thread's\n");
+    let here_before = one_side(env, &env.home, &w.laptop);
+    w.run(&["1", "local", "--branch", "feat/verify-2"])
+        .fails_with(1, "codex-handoff-fault.txt")
+        .fails_with(1, "were removed");
+    crate::harness::assert_unchanged(
+        &here_before,
+        &one_side(env, &env.home, &w.laptop),
+        "a failed hand-back into a new worktree",
+    );
+
+    env.git(&w.laptop, &["config", "--global", "--unset", "codex-handoff.testFault"]);
+    w.run(&["1", "local", "--branch", "feat/verify-2"]).success();
+}
