@@ -312,16 +312,21 @@ pub fn unpack(repo: &Repo, carrier: ObjectId, expected: &[Pointer]) -> Result<us
 /// With `GIT_LFS_SKIP_SMUDGE=1` git-lfs writes every file as its pointer;
 /// write the content of those not in `pointers` (their objects are here),
 /// so only the files that were pointers at the source stay pointers.
-pub fn smudge_except(git: &Git, pointers: &[BString]) -> Result<()> {
+pub fn smudge_except(git: &Git, root: &Path, pointers: &[BString]) -> Result<()> {
     let mut list = Vec::new();
     for (path, _) in lfs_entries(git)? {
         if pointers.binary_search(&path).is_err() {
+            // checkout-index leaves a file whose stat matches the index alone, even with -f.
+            let file = root.join(std::ffi::OsStr::from_bytes(&path));
+            if std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
+                std::fs::remove_file(&file)?;
+            }
             list.extend_from_slice(&path);
             list.push(0);
         }
     }
     if !list.is_empty() {
-        git.run_with_input(["checkout-index", "-f", "-z", "--stdin"], Some(&list))?;
+        git.run_with_input(["checkout-index", "-f", "-u", "-z", "--stdin"], Some(&list))?;
     }
     Ok(())
 }

@@ -344,7 +344,7 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
     }
     crate::git::run_command(&mut read_tree, None)?;
     if !state.lfs_pointers.is_empty() {
-        lfs::smudge_except(&staged, &state.lfs_pointers)?;
+        lfs::smudge_except(&staged, root, &state.lfs_pointers)?;
     }
 
     // Turn the index (= working files) into the snapshot's index: entries that
@@ -411,7 +411,7 @@ fn materialize(staged: &Git, paths: &[&BString]) -> Result<()> {
         list.push(0);
     }
     staged.run_with_input(["update-index", "-z", "--no-skip-worktree", "--stdin"], Some(&list))?;
-    staged.run_with_input(["checkout-index", "-f", "-z", "--stdin"], Some(&list))?;
+    staged.run_with_input(["checkout-index", "-f", "-u", "-z", "--stdin"], Some(&list))?;
     Ok(())
 }
 

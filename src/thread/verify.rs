@@ -73,8 +73,13 @@ fn compare(
         ("LFS files left as pointers", &actual.lfs_pointers, &want.lfs_pointers),
     ];
     for (what, got, expected) in lists {
-        if got != expected {
-            problems.push(format!("{} differ at {}", at(what), list(&symmetric(got, expected), prefix)));
+        let extra: Vec<BString> = got.iter().filter(|p| !expected.contains(p)).cloned().collect();
+        let missing: Vec<BString> = expected.iter().filter(|p| !got.contains(p)).cloned().collect();
+        if !extra.is_empty() {
+            problems.push(format!("{} include {}, which the snapshot does not", at(what), list(&extra, prefix)));
+        }
+        if !missing.is_empty() {
+            problems.push(format!("{} lack {}", at(what), list(&missing, prefix)));
         }
     }
     if actual.exact_bytes != want.exact_bytes {

@@ -281,3 +281,86 @@ fn a_failed_verification_leaves_nothing_behind(via: Via) {
     env.git(&w.laptop, &["config", "--global", "--unset", "codex-handoff.testFault"]);
     w.run(&["1", "local", "--branch", "feat/verify-2"]).success();
 }
+
+over_both!(lfs_files_arrive_as_the_user_sees_them);
+
+/// A URL on loopback where nothing listens: git-lfs reaching for its server fails at once.
+fn dead_lfs_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}/nothing-here.git/info/lfs")
+}
+
+/// The laptop's repository gets Git LFS files (under `assets/`) whose server is unreachable.
+fn with_lfs(env: &TestEnv, laptop: &Path) {
+    env.git(laptop, &["lfs", "install", "--skip-repo"]);
+    write(laptop, b".lfsconfig", format!("[lfs]\n\turl = {}\n", dead_lfs_url()).as_bytes());
+    env.git(laptop, &["lfs", "track", "assets/**"]);
+    write(laptop, b"assets/big.bin", &crate::harness::Rng::new(7).bytes(200_000, true));
+    write(laptop, b"assets/old.bin", b"an LFS file whose content this computer will not have\n");
+    commit_all(env, laptop, "LFS files");
+}
+
+fn lfs_objects(clone: &Path) -> Vec<String> {
+    let mut found: Vec<String> = crate::harness::files(&clone.join(".git/lfs/objects"))
+        .into_iter()
+        .filter(|(_, f)| matches!(f, FileFact::File { .. }))
+        .map(|(p, _)| String::from_utf8_lossy(&p).rsplit('/').next().unwrap().to_owned())
+        .collect();
+    found.sort();
+    found
+}
+
+fn lfs_files_arrive_as_the_user_sees_them(via: Via) {
+    let w = World::with_laptop(via, with_lfs);
+    let env = &w.env;
+    w.run(&["thread", "new", "--branch", "feat/lfs"]).success();
+    // Every kind of change to LFS files.
+    let rng = &mut crate::harness::Rng::new(11);
+    write(&w.laptop, b"assets/big.bin", &rng.bytes(150_000, true));
+    write(&w.laptop, b"assets/staged.bin", &rng.bytes(30_000, true));
+    env.git(&w.laptop, &["add", "assets/staged.bin"]);
+    write(&w.laptop, b"assets/untracked.bin", &rng.bytes(20_000, true));
+    // old.bin's content is not here: its working copy is the pointer.
+    let pointer = env.git_bytes(&w.laptop, &["cat-file", "blob", "HEAD:assets/old.bin"]);
+    let oid = String::from_utf8_lossy(&pointer)
+        .lines()
+        .find_map(|l| l.strip_prefix("oid sha256:").map(str::to_owned))
+        .unwrap();
+    std::fs::remove_file(w.laptop.join(".git/lfs/objects").join(&oid[0..2]).join(&oid[2..4]).join(&oid)).unwrap();
+    write(&w.laptop, b"assets/old.bin", &pointer);
+    // As a checkout without the content leaves it (git's cached stat included).
+    env.git(&w.laptop, &["add", "assets/old.bin"]);
+
+    // The host's user has no git-lfs filter (the system's is switched off): refused before anything moves.
+    let filter = ["filter.lfs.process", "filter.lfs.smudge", "filter.lfs.clean"];
+    for key in filter {
+        w.git_remote(&w.remote_home, &["config", "--global", key, ""]);
+    }
+    w.git_remote(&w.remote_home, &["config", "--global", "filter.lfs.required", "false"]);
+    let everything = w.everything();
+    w.run(&["1", "devbox"]).fails_with(4, "uses Git LFS, but git-lfs is not set up").fails_with(4, "git lfs install");
+    crate::harness::assert_unchanged(&everything, &w.everything(), "a refused handoff");
+
+    for key in filter.iter().chain(&["filter.lfs.required"]) {
+        w.git_remote(&w.remote_home, &["config", "--global", "--unset", key]);
+    }
+    w.git_remote(&w.remote_clone, &["lfs", "install", "--skip-repo"]);
+    let before = deep_facts(env, &env.home, &w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
+    let pointer_there = std::fs::read(remote_wt.join("assets/old.bin")).unwrap();
+    assert_eq!(pointer_there, pointer, "a pointer at the source stays a pointer");
+    assert!(lfs_objects(&w.remote_clone).len() >= 4, "the objects the thread needs are in the host's LFS storage");
+    assert!(!w.remote_clone.join(".git/lfs/logs").exists(), "git-lfs reached for its server on the host");
+
+    // The host changes an LFS file and adds one; this computer lacks only those.
+    write(&remote_wt, b"assets/big.bin", &rng.bytes(100_000, true));
+    write(&remote_wt, b"assets/host.bin", &rng.bytes(10_000, true));
+    w.git_remote(&remote_wt, &["add", "assets/host.bin"]);
+    let host_state = deep_facts(env, &w.remote_home, &remote_wt);
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop);
+    assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
+    assert!(!w.laptop.join(".git/lfs/logs").exists(), "git-lfs reached for its server here");
+}
