@@ -364,3 +364,55 @@ fn lfs_files_arrive_as_the_user_sees_them(via: Via) {
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
     assert!(!w.laptop.join(".git/lfs/logs").exists(), "git-lfs reached for its server here");
 }
+
+over_both!(sparse_checkouts_keep_their_patterns_and_files);
+
+/// The laptop's repository gets directories to leave out, and a cone-mode sparse checkout of `src/a`.
+fn with_sparse_checkout(env: &TestEnv, laptop: &Path) {
+    for dir in ["src/a", "src/b", "docs"] {
+        write(laptop, format!("{dir}/one.txt").as_bytes(), format!("one in {dir}\n").as_bytes());
+        write(laptop, format!("{dir}/deeper/two.txt").as_bytes(), format!("two in {dir}\n").as_bytes());
+    }
+    commit_all(env, laptop, "directories");
+    env.git(laptop, &["sparse-checkout", "set", "--cone", "src/a"]);
+}
+
+/// What `git sparse-checkout` shows, and which index entries are left out (`ls-files -t`).
+fn sparse_facts(env: &TestEnv, home: &Path, dir: &Path) -> (String, String, String) {
+    (
+        env.git_as(home, dir, &["sparse-checkout", "list"]),
+        env.git_as(home, dir, &["config", "--get", "core.sparseCheckoutCone"]),
+        env.git_as(home, dir, &["ls-files", "-t", "-z"]),
+    )
+}
+
+fn sparse_checkouts_keep_their_patterns_and_files(via: Via) {
+    let w = World::with_laptop(via, with_sparse_checkout);
+    let env = &w.env;
+    assert!(!w.laptop.join("src/b").exists() && w.laptop.join("src/a/one.txt").exists(), "the laptop is sparse");
+    w.run(&["thread", "new", "--branch", "feat/sparse"]).success();
+    write(&w.laptop, b"src/a/one.txt", b"edited inside the cone\n");
+    write(&w.laptop, b"src/a/new.txt", b"untracked inside the cone\n");
+    env.git(&w.laptop, &["add", "src/a/new.txt"]);
+    write(&w.laptop, b"docs/outside.txt", b"untracked, outside the cone\n");
+    write(&w.laptop, b"a.txt", b"edited at the top\n");
+    let before = (deep_facts(env, &env.home, &w.laptop), sparse_facts(env, &env.home, &w.laptop));
+
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before.0, "the host's copy of the thread");
+    assert_eq!(sparse_facts(env, &w.remote_home, &remote_wt), before.1, "the same patterns, the same entries left out");
+    assert!(!remote_wt.join("src/b").exists(), "only the sparse files are written");
+    // Only the thread's worktree is sparse there.
+    assert!(w.remote_clone.join("src/b/one.txt").exists());
+
+    // The host switches to non-cone patterns and edits; the hand-back follows.
+    w.git_remote(&remote_wt, &["sparse-checkout", "set", "--no-cone", "/*", "!/src/", "/src/b/"]);
+    write(&remote_wt, b"src/b/one.txt", b"edited on the host\n");
+    let host_state = (deep_facts(env, &w.remote_home, &remote_wt), sparse_facts(env, &w.remote_home, &remote_wt));
+    assert!(!remote_wt.join("src/a/deeper").exists() && remote_wt.join("docs/one.txt").exists());
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
+    assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state.0, "the hand-back");
+    assert_eq!(sparse_facts(env, &env.home, &w.laptop), host_state.1);
+}
