@@ -396,7 +396,7 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
     if !state.intent_to_add.is_empty() {
         add_intent_to_add(&git, root, &state.intent_to_add)?;
     }
-    write_exact_bytes(repo, root, state)?;
+    converted::write_exact_bytes(repo, root, state)?;
     submodules::restore(repo, root, &state.submodules, pin)
 }
 
@@ -412,48 +412,6 @@ fn materialize(staged: &Git, paths: &[&BString]) -> Result<()> {
     }
     staged.run_with_input(["update-index", "-z", "--no-skip-worktree", "--stdin"], Some(&list))?;
     staged.run_with_input(["checkout-index", "-f", "-u", "-z", "--stdin"], Some(&list))?;
-    Ok(())
-}
-
-/// Files whose bytes checkout does not reproduce get the snapshot's bytes.
-/// Each must be a file of the snapshot's working tree (what arrived is hostile).
-fn write_exact_bytes(repo: &Repo, root: &Path, state: &WorktreeState) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    if state.exact_bytes.is_empty() {
-        return Ok(());
-    }
-    let tree = repo.gix.find_tree(state.worktree_tree)?;
-    for (path, blob) in &state.exact_bytes {
-        let rel = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-        let is_file = tree.lookup_entry_by_path(rel)?.is_some_and(|e| e.mode().is_blob());
-        if !is_file {
-            return Err(Error::failed(
-                "bad_snapshot",
-                format!("the snapshot keeps bytes for {}, which it does not hold", path.to_str_lossy()),
-            ));
-        }
-        let file = root.join(rel);
-        if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        let mut out = std::fs::OpenOptions::new().write(true).truncate(true).open(&file)?;
-        let mut child = repo
-            .git()
-            .command(["cat-file", "blob", &blob.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        if let Some(mut bytes) = child.stdout.take() {
-            std::io::copy(&mut bytes, &mut out)?;
-        }
-        if !child.wait()?.success() {
-            return Err(Error::failed(
-                "bad_snapshot",
-                format!("the exact bytes of {} are missing", path.to_str_lossy()),
-            ));
-        }
-    }
     Ok(())
 }
 

@@ -162,8 +162,11 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
         git.run_with_input(["update-index", "-z", "--add", "--remove", "--stdin"], Some(&list))?;
         parse_id(&git.text(["write-tree"])?)?
     };
+    // The index that holds the working files tree: the copy, or the real one when nothing changed.
+    let staged = tmp.as_ref().map(|(_, git)| git.clone()).unwrap_or_else(|| repo.git());
+    let may_convert = converted::may_convert(repo, &index, &changed);
+    let files = converted::check(repo, head, worktree_tree, &staged, may_convert)?;
     drop(tmp);
-    let files = converted::check(repo, index_tree, worktree_tree)?;
     let mut lfs_pointers = files.pointers;
     if lfs::in_use(repo) {
         lfs_pointers.extend(lfs::unsmudged_tracked(repo)?);

@@ -416,3 +416,62 @@ fn sparse_checkouts_keep_their_patterns_and_files(via: Via) {
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state.0, "the hand-back");
     assert_eq!(sparse_facts(env, &env.home, &w.laptop), host_state.1);
 }
+
+over_both!(line_endings_and_index_settings_travel);
+
+/// The laptop's repository converts line endings (`* text=auto eol=crlf`,
+/// and `core.autocrlf` under `plain/`), with a split index in version 4
+/// and fsmonitor set; its files are checked out converted.
+fn with_line_endings(env: &TestEnv, laptop: &Path) {
+    write(laptop, b".gitattributes", b"* text=auto eol=crlf\n");
+    write(laptop, b"plain/.gitattributes", b"* !eol\n");
+    write(laptop, b"plain/auto.txt", b"line one\nline two\n");
+    for (key, value) in
+        [("core.autocrlf", "true"), ("core.splitIndex", "true"), ("index.version", "4"), ("core.fsmonitor", "true")]
+    {
+        env.git(laptop, &["config", key, value]);
+    }
+    commit_all(env, laptop, "line endings");
+    env.git(laptop, &["add", "--renormalize", "."]);
+    env.git(laptop, &["commit", "-q", "--allow-empty", "-m", "renormalize"]);
+    env.git(laptop, &["rm", "-q", "-r", "--cached", "."]);
+    env.git(laptop, &["reset", "-q", "--hard"]);
+    assert_eq!(std::fs::read(laptop.join("b.txt")).unwrap(), b"beta\r\n", "checked out with CRLF");
+    assert_eq!(std::fs::read(laptop.join("plain/auto.txt")).unwrap(), b"line one\r\nline two\r\n");
+}
+
+fn line_endings_and_index_settings_travel(via: Via) {
+    let w = World::with_laptop(via, with_line_endings);
+    let env = &w.env;
+    w.run(&["thread", "new", "--branch", "feat/eol"]).success();
+    write(&w.laptop, b"a.txt", b"edited\r\nwith CRLF\r\n");
+    write(&w.laptop, b"crlf-untracked.txt", b"untracked\r\nwith CRLF\r\n");
+    // A tool wrote LF here: clean to git, yet checkout elsewhere would write CRLF.
+    write(&w.laptop, b"lf-untracked.txt", b"untracked\nwith LF\n");
+    write(&w.laptop, b"plain/auto.txt", b"line one\r\nedited\r\n");
+    write(&w.laptop, b"plain/lf.txt", b"staged\nwith LF\n");
+    env.git(&w.laptop, &["add", "plain/lf.txt"]);
+    let before = deep_facts(env, &env.home, &w.laptop);
+
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
+    assert_eq!(
+        w.git_remote(&remote_wt, &["config", "core.autocrlf"]).trim(),
+        "true",
+        "the worktree converts as the laptop's"
+    );
+    assert_eq!(
+        w.git_remote(&w.remote_clone, &["config", "--default", "unset", "core.autocrlf"]).trim(),
+        "unset",
+        "the host's own clone keeps its settings"
+    );
+
+    write(&remote_wt, b"b.txt", b"edited on the host\r\n");
+    write(&remote_wt, b"host-lf.txt", b"written with LF on the host\n");
+    let host_state = deep_facts(env, &w.remote_home, &remote_wt);
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop);
+    assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
+    assert_eq!(std::fs::read(w.laptop.join("host-lf.txt")).unwrap(), b"written with LF on the host\n");
+}
