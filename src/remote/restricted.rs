@@ -168,4 +168,26 @@ mod tests {
         }
         assert!(decide(None, &saved).is_err());
     }
+
+    #[test]
+    fn a_saved_project_s_module_repositories_and_nothing_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().join("project/.git");
+        let module = git_dir.join("modules/vendor/lib");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::create_dir_all(git_dir.join("modules/not-a-repository")).unwrap();
+        let saved = vec![git_dir];
+        let command = format!("git-receive-pack '{}'", module.display());
+        assert!(
+            matches!(decide(Some(&command), &saved).unwrap(), Allowed::Git { repository, .. } if repository == module.canonicalize().unwrap())
+        );
+        for path in [
+            dir.path().join("project/.git/modules/not-a-repository"),
+            dir.path().join("project/.git/modules/vendor/lib/../../../../project-elsewhere"),
+        ] {
+            let command = format!("git-receive-pack '{}'", path.display());
+            assert!(decide(Some(&command), &saved).is_err(), "{command}");
+        }
+    }
 }

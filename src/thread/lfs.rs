@@ -330,3 +330,22 @@ pub fn smudge_except(git: &Git, root: &Path, pointers: &[BString]) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_are_recognised_and_nothing_else() {
+        let oid = "e7df6ff47779933d49c19a55cad4346f74140836504e41ea5978480e039cc888";
+        let text = format!("version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize 3000\n");
+        assert_eq!(parse_pointer(text.as_bytes()), Some(Pointer { oid: oid.into(), size: 3000 }));
+        assert_eq!(parse_pointer(b"raw bytes\n"), None);
+        let bad_oid = text.replace(oid, "../../etc/passwd");
+        assert_eq!(parse_pointer(bad_oid.as_bytes()), None);
+        let list = encode_list(&[Pointer { oid: oid.into(), size: 3000 }]);
+        assert_eq!(decode_list(&list).unwrap(), vec![Pointer { oid: oid.into(), size: 3000 }]);
+        assert!(decode_list(b"../x 1\n").is_err());
+        assert!(decode_list(format!("{oid} many\n").as_bytes()).is_err());
+    }
+}

@@ -18,6 +18,7 @@ pub mod running;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod submodule_restore;
 pub mod submodules;
 pub mod transcript;
 pub mod verify;

@@ -16,7 +16,7 @@ use crate::repo::Repo;
 use crate::thread::snapshot::{self, WorktreeState};
 use crate::thread::store::{self, Thread};
 use crate::thread::submodules::{self, ModuleSource};
-use crate::thread::{converted, lfs, verify, worktree_config, worktree_data};
+use crate::thread::{converted, lfs, submodule_restore, verify, worktree_config, worktree_data};
 
 /// What a snapshot says the worktree must look like.
 #[derive(Debug, Clone)]
@@ -397,7 +397,7 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
         add_intent_to_add(&git, root, &state.intent_to_add)?;
     }
     converted::write_exact_bytes(repo, root, state)?;
-    submodules::restore(repo, root, &state.submodules, pin)
+    submodule_restore::restore(repo, root, &state.submodules, pin)
 }
 
 /// Clear the skip-worktree bit of `paths` and write their files.
