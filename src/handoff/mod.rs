@@ -9,7 +9,9 @@
 mod arrival;
 mod departure;
 pub mod helper;
+mod locate;
 mod markers;
+pub mod projects;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -21,6 +23,7 @@ pub use arrival::{
     arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
 };
 pub use departure::{departure, Departure};
+pub use locate::find_project;
 pub use wire::*;
 
 use crate::config::{self, Host};

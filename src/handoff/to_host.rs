@@ -3,13 +3,15 @@
 
 use super::transfer::{fetch, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
-use super::{departure, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request};
+use super::{
+    departure, find_project, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request,
+};
 use gix::ObjectId;
 use serde_json::json;
 
 use crate::config::Host;
 use crate::error::{Error, Result};
-use crate::fingerprint;
+use crate::fingerprint::Identity;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -31,7 +33,7 @@ pub(super) fn run(
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
-    let fingerprint = fingerprint::of(repo)?;
+    let identity = Identity::of_this_clone(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.
     let early = if running.is_none() && !request.interactive && !request.dry_run {
@@ -51,12 +53,11 @@ pub(super) fn run(
         }
         None => (None, snapshot::count_changes(&worktree)?),
     };
-    let project: ProjectMatch =
-        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
     let (head, current_branch) = match &captured {
         Some(state) => (state.head, state.branch.clone()),
         None => snapshot::head_of(&worktree)?,
     };
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, head)?;
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",

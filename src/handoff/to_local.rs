@@ -3,16 +3,17 @@
 
 use super::markers::{clear_marker, read_marker, set_marker};
 use super::transfer::fetch;
-use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
+use super::wire::{BeginAnswer, DepartAnswer, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, label, merge_incoming_notes, present, ForeignChanges, Interaction,
-    Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, present, ForeignChanges,
+    Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
-use crate::fingerprint;
+use crate::fingerprint::Identity;
+use crate::promisor;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -27,11 +28,16 @@ pub(super) fn run(
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
     let me = crate::repo::machine_name(Some(repo));
-    let fingerprint = fingerprint::of(repo)?;
+    let identity = Identity::of_this_clone(repo)?;
+    // The thread's HEAD as this computer last knew it: the host's history grows from there.
+    let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+    if let Some(tree) = head.and_then(|h| repo.gix.find_commit(h).ok()).and_then(|c| c.tree_id().ok()) {
+        // A partial clone here fetches what the new worktree lacks from its promisor.
+        promisor::check_available(repo, &[tree.detach()])?;
+    }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
-    let project: ProjectMatch =
-        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, head)?;
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
@@ -152,10 +158,8 @@ pub(super) fn finish_release_or_stay(
         let host = config::find_host(&host_name)?;
         ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
         let mut conn = Connection::open(&host)?;
-        let project: ProjectMatch = conn.call(
-            "find_project",
-            json!({ "fingerprint": fingerprint::of(repo)?, "subdirectory": thread.state.subdirectory }),
-        )?;
+        let identity = Identity::of_this_clone(repo)?;
+        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, None)?;
         let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
         let _: serde_json::Value =
             conn.call("release", json!({ "repo": project.repo, "uuid": thread.state.uuid, "snapshot": snapshot }))?;

@@ -1,5 +1,6 @@
 //! `git codex-handoff destinations`: which hosts can take a thread.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,8 @@ use crate::cli::output::Ui;
 use crate::cli::DestinationsArgs;
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
-use crate::fingerprint;
-use crate::handoff::ProjectMatch;
+use crate::fingerprint::Identity;
+use crate::handoff::{self, ProjectMatch};
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread::store;
@@ -20,18 +21,23 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let subdirectory = match &args.thread {
-        Some(spec) => store::resolve(&repo, spec)?.state.subdirectory,
-        None => repo.subdirectory()?,
+    let (subdirectory, head) = match &args.thread {
+        Some(spec) => {
+            let state = store::resolve(&repo, spec)?.state;
+            let head = state.head.as_deref().map(store::parse_hex).transpose()?;
+            (state.subdirectory, head)
+        }
+        None => (repo.subdirectory()?, repo.gix.head_id().ok().map(|id| id.detach())),
     };
-    let fingerprint = fingerprint::of(&repo)?;
+    let identity = Identity::of_this_clone(&repo)?;
     let hosts = config::hosts()?;
     let (tx, rx) = mpsc::channel();
+    let common_dir = repo.common_dir();
     for host in hosts.clone() {
         let tx = tx.clone();
-        let (fingerprint, subdirectory) = (fingerprint.clone(), subdirectory.clone());
+        let (identity, subdirectory, common_dir) = (identity.clone(), subdirectory.clone(), common_dir.clone());
         std::thread::spawn(move || {
-            let answer = ask(&host, &fingerprint, &subdirectory);
+            let answer = ask(&host, &common_dir, &identity, &subdirectory, head);
             let _ = tx.send((host.name.clone(), answer));
         });
     }
@@ -86,9 +92,17 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
-fn ask(host: &Host, fingerprint: &str, subdirectory: &str) -> Result<ProjectMatch> {
+fn ask(
+    host: &Host,
+    common_dir: &Path,
+    identity: &Identity,
+    subdirectory: &str,
+    head: Option<gix::ObjectId>,
+) -> Result<ProjectMatch> {
+    // Each thread opens the repository for itself (a gix repository is not shared across threads).
+    let repo = Repo::open(common_dir)?;
     let mut conn = Connection::open(host)?;
-    let found = conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": subdirectory }));
+    let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, head);
     let _ = conn.close();
     found
 }
@@ -98,6 +112,7 @@ fn reason(err: &Error) -> &'static str {
         5 => "unreachable",
         6 => "helper missing or too old",
         3 => "no project",
+        4 => "histories do not meet",
         _ => "error",
     }
 }
