@@ -40,8 +40,11 @@ impl Identity {
         let identity = Identity::of(repo)?;
         if identity.roots.is_none() && identity.urls.is_empty() {
             return Err(if identity.shallow.is_empty() {
-                Error::failed("no_fingerprint", "this repository has no commits yet, so it cannot be recognised elsewhere")
-                    .with_help("make a first commit, or add the remote it is a clone of, then try again")
+                Error::failed(
+                    "no_fingerprint",
+                    "this repository has no commits yet, so it cannot be recognised elsewhere",
+                )
+                .with_help("make a first commit, or add the remote it is a clone of, then try again")
             } else {
                 Error::failed("no_fingerprint", "this shallow clone has no remote URL to recognise it by")
                     .with_help("fetch its full history (`git fetch --unshallow`) or add the remote it was cloned from")
@@ -80,15 +83,21 @@ pub fn url_digest(normalized: &str) -> String {
     format!("url:{}", hex(&Sha256::digest(normalized.as_bytes())))
 }
 
-/// The boundary commits of a shallow clone that `head`'s history runs into
-/// (the ones a push of `head` would need the other side to have).
-pub fn boundaries_under(repo: &Repo, head: Option<ObjectId>, shallow: &[ObjectId]) -> Result<Vec<ObjectId>> {
-    let Some(head) = head else { return Ok(Vec::new()) };
-    if shallow.is_empty() {
+/// The boundary commits of a shallow clone that the history of `heads` runs
+/// into (the ones a push of them needs the other side to have).
+pub fn boundaries_under(repo: &Repo, heads: &[ObjectId], shallow: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    if heads.is_empty() || shallow.is_empty() {
         return Ok(Vec::new());
     }
-    let listed = Git::new(repo.common_dir(), None).text(["rev-list", &head.to_string(), "--"])?;
-    Ok(listed.lines().filter_map(|l| ObjectId::from_hex(l.trim().as_bytes()).ok()).filter(|c| shallow.contains(c)).collect())
+    let mut args = vec!["rev-list".to_owned()];
+    args.extend(heads.iter().map(ObjectId::to_string));
+    args.push("--".into());
+    let listed = Git::new(repo.common_dir(), None).text(&args)?;
+    Ok(listed
+        .lines()
+        .filter_map(|l| ObjectId::from_hex(l.trim().as_bytes()).ok())
+        .filter(|c| shallow.contains(c))
+        .collect())
 }
 
 fn roots(repo: &Repo, shallow: &[ObjectId]) -> Result<Option<String>> {
@@ -108,8 +117,7 @@ fn roots(repo: &Repo, shallow: &[ObjectId]) -> Result<Option<String>> {
     let listed = Git::new(repo.common_dir(), None).text(["rev-list", "--max-parents=0", &branch, "--"])?;
     let mut roots: Vec<&str> = listed.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     // In a shallow clone the commits where history is cut off look like roots; they are not.
-    if roots.is_empty()
-        || roots.iter().any(|r| ObjectId::from_hex(r.as_bytes()).is_ok_and(|id| shallow.contains(&id)))
+    if roots.is_empty() || roots.iter().any(|r| ObjectId::from_hex(r.as_bytes()).is_ok_and(|id| shallow.contains(&id)))
     {
         return Ok(None);
     }
@@ -174,7 +182,8 @@ fn remote_urls(repo: &Repo) -> Vec<String> {
 
 /// A relative path as a remote URL is relative to the worktree (where git runs).
 fn absolute_if_path(repo: &Repo, url: &str) -> String {
-    let is_path = !url.contains("://") && !url.split_once(':').is_some_and(|(host, _)| !host.contains('/'));
+    // Neither `scheme://` nor scp-like `host:path`.
+    let is_path = !url.contains("://") && url.split_once(':').is_none_or(|(host, _)| host.contains('/'));
     if is_path && !std::path::Path::new(url).is_absolute() {
         if let Some(base) = repo.gix.workdir().map(crate::repo::absolute) {
             return crate::repo::absolute(&base.join(url)).to_string_lossy().into_owned();
@@ -234,6 +243,9 @@ mod tests {
     #[test]
     fn url_digests_are_what_the_first_protocol_sent() {
         // sha256("github.com/a/b"), as the first protocol's clients compute it.
-        assert_eq!(url_digest("github.com/a/b"), "url:b703f2afd8642d7917c19335acfbe2f46d649f3c1f9aecdcbf8572e40c470e8a");
+        assert_eq!(
+            url_digest("github.com/a/b"),
+            "url:b703f2afd8642d7917c19335acfbe2f46d649f3c1f9aecdcbf8572e40c470e8a"
+        );
     }
 }

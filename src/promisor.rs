@@ -53,16 +53,22 @@ pub fn missing(repo: &Repo, trees: &[ObjectId]) -> Result<Vec<ObjectId>> {
     if trees.is_empty() {
         return Ok(Vec::new());
     }
-    let mut args = vec!["rev-list".to_owned(), "--objects".into(), "--missing=print".into(), "--no-object-names".into()];
+    let mut args =
+        vec!["rev-list".to_owned(), "--objects".into(), "--missing=print".into(), "--no-object-names".into()];
     args.extend(trees.iter().map(ObjectId::to_string));
     args.push("--".into());
     let listed = Git::new(repo.common_dir(), None).text(&args)?;
-    Ok(listed.lines().filter_map(|l| l.strip_prefix('?')).filter_map(|l| ObjectId::from_hex(l.as_bytes()).ok()).collect())
+    Ok(listed
+        .lines()
+        .filter_map(|l| l.strip_prefix('?'))
+        .filter_map(|l| ObjectId::from_hex(l.as_bytes()).ok())
+        .collect())
 }
 
 /// Refuse, naming where they would come from, when a checkout of `trees`
 /// needs objects this partial clone lacks and no promisor remote answers.
-pub fn check_available(repo: &Repo, trees: &[ObjectId]) -> Result<()> {
+/// `here` is this machine as the user calls it (`devbox`, `this computer`).
+pub fn check_available(repo: &Repo, trees: &[ObjectId], here: &str) -> Result<()> {
     let promisors = promisors(repo);
     if promisors.is_empty() {
         return Ok(());
@@ -82,8 +88,8 @@ pub fn check_available(repo: &Repo, trees: &[ObjectId]) -> Result<()> {
     Err(Error::refused(
         "promisor_unreachable",
         format!(
-            "the clone here is a partial clone and lacks {} object{} the thread's files need ({}…); they must come \
-             from its promisor remote, which cannot be reached from here: {}",
+            "the clone on {here} is a partial clone and lacks {} object{} the thread's files need ({}…); they must \
+             come from its promisor remote, which cannot be reached from {here}: {}",
             lacking.len(),
             if lacking.len() == 1 { "" } else { "s" },
             short(&lacking[0]),
@@ -91,7 +97,7 @@ pub fn check_available(repo: &Repo, trees: &[ObjectId]) -> Result<()> {
         ),
     )
     .with_help(format!(
-        "make {} reachable from this machine (or point `remote.{}.url` at a copy it can reach), then run the handoff again",
+        "make {} reachable from {here} (or point `remote.{}.url` there at a copy it can reach), then run the handoff again",
         first.url, first.name
     )))
 }

@@ -93,12 +93,18 @@ struct PlanParams {
     /// The thread's HEAD commit (absent from older clients).
     #[serde(default)]
     head: Option<String>,
+    /// What the user calls this machine (absent from older clients).
+    #[serde(default)]
+    host: Option<String>,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
     repo: String,
     uuid: String,
     snapshot: String,
+    /// What the user calls this machine (absent from older clients).
+    #[serde(default)]
+    host: Option<String>,
 }
 #[derive(Deserialize)]
 struct DepartParams {
@@ -132,7 +138,7 @@ impl Session {
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
             "find_project" => projects::find_project(params(request)?, &self.machine),
-            "plan" => plan(params(request)?),
+            "plan" => plan(params(request)?, &self.machine),
             "begin" => self.begin(params(request)?),
             "status" => status(params(request)?),
             "receive" => self.receive(params(request)?),
@@ -198,7 +204,7 @@ impl Session {
                 Error::failed("nothing_received", "the snapshot did not arrive").with_help("run the handoff again")
             );
         }
-        handoff::check_incoming(&repo, &p.uuid, snapshot)?;
+        handoff::check_incoming(&repo, &p.uuid, snapshot, p.host.as_deref().unwrap_or(&self.machine))?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
         let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse)?;
@@ -276,14 +282,14 @@ fn check_uuid(uuid: &str) -> Result<()> {
     Ok(())
 }
 
-fn plan(p: PlanParams) -> Result<Value> {
+fn plan(p: PlanParams, machine: &str) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     let current = store::load(&repo, &p.uuid)?;
     // A partial clone fetches what the checkout lacks from its promisor: it must answer.
     if let Some(head) = p.head.as_deref().and_then(|h| store::parse_hex(h).ok()) {
         if let Some(tree) = repo.gix.find_commit(head).ok().and_then(|c| c.tree_id().ok()) {
-            promisor::check_available(&repo, &[tree.detach()])?;
+            promisor::check_available(&repo, &[tree.detach()], p.host.as_deref().unwrap_or(machine))?;
         }
     }
     let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;

@@ -13,18 +13,36 @@ use crate::fingerprint::{self, Identity};
 use crate::git::Git;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
+use crate::thread;
+
+/// How many of a thread's history heads are offered to the host.
+pub const HISTORY_HEADS: usize = 1000;
+
+/// The project commits a push of a new snapshot at `head` carries: `head`
+/// and the HEAD commits of the thread's earlier snapshots (from `snapshot`).
+pub fn thread_heads(repo: &Repo, head: Option<ObjectId>, snapshot: ObjectId) -> Result<Vec<ObjectId>> {
+    let mut heads: Vec<ObjectId> = head.into_iter().collect();
+    for earlier in thread::history_heads(repo, snapshot, HISTORY_HEADS)? {
+        if !heads.contains(&earlier) {
+            heads.push(earlier);
+        }
+    }
+    Ok(heads)
+}
 
 /// The host's project for this repository (and `subdirectory`), whose
-/// history meets this clone's at `head` (the thread's HEAD commit).
-/// `identity` is this clone's (`Identity::of_this_clone`).
+/// history meets this clone's. `identity` is this clone's
+/// (`Identity::of_this_clone`); `heads` are the project commits the thread's
+/// history holds, its HEAD first (`thread::history_heads`).
 pub fn find_project(
     conn: &mut Connection,
     repo: &Repo,
     identity: &Identity,
     subdirectory: &str,
-    head: Option<ObjectId>,
+    heads: &[ObjectId],
 ) -> Result<ProjectMatch> {
-    let boundaries = fingerprint::boundaries_under(repo, head, &identity.shallow)?;
+    let boundaries = fingerprint::boundaries_under(repo, heads, &identity.shallow)?;
+    let hex = |ids: &[ObjectId]| ids.iter().map(ObjectId::to_string).collect::<Vec<_>>();
     let found: ProjectMatch = conn.call(
         "find_project",
         json!({
@@ -32,12 +50,13 @@ pub fn find_project(
             "subdirectory": subdirectory,
             "roots": identity.roots,
             "urls": identity.urls,
-            "shallow": boundaries.iter().map(ObjectId::to_string).collect::<Vec<_>>(),
-            "head": head.map(|h| h.to_string()),
+            "shallow": hex(&boundaries),
+            "head": heads.first().map(ObjectId::to_string),
+            "heads": hex(heads),
             "host": conn.host.name,
         }),
     )?;
-    histories_meet(repo, &conn.host.name, &boundaries, head, &found)?;
+    histories_meet(repo, &conn.host.name, &boundaries, heads, &found)?;
     Ok(found)
 }
 
@@ -46,21 +65,31 @@ fn histories_meet(
     repo: &Repo,
     host: &str,
     boundaries: &[ObjectId],
-    head: Option<ObjectId>,
+    heads: &[ObjectId],
     found: &ProjectMatch,
 ) -> Result<()> {
-    // Without a HEAD commit no history moves; an older helper says nothing to check with.
-    let (Some(head), Some(matched_by)) = (head, found.matched_by.as_deref()) else { return Ok(()) };
-    if found.head_known {
+    // An older helper says nothing to check with; git itself refuses what does not connect.
+    let Some(matched_by) = found.matched_by.as_deref() else { return Ok(()) };
+    let unknown = parse_all(host, &found.unknown_heads, "as a commit it lacks")?;
+    let unknown: Vec<ObjectId> = unknown.into_iter().filter(|id| heads.contains(id)).collect();
+    // The host has every project commit the thread's history holds: only the thread's own commits move.
+    if unknown.is_empty() {
         return Ok(());
     }
-    let short_head = short(&head);
+    let describe = |id: &ObjectId| {
+        if heads.first() == Some(id) {
+            format!("the thread's commit {}", short(id))
+        } else {
+            format!("commit {} (where an earlier snapshot of the thread was taken)", short(id))
+        }
+    };
     if !boundaries.is_empty() && !found.boundary_known {
         let cut = list(boundaries);
         return Err(refused(
             format!(
-                "this clone is shallow, and {host}'s clone has neither the thread's commit {short_head} nor the \
-                 history where this clone is cut off ({cut})"
+                "this clone is shallow, and {host}'s clone has neither {} nor the history where this clone is cut \
+                 off ({cut})",
+                describe(&unknown[0])
             ),
             format!(
                 "fetch more history here (`git fetch --unshallow`), or fetch in {host}'s clone ({}) so it has {cut}",
@@ -71,49 +100,57 @@ fn histories_meet(
     if found.shallow.is_empty() {
         return Ok(());
     }
-    let mut cut = Vec::new();
-    for hex in &found.shallow {
-        let id = ObjectId::from_hex(hex.as_bytes()).map_err(|_| {
-            Error::failed("helper_garbled", format!("{host} named {hex:?} as a commit where its clone is cut off"))
-        })?;
-        cut.push(id);
-    }
+    let cut = parse_all(host, &found.shallow, "as a commit where its clone is cut off")?;
     let deepen = format!("deepen the clone on {host} (`git -C {} fetch --unshallow`)", shell_word(&found.project));
-    let mut builds_on = false;
-    for boundary in cut.iter().filter(|c| repo.gix.has_object(**c)) {
-        match merge_base(repo, head, *boundary)? {
-            Some(base) if base == *boundary => builds_on = true,
-            Some(_) => {
-                return Err(refused(
-                    format!(
-                        "{host}'s clone is shallow, cut off at {}, and the thread's commit {short_head} branches off \
-                         below that: {host} does not have the history it needs",
-                        short(boundary)
-                    ),
-                    deepen,
-                ))
+    let known_cut: Vec<ObjectId> = cut.iter().copied().filter(|c| repo.gix.has_object(*c)).collect();
+    for head in &unknown {
+        let mut builds_on = false;
+        for boundary in &known_cut {
+            match merge_base(repo, *head, *boundary)? {
+                Some(base) if base == *boundary => builds_on = true,
+                Some(base) => {
+                    let how = if base == *head { "is older than that" } else { "branches off below that" };
+                    return Err(refused(
+                        format!(
+                            "{host}'s clone is shallow, cut off at {}, and {} {how}: {host} does not have the \
+                             history it needs",
+                            short(boundary),
+                            describe(head)
+                        ),
+                        deepen,
+                    ));
+                }
+                None => {}
             }
-            None => {}
         }
-    }
-    // Matched by roots, the host's full history of the default branch is there; by URL only, it must be shown.
-    if !builds_on && matched_by != "roots" {
-        return Err(refused(
-            format!(
-                "{host}'s clone of this repository is shallow, cut off at {}; it does not have the thread's commit \
-                 {short_head}, and that commit is not built on the history {host} has: the two histories do not meet",
-                list(&cut)
-            ),
-            format!("fetch here (`git fetch`) so this computer has {host}'s history, or {deepen}"),
-        ));
+        // Matched by roots, the host has the default branch's whole history; by URL only, the commit must build on what it has.
+        if !builds_on && matched_by != "roots" {
+            return Err(refused(
+                format!(
+                    "{host}'s clone of this repository is shallow, cut off at {}; it does not have {}, and that \
+                     commit is not built on the history {host} has: the two histories do not meet",
+                    list(&cut),
+                    describe(head)
+                ),
+                format!("fetch here (`git fetch`) so this computer has {host}'s history, or {deepen}"),
+            ));
+        }
     }
     Ok(())
 }
 
+fn parse_all(host: &str, hex: &[String], role: &str) -> Result<Vec<ObjectId>> {
+    hex.iter()
+        .map(|h| {
+            ObjectId::from_hex(h.as_bytes())
+                .map_err(|_| Error::failed("helper_garbled", format!("{host} named {h:?} {role}")))
+        })
+        .collect()
+}
+
 /// The best common ancestor of two commits as git sees it (shallow boundaries included).
 fn merge_base(repo: &Repo, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
-    let mut cmd = Git::new(repo.common_dir(), None).command(["merge-base", &a.to_string(), &b.to_string()]);
-    let out = cmd.output()?;
+    let out = Git::new(repo.common_dir(), None).command(["merge-base", &a.to_string(), &b.to_string()]).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     match out.status.code() {
         Some(0) => Ok(ObjectId::from_hex(text.trim().as_bytes()).ok()),

@@ -23,7 +23,7 @@ pub use arrival::{
     arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
 };
 pub use departure::{departure, Departure};
-pub use locate::find_project;
+pub use locate::{find_project, thread_heads};
 pub use wire::*;
 
 use crate::config::{self, Host};

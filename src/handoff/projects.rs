@@ -112,12 +112,15 @@ pub(super) struct FindParams {
     /// The client's normalised remote URLs.
     #[serde(default)]
     urls: Option<Vec<String>>,
-    /// Where the client's shallow history under `head` is cut off.
+    /// Where the client's shallow history under `heads` is cut off.
     #[serde(default)]
     shallow: Vec<String>,
     /// The thread's HEAD commit.
     #[serde(default)]
     head: Option<String>,
+    /// The HEAD commits of the thread's snapshots (the history a push carries).
+    #[serde(default)]
+    heads: Vec<String>,
     /// What the user calls this machine (`devbox`), for the messages.
     #[serde(default)]
     host: Option<String>,
@@ -135,6 +138,7 @@ enum Mismatch {
 
 pub(super) fn find_project(p: FindParams, machine: &str) -> Result<Value> {
     let head = p.head.as_deref().map(parse_commit).transpose()?;
+    let heads = p.heads.iter().map(|h| parse_commit(h)).collect::<Result<Vec<_>>>()?;
     let boundary = p.shallow.iter().map(|b| parse_commit(b)).collect::<Result<Vec<_>>>()?;
     let mut found: Vec<(u8, ProjectMatch)> = Vec::new();
     let mut mismatches: Vec<(PathBuf, Mismatch)> = Vec::new();
@@ -165,6 +169,8 @@ pub(super) fn find_project(p: FindParams, machine: &str) -> Result<Value> {
             continue;
         }
         let head_known = head.is_some_and(|h| repo.gix.has_object(h));
+        let unknown_heads: Vec<String> =
+            heads.iter().filter(|h| !repo.gix.has_object(**h)).map(ObjectId::to_string).collect();
         let boundary_known = boundary.iter().all(|b| repo.gix.has_object(b));
         // Roots say most; among URL matches, one that shares the thread's history.
         let rank = match (matched_by, head_known || (boundary_known && !boundary.is_empty())) {
@@ -178,6 +184,7 @@ pub(super) fn find_project(p: FindParams, machine: &str) -> Result<Value> {
             matched_by: Some(matched_by.to_owned()),
             shallow: identity.shallow.iter().map(ObjectId::to_string).collect(),
             head_known,
+            unknown_heads,
             boundary_known,
         };
         found.push((rank, answer));
@@ -189,8 +196,7 @@ pub(super) fn find_project(p: FindParams, machine: &str) -> Result<Value> {
 }
 
 fn parse_commit(hex: &str) -> Result<ObjectId> {
-    ObjectId::from_hex(hex.as_bytes())
-        .map_err(|_| Error::usage("bad_request", format!("{hex:?} is not a commit id")))
+    ObjectId::from_hex(hex.as_bytes()).map_err(|_| Error::usage("bad_request", format!("{hex:?} is not a commit id")))
 }
 
 /// Roots decide when both clones know theirs; otherwise a remote URL in common does.
@@ -273,7 +279,9 @@ fn no_match(p: &FindParams, host: &str, mismatches: &[(PathBuf, Mismatch)]) -> E
                  full history (`git fetch --unshallow`)",
                 ours.split(", ").next().unwrap_or_default()
             ),
-            None => "if a clone there is one of this repository, fetch its full history (`git fetch --unshallow`)".into(),
+            None => {
+                "if a clone there is one of this repository, fetch its full history (`git fetch --unshallow`)".into()
+            }
         });
     }
     if hints.is_empty() {
@@ -284,7 +292,9 @@ fn no_match(p: &FindParams, host: &str, mismatches: &[(PathBuf, Mismatch)]) -> E
     }
     let mut help = hints.join("; or ");
     if mismatches.iter().any(|(_, why)| matches!(why, Mismatch::Gone | Mismatch::NotAWorktree)) {
-        help.push_str(&format!(". Forget a project that is gone with `git codex-handoff project forget <DIR>` on {host}"));
+        help.push_str(&format!(
+            ". Forget a project that is gone with `git codex-handoff project forget <DIR>` on {host}"
+        ));
     }
     Error::not_found("no_matching_project", message).with_help(help)
 }

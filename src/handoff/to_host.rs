@@ -4,7 +4,8 @@
 use super::transfer::{fetch, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{
-    departure, find_project, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request,
+    departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
+    Request,
 };
 use gix::ObjectId;
 use serde_json::json;
@@ -57,12 +58,13 @@ pub(super) fn run(
         Some(state) => (state.head, state.branch.clone()),
         None => snapshot::head_of(&worktree)?,
     };
-    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, head)?;
+    let heads = thread_heads(repo, head, thread.snapshot)?;
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
-                "branch": branch, "head": head.map(|h| h.to_string()) }),
+                "branch": branch, "head": head.map(|h| h.to_string()), "host": host.name }),
     )?;
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
     let plan = Plan {
@@ -145,7 +147,8 @@ pub(super) fn run(
         ui.progress(&format!("restoring on {}", host.name));
         conn.call::<ArrivalAnswer>(
             "receive",
-            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
+                    "host": host.name }),
         )
     });
     let arrived = match sent {

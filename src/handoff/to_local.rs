@@ -5,8 +5,8 @@ use super::markers::{clear_marker, read_marker, set_marker};
 use super::transfer::fetch;
 use super::wire::{BeginAnswer, DepartAnswer, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, present, ForeignChanges,
-    Interaction, Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, present, thread_heads,
+    ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
@@ -33,11 +33,12 @@ pub(super) fn run(
     let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
     if let Some(tree) = head.and_then(|h| repo.gix.find_commit(h).ok()).and_then(|c| c.tree_id().ok()) {
         // A partial clone here fetches what the new worktree lacks from its promisor.
-        promisor::check_available(repo, &[tree.detach()])?;
+        promisor::check_available(repo, &[tree.detach()], "this computer")?;
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
-    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, head)?;
+    let heads = thread_heads(repo, head, thread.snapshot)?;
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
@@ -117,7 +118,7 @@ pub(super) fn run(
             format!("the snapshot fetched from {} is not the one it made", host.name),
         ));
     }
-    check_incoming(repo, &uuid, snapshot)?;
+    check_incoming(repo, &uuid, snapshot, "this computer")?;
     merge_incoming_notes(repo, &uuid)?;
     set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
     ui.progress("restoring here");
@@ -159,7 +160,7 @@ pub(super) fn finish_release_or_stay(
         ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
         let mut conn = Connection::open(&host)?;
         let identity = Identity::of_this_clone(repo)?;
-        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, None)?;
+        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
         let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
         let _: serde_json::Value =
             conn.call("release", json!({ "repo": project.repo, "uuid": thread.state.uuid, "snapshot": snapshot }))?;

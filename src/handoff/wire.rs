@@ -22,6 +22,9 @@ pub struct ProjectMatch {
     /// The host has the thread's HEAD commit.
     #[serde(default)]
     pub head_known: bool,
+    /// The commits among the thread's history heads (`heads`) that the host lacks.
+    #[serde(default)]
+    pub unknown_heads: Vec<String>,
     /// The host has every commit where this computer's shallow history is cut off.
     #[serde(default)]
     pub boundary_known: bool,

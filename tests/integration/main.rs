@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binary on real repositories.
 
+mod clones;
 mod codex;
 mod git_command;
 mod handoff;

@@ -21,13 +21,13 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let (subdirectory, head) = match &args.thread {
+    let (subdirectory, heads) = match &args.thread {
         Some(spec) => {
-            let state = store::resolve(&repo, spec)?.state;
-            let head = state.head.as_deref().map(store::parse_hex).transpose()?;
-            (state.subdirectory, head)
+            let thread = store::resolve(&repo, spec)?;
+            let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+            (thread.state.subdirectory.clone(), handoff::thread_heads(&repo, head, thread.snapshot)?)
         }
-        None => (repo.subdirectory()?, repo.gix.head_id().ok().map(|id| id.detach())),
+        None => (repo.subdirectory()?, repo.gix.head_id().ok().map(|id| id.detach()).into_iter().collect()),
     };
     let identity = Identity::of_this_clone(&repo)?;
     let hosts = config::hosts()?;
@@ -35,9 +35,10 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let common_dir = repo.common_dir();
     for host in hosts.clone() {
         let tx = tx.clone();
-        let (identity, subdirectory, common_dir) = (identity.clone(), subdirectory.clone(), common_dir.clone());
+        let (identity, subdirectory, common_dir, heads) =
+            (identity.clone(), subdirectory.clone(), common_dir.clone(), heads.clone());
         std::thread::spawn(move || {
-            let answer = ask(&host, &common_dir, &identity, &subdirectory, head);
+            let answer = ask(&host, &common_dir, &identity, &subdirectory, &heads);
             let _ = tx.send((host.name.clone(), answer));
         });
     }
@@ -97,12 +98,12 @@ fn ask(
     common_dir: &Path,
     identity: &Identity,
     subdirectory: &str,
-    head: Option<gix::ObjectId>,
+    heads: &[gix::ObjectId],
 ) -> Result<ProjectMatch> {
     // Each thread opens the repository for itself (a gix repository is not shared across threads).
     let repo = Repo::open(common_dir)?;
     let mut conn = Connection::open(host)?;
-    let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, head);
+    let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, heads);
     let _ = conn.close();
     found
 }
