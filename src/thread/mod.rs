@@ -52,11 +52,11 @@ pub fn create(
     if let Some(rollout) = &rollout {
         if let Some(other) = store::list(repo)?
             .into_iter()
-            .find(|t| t.state.transcript.codex_session.as_deref() == Some(&rollout.session_id))
+            .find(|t| t.state.transcript.codex_session.as_deref() == Some(&rollout.thread_id))
         {
             return Err(Error::refused(
                 "codex_session_taken",
-                format!("Codex session {} is already thread #{}", rollout.session_id, other.state.number),
+                format!("Codex session {} is already thread #{}", rollout.thread_id, other.state.number),
             )
             .with_help(format!(
                 "use thread {} (`git codex-handoff thread show {}`)",
@@ -97,9 +97,9 @@ pub fn create(
     let mut state = state;
     let transcript = match &rollout {
         Some(rollout) => {
-            state.transcript.codex_session = Some(rollout.session_id.clone());
+            state.transcript.codex_session = Some(rollout.thread_id.clone());
             state.transcript.codex_rollout = Some(rollout.relative.clone());
-            state.transcript.codex_thread_name = crate::codex::thread_name(&rollout.session_id);
+            state.transcript.codex_thread_name = crate::codex::thread_name(&rollout.thread_id);
             if let Some(name) = &state.transcript.codex_thread_name {
                 if title_was_default {
                     state.title.clone_from(name);
