@@ -48,18 +48,23 @@ pub fn capture(repo: &Repo, state: &ThreadState) -> Result<Option<TranscriptBlob
         return Ok(None);
     }
     if state.transcript.codex_session.is_some() {
-        codex::rollout::check(&path)?;
-        if codex::rollout::is_compressed(&path) {
-            let mut plain = tempfile::tempfile_in(repo.private_dir()?)?;
-            let size = std::io::copy(&mut codex::rollout::open(&path)?, &mut plain)?;
-            plain.seek(SeekFrom::Start(0))?;
-            return store_stream(repo, &path, plain, size, true).map(Some);
-        }
-        let file = std::fs::File::open(&path)?;
-        let size = file.metadata()?.len();
-        return store_stream(repo, &path, file, size, true).map(Some);
+        return store_rollout(repo, &path).map(Some);
     }
     store_file(repo, &path).map(Some)
+}
+
+/// Store a Codex rollout (decompressed if it is compressed) as a blob.
+pub fn store_rollout(repo: &Repo, path: &Path) -> Result<TranscriptBlob> {
+    codex::rollout::check(path)?;
+    if codex::rollout::is_compressed(path) {
+        let mut plain = tempfile::tempfile_in(repo.private_dir()?)?;
+        let size = std::io::copy(&mut codex::rollout::open(path)?, &mut plain)?;
+        plain.seek(SeekFrom::Start(0))?;
+        return store_stream(repo, path, plain, size, true);
+    }
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    store_stream(repo, path, file, size, true)
 }
 
 /// The name the Codex thread has in this machine's session index now, else the one recorded.
@@ -75,6 +80,17 @@ pub fn codex_placement(state: &ThreadState) -> Result<Option<codex::placement::P
         Some(id) => codex::placement::place(id, None).map(Some),
         None => Ok(None),
     }
+}
+
+/// The same for Codex thread `id`, made at `created` (UTC), as the plan shows it.
+pub fn codex_placement_of(id: &str, created: Option<&str>) -> Result<codex::placement::Placement> {
+    codex::placement::place(id, created)
+}
+
+/// When the thread's Codex thread was made (UTC), from this machine's rollout.
+pub fn codex_created(repo: &Repo, state: &ThreadState) -> Option<String> {
+    state.transcript.codex_session.as_ref()?;
+    codex::rollout::meta_of(&local_path(repo, state).ok()?)?.timestamp
 }
 
 /// Hashes and counts what passes through, and looks for a segmented rollout's marker.

@@ -5,6 +5,7 @@ mod git_command;
 mod handoff;
 mod harness;
 mod layers;
+mod mock_model;
 mod refusals;
 mod roundtrip;
 mod running;
