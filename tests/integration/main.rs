@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary on real repositories.
 
 mod codex;
+mod codex_cli;
 mod git_command;
 mod handoff;
 mod harness;
