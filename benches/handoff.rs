@@ -161,7 +161,7 @@ fn write_large_rollout(path: &Path, id: &str, cwd: &Path, megabytes: usize) {
         format!("\"type\":\"response_item\",\"payload\":{{\"type\":\"image\",\"data\":\"{big}\"}}"),
     );
     while written < megabytes << 20 {
-        if ordinal % 40 == 0 {
+        if ordinal.is_multiple_of(40) {
             written += emit(
                 &mut file,
                 &mut ordinal,

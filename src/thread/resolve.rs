@@ -14,7 +14,7 @@ use crate::thread::store::{self, Thread};
 /// What THREAD names.
 #[derive(Debug, Clone)]
 pub enum Target {
-    Thread(Thread),
+    Thread(Box<Thread>),
     /// A Codex thread working in this worktree that no thread links yet.
     Codex(CodexThread),
 }
@@ -22,7 +22,7 @@ pub enum Target {
 /// The thread THREAD names; a Codex thread no thread links is an error that says how to link it.
 pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
     match resolve_target(repo, spec)? {
-        Target::Thread(thread) => Ok(thread),
+        Target::Thread(thread) => Ok(*thread),
         Target::Codex(codex) => Err(Error::not_found(
             "codex_thread_not_linked",
             format!("Codex thread {} is not a thread of git-codex-handoff yet", codex.id),
@@ -47,7 +47,7 @@ pub fn resolve_target(repo: &Repo, spec: &str) -> Result<Target> {
     if spec.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(number) = spec.parse::<u64>() {
             if let Some(thread) = threads.iter().find(|t| t.state.number == number) {
-                return Ok(Target::Thread(thread.clone()));
+                return Ok(Target::Thread(Box::new(thread.clone())));
             }
         }
     }
@@ -59,7 +59,7 @@ pub fn resolve_target(repo: &Repo, spec: &str) -> Result<Target> {
         for thread in &threads {
             let codex_id = thread.state.transcript.codex_session.as_deref().map(str::to_ascii_lowercase);
             if thread.state.uuid == lower || codex_id.as_deref() == Some(lower.as_str()) {
-                return Ok(Target::Thread(thread.clone()));
+                return Ok(Target::Thread(Box::new(thread.clone())));
             }
             if thread.state.uuid.starts_with(&lower) || codex_id.is_some_and(|id| id.starts_with(&lower)) {
                 found.thread(thread);
@@ -154,7 +154,7 @@ impl Found {
             }
         }
         match (self.threads.len(), codex.len()) {
-            (1, 0) => return Ok(Target::Thread(self.threads.remove(0))),
+            (1, 0) => return Ok(Target::Thread(Box::new(self.threads.remove(0)))),
             (0, 1) => return Ok(Target::Codex(codex.remove(0))),
             (0, 0) => {}
             _ => {
