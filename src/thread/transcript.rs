@@ -289,9 +289,11 @@ fn finish(child: &mut std::process::Child) -> Result<()> {
 }
 
 /// `root/sub`, or `root` itself for an empty `sub` (`join("")` would add a
-/// trailing slash, and Codex matches a working directory exactly).
+/// trailing slash, and Codex matches a working directory exactly) or one
+/// that would leave `root` (it comes from a note).
 fn join_nonempty(root: &Path, sub: &str) -> PathBuf {
-    if sub.is_empty() {
+    let inside = Path::new(sub).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if sub.is_empty() || !inside {
         root.to_path_buf()
     } else {
         root.join(sub)
