@@ -148,18 +148,21 @@ fn codex_session_travels_and_comes_back(via: Via) {
     assert_eq!(thread["codex_session"], SESSION);
     assert_eq!(thread["title"], "Parser \u{fc}berarbeiten", "the title comes from Codex's session index");
 
+    // Codex's state database on the host names a file for the thread that is
+    // gone (Codex would fail to resume it from anywhere else): it goes there.
+    let remote_codex = w.remote_home.join(".codex");
+    let indexed = remote_codex.join(format!("sessions/2026/11/25/rollout-2026-11-25T00-00-00-{SESSION}.jsonl"));
+    state_db(&remote_codex, SESSION, indexed.to_str().unwrap());
     let out = w.run(&["1", "devbox", "--json"]);
     assert!(
-        out.stderr.contains("conversation  copied to devbox") && out.stderr.contains("(new file)"),
+        out.stderr.contains("conversation  copied to devbox")
+            && out.stderr.contains(&format!("{} (new file)", indexed.display())),
         "the plan says where the conversation goes: {}",
         out.stderr
     );
     let remote_wt = PathBuf::from(out.success().json()["worktree"].as_str().unwrap());
-    let remote_codex = w.remote_home.join(".codex");
-    let there = rollouts_of(&remote_codex, SESSION);
-    assert_eq!(there.len(), 1, "one file for the thread there: {there:?}");
-    let remote = there[0].clone();
-    assert!(remote.starts_with(remote_codex.join("sessions/2026/11")), "{}", remote.display());
+    assert_eq!(rollouts_of(&remote_codex, SESSION), vec![indexed.clone()], "one file for the thread there");
+    let remote = indexed;
     assert_relocated(&original, &lines(&remote), &w.laptop, &remote_wt);
     let index = std::fs::read_to_string(remote_codex.join("session_index.jsonl")).unwrap();
     assert!(index.contains("Parser \u{fc}berarbeiten"), "{index}");
