@@ -20,14 +20,14 @@ pub const HISTORY_HEADS: usize = 1000;
 
 /// The project commits a push of a new snapshot at `head` carries: `head`
 /// and the HEAD commits of the thread's earlier snapshots (from `snapshot`).
-pub fn thread_heads(repo: &Repo, head: Option<ObjectId>, snapshot: ObjectId) -> Result<Vec<ObjectId>> {
+pub fn thread_heads(repo: &Repo, head: Option<ObjectId>, snapshot: ObjectId) -> Vec<ObjectId> {
     let mut heads: Vec<ObjectId> = head.into_iter().collect();
-    for earlier in thread::history_heads(repo, snapshot, HISTORY_HEADS)? {
+    for earlier in thread::history_heads(repo, snapshot, HISTORY_HEADS) {
         if !heads.contains(&earlier) {
             heads.push(earlier);
         }
     }
-    Ok(heads)
+    heads
 }
 
 /// The host's project for this repository (and `subdirectory`), whose

@@ -58,13 +58,15 @@ pub(super) fn run(
         Some(state) => (state.head, state.branch.clone()),
         None => snapshot::head_of(&worktree)?,
     };
-    let heads = thread_heads(repo, head, thread.snapshot)?;
+    let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
-                "branch": branch, "head": head.map(|h| h.to_string()), "host": host.name }),
+                "branch": branch, "head": head.map(|h| h.to_string()), "host": host.name,
+                "codex_thread": thread.state.transcript.codex_session,
+                "codex_created": crate::thread::transcript::codex_created(repo, &thread.state) }),
     )?;
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
     let plan = Plan {
@@ -80,6 +82,7 @@ pub(super) fn run(
         changes,
         transcript_bytes: crate::thread::transcript::current_size(repo, &thread.state)
             .unwrap_or(thread.state.transcript.size),
+        codex: answer.codex.clone(),
         running: running.is_some(),
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {

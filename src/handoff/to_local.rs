@@ -37,7 +37,7 @@ pub(super) fn run(
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
-    let heads = thread_heads(repo, head, thread.snapshot)?;
+    let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     let destination =
@@ -69,6 +69,12 @@ pub(super) fn run(
         branch_action: "restore".into(),
         changes: status.changes.clone(),
         transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
+        codex: match &thread.state.transcript.codex_session {
+            Some(id) => {
+                Some(super::codex_plan(id, crate::thread::transcript::codex_created(repo, &thread.state).as_deref())?)
+            }
+            None => None,
+        },
         running: status.running,
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {

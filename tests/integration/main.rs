@@ -2,10 +2,12 @@
 
 mod clones;
 mod codex;
+mod codex_cli;
 mod git_command;
 mod handoff;
 mod harness;
 mod layers;
+mod mock_model;
 mod refusals;
 mod roundtrip;
 mod running;

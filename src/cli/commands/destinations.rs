@@ -14,6 +14,7 @@ use crate::fingerprint::Identity;
 use crate::handoff::{self, ProjectMatch};
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
+use crate::thread::resolve::{resolve_target, Target};
 use crate::thread::store;
 
 /// How long to wait for all hosts together.
@@ -21,13 +22,17 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
+    let current_head = || repo.gix.head_id().ok().map(|id| id.detach()).into_iter().collect::<Vec<_>>();
     let (subdirectory, heads) = match &args.thread {
-        Some(spec) => {
-            let thread = store::resolve(&repo, spec)?;
-            let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
-            (thread.state.subdirectory.clone(), handoff::thread_heads(&repo, head, thread.snapshot)?)
-        }
-        None => (repo.subdirectory()?, repo.gix.head_id().ok().map(|id| id.detach()).into_iter().collect()),
+        // A Codex thread no thread links yet would start here, in this project.
+        Some(spec) => match resolve_target(&repo, spec)? {
+            Target::Thread(thread) => {
+                let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+                (thread.state.subdirectory.clone(), handoff::thread_heads(&repo, head, thread.snapshot))
+            }
+            Target::Codex(_) => (repo.subdirectory()?, current_head()),
+        },
+        None => (repo.subdirectory()?, current_head()),
     };
     let identity = Identity::of_this_clone(&repo)?;
     let hosts = config::hosts()?;
