@@ -156,7 +156,11 @@ fn submodules_travel_exactly_both_ways(via: Via) {
     assert_eq!(plan["changes"]["unstaged"], 1, "only a.txt: a submodule is not a directory of bytes: {plan}");
     assert!(out.stderr.contains("vendor/lib: 1 new commit"), "{}", out.stderr);
 
+    let connections = w.connections();
     let out = w.run(&["1", "devbox", "--json"]).success().json();
+    if let Some(before) = connections {
+        assert_eq!(w.connections().unwrap(), before + 1, "submodules travel over the handoff's one connection");
+    }
     let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
     assert_same(&deep_facts(env, &env.home, &w.laptop), &before, "the handoff, here,");
@@ -175,7 +179,11 @@ fn submodules_travel_exactly_both_ways(via: Via) {
     write(&host_lib.join("deep/inner"), b"host-untracked.txt", b"new on the host\n");
     let host_state = deep_facts(env, &w.remote_home, &remote_wt);
 
+    let connections = w.connections();
     let out = w.run(&["1", "local", "--json"]).success().json();
+    if let Some(before) = connections {
+        assert_eq!(w.connections().unwrap(), before + 1, "one connection for the hand-back too");
+    }
     assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
     assert_eq!(env.git(&lib, &["log", "-1", "--format=%s"]).trim(), "a commit only the host has");
