@@ -69,7 +69,8 @@ pub fn check(
         Some(head) => repo.gix.find_commit(head)?.tree_id()?.detach(),
         None => ObjectId::empty_tree(repo.gix.object_hash()),
     };
-    if head_tree == worktree_tree {
+    // Nothing converts bytes here and no file can be an LFS pointer: nothing to look at.
+    if head_tree == worktree_tree || (!may_convert && !lfs::in_use(repo)) {
         return Ok(checked);
     }
     let diff = repo.git().run([
