@@ -156,7 +156,7 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
         .with_help("check codex-handoff.machine on both machines"));
     }
     let incoming = Thread { snapshot, state };
-    let expected = Expected::of(repo, &incoming, &carried::incoming_modules(repo, &uuid))?;
+    let expected = Expected::of(repo, &incoming, &carried::incoming_modules(repo))?;
     let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
     carried::take_in(repo, &uuid, &expected)?;

@@ -22,9 +22,9 @@ pub fn outgoing_lfs_ref(uuid: &str) -> String {
 }
 
 /// Where an incoming snapshot's submodule snapshots are: the module
-/// repositories of this clone, under the thread's incoming ref.
-pub fn incoming_modules(repo: &Repo, uuid: &str) -> ModuleSource {
-    ModuleSource::Modules { git_dir: repo.common_dir(), refname: store::incoming_ref(uuid, "snapshot") }
+/// repositories of this clone (under the thread's incoming ref).
+pub fn incoming_modules(repo: &Repo) -> ModuleSource {
+    ModuleSource::Modules(repo.common_dir())
 }
 
 /// Put the LFS objects that arrived into this clone's LFS storage, and

@@ -269,10 +269,7 @@ pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
 pub fn restore_copy(repo: &Repo, thread: &Thread, dir: &std::path::Path, detach: bool) -> Result<restore::Restored> {
     let modules = match worktree_record(repo, &thread.state.uuid)?.filter(|p| p.exists()) {
         Some(path) => submodules::ModuleSource::Worktree(path),
-        None => submodules::ModuleSource::Modules {
-            git_dir: repo.common_dir(),
-            refname: store::thread_ref(&thread.state.uuid),
-        },
+        None => submodules::ModuleSource::Modules(repo.common_dir()),
     };
     let expected = restore::Expected::of(repo, thread, &modules)?;
     restore::into_new_worktree(repo, &expected, dir, detach)

@@ -53,8 +53,8 @@ pub struct SubmoduleRecord {
 #[derive(Debug, Clone)]
 pub enum ModuleSource {
     /// In the module repositories under this git dir (`<git dir>/modules/<name>`,
-    /// nested ones under their parent's), where each arrived under `refname`.
-    Modules { git_dir: PathBuf, refname: String },
+    /// nested ones under their parent's), where they arrived.
+    Modules(PathBuf),
     /// In the submodules of this worktree (where the snapshot was taken).
     Worktree(PathBuf),
 }
@@ -277,9 +277,9 @@ pub fn load(
         }
         let snapshot = crate::thread::store::parse_hex(&record.snapshot)?;
         let (git_dir, nested) = match source {
-            ModuleSource::Modules { git_dir, refname } => {
+            ModuleSource::Modules(git_dir) => {
                 let dir = module_dir(git_dir, &record.name)?;
-                (dir.clone(), ModuleSource::Modules { git_dir: dir, refname: refname.clone() })
+                (dir.clone(), ModuleSource::Modules(dir))
             }
             ModuleSource::Worktree(root) => {
                 let dir = root.join(&record.path);
