@@ -24,7 +24,8 @@ pub fn of(repo: &Repo) -> Result<String> {
         format!("url:{}", hex(&Sha256::digest(normalize_url(&url).as_bytes())))
     } else {
         let branch = default_branch(repo)?;
-        let roots = git.text(["rev-list", "--max-parents=0", &branch])?;
+        // `--`: a revision, never a path (git runs inside the git dir, where `refs/heads/main` is a file).
+        let roots = git.text(["rev-list", "--max-parents=0", &branch, "--"])?;
         let mut roots: Vec<&str> = roots.lines().filter(|l| !l.is_empty()).collect();
         roots.sort_unstable();
         let mut hasher = Sha256::new();
@@ -39,7 +40,7 @@ pub fn of(repo: &Repo) -> Result<String> {
     Ok(fingerprint)
 }
 
-/// origin's HEAD branch if known, else main/master, else HEAD.
+/// origin's HEAD branch if known, else main/master, else HEAD's commit (fully qualified names only).
 fn default_branch(repo: &Repo) -> Result<String> {
     let git = crate::git::Git::new(repo.common_dir(), None);
     if let Ok(target) = git.text(["symbolic-ref", "-q", "refs/remotes/origin/HEAD"]) {
@@ -52,8 +53,9 @@ fn default_branch(repo: &Repo) -> Result<String> {
             return Ok(candidate.to_owned());
         }
     }
-    if repo.git().run(["rev-parse", "-q", "--verify", "HEAD^{commit}"]).is_ok() {
-        return Ok("HEAD".to_owned());
+    // This worktree's HEAD (a linked worktree's differs from the common dir's).
+    if let Ok(head) = repo.git().text(["rev-parse", "-q", "--verify", "HEAD^{commit}"]) {
+        return Ok(head);
     }
     Err(Error::failed("no_fingerprint", "this repository has no commits yet, so it cannot be recognised elsewhere")
         .with_help("make a first commit, then try again"))

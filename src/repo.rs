@@ -47,9 +47,12 @@ impl Repo {
         absolute(self.gix.path())
     }
 
-    /// The git dir shared by all worktrees.
+    /// The git dir shared by all worktrees. From a linked worktree gix gives
+    /// it as `.git/worktrees/<name>/../..`: resolved here, so git never runs
+    /// from inside it under a name it does not recognise as the git dir.
     pub fn common_dir(&self) -> PathBuf {
-        absolute(self.gix.common_dir())
+        let dir = absolute(self.gix.common_dir());
+        dir.canonicalize().unwrap_or(dir)
     }
 
     /// Where this tool keeps per-repository files that do not travel (locks, temp files).
@@ -107,6 +110,30 @@ pub fn machine_name(repo: Option<&Repo>) -> String {
     }
     // The repository's config view includes the global file: no need to ask git.
     hostname()
+}
+
+/// Refuse a branch name git would refuse for a new branch (`git
+/// check-ref-format --branch`), and `HEAD`, which git would take for
+/// something else. Names are checked before anything changes.
+pub fn check_branch_name(branch: &str) -> Result<()> {
+    let refused = || {
+        Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("choose another name; see `git help check-ref-format`")
+    };
+    if branch == "HEAD" || branch.starts_with('-') || branch.is_empty() {
+        return Err(refused());
+    }
+    // Outside any repository, so `@{-1}` and the like are not expanded.
+    let out = std::process::Command::new("git")
+        .args(["check-ref-format", "--branch", branch])
+        .env_remove("GIT_DIR")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .map_err(|e| Error::failed("git_missing", "could not run git").with_source(e))?;
+    if !out.status.success() || out.stdout.strip_suffix(b"\n") != Some(branch.as_bytes()) {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 pub fn hostname() -> String {

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::fingerprint;
 use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, ProjectMatch, RemoteThread};
+use crate::machine::Machine;
 use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::repo::Repo;
 use crate::thread;
@@ -22,7 +23,7 @@ use crate::thread::snapshot;
 use crate::thread::store;
 
 struct Session {
-    machine: String,
+    me: Machine,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
@@ -34,7 +35,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new() };
+    let mut session = Session { me: Machine::this(None)?, protocol: None, locks: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -91,6 +92,14 @@ struct ThreadParams {
     uuid: String,
 }
 #[derive(Deserialize)]
+struct BeginParams {
+    repo: String,
+    uuid: String,
+    /// Repair what an interrupted handoff left here (not for a dry run).
+    #[serde(default)]
+    recover: bool,
+}
+#[derive(Deserialize)]
 struct PlanParams {
     repo: String,
     uuid: String,
@@ -109,9 +118,11 @@ struct DepartParams {
     uuid: String,
     epoch: u64,
     to_machine: String,
+    to_machine_id: String,
     from: String,
     to: String,
     initiator: String,
+    initiator_id: String,
     #[serde(default)]
     branch: Option<String>,
     #[serde(default)]
@@ -134,7 +145,7 @@ impl Session {
             "projects" => projects(),
             "project_save" => project_save(params(request)?),
             "project_forget" => project_forget(params(request)?),
-            "find_project" => find_project(params(request)?, &self.machine),
+            "find_project" => find_project(params(request)?, &self.me.name),
             "plan" => plan(params(request)?),
             "begin" => self.begin(params(request)?),
             "status" => status(params(request)?),
@@ -161,7 +172,8 @@ impl Session {
         Ok(json!({
             "protocol": protocol,
             "version": env!("CARGO_PKG_VERSION"),
-            "machine": self.machine,
+            "machine": self.me.name,
+            "machine_id": self.me.id,
             "worktree_root": config::worktree_root().ok(),
         }))
     }
@@ -174,22 +186,34 @@ impl Session {
         }
     }
 
-    fn begin(&mut self, p: ThreadParams) -> Result<Value> {
+    fn begin(&mut self, p: BeginParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         check_uuid(&p.uuid)?;
         if !self.locks.iter().any(|(u, _)| *u == p.uuid) {
-            let lock = thread::lock_thread(&repo, &p.uuid)?;
+            // A helper whose client died may still be finishing its last step.
+            let lock = Lock::acquire_waiting(
+                &repo.private_dir()?.join("locks"),
+                &p.uuid,
+                &format!("thread {}", p.uuid),
+                std::time::Duration::from_secs(20),
+            )?;
             self.locks.push((p.uuid.clone(), lock));
         }
-        // Whatever an interrupted handoff left behind.
-        store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
+        let mut repairs = Vec::new();
+        if p.recover {
+            if let Some((_, lock)) = self.locks.iter().find(|(u, _)| *u == p.uuid) {
+                repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
+            }
+            store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
+        }
         let thread = store::load(&repo, &p.uuid)?.map(|t| RemoteThread {
             epoch: t.state.epoch,
             owner_machine: t.state.owner_machine.clone(),
+            owner_machine_id: t.state.owner_machine_id.clone(),
             snapshot: t.snapshot.to_string(),
             worktree: thread::worktree_record(&repo, &p.uuid).ok().flatten().map(|w| w.to_string_lossy().into_owned()),
         });
-        Ok(json!({ "thread": thread }))
+        Ok(json!({ "thread": thread, "repairs": repairs }))
     }
 
     fn receive(&mut self, p: SnapshotParams) -> Result<Value> {
@@ -204,7 +228,7 @@ impl Session {
         handoff::check_incoming(&repo, &p.uuid, snapshot)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse)?;
+        let arrived = handoff::arrival(&repo, snapshot, &self.me, ForeignChanges::Refuse)?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         Ok(serde_json::to_value(arrived).expect("serializes"))
     }
@@ -214,7 +238,7 @@ impl Session {
         self.holds(&p.uuid)?;
         let thread = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-        if thread.state.owner_machine != self.machine || thread.state.epoch + 1 != p.epoch {
+        if !thread.state.owned_by(&self.me) || thread.state.epoch + 1 != p.epoch {
             return Err(Error::refused(
                 "owner_mismatch",
                 format!(
@@ -223,6 +247,9 @@ impl Session {
                 ),
             ));
         }
+        if let Some(branch) = &p.branch {
+            crate::repo::check_branch_name(branch)?;
+        }
         let worktree = thread::thread_worktree(&repo, &thread)?;
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
         crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
@@ -230,9 +257,16 @@ impl Session {
             &repo,
             &worktree,
             &thread,
-            Departure { to_machine: p.to_machine, initiator: p.initiator, from: p.from, to: p.to, branch: p.branch },
+            Departure {
+                to_machine: Machine { id: p.to_machine_id, name: p.to_machine },
+                initiator: Machine { id: p.initiator_id, name: p.initiator },
+                from: p.from,
+                to: p.to,
+                branch: p.branch,
+            },
             None,
         )?;
+        fault::point(fault::Step::DepartSnapshotted);
         let outgoing = store::outgoing_ref(&p.uuid);
         let old = store::ref_target(&repo, &outgoing)?;
         store::set_ref(&repo, &outgoing, old, Some(departing.snapshot), "codex-handoff: outgoing")?;
@@ -250,13 +284,17 @@ impl Session {
             // The note on the snapshot joins the shared notes only now.
             store::publish_staged_notes(&repo, &p.uuid)?;
             let state = store::read_note(&repo, snapshot)?;
-            if state.owner_machine == self.machine || state.epoch <= current.state.epoch {
+            if state.owned_by(&self.me) || state.epoch <= current.state.epoch {
                 return Err(Error::refused("bad_release", "that snapshot does not hand the thread away from here"));
             }
             store::move_thread_ref(&repo, &p.uuid, Some(current.snapshot), snapshot)?;
         }
+        fault::point(fault::Step::ReleaseRecorded);
         store::set_ref(&repo, &store::outgoing_ref(&p.uuid), None, None, "codex-handoff: released")?;
-        Ok(json!({}))
+        let released = store::load(&repo, &p.uuid)?
+            .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
+        let let_go = thread::let_go_of_branch(&repo, &released, &self.me)?;
+        Ok(json!({ "let_go": let_go }))
     }
 
     fn expose(&mut self, p: ThreadParams) -> Result<Value> {
@@ -383,6 +421,9 @@ fn find_project(p: FindParams, machine: &str) -> Result<Value> {
 fn plan(p: PlanParams) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
+    if let Some(branch) = &p.branch {
+        crate::repo::check_branch_name(branch)?;
+    }
     let current = store::load(&repo, &p.uuid)?;
     let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;
     let (branch_tip, branch_checked_out) = match &p.branch {

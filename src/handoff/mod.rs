@@ -10,6 +10,7 @@ mod arrival;
 mod departure;
 pub mod helper;
 mod markers;
+mod recovery;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -18,13 +19,16 @@ pub mod wire;
 use serde::Serialize;
 
 pub use arrival::{
-    arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
+    arrival, arrival_worktree, check_incoming, merge_incoming_notes, recover_arrival, Arrival, ArrivalWorktree,
+    ForeignChanges,
 };
 pub use departure::{departure, Departure};
+pub use recovery::repair_here;
 pub use wire::*;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::snapshot::Changes;
@@ -95,7 +99,7 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
             .with_help("hand the thread to a host reachable over SSH (`git codex-handoff destinations`)"));
     }
     if let Some(branch) = &request.branch {
-        check_branch_name(repo, branch)?;
+        crate::repo::check_branch_name(branch)?;
     }
     let host = if is_local(destination) {
         None
@@ -103,7 +107,7 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         config::check_host_name(destination)?;
         Some(config::find_host(destination)?)
     };
-    let me = crate::repo::machine_name(Some(repo));
+    let me = Machine::this(Some(repo))?;
     let thread = store::resolve(repo, &request.thread)?;
     // `thread run` exports CODEX_HANDOFF_THREAD; the Codex CLI exports CODEX_THREAD_ID.
     let asking_thread = std::env::var("CODEX_HANDOFF_THREAD").is_ok_and(|v| v.eq_ignore_ascii_case(&thread.state.uuid));
@@ -115,11 +119,33 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         return Err(Error::refused("self_handoff", "a thread cannot hand itself off")
             .with_help("ask from another thread or a terminal"));
     }
-    let _lock = thread::lock_thread(repo, &thread.state.uuid)?;
+    let lock = thread::lock_thread(repo, &thread.state.uuid)?;
+    if !request.dry_run {
+        for repair in repair_here(repo, &lock, &thread.state.uuid, &me)? {
+            ui.progress(&repair);
+        }
+    }
     let thread = reload(repo, &thread)?;
-    let owned_here = thread.state.owner_machine == me;
+    let owned_here = thread.state.owned_by(&me);
+    if owned_here && !request.dry_run {
+        if let Some(pending) = to_local::pending_release(repo, &thread)? {
+            // A host this thread came back from has not yet let go: it must
+            // before the thread goes there again; elsewhere it may wait.
+            let finished = to_local::finish_release(repo, &thread, &pending, ui);
+            match (finished, &host) {
+                (Err(e), Some(to)) if to.name != pending.host => ui.progress(&format!(
+                    "{} has not let go of {} yet ({}); `git codex-handoff {} local` finishes that later",
+                    pending.host,
+                    label(&thread),
+                    e.message,
+                    thread.state.number
+                )),
+                (finished, _) => finished?,
+            }
+        }
+    }
     match host {
-        None if owned_here => to_local::finish_release_or_stay(repo, &thread, &me, ui),
+        None if owned_here => to_local::stay(repo, &thread, &me, ui),
         None => {
             let host = owner_host(&thread, &me)?;
             to_local::run(repo, thread, &host, request, ui)
@@ -173,23 +199,10 @@ fn reload(repo: &Repo, thread: &Thread) -> Result<Thread> {
     store::load(repo, &thread.state.uuid)?.ok_or_else(|| lost(&thread.state.uuid))
 }
 
-fn check_branch_name(repo: &Repo, branch: &str) -> Result<()> {
-    if branch.starts_with('-') || repo.git().run(["check-ref-format", &format!("refs/heads/{branch}")]).is_err() {
-        return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
-            .with_help("see `git help check-ref-format`"));
-    }
-    Ok(())
-}
-
-/// The configured host a thread owned elsewhere is on.
-fn owner_host(thread: &Thread, me: &str) -> Result<Host> {
-    let name = thread
-        .state
-        .handoff
-        .as_ref()
-        .filter(|h| h.initiator == me && h.to_machine == thread.state.owner_machine)
-        .map(|h| h.to.clone());
-    let Some(name) = name else {
+/// The configured host a thread owned elsewhere is on: the one this
+/// computer sent it to.
+fn owner_host(thread: &Thread, me: &Machine) -> Result<Host> {
+    let Some(name) = thread.state.sent_by(me) else {
         return Err(Error::not_found(
             "owner_unknown",
             format!(
@@ -200,7 +213,7 @@ fn owner_host(thread: &Thread, me: &str) -> Result<Host> {
         )
         .with_help("bring it back from the computer that handed it off"));
     };
-    config::find_host(&name)
+    config::find_host(name)
 }
 
 /// Show the plan and ask; `Some` ends the handoff here (a dry run).

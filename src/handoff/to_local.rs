@@ -1,7 +1,7 @@
 //! Bringing a thread back from a host: the host snapshots, this computer
 //! fetches and restores it, then the host lets go.
 
-use super::markers::{clear_marker, read_marker, set_marker};
+use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
 use super::transfer::fetch;
 use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
 use super::{
@@ -12,7 +12,9 @@ use serde_json::json;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
+use crate::fault::{self, Step};
 use crate::fingerprint;
+use crate::machine::Machine;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -26,12 +28,42 @@ pub(super) fn run(
     request: &Request,
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
-    let me = crate::repo::machine_name(Some(repo));
+    let me = Machine::this(Some(repo))?;
     let fingerprint = fingerprint::of(repo)?;
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
     let project: ProjectMatch =
         conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
+    let begun: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": !request.dry_run }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
+    }
+    match &begun.thread {
+        Some(remote) if remote.owned_by(&conn.hello) && remote.epoch == thread.state.epoch => {}
+        Some(remote) => {
+            return Err(Error::refused(
+                "owner_mismatch",
+                format!(
+                    "{} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
+                    host.name,
+                    label(&thread),
+                    remote.epoch,
+                    remote.owner_machine,
+                    thread.state.epoch,
+                    thread.state.owner_machine
+                ),
+            )
+            .with_help("run `git codex-handoff thread log` here and on the host to see what happened"))
+        }
+        None => {
+            return Err(Error::not_found(
+                "thread_not_on_host",
+                format!("{} does not know {}", host.name, label(&thread)),
+            )
+            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
+        }
+    }
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
@@ -67,40 +99,18 @@ pub(super) fn run(
     if let Some(stop) = present(&plan, &thread, request, ui)? {
         return Ok(stop);
     }
-    let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-    match &begun.thread {
-        Some(remote) if remote.owner_machine == conn.hello.machine && remote.epoch == thread.state.epoch => {}
-        Some(remote) => {
-            return Err(Error::refused(
-                "owner_mismatch",
-                format!(
-                    "{} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
-                    host.name,
-                    label(&thread),
-                    remote.epoch,
-                    remote.owner_machine,
-                    thread.state.epoch,
-                    thread.state.owner_machine
-                ),
-            )
-            .with_help("run `git codex-handoff thread log` here and on the host to see what happened"))
-        }
-        None => {
-            return Err(Error::not_found(
-                "thread_not_on_host",
-                format!("{} does not know {}", host.name, label(&thread)),
-            )
-            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
-        }
-    }
+    fault::point(Step::ToLocalBegun);
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("taking a snapshot on {}", host.name));
     let departed: DepartAnswer = conn.call(
         "depart",
-        json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1, "to_machine": me,
-                "from": host.name, "to": "local", "initiator": me, "branch": request.branch,
-                "no_interrupt": request.no_interrupt, "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
+        json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1,
+                "to_machine": me.name, "to_machine_id": me.id,
+                "from": host.name, "to": "local", "initiator": me.name, "initiator_id": me.id,
+                "branch": request.branch, "no_interrupt": request.no_interrupt,
+                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
     )?;
+    fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     fetch(repo, &conn, &project.repo, &uuid)?;
@@ -113,16 +123,18 @@ pub(super) fn run(
     }
     check_incoming(repo, &uuid, snapshot)?;
     merge_incoming_notes(repo, &uuid)?;
-    set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
+    set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
+    fault::point(Step::ToLocalFetched);
     ui.progress("restoring here");
     let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
         // The host still owns the thread: nothing to release.
-        let _ = clear_marker(repo, "release", &uuid);
+        let _ = clear_marker(repo, RELEASE, &uuid);
     })?;
+    fault::point(Step::ToLocalArrived);
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    let _: serde_json::Value =
-        conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": departed.snapshot }))?;
-    clear_marker(repo, "release", &uuid)?;
+    release(&mut conn, &project, &uuid, &departed.snapshot, host, ui)?;
+    fault::point(Step::ToLocalReleased);
+    clear_marker(repo, RELEASE, &uuid)?;
     conn.close()?;
     Ok(Outcome {
         thread: thread.state.number,
@@ -137,33 +149,54 @@ pub(super) fn run(
     })
 }
 
-/// `42 local` for a thread already here: tell the host to let go if an
-/// earlier hand-back stopped before that, else nothing to do.
-pub(super) fn finish_release_or_stay(
+/// Tell the host to let go of the thread it sent here as `snapshot`.
+fn release(
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    uuid: &str,
+    snapshot: &str,
+    host: &Host,
+    ui: &mut dyn Interaction,
+) -> Result<()> {
+    let released: serde_json::Value =
+        conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": snapshot }))?;
+    if let Some(let_go) = released["let_go"].as_str() {
+        ui.progress(&format!("{}: {let_go}", host.name));
+    }
+    Ok(())
+}
+
+/// A hand-back that counted here while its host has not yet let go.
+pub(super) fn pending_release(repo: &Repo, thread: &Thread) -> Result<Option<ReleaseMarker>> {
+    Ok(read_marker::<ReleaseMarker>(repo, RELEASE, &thread.state.uuid)?
+        .filter(|m| store::parse_hex(&m.snapshot).ok() == Some(thread.snapshot)))
+}
+
+/// Finish a hand-back that stopped before its host let go.
+pub(super) fn finish_release(
     repo: &Repo,
     thread: &Thread,
-    me: &str,
+    pending: &ReleaseMarker,
     ui: &mut dyn Interaction,
-) -> Result<Outcome> {
+) -> Result<()> {
+    let host = config::find_host(&pending.host)?;
+    ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
+    let mut conn = Connection::open(&host)?;
+    let project: ProjectMatch = conn.call(
+        "find_project",
+        json!({ "fingerprint": fingerprint::of(repo)?, "subdirectory": thread.state.subdirectory }),
+    )?;
+    let _: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
+    release(&mut conn, &project, &thread.state.uuid, &pending.snapshot, &host, ui)?;
+    clear_marker(repo, RELEASE, &thread.state.uuid)?;
+    conn.close()
+}
+
+/// `42 local` for a thread that is here (an unfinished release is done before).
+pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Interaction) -> Result<Outcome> {
     let worktree = thread::worktree_record(repo, &thread.state.uuid)?.map(|p| p.to_string_lossy().into_owned());
-    if let Some(marker) = read_marker(repo, "release", &thread.state.uuid)? {
-        let host_name = marker["host"].as_str().unwrap_or_default().to_owned();
-        let snapshot = marker["snapshot"].as_str().unwrap_or_default().to_owned();
-        let host = config::find_host(&host_name)?;
-        ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
-        let mut conn = Connection::open(&host)?;
-        let project: ProjectMatch = conn.call(
-            "find_project",
-            json!({ "fingerprint": fingerprint::of(repo)?, "subdirectory": thread.state.subdirectory }),
-        )?;
-        let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-        let _: serde_json::Value =
-            conn.call("release", json!({ "repo": project.repo, "uuid": thread.state.uuid, "snapshot": snapshot }))?;
-        clear_marker(repo, "release", &thread.state.uuid)?;
-        conn.close()?;
-    } else {
-        ui.progress(&format!("{} is already on this computer ({me})", label(thread)));
-    }
+    ui.progress(&format!("{} is on this computer ({})", label(thread), me.name));
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),

@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::error::{Error, Kind, Result};
 
 /// The protocol versions this build speaks.
-pub const PROTOCOL_MIN: u32 = 1;
-pub const PROTOCOL_MAX: u32 = 1;
+/// 2: machine ids in the hello and in every record of an owner.
+pub const PROTOCOL_MIN: u32 = 2;
+pub const PROTOCOL_MAX: u32 = 2;
 /// No request or answer line may be longer (bytes).
 pub const MAX_LINE: usize = 1 << 20;
 
@@ -74,7 +75,11 @@ impl WireError {
 pub struct Hello {
     pub protocol: u32,
     pub version: String,
+    /// The helper machine's display name.
     pub machine: String,
+    /// The helper machine's id (what ownership is recorded by).
+    #[serde(default)]
+    pub machine_id: String,
     #[serde(default)]
     pub worktree_root: Option<String>,
 }

@@ -100,6 +100,7 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
         }
     }
     common.run(&args)?;
+    crate::fault::point(crate::fault::Step::ArrivalWorktreeAdded);
 
     let result = populate_and_verify(path, expected, !matches!(plan, BranchPlan::Detach), false);
     match result {
@@ -148,6 +149,37 @@ pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, det
         worktree: path.to_owned(),
         branch: if matches!(plan, BranchPlan::Detach) { None } else { state.branch.clone() },
     })
+}
+
+/// Remove the linked worktree at `path` and git's record of it, whatever
+/// state an interrupted `git worktree add` or restore left it in (locked,
+/// half-written, or its directory already gone).
+pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<()> {
+    let common = Git::new(repo.common_dir(), None);
+    let removed = common.run([
+        std::ffi::OsStr::new("worktree"),
+        "remove".as_ref(),
+        "--force".as_ref(),
+        "--force".as_ref(),
+        path.as_os_str(),
+    ]);
+    if removed.is_err() {
+        if path.symlink_metadata().is_ok() {
+            std::fs::remove_dir_all(path)?;
+        }
+        // `git worktree add` keeps its record locked until it is done, and
+        // prune leaves locked records alone: remove the record itself.
+        let records = repo.common_dir().join("worktrees");
+        let dot_git = path.join(".git");
+        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+            let names = std::fs::read_to_string(entry.path().join("gitdir")).unwrap_or_default();
+            if Path::new(names.trim_end()) == dot_git {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        common.run(["worktree", "prune"])?;
+    }
+    Ok(())
 }
 
 pub fn same_path(a: &Path, b: &Path) -> bool {
