@@ -152,7 +152,6 @@ impl Session {
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
             "release" => self.release(params(request)?),
-            "expose" => self.expose(params(request)?),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }
@@ -204,7 +203,6 @@ impl Session {
             if let Some((_, lock)) = self.locks.iter().find(|(u, _)| *u == p.uuid) {
                 repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
             }
-            store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         }
         let thread = store::load(&repo, &p.uuid)?.map(|t| RemoteThread {
             epoch: t.state.epoch,
@@ -295,18 +293,6 @@ impl Session {
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
         let let_go = thread::let_go_of_branch(&repo, &released, &self.me)?;
         Ok(json!({ "let_go": let_go }))
-    }
-
-    fn expose(&mut self, p: ThreadParams) -> Result<Value> {
-        let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
-        let current = store::load(&repo, &p.uuid)?
-            .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-        let outgoing = store::outgoing_ref(&p.uuid);
-        let old = store::ref_target(&repo, &outgoing)?;
-        store::set_ref(&repo, &outgoing, old, Some(current.snapshot), "codex-handoff: outgoing")?;
-        store::reset_staged_notes(&repo, &p.uuid)?;
-        Ok(json!({ "snapshot": current.snapshot.to_string() }))
     }
 }
 

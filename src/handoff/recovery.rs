@@ -17,7 +17,7 @@ use crate::thread::store;
 /// git lock files of a killed process, an arrival that stopped half-way
 /// (finished if it had counted, else rolled back), a note to release a host
 /// for an arrival that never counted, a worktree left behind that still
-/// holds the branch. Returns one sentence per repair, for the user.
+/// holds the branch, refs pushed or fetched for a run that stopped. Returns one sentence per repair, for the user.
 pub fn repair_here(repo: &Repo, lock: &Lock, uuid: &str, me: &Machine) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let arrival = read_marker::<ArrivalMarker>(repo, ARRIVAL, uuid)?;
@@ -42,5 +42,7 @@ pub fn repair_here(repo: &Repo, lock: &Lock, uuid: &str, me: &Machine) -> Result
     if let Some(thread) = &thread {
         done.extend(thread::let_go_of_branch(repo, thread, me)?);
     }
+    // What was pushed or fetched for a run that did not finish.
+    store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     Ok(done)
 }

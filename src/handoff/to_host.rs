@@ -1,7 +1,7 @@
 //! Handing a thread from this computer to a host: plan, snapshot, push,
 //! the host restores, then this computer records the new owner.
 
-use super::transfer::{fetch, push};
+use super::transfer::{fetch_record, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{departure, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request};
 use gix::ObjectId;
@@ -244,8 +244,7 @@ pub(super) fn adopt_remote(
     // A run that stopped before publishing left the snapshot's note staged here.
     store::publish_staged_notes(repo, &thread.state.uuid)?;
     if repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err() {
-        let _: serde_json::Value = conn.call("expose", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-        fetch(repo, conn, &project.repo, &thread.state.uuid)?;
+        fetch_record(repo, conn, &project.repo, &thread.state.uuid)?;
         merge_incoming_notes(repo, &thread.state.uuid)?;
         store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{}/", thread.state.uuid))?;
     }

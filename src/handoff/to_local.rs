@@ -132,7 +132,15 @@ pub(super) fn run(
     })?;
     fault::point(Step::ToLocalArrived);
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    release(&mut conn, &project, &uuid, &departed.snapshot, host, ui)?;
+    release(&mut conn, &project, &uuid, &departed.snapshot, host, ui).map_err(|e| {
+        let mut told =
+            Error::new(e.kind, e.code, format!("{} is on this computer now, but {}", label(&thread), e.message));
+        told.help = Some(format!(
+            "run `git codex-handoff {} local` again: it tells {} to let go of it",
+            thread.state.number, host.name
+        ));
+        told
+    })?;
     fault::point(Step::ToLocalReleased);
     clear_marker(repo, RELEASE, &uuid)?;
     conn.close()?;
@@ -186,8 +194,11 @@ pub(super) fn finish_release(
         "find_project",
         json!({ "fingerprint": fingerprint::of(repo)?, "subdirectory": thread.state.subdirectory }),
     )?;
-    let _: BeginAnswer =
+    let begun: BeginAnswer =
         conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
+    }
     release(&mut conn, &project, &thread.state.uuid, &pending.snapshot, &host, ui)?;
     clear_marker(repo, RELEASE, &thread.state.uuid)?;
     conn.close()

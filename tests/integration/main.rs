@@ -1,6 +1,8 @@
 //! End-to-end tests: the real binary on real repositories.
 
 mod codex;
+#[cfg(feature = "test-faults")]
+mod crashes;
 mod git_command;
 mod handoff;
 mod harness;

@@ -153,7 +153,15 @@ impl Connection {
         self.link.close_input();
         let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
         std::thread::sleep(Duration::from_millis(50));
-        let stderr = self.link.stderr_text().trim().to_owned();
+        // The helper logs each request it serves; what it said besides is the news.
+        let stderr: Vec<String> = self
+            .link
+            .stderr_text()
+            .lines()
+            .filter(|l| !(l.starts_with(HELPER_LOG) && !l.contains(" failed: ")))
+            .map(str::to_owned)
+            .collect();
+        let stderr = stderr.join("\n").trim().to_owned();
         let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
         let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
         // After the hello the connection was up: ssh's 255 then also means the
@@ -228,6 +236,9 @@ impl Drop for Connection {
     }
 }
 
+/// How the helper's log lines on stderr begin.
+const HELPER_LOG: &str = "git-codex-handoff helper: ";
+
 const RERUN_HELP: &str = "run the same command again: it finishes or cleanly restarts the handoff";
 
 /// A request as the step of a handoff it is, for messages.
@@ -241,7 +252,6 @@ fn step_of(op: &str) -> String {
         "receive" => "the restore".into(),
         "depart" => "the snapshot".into(),
         "release" => "letting go of the thread".into(),
-        "expose" => "sending its record of the thread".into(),
         other => format!("`{other}`"),
     }
 }
