@@ -158,7 +158,7 @@ impl Connection {
             .link
             .stderr_text()
             .lines()
-            .filter(|l| !(l.starts_with(HELPER_LOG) && !l.contains(" failed: ")))
+            .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
             .map(str::to_owned)
             .collect();
         let stderr = stderr.join("\n").trim().to_owned();
