@@ -34,6 +34,8 @@ pub(super) fn run(
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
+    // A branch whose name cannot travel is refused here, not after connecting.
+    snapshot::head_of(&worktree)?;
     let fingerprint = fingerprint::of(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.

@@ -7,6 +7,7 @@ mod git_command;
 mod handoff;
 mod harness;
 mod layers;
+mod ownership;
 mod refusals;
 mod roundtrip;
 mod running;
