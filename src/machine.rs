@@ -56,6 +56,14 @@ pub fn this_id() -> Result<String> {
     })
 }
 
+/// This machine's id if it has one yet (never makes one: for showing).
+pub fn known_id() -> Option<String> {
+    if let Ok(Some(id)) = crate::config::global_value(MACHINE_ID_KEY) {
+        return Some(id.trim().to_owned());
+    }
+    std::fs::read_to_string(id_file().ok()?).ok().map(|t| t.trim().to_owned())
+}
+
 fn find_or_make_id() -> Result<String> {
     if let Some(id) = crate::config::global_value(MACHINE_ID_KEY)? {
         let id = id.trim().to_owned();
