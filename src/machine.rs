@@ -120,7 +120,7 @@ pub fn id_file() -> Result<PathBuf> {
 }
 
 /// Ids are short printable words: they travel in notes and on the wire.
-fn check_id(id: &str) -> std::result::Result<(), &'static str> {
+pub fn check_id(id: &str) -> std::result::Result<(), &'static str> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));

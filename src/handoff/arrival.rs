@@ -196,18 +196,30 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &Machine, foreign: ForeignCh
         branch_before,
     };
     set_marker(repo, ARRIVAL, &uuid, &marker)?;
-    let restored = if target.reuse {
-        restore::into_existing_worktree(repo, &expected, &target.path, false)?
-    } else {
-        if let Some(parent) = target.path.parent() {
-            std::fs::create_dir_all(parent)?;
+    let committed = (|| -> Result<restore::Restored> {
+        let restored = if target.reuse {
+            restore::into_existing_worktree(repo, &expected, &target.path, false)?
+        } else {
+            if let Some(parent) = target.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            restore::into_new_worktree(repo, &expected, &target.path, false)?
+        };
+        fault::point(Step::ArrivalRestored);
+        crate::thread::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
+        // From here on the thread is this machine's.
+        store::move_thread_ref(repo, &uuid, current.as_ref().map(|c| c.snapshot), snapshot)?;
+        Ok(restored)
+    })();
+    let restored = match committed {
+        Ok(restored) => restored,
+        // A worktree that does not verify is kept for inspection; the next run rolls it back.
+        Err(e) if e.code == "verify_failed" => return Err(e),
+        Err(e) => {
+            let _ = recover_arrival(repo, &uuid);
+            return Err(e);
         }
-        restore::into_new_worktree(repo, &expected, &target.path, false)?
     };
-    fault::point(Step::ArrivalRestored);
-    crate::thread::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
-    // From here on the thread is this machine's.
-    store::move_thread_ref(repo, &uuid, current.map(|c| c.snapshot), snapshot)?;
     fault::point(Step::ArrivalCommitted);
     thread::set_worktree_record(repo, &uuid, &restored.worktree, marker.new || marker.made_here)?;
     clear_marker(repo, ARRIVAL, &uuid)?;
@@ -233,9 +245,13 @@ pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
         return Ok(Some(format!("finished recording the interrupted arrival in {}", worktree.display())));
     }
     let done = if marker.new {
-        restore::remove_worktree(repo, &worktree)?;
+        let removed = restore::remove_worktree(repo, &worktree)?;
         roll_back_branch(repo, &marker, &expected_head(repo, snapshot)?)?;
-        format!("removed the worktree {} that an interrupted arrival had begun", worktree.display())
+        if removed {
+            format!("removed the worktree {} that an interrupted arrival had begun", worktree.display())
+        } else {
+            format!("rolled back an interrupted arrival (nothing of it was left in {})", worktree.display())
+        }
     } else {
         roll_back_branch(repo, &marker, &expected_head(repo, snapshot)?)?;
         let previous = marker.previous.as_deref().map(store::parse_hex).transpose()?;
@@ -253,6 +269,12 @@ pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
     };
     clear_marker(repo, ARRIVAL, uuid)?;
     Ok(Some(done))
+}
+
+/// The worktree an interrupted arrival of `uuid` was writing, if one was:
+/// the next run rolls it back, so it holds no branch a plan must refuse for.
+pub fn pending_arrival_worktree(repo: &Repo, uuid: &str) -> Result<Option<PathBuf>> {
+    Ok(read_marker::<ArrivalMarker>(repo, ARRIVAL, uuid)?.map(|m| PathBuf::from(m.worktree)))
 }
 
 /// The HEAD commit of snapshot `snapshot`, as its note records it.

@@ -417,8 +417,10 @@ fn plan(p: PlanParams) -> Result<Value> {
             let full = format!("refs/heads/{branch}");
             let tip = store::ref_target(&repo, &full)?.map(|t| t.to_string());
             let own = target.reuse.then_some(target.path.as_path());
+            let pending = handoff::pending_arrival_worktree(&repo, &p.uuid)?;
             let elsewhere = restore::checked_out_in(&repo, &full)?
                 .filter(|wt| !own.is_some_and(|o| restore::same_path(o, wt)))
+                .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)))
                 .map(|wt| wt.to_string_lossy().into_owned());
             (tip, elsewhere)
         }

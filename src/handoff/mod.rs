@@ -19,8 +19,8 @@ pub mod wire;
 use serde::Serialize;
 
 pub use arrival::{
-    arrival, arrival_worktree, check_incoming, merge_incoming_notes, recover_arrival, Arrival, ArrivalWorktree,
-    ForeignChanges,
+    arrival, arrival_worktree, check_incoming, merge_incoming_notes, pending_arrival_worktree, recover_arrival,
+    Arrival, ArrivalWorktree, ForeignChanges,
 };
 pub use departure::{departure, Departure};
 pub use recovery::repair_here;

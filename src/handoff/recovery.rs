@@ -2,6 +2,8 @@
 //! lock — what an interrupted handoff left there, so that running the same
 //! command again finishes or cleanly restarts it instead of refusing.
 
+use std::path::PathBuf;
+
 use super::arrival::recover_arrival;
 use super::markers::{clear_marker, read_marker, ArrivalMarker, ReleaseMarker, ARRIVAL, RELEASE};
 
@@ -22,15 +24,15 @@ pub fn repair_here(repo: &Repo, lock: &Lock, uuid: &str, me: &Machine) -> Result
     let mut done = Vec::new();
     let arrival = read_marker::<ArrivalMarker>(repo, ARRIVAL, uuid)?;
     let thread = store::load(repo, uuid)?;
-    let mut worktrees = Vec::new();
-    worktrees.extend(arrival.as_ref().map(|m| std::path::PathBuf::from(&m.worktree)));
-    worktrees.extend(thread::worktree_record(repo, uuid)?);
+    let arriving = arrival.as_ref().map(|m| PathBuf::from(&m.worktree));
+    let made_here = match thread::worktree_made_here(repo, uuid)? {
+        true => thread::worktree_record(repo, uuid)?,
+        false => None,
+    };
     let branch = arrival.as_ref().and_then(|m| m.branch.clone()).or_else(|| thread.and_then(|t| t.state.branch));
-    done.extend(gitlocks::clear_stale(
-        repo,
-        lock,
-        &Touched { uuid, branch: branch.as_deref(), worktrees: &worktrees },
-    )?);
+    let touched =
+        Touched { uuid, branch: branch.as_deref(), arriving: arriving.as_deref(), made_here: made_here.as_deref() };
+    done.extend(gitlocks::clear_stale(repo, lock, &touched)?);
     done.extend(recover_arrival(repo, uuid)?);
     let thread = store::load(repo, uuid)?;
     if let Some(release) = read_marker::<ReleaseMarker>(repo, RELEASE, uuid)? {

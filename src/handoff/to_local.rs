@@ -5,8 +5,8 @@ use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEA
 use super::transfer::fetch;
 use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, label, merge_incoming_notes, present, ForeignChanges, Interaction,
-    Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, label, merge_incoming_notes, pending_arrival_worktree, present,
+    ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
@@ -70,8 +70,10 @@ pub(super) fn run(
     let branch = request.branch.clone().or(status.branch.clone());
     // Refuse before anything changes: the new worktree could not check the branch out.
     if let Some(branch) = &branch {
+        let pending = pending_arrival_worktree(repo, &thread.state.uuid)?;
         let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
-            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)));
+            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)))
+            .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)));
         if let Some(wt) = elsewhere {
             return Err(Error::refused(
                 "branch_checked_out",

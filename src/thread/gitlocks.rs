@@ -18,8 +18,10 @@ const STALE_AFTER: Duration = Duration::from_secs(2);
 pub struct Touched<'a> {
     pub uuid: &'a str,
     pub branch: Option<&'a str>,
-    /// Worktrees a handoff of the thread writes into (their HEAD and index).
-    pub worktrees: &'a [PathBuf],
+    /// A worktree an interrupted arrival was writing (its HEAD and index).
+    pub arriving: Option<&'a Path>,
+    /// The thread's worktree, when a handoff made it (its HEAD: the branch is let go of there).
+    pub made_here: Option<&'a Path>,
 }
 
 /// Remove the stale git lock files a handoff of this thread would trip over;
@@ -32,12 +34,15 @@ pub fn clear_stale(repo: &Repo, held: &Lock, touched: &Touched) -> Result<Vec<St
     let mut own = Vec::new();
     collect_locks(&common.join("refs").join("codex-handoff"), &mut own);
     own.retain(|p| p.to_string_lossy().contains(touched.uuid));
-    for worktree in touched.worktrees {
-        if let Some(admin) = admin_dir(worktree) {
-            for name in ["HEAD.lock", "index.lock", "index.codex-handoff.tmp.lock"] {
-                own.push(admin.join(name));
-            }
+    // A user may hold a worktree's index.lock for minutes (`git commit` with
+    // its editor open): only in a worktree our arrival was writing is it ours.
+    if let Some(admin) = touched.arriving.and_then(admin_dir) {
+        for name in ["HEAD.lock", "index.lock", "index.codex-handoff.tmp.lock"] {
+            own.push(admin.join(name));
         }
+    }
+    if let Some(admin) = touched.made_here.and_then(admin_dir) {
+        own.push(admin.join("HEAD.lock"));
     }
     let mut shared = vec![common.join("packed-refs.lock"), common.join("refs/notes/codex-handoff.lock")];
     if let Some(branch) = touched.branch {

@@ -153,9 +153,18 @@ pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, det
 
 /// Remove the linked worktree at `path` and git's record of it, whatever
 /// state an interrupted `git worktree add` or restore left it in (locked,
-/// half-written, or its directory already gone).
-pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<()> {
+/// half-written, or its directory already gone). A directory there that is
+/// not a worktree of this repository (nor empty) is left alone. Returns
+/// whether there was a worktree to remove.
+pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<bool> {
     let common = Git::new(repo.common_dir(), None);
+    let records = repo.common_dir().join("worktrees");
+    let ours = crate::thread::gitlocks::admin_dir(path).is_some_and(|admin| admin.starts_with(&records));
+    let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    let exists = path.symlink_metadata().is_ok();
+    if exists && !ours && !empty {
+        return Ok(false);
+    }
     let removed = common.run([
         std::ffi::OsStr::new("worktree"),
         "remove".as_ref(),
@@ -164,12 +173,11 @@ pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<()> {
         path.as_os_str(),
     ]);
     if removed.is_err() {
-        if path.symlink_metadata().is_ok() {
+        if exists {
             std::fs::remove_dir_all(path)?;
         }
         // `git worktree add` keeps its record locked until it is done, and
         // prune leaves locked records alone: remove the record itself.
-        let records = repo.common_dir().join("worktrees");
         let dot_git = path.join(".git");
         for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
             let names = std::fs::read_to_string(entry.path().join("gitdir")).unwrap_or_default();
@@ -179,7 +187,7 @@ pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<()> {
         }
         common.run(["worktree", "prune"])?;
     }
-    Ok(())
+    Ok(exists)
 }
 
 pub fn same_path(a: &Path, b: &Path) -> bool {

@@ -177,6 +177,11 @@ fn a_worktree_the_thread_leaves_lets_go_of_the_branch_and_it_is_taken_again_on_r
     assert!(made_here.starts_with(env.home.join(".codex/worktrees")), "{}", made_here.display());
     w.run(&["1", "devbox"]).success();
     assert!(is_detached(&w, &env.home, &made_here), "the worktree made here let go of feat/free-2");
+    // Back again into it: it takes the branch again.
+    let back = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(back["worktree"].as_str().unwrap()), made_here);
+    assert_eq!(env.git(&made_here, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/free-2");
+    w.run(&["1", "devbox"]).success();
     let checked_out = env.git(&w.laptop, &["worktree", "list", "--porcelain"]);
     assert!(!checked_out.contains("branch refs/heads/feat/free-2\n"), "{checked_out}");
 }
@@ -211,4 +216,37 @@ fn a_thread_whose_branch_became_non_utf8_is_refused_before_anything_changes() {
     let before = w.everything();
     w.run(&["1", "devbox"]).fails_with(4, "not valid UTF-8");
     assert_eq!(w.everything(), before);
+}
+
+#[test]
+fn a_thread_noted_before_machine_ids_still_travels() {
+    let w = World::new(Via::Local);
+    let env = &w.env;
+    w.run(&["thread", "new", "--branch", "feat/old-note"]).success();
+    // Its note as the previous schema wrote it: machines named only by their display names.
+    let snapshot = w.run(&["thread", "show", "1", "--json"]).success().json()["snapshot"].as_str().unwrap().to_owned();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&env.git(&w.laptop, &["notes", "--ref", "codex-handoff", "show", &snapshot])).unwrap();
+    let fields = state.as_object_mut().unwrap();
+    fields.remove("owner_machine_id");
+    fields.remove("source_machine_id");
+    fields.insert("schema".into(), 1.into());
+    let old_note = env.path("old-note.json");
+    std::fs::write(&old_note, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+    env.git(&w.laptop, &["notes", "--ref", "codex-handoff", "add", "-f", "-F", old_note.to_str().unwrap(), &snapshot]);
+    let shown = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((shown["owner"].as_str(), shown["owner_machine_id"].as_str()), (Some("local"), None));
+
+    write(&w.laptop, b"a.txt", b"edited under the old note\n");
+    let before = env.carried_facts(&w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_eq!(env.carried_facts(&remote_wt), before);
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(here["owner"], "devbox");
+    assert_eq!(here["owner_machine_id"], machine_id(&w.remote_home).as_str(), "the new note records the id");
+    write(&remote_wt, b"b.txt", b"from the host\n");
+    let state = env.carried_facts(&remote_wt);
+    w.run(&["1", "local"]).success();
+    assert_eq!(env.carried_facts(&w.laptop), state, "the untouched original worktree is reused");
 }

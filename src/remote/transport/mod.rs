@@ -93,7 +93,7 @@ impl Connection {
             )
             .with_help(install_help(host)));
         }
-        if hello.machine_id.is_empty() {
+        if crate::machine::check_id(&hello.machine_id).is_err() {
             return Err(Error::new(
                 Kind::Helper,
                 "helper_incompatible",
