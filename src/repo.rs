@@ -136,6 +136,19 @@ pub fn check_branch_name(branch: &str) -> Result<()> {
     Ok(())
 }
 
+/// The same rules, in-process, for a branch name that came from the other
+/// machine or a note (checked on every arrival: no process to spawn).
+pub fn check_received_branch_name(branch: &str) -> Result<()> {
+    use gix::bstr::ByteSlice;
+    let full = format!("refs/heads/{branch}");
+    if branch == "HEAD" || branch.starts_with('-') || gix::validate::reference::name(full.as_bytes().as_bstr()).is_err()
+    {
+        return Err(Error::refused("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("the other machine sent a branch name git refuses; check its version of git-codex-handoff"));
+    }
+    Ok(())
+}
+
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
@@ -148,4 +161,43 @@ pub fn hostname() -> String {
         }
     }
     "localhost".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_branch_names_follow_gits_rules() {
+        for name in ["feat/x", "a-b_c.d", "\u{e9}t\u{e9}", "@", "x@y", "feat/$(touch)'\"`"] {
+            assert!(check_branch_name(name).is_ok(), "git takes {name:?}");
+            assert!(check_received_branch_name(name).is_ok(), "{name:?}");
+        }
+        for name in [
+            "HEAD",
+            "@{-1}",
+            "a..b",
+            "x.lock",
+            "-x",
+            "with space",
+            "a:b",
+            "a~b",
+            "a^b",
+            "a?b",
+            "a*b",
+            "a[b",
+            "a\\b",
+            ".a",
+            "a.",
+            "a/",
+            "/a",
+            "a//b",
+            "a/.b",
+            "tab\there",
+            "",
+        ] {
+            assert!(check_branch_name(name).is_err(), "git refuses {name:?}");
+            assert!(check_received_branch_name(name).is_err(), "{name:?}");
+        }
+    }
 }

@@ -63,7 +63,11 @@ pub fn arrival_worktree(
             "worktree_changed",
             format!("the thread's worktree {} has changes the thread did not make", old.display()),
         )
-        .with_help("commit or stash them there (or move them elsewhere), then hand the thread off again")),
+        .with_help(format!(
+            "keep them elsewhere (`git -C {} stash push --include-untracked`), then hand the thread off again; \
+             the thread's own state is safe where it is now",
+            old.display()
+        ))),
     }
 }
 
@@ -173,7 +177,7 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &Machine, foreign: ForeignCh
         .with_help(format!("check {} on both machines", crate::machine::MACHINE_ID_KEY)));
     }
     if let Some(branch) = &state.branch {
-        crate::repo::check_branch_name(branch)?;
+        crate::repo::check_received_branch_name(branch)?;
     }
     let incoming = Thread { snapshot, state };
     let expected = Expected::of(repo, &incoming)?;

@@ -246,7 +246,7 @@ impl Session {
             ));
         }
         if let Some(branch) = &p.branch {
-            crate::repo::check_branch_name(branch)?;
+            crate::repo::check_received_branch_name(branch)?;
         }
         let worktree = thread::thread_worktree(&repo, &thread)?;
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
@@ -408,7 +408,7 @@ fn plan(p: PlanParams) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     if let Some(branch) = &p.branch {
-        crate::repo::check_branch_name(branch)?;
+        crate::repo::check_received_branch_name(branch)?;
     }
     let current = store::load(&repo, &p.uuid)?;
     let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;
