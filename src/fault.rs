@@ -16,6 +16,8 @@ pub enum Step {
     ToHostDeparted,
     /// The snapshot is pushed to the host.
     ToHostPushed,
+    /// The host was asked to restore and is at it (it goes on alone).
+    ToHostReceiving,
     /// The host has restored the thread and owns it; this computer has not recorded that.
     ToHostReceived,
     /// The departing note is published here; the thread's ref has not moved.
@@ -61,6 +63,7 @@ impl Step {
         Step::ToHostBegun,
         Step::ToHostDeparted,
         Step::ToHostPushed,
+        Step::ToHostReceiving,
         Step::ToHostReceived,
         Step::ToHostNotesPublished,
         Step::ToHostRecorded,
@@ -83,6 +86,7 @@ impl Step {
             Step::ToHostBegun => "to-host-begun",
             Step::ToHostDeparted => "to-host-departed",
             Step::ToHostPushed => "to-host-pushed",
+            Step::ToHostReceiving => "to-host-receiving",
             Step::ToHostReceived => "to-host-received",
             Step::ToHostNotesPublished => "to-host-notes-published",
             Step::ToHostRecorded => "to-host-recorded",

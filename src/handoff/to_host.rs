@@ -163,9 +163,10 @@ pub(super) fn run(
     let sent = push(repo, &conn, &project.repo, &refspecs).and_then(|()| {
         fault::point(Step::ToHostPushed);
         ui.progress(&format!("restoring on {}", host.name));
-        conn.call::<ArrivalAnswer>(
+        conn.call_then::<ArrivalAnswer>(
             "receive",
             json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+            || fault::point(Step::ToHostReceiving),
         )
     });
     let arrived = match sent {

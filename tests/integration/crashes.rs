@@ -64,6 +64,7 @@ const TO_HOST: &[Case] = &[
     case("to-host-begun", Client, ToHost, true, RESTARTS_TO_HOST),
     case("to-host-departed", Client, ToHost, true, RESTARTS_TO_HOST),
     case("to-host-pushed", Client, ToHost, true, RESTARTS_TO_HOST),
+    case("to-host-receiving", Client, ToHost, true, ADOPTS),
     case("to-host-received", Client, ToHost, true, ADOPTS),
     case("to-host-notes-published", Client, ToHost, true, ADOPTS),
     case("to-host-recorded", Client, ToHost, true, "is already on devbox"),
@@ -95,7 +96,7 @@ const TO_LOCAL: &[Case] = &[
 /// other side goes on alone or the connection drops mid-restore.
 const OVER_SSH: &[Case] = &[
     case("arrival-restored", Helper, ToHost, true, REMOVES),
-    case("to-host-received", Client, ToHost, true, ADOPTS),
+    case("to-host-receiving", Client, ToHost, true, ADOPTS),
     case("arrival-restored", Client, ToLocal, false, PUTS_BACK),
     case("before-release", Helper, ToLocal, false, RELEASES),
 ];

@@ -111,9 +111,15 @@ impl Connection {
 
     /// Send one request and wait for its answer.
     pub fn call<T: DeserializeOwned>(&mut self, op: &str, params: Value) -> Result<T> {
+        self.call_then(op, params, || {})
+    }
+
+    /// [`Connection::call`], running `sent` once the request is on its way
+    /// (while the helper works on it).
+    pub fn call_then<T: DeserializeOwned>(&mut self, op: &str, params: Value, sent: impl FnOnce()) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         let sent = match self.link.input() {
-            Some(input) => protocol::write_json(input, &request),
+            Some(input) => protocol::write_json(input, &request).map(|()| sent()),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
         let line = match sent {
