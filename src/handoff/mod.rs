@@ -128,21 +128,7 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
     let thread = reload(repo, &thread)?;
     let owned_here = thread.state.owned_by(&me);
     if owned_here && !request.dry_run {
-        if let Some(pending) = to_local::pending_release(repo, &thread)? {
-            // A host this thread came back from has not yet let go: it must
-            // before the thread goes there again; elsewhere it may wait.
-            let finished = to_local::finish_release(repo, &thread, &pending, ui);
-            match (finished, &host) {
-                (Err(e), Some(to)) if to.name != pending.host => ui.progress(&format!(
-                    "{} has not let go of {} yet ({}); `git codex-handoff {} local` finishes that later",
-                    pending.host,
-                    label(&thread),
-                    e.message,
-                    thread.state.number
-                )),
-                (finished, _) => finished?,
-            }
-        }
+        to_local::settle_release(repo, &thread, host.as_ref(), ui)?;
     }
     match host {
         None if owned_here => to_local::stay(repo, &thread, &me, ui),

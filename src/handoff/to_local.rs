@@ -176,19 +176,35 @@ fn release(
     Ok(())
 }
 
-/// A hand-back that counted here while its host has not yet let go.
-pub(super) fn pending_release(repo: &Repo, thread: &Thread) -> Result<Option<ReleaseMarker>> {
-    Ok(read_marker::<ReleaseMarker>(repo, RELEASE, &thread.state.uuid)?
-        .filter(|m| store::parse_hex(&m.snapshot).ok() == Some(thread.snapshot)))
+/// A thread owned here whose hand-back stopped before its host let go:
+/// finish that first. The host must let go before the thread goes there
+/// again; a handoff elsewhere goes on if it cannot be reached now.
+pub(super) fn settle_release(
+    repo: &Repo,
+    thread: &Thread,
+    destination: Option<&Host>,
+    ui: &mut dyn Interaction,
+) -> Result<()> {
+    let pending = read_marker::<ReleaseMarker>(repo, RELEASE, &thread.state.uuid)?
+        .filter(|m| store::parse_hex(&m.snapshot).ok() == Some(thread.snapshot));
+    let Some(pending) = pending else { return Ok(()) };
+    match (finish_release(repo, thread, &pending, ui), destination) {
+        (Err(e), Some(to)) if to.name != pending.host => {
+            ui.progress(&format!(
+                "{} has not let go of {} yet ({}); `git codex-handoff {} local` finishes that later",
+                pending.host,
+                label(thread),
+                e.message,
+                thread.state.number
+            ));
+            Ok(())
+        }
+        (finished, _) => finished,
+    }
 }
 
 /// Finish a hand-back that stopped before its host let go.
-pub(super) fn finish_release(
-    repo: &Repo,
-    thread: &Thread,
-    pending: &ReleaseMarker,
-    ui: &mut dyn Interaction,
-) -> Result<()> {
+fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mut dyn Interaction) -> Result<()> {
     let host = config::find_host(&pending.host)?;
     ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
     let mut conn = Connection::open(&host)?;
