@@ -105,6 +105,11 @@ struct PlanParams {
     uuid: String,
     number: u64,
     branch: Option<String>,
+    /// The thread's Codex thread id and when it was made, if it has one.
+    #[serde(default)]
+    codex_thread: Option<String>,
+    #[serde(default)]
+    codex_created: Option<String>,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
@@ -426,11 +431,16 @@ fn plan(p: PlanParams) -> Result<Value> {
         }
         None => (None, None),
     };
+    let codex = match &p.codex_thread {
+        Some(id) => Some(handoff::codex_plan(id, p.codex_created.as_deref())?),
+        None => None,
+    };
     let answer = PlanAnswer {
         worktree: target.path.to_string_lossy().into_owned(),
         reuse: target.reuse,
         branch_tip,
         branch_checked_out,
+        codex,
     };
     Ok(serde_json::to_value(answer).expect("serializes"))
 }

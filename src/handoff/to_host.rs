@@ -102,7 +102,9 @@ pub(super) fn run(
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
-                "branch": branch, "head": head.map(|h| h.to_string()) }),
+                "branch": branch, "head": head.map(|h| h.to_string()),
+                "codex_thread": thread.state.transcript.codex_session,
+                "codex_created": crate::thread::transcript::codex_created(repo, &thread.state) }),
     )?;
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
     let plan = Plan {
@@ -118,6 +120,7 @@ pub(super) fn run(
         changes,
         transcript_bytes: crate::thread::transcript::current_size(repo, &thread.state)
             .unwrap_or(thread.state.transcript.size),
+        codex: answer.codex.clone(),
         running: running.is_some(),
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {

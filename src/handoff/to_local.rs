@@ -96,6 +96,12 @@ pub(super) fn run(
         branch_action: "restore".into(),
         changes: status.changes.clone(),
         transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
+        codex: match &thread.state.transcript.codex_session {
+            Some(id) => {
+                Some(super::codex_plan(id, crate::thread::transcript::codex_created(repo, &thread.state).as_deref())?)
+            }
+            None => None,
+        },
         running: status.running,
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {

@@ -23,6 +23,20 @@ pub struct PlanAnswer {
     pub branch_tip: Option<String>,
     /// Another worktree on the host that has the branch checked out.
     pub branch_checked_out: Option<String>,
+    /// Where the thread's Codex rollout goes there, and whether it replaces a copy.
+    #[serde(default)]
+    pub codex: Option<CodexPlan>,
+}
+
+/// Where a Codex thread's rollout goes on the destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodexPlan {
+    pub rollout: String,
+    /// The destination has a copy of the thread from an earlier stay, which this one extends.
+    pub replaces: bool,
+    /// Something Codex there will do that the user should know of.
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

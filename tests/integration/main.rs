@@ -1,12 +1,14 @@
 //! End-to-end tests: the real binary on real repositories.
 
 mod codex;
+mod codex_cli;
 #[cfg(feature = "test-faults")]
 mod crashes;
 mod git_command;
 mod handoff;
 mod harness;
 mod layers;
+mod mock_model;
 mod ownership;
 mod refusals;
 mod roundtrip;

@@ -13,7 +13,7 @@ use crate::fingerprint;
 use crate::handoff::ProjectMatch;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
-use crate::thread::store;
+use crate::thread::resolve::{resolve_target, Target};
 
 /// How long to wait for all hosts together.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -21,7 +21,11 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let subdirectory = match &args.thread {
-        Some(spec) => store::resolve(&repo, spec)?.state.subdirectory,
+        // A Codex thread no thread links yet would start here, in this project.
+        Some(spec) => match resolve_target(&repo, spec)? {
+            Target::Thread(thread) => thread.state.subdirectory,
+            Target::Codex(_) => repo.subdirectory()?,
+        },
         None => repo.subdirectory()?,
     };
     let fingerprint = fingerprint::of(&repo)?;
