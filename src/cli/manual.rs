@@ -200,6 +200,18 @@ fn description_extra() -> Roff {
     );
     paragraph(
         &mut r,
+        "A host takes a thread into a saved project (`project save`) that is a clone of the same repository: one \
+         whose root commits agree with this clone's or, when either clone is shallow and so cannot know its \
+         roots, one that has a remote URL in common (compared without scheme, user, port and `.git`, so \
+         `git@host:a/b.git` and `https://host/a/b` agree). With a shallow clone on either side, the handoff first \
+         checks that the two histories meet (the commits where the shallow clone is cut off are known to the \
+         other side, or the thread's commits are known to the shallow side) and refuses, saying what to fetch, \
+         before anything is sent. A partial clone (`--filter`) fetches the files it lacks from its promisor \
+         remote, which must then be reachable from that machine. When no project matches, the error lists each \
+         saved project with the reason it did not.",
+    );
+    paragraph(
+        &mut r,
         "Ownership is recorded by machine id (see `codex-handoff.machineId`), never by hostname. Any step may \
          die (a lost connection, a killed process, a full disk): each machine records where a handoff stands \
          before it changes anything, and running the same command again finishes the handoff or rolls the \
@@ -229,7 +241,8 @@ fn exit_status() -> Roff {
             "4",
             "Refused, because going on could lose work or break a rule: a dirty reused worktree, a diverged \
              branch, a self-handoff, an unsupported destination, a merge or rebase in progress, a commit in a \
-             worktree whose thread is on another machine (the pre-commit hook), a host that answers with this \
+             worktree whose thread is on another machine (the pre-commit hook), shallow histories that do not \
+             meet, a partial clone whose promisor remote cannot be reached, a host that answers with this \
              computer's own machine id.",
         ),
         ("5", "The host could not be reached or authenticated."),
@@ -368,6 +381,7 @@ fn json_output() -> Roff {
         (
             "project list",
             r#"{"schema": 1, "projects": [{"path": "...", "exists": true, "fingerprint": "..." | null,
+ "fingerprint_kind": "roots" | "url" | null, "remotes": ["host/path", ...] | null, "shallow": false | null,
  "subdirectory": "" | null}, ...]}"#,
         ),
         (

@@ -18,6 +18,7 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::fault::{self, Step};
 use crate::machine::Machine;
+use crate::promisor;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::restore::{self, Expected};
@@ -302,11 +303,16 @@ fn roll_back_branch(repo: &Repo, marker: &ArrivalMarker, arrived_head: &Option<O
 /// Refusals that need the incoming snapshot, checked before anything here
 /// changes (notes are merged only afterwards); the incoming refs are removed
 /// on refusal.
-pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId) -> Result<()> {
+/// `here` names this machine as the user calls it, for messages.
+pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId, here: &str) -> Result<()> {
     let checked = (|| {
         let state = store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?;
         let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
-        crate::thread::transcript::check_incoming(repo, &state, transcript)
+        crate::thread::transcript::check_incoming(repo, &state, transcript)?;
+        // A partial clone fetches the files it lacks while restoring: refuse now if it cannot.
+        let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
+        let index_tree = repo.gix.find_commit(store::parse_hex(&state.index_commit)?)?.tree_id()?.detach();
+        promisor::check_available(repo, &[worktree_tree, index_tree], here)
     })();
     if checked.is_err() {
         let _ = store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"));

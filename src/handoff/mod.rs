@@ -9,7 +9,9 @@
 mod arrival;
 mod departure;
 pub mod helper;
+mod locate;
 mod markers;
+pub mod projects;
 mod recovery;
 mod to_host;
 mod to_local;
@@ -23,6 +25,7 @@ pub use arrival::{
     Arrival, ArrivalWorktree, ForeignChanges,
 };
 pub use departure::{departure, Departure};
+pub use locate::{find_project, thread_heads};
 pub use recovery::repair_here;
 pub use wire::*;
 

@@ -3,14 +3,17 @@
 
 use super::transfer::{fetch_record, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
-use super::{departure, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request};
+use super::{
+    departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
+    Request,
+};
 use gix::ObjectId;
 use serde_json::json;
 
 use crate::config::Host;
 use crate::error::{Error, Result};
 use crate::fault::{self, Step};
-use crate::fingerprint;
+use crate::fingerprint::Identity;
 use crate::machine::Machine;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
@@ -36,7 +39,7 @@ pub(super) fn run(
     snapshot::check_capturable(&worktree, &index)?;
     // A branch whose name cannot travel is refused here, not after connecting.
     snapshot::head_of(&worktree)?;
-    let fingerprint = fingerprint::of(repo)?;
+    let identity = Identity::of_this_clone(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.
     let early = if running.is_none() && !request.interactive && !request.dry_run {
@@ -56,8 +59,12 @@ pub(super) fn run(
         }
         None => (None, snapshot::count_changes(&worktree)?),
     };
-    let project: ProjectMatch =
-        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
+    let (head, current_branch) = match &captured {
+        Some(state) => (state.head, state.branch.clone()),
+        None => snapshot::head_of(&worktree)?,
+    };
+    let heads = thread_heads(repo, head, thread.snapshot);
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     // First what an interrupted handoff left on the host: repaired there, or
     // (when it had finished there) recorded here.
     let begun: BeginAnswer =
@@ -94,15 +101,11 @@ pub(super) fn run(
             .with_help("bring the thread back from where it is first"));
         }
     }
-    let (head, current_branch) = match &captured {
-        Some(state) => (state.head, state.branch.clone()),
-        None => snapshot::head_of(&worktree)?,
-    };
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
-                "branch": branch, "head": head.map(|h| h.to_string()),
+                "branch": branch, "head": head.map(|h| h.to_string()), "host": host.name,
                 "codex_thread": thread.state.transcript.codex_session,
                 "codex_created": crate::thread::transcript::codex_created(repo, &thread.state) }),
     )?;
@@ -168,7 +171,8 @@ pub(super) fn run(
         ui.progress(&format!("restoring on {}", host.name));
         conn.call_then::<ArrivalAnswer>(
             "receive",
-            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
+                    "host": host.name }),
             || fault::point(Step::ToHostReceiving),
         )
     });

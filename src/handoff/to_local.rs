@@ -5,16 +5,17 @@ use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEA
 use super::transfer::fetch;
 use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, label, merge_incoming_notes, pending_arrival_worktree, present,
-    ForeignChanges, Interaction, Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
+    present, thread_heads, ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
 use crate::fault::{self, Step};
-use crate::fingerprint;
+use crate::fingerprint::Identity;
 use crate::machine::Machine;
+use crate::promisor;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -29,11 +30,17 @@ pub(super) fn run(
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
     let me = Machine::this(Some(repo))?;
-    let fingerprint = fingerprint::of(repo)?;
+    let identity = Identity::of_this_clone(repo)?;
+    // The thread's HEAD as this computer last knew it: the host's history grows from there.
+    let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+    if let Some(tree) = head.and_then(|h| repo.gix.find_commit(h).ok()).and_then(|c| c.tree_id().ok()) {
+        // A partial clone here fetches what the new worktree lacks from its promisor.
+        promisor::check_available(repo, &[tree.detach()], "this computer")?;
+    }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
-    let project: ProjectMatch =
-        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
+    let heads = thread_heads(repo, head, thread.snapshot);
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let begun: BeginAnswer =
         conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": !request.dry_run }))?;
     for repair in &begun.repairs {
@@ -129,7 +136,7 @@ pub(super) fn run(
             format!("the snapshot fetched from {} is not the one it made", host.name),
         ));
     }
-    check_incoming(repo, &uuid, snapshot)?;
+    check_incoming(repo, &uuid, snapshot, "this computer")?;
     merge_incoming_notes(repo, &uuid)?;
     set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
     fault::point(Step::ToLocalFetched);
@@ -214,10 +221,8 @@ fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mu
     let host = config::find_host(&pending.host)?;
     ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
     let mut conn = Connection::open(&host)?;
-    let project: ProjectMatch = conn.call(
-        "find_project",
-        json!({ "fingerprint": fingerprint::of(repo)?, "subdirectory": thread.state.subdirectory }),
-    )?;
+    let identity = Identity::of_this_clone(repo)?;
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
     let begun: BeginAnswer =
         conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
     for repair in &begun.repairs {

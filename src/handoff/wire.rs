@@ -13,6 +13,21 @@ pub struct ProjectMatch {
     pub repo: String,
     /// The saved project directory.
     pub project: String,
+    /// How the host recognised the repository: `roots` or `url` (absent from older helpers).
+    #[serde(default)]
+    pub matched_by: Option<String>,
+    /// Where the host's clone is cut off when it is shallow (`.git/shallow`).
+    #[serde(default)]
+    pub shallow: Vec<String>,
+    /// The host has the thread's HEAD commit.
+    #[serde(default)]
+    pub head_known: bool,
+    /// The commits among the thread's history heads (`heads`) that the host lacks.
+    #[serde(default)]
+    pub unknown_heads: Vec<String>,
+    /// The host has every commit where this computer's shallow history is cut off.
+    #[serde(default)]
+    pub boundary_known: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -308,6 +308,36 @@ pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
     Repo::open(path)
 }
 
+/// The HEAD commits of `snapshot` and of every earlier snapshot of its
+/// thread, distinct, newest first, at most `limit` (looking at no more than
+/// `limit` × 100 snapshots): the project history that a push of the snapshot
+/// carries (each snapshot is reachable from the next).
+pub fn history_heads(repo: &Repo, snapshot: ObjectId, limit: usize) -> Vec<ObjectId> {
+    let mut heads = Vec::new();
+    let mut next = Some(snapshot);
+    let mut steps = 0;
+    while let Some(snapshot) = next.filter(|_| steps < limit.saturating_mul(100)) {
+        steps += 1;
+        // S: parents = HEAD (unless unborn), I, T; T: parents = the previous T and S (none for the first).
+        // A thread not yet recorded (one made on the fly for a dry run) has no snapshot: nothing to walk.
+        let Ok(commit) = repo.gix.find_commit(snapshot) else { break };
+        let parents: Vec<ObjectId> = commit.parent_ids().map(|id| id.detach()).collect();
+        if let (3, Some(head)) = (parents.len(), parents.first()) {
+            if !heads.contains(head) {
+                heads.push(*head);
+            }
+        }
+        if heads.len() >= limit {
+            break;
+        }
+        next = match parents.last() {
+            Some(data) => repo.gix.find_commit(*data).ok().and_then(|c| c.parent_ids().nth(1).map(|id| id.detach())),
+            None => None,
+        };
+    }
+    heads
+}
+
 /// Every snapshot of a thread, newest first.
 pub fn history(repo: &Repo, thread: &Thread) -> Result<Vec<(ObjectId, ThreadState)>> {
     let mut entries = Vec::new();

@@ -250,3 +250,32 @@ fn a_thread_noted_before_machine_ids_still_travels() {
     w.run(&["1", "local"]).success();
     assert_eq!(env.carried_facts(&w.laptop), state, "the untouched original worktree is reused");
 }
+
+/// A client of the first protocol (no machine ids) may still find projects,
+/// but is not handed a thread: it would record owners by hostname.
+#[test]
+fn a_client_without_machine_ids_is_not_handed_a_thread() {
+    let w = World::new(Via::Local);
+    let repo =
+        w.env.git_as(&w.remote_home, &w.remote_clone, &["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+    let uuid = "0b5c6f0e-3c1e-4a57-9a7e-4f3f1f8a9b10";
+    let requests = [
+        serde_json::json!({ "op": "hello", "params": { "protocol": 1 } }),
+        serde_json::json!({ "op": "begin", "params": { "repo": repo.trim(), "uuid": uuid } }),
+        serde_json::json!({ "op": "hello", "params": { "protocol": 2 } }),
+        serde_json::json!({ "op": "begin", "params": { "repo": repo.trim(), "uuid": uuid } }),
+    ];
+    let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
+    let mut helper = w.env.command_with_home(crate::harness::BIN, &w.remote_home, &w.remote_home);
+    helper.args(["remote", "serve"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = helper.stderr(std::process::Stdio::null()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let answers: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers[0]["result"]["protocol"], 1);
+    assert_eq!(answers[0]["result"]["machine_id"], machine_id(&w.remote_home).as_str());
+    assert_eq!(answers[1]["error"]["code"], "client_incompatible", "{answers:?}");
+    assert_eq!(answers[1]["error"]["exit_code"], 6);
+    assert_eq!(answers[3]["ok"], true, "a client with machine ids may begin: {answers:?}");
+}

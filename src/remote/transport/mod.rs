@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::protocol::{self, Hello, Request, Response, PROTOCOL_MAX, PROTOCOL_MIN};
+use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
 
@@ -80,14 +80,14 @@ impl Connection {
         let mut conn = Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, link };
         let hello: Hello = conn.call(
             "hello",
-            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
         )?;
-        if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
+        if hello.protocol < PROTOCOL_MACHINE_IDS || hello.protocol > PROTOCOL_MAX {
             return Err(Error::new(
                 Kind::Helper,
                 "helper_incompatible",
                 format!(
-                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MIN}-{PROTOCOL_MAX}",
+                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
                     host.name, hello.version, hello.protocol
                 ),
             )
