@@ -60,10 +60,7 @@ pub fn clear_stale(repo: &Repo, held: &Lock, touched: &Touched) -> Result<Vec<St
     let mut removed = Vec::new();
     for path in own {
         if wait_until_stale(&path) && std::fs::remove_file(&path).is_ok() {
-            removed.push(format!(
-                "removed {}, left by an interrupted git-codex-handoff (no process of it holds the lock)",
-                path.display()
-            ));
+            removed.push(format!("removed the stale lock file {} (left by an interrupted process)", path.display()));
         }
     }
     Ok(removed)

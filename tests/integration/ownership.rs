@@ -106,7 +106,7 @@ fn git_lock_files_a_killed_run_left_are_removed_with_a_message() {
             out.stderr
         );
     }
-    assert!(out.stderr.contains("left by an interrupted git-codex-handoff"), "{}", out.stderr);
+    assert!(out.stderr.contains("removed the stale lock file"), "{}", out.stderr);
     // And on the way back, on both sides.
     stale_lock(&w.remote_clone.join(".git/packed-refs.lock"));
     stale_lock(&w.laptop.join(".git/refs/notes/codex-handoff.lock"));
