@@ -10,7 +10,7 @@
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `repo`, `config`, `fingerprint`,
-//!   `promisor`, `hooks`, `time`, and `fault` (crash points for the tests).
+//!   `promisor`, `hooks`, `machine`, `time`, and `fault` (crash points for the tests).
 
 pub mod cli;
 pub mod codex;
@@ -21,6 +21,7 @@ pub mod fingerprint;
 pub mod git;
 pub mod handoff;
 pub mod hooks;
+pub mod machine;
 pub mod promisor;
 pub mod remote;
 pub mod repo;

@@ -59,6 +59,8 @@ pub struct CodexPlan {
 pub struct RemoteThread {
     pub epoch: u64,
     pub owner_machine: String,
+    #[serde(default)]
+    pub owner_machine_id: Option<String>,
     pub snapshot: String,
     #[serde(default)]
     pub worktree: Option<String>,
@@ -67,6 +69,19 @@ pub struct RemoteThread {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BeginAnswer {
     pub thread: Option<RemoteThread>,
+    /// What the host repaired of an interrupted handoff before this one, one sentence each.
+    #[serde(default)]
+    pub repairs: Vec<String>,
+}
+
+impl RemoteThread {
+    /// Does the machine that answered `hello` own the thread, by this record?
+    pub fn owned_by(&self, hello: &crate::remote::protocol::Hello) -> bool {
+        match &self.owner_machine_id {
+            Some(id) => *id == hello.machine_id,
+            None => self.owner_machine == hello.machine,
+        }
+    }
 }
 
 pub type ArrivalAnswer = Arrival;

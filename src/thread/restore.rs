@@ -1,8 +1,8 @@
 //! Writing a snapshot back: files, modes, symlinks, the index (with fresh
 //! stat data), HEAD and the submodules, then verifying the result against
-//! the snapshot. A restore that fails, verification included, takes back
-//! what it did: a new worktree and a branch it created are removed, a
-//! reused worktree gets its earlier state back.
+//! the snapshot. A new worktree that fails, verification included, is
+//! taken away again with the branch it made; a reused one is put back by
+//! the arrival that reused it.
 
 use std::path::{Path, PathBuf};
 
@@ -124,6 +124,7 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
         undo_branch(&common, &plan, state.head);
         return Err(e);
     }
+    crate::fault::point(crate::fault::Step::ArrivalWorktreeAdded);
     let result = Repo::open(path).and_then(|worktree| {
         populate(&worktree, path, state, false, &expected.pin)?;
         check(path, expected, plan.on_branch())
@@ -135,7 +136,7 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
         }),
         Err(e) => {
             // Nothing of value is in a worktree just made: take it and its branch away again.
-            remove_worktree(&common, path);
+            let _ = remove_worktree(repo, path);
             undo_branch(&common, &plan, state.head);
             Err(taken_back(e, "the new worktree and any branch it made were removed"))
         }
@@ -149,43 +150,10 @@ pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, det
     let state = &expected.state;
     let plan = branch_plan(repo, state, detach, Some(path))?;
     let worktree = Repo::open(path)?;
-    // What to go back to if the restore fails.
-    let before = snapshot::capture(&worktree)?;
-    let before_head = worktree.git().text(["symbolic-ref", "-q", "HEAD"]).ok();
-    let result = move_head(&worktree, &plan, state.head).and_then(|()| {
-        populate(&worktree, path, state, true, &expected.pin)?;
-        check(path, expected, plan.on_branch())
-    });
-    match result {
-        Ok(()) => Ok(Restored {
-            worktree: path.to_owned(),
-            branch: if plan.on_branch() { state.branch.clone() } else { None },
-        }),
-        Err(e) => {
-            let git = worktree.git();
-            let message = "codex-handoff: restore failed, back to the earlier state";
-            let back = match &before_head {
-                Some(full) => git.run(["symbolic-ref", "-m", message, "HEAD", full]).map(|_| ()),
-                None => git
-                    .run([
-                        "update-ref",
-                        "--no-deref",
-                        "-m",
-                        message,
-                        "HEAD",
-                        &before.head.map(|h| h.to_string()).unwrap_or_default(),
-                    ])
-                    .map(|_| ()),
-            };
-            undo_branch(&Git::new(repo.common_dir(), None), &plan, state.head);
-            let back = back.and_then(|()| populate(&Repo::open(path)?, path, &before, true, &expected.pin));
-            let said = match back {
-                Ok(()) => "the worktree was put back as it was",
-                Err(_) => "putting the worktree back as it was failed too; it is left for inspection",
-            };
-            Err(taken_back(e, said))
-        }
-    }
+    move_head(&worktree, &plan, state.head)?;
+    populate(&worktree, path, state, true, &expected.pin)?;
+    check(path, expected, plan.on_branch())?;
+    Ok(Restored { worktree: path.to_owned(), branch: if plan.on_branch() { state.branch.clone() } else { None } })
 }
 
 fn move_head(worktree: &Repo, plan: &BranchPlan, head: Option<ObjectId>) -> Result<()> {
@@ -213,28 +181,19 @@ fn move_head(worktree: &Repo, plan: &BranchPlan, head: Option<ObjectId>) -> Resu
 
 /// Verify, after the test-only fault that makes the result differ.
 fn check(path: &Path, expected: &Expected, on_branch: bool) -> Result<()> {
-    if fault::armed(fault::Step::VerifyMismatch) {
+    if fault::trip(fault::Step::VerifyMismatch) {
         std::fs::write(path.join("codex-handoff-fault.txt"), b"a file the snapshot does not have\n")?;
     }
     verify::verify(&Repo::open(path)?, expected, on_branch)
 }
 
-fn taken_back(e: Error, what: &str) -> Error {
+/// `e`, its help saying first what was taken back.
+pub fn taken_back(e: Error, what: &str) -> Error {
     let help = match &e.help {
         Some(help) => format!("{what}; {help}"),
         None => what.to_owned(),
     };
     Error { help: Some(help), ..e }
-}
-
-/// Remove a worktree this restore made, submodules and all.
-pub fn remove_worktree(common: &Git, path: &Path) {
-    let removed =
-        common.run([std::ffi::OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), path.as_os_str()]);
-    if removed.is_err() {
-        let _ = std::fs::remove_dir_all(path);
-        let _ = common.run(["worktree", "prune"]);
-    }
 }
 
 /// Take back a branch change of `plan` (a created branch, a fast-forward).
@@ -251,6 +210,45 @@ fn undo_branch(common: &Git, plan: &BranchPlan, head: Option<ObjectId>) {
         }
         _ => {}
     }
+}
+
+/// Remove the linked worktree at `path` and git's record of it, whatever
+/// state an interrupted `git worktree add` or restore left it in (locked,
+/// half-written, or its directory already gone). A directory there that is
+/// not a worktree of this repository (nor empty) is left alone. Returns
+/// whether there was a worktree to remove.
+pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<bool> {
+    let common = Git::new(repo.common_dir(), None);
+    let records = repo.common_dir().join("worktrees");
+    let ours = crate::thread::gitlocks::admin_dir(path).is_some_and(|admin| admin.starts_with(&records));
+    let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    let exists = path.symlink_metadata().is_ok();
+    if exists && !ours && !empty {
+        return Ok(false);
+    }
+    let removed = common.run([
+        std::ffi::OsStr::new("worktree"),
+        "remove".as_ref(),
+        "--force".as_ref(),
+        "--force".as_ref(),
+        path.as_os_str(),
+    ]);
+    if removed.is_err() {
+        if exists {
+            std::fs::remove_dir_all(path)?;
+        }
+        // `git worktree add` keeps its record locked until it is done, and
+        // prune leaves locked records alone: remove the record itself.
+        let dot_git = path.join(".git");
+        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+            let names = std::fs::read_to_string(entry.path().join("gitdir")).unwrap_or_default();
+            if Path::new(names.trim_end()) == dot_git {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        common.run(["worktree", "prune"])?;
+    }
+    Ok(exists)
 }
 
 pub fn same_path(a: &Path, b: &Path) -> bool {

@@ -210,7 +210,20 @@ fn read_index(repo: &Repo) -> Result<gix::index::File> {
 
 pub fn head_of(repo: &Repo) -> Result<(Option<ObjectId>, Option<String>)> {
     let head = repo.gix.head()?;
-    let branch = head.referent_name().map(|name| name.shorten().to_str_lossy().into_owned());
+    // Branch names travel as JSON text: one that is not UTF-8 would arrive renamed.
+    let branch = match head.referent_name().map(|name| name.shorten()) {
+        Some(name) => Some(name.to_str().map(str::to_owned).map_err(|_| {
+            Error::refused(
+                "branch_not_utf8",
+                format!(
+                    "the branch name {:?} is not valid UTF-8, so it cannot travel with the thread",
+                    name.to_str_lossy()
+                ),
+            )
+            .with_help("rename the branch (`git branch -m <new-name>`), then try again")
+        })?),
+        None => None,
+    };
     let id = head.id().map(|id| id.detach());
     Ok((id, branch))
 }

@@ -14,6 +14,7 @@ use gix::refs::Target;
 use gix::ObjectId;
 
 use crate::error::{Context, Error, Result};
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread::snapshot::WorktreeState;
 use crate::thread::state::ThreadState;
@@ -38,15 +39,11 @@ pub struct Thread {
 impl Thread {
     /// Where the thread is, as this computer names it: `local`, the host name
     /// this computer handed it to, or else the owner machine's own name.
-    pub fn owner_name(&self, this_machine: &str) -> String {
-        if self.state.owner_machine == this_machine {
+    pub fn owner_name(&self, this_machine: &Machine) -> String {
+        if self.state.owned_by(this_machine) {
             "local".to_owned()
         } else {
-            // A host name means something only on the machine that named it.
-            match &self.state.handoff {
-                Some(h) if h.initiator == this_machine && h.to_machine == self.state.owner_machine => h.to.clone(),
-                _ => self.state.owner_machine.clone(),
-            }
+            self.state.sent_by(this_machine).unwrap_or(&self.state.owner_machine).to_owned()
         }
     }
 }
@@ -160,6 +157,7 @@ pub fn write_snapshot(
     transcript: Option<crate::thread::transcript::TranscriptBlob>,
     notes_ref: &str,
 ) -> Result<Thread> {
+    state.schema = crate::thread::state::SCHEMA;
     let signature = signature(repo);
     let head_parents: Vec<ObjectId> = worktree.head.into_iter().collect();
 
@@ -221,7 +219,7 @@ pub fn write_snapshot(
     state.data_commit = data_commit.to_string();
     state.intent_to_add = worktree.intent_to_add.len();
 
-    state.source_machine = Some(crate::repo::machine_name(Some(repo)));
+    state.set_source(&Machine::this(Some(repo))?);
     write_note(repo, notes_ref, snapshot, &state)?;
     Ok(Thread { snapshot, state })
 }

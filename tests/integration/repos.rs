@@ -269,7 +269,7 @@ fn a_failed_verification_leaves_nothing_behind(via: Via) {
     // Back into the original worktree, which this computer then puts back as it was.
     env.git(&w.laptop, &["config", "--global", "codex-handoff.testFault", "verify-mismatch"]);
     let here_before = one_side(env, &env.home, &w.laptop);
-    w.run(&["1", "local"]).fails_with(1, "codex-handoff-fault.txt").fails_with(1, "put back as it was");
+    w.run(&["1", "local"]).fails_with(1, "codex-handoff-fault.txt").fails_with(1, "back as the thread had left it");
     crate::harness::assert_unchanged(&here_before, &one_side(env, &env.home, &w.laptop), "a failed hand-back");
     let here = w.run(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("devbox"), Some(1)), "the host keeps it");

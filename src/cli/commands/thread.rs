@@ -8,7 +8,8 @@ use crate::cli::commands::thread_view;
 use crate::cli::output::Ui;
 use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::error::{Error, Result};
-use crate::repo::{absolute, machine_name, Repo};
+use crate::machine::Machine;
+use crate::repo::{absolute, Repo};
 use crate::thread::state::Status;
 use crate::thread::{self, store};
 
@@ -26,7 +27,7 @@ pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
 
 fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = thread::create(&repo, &machine, args.title, args.branch, args.codex_session)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     ui.say(format!(
@@ -44,7 +45,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     if args.codex {
         return list_codex(&repo, ui);
     }
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
     let threads: Vec<store::Thread> = store::list(&repo)?
         .into_iter()
@@ -121,7 +122,7 @@ fn within(dir: &str, project: &str) -> bool {
 
 fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = store::resolve(&repo, &args.thread)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
@@ -151,6 +152,7 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
                 "snapshot": id.to_string(),
                 "epoch": s.epoch,
                 "owner_machine": s.owner_machine,
+                "owner_machine_id": s.owner_machine_id,
                 "status": s.status,
                 "branch": s.branch,
                 "head": s.head,
@@ -180,7 +182,7 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 
 fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = thread::checkpoint(&repo, &machine, &args.thread)?;
     ui.json(&json!({ "snapshot": thread.snapshot.to_string(), "thread": thread_view(&repo, &thread, &machine) }));
     ui.say(thread.snapshot.to_string());
@@ -211,9 +213,9 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
 /// Run the thread's agent command in its worktree; exits with its exit code.
 fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = store::resolve(&repo, &args.thread)?;
-    if thread.state.owner_machine != machine {
+    if !thread.state.owned_by(&machine) {
         return Err(Error::refused(
             "not_owner",
             format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
