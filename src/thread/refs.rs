@@ -67,16 +67,3 @@ pub fn delete_refs_under(repo: &Repo, prefix: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// A branch name from a snapshot (the other machine's): one git accepts.
-pub fn check_branch(_repo: &Repo, branch: &str) -> Result<()> {
-    let full = format!("refs/heads/{branch}");
-    let valid = !branch.starts_with('-') && gix::refs::FullName::try_from(full.as_str()).is_ok();
-    if !valid {
-        return Err(Error::failed(
-            "bad_snapshot",
-            format!("the snapshot names a branch {branch:?}, which is not valid"),
-        ));
-    }
-    Ok(())
-}

@@ -220,7 +220,7 @@ pub fn read_submodule_snapshot(
     let index_tree = repo.gix.find_commit(index_commit)?.tree_id()?.detach();
     let extras = read(repo, repo.gix.find_commit(data_commit)?.tree_id()?.detach())?;
     if let Some(branch) = &branch {
-        crate::thread::refs::check_branch(repo, branch)?;
+        crate::repo::check_received_branch_name(branch)?;
     }
     let submodules = submodules::load(repo, worktree_tree, &extras.submodules, nested)?;
     let mut state = WorktreeState {
