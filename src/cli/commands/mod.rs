@@ -45,6 +45,8 @@ pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &cra
         "uuid": s.uuid,
         "title": s.title,
         "branch": s.branch,
+        "branch_detached_on": thread.branch_detached_on(this_machine),
+        "branch_checked_out_in": thread.branch_detached_on(this_machine).and(s.branch_detached_on.as_ref()).and_then(|d| d.checked_out_in.clone()),
         "owner": thread.owner_name(this_machine),
         "owner_machine": s.owner_machine,
         "owner_machine_id": s.owner_machine_id,
