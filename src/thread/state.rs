@@ -185,3 +185,45 @@ impl ThreadState {
         serde_json::from_slice(data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(id: &str, name: &str) -> Machine {
+        Machine { id: id.into(), name: name.into() }
+    }
+
+    fn note(extra: &str) -> ThreadState {
+        let text = format!(
+            r#"{{"schema": 2, "uuid": "u", "number": 1, "title": "t", "branch": "main", "head": null, "epoch": 1,
+                "owner_machine": "devbox", "owner_machine_id": "d", "status": "idle", "worktree": null,
+                "index_commit": "", "data_commit": "", "transcript": {{"sha256": "", "size": 0}},
+                "created_at": "", "updated_at": ""{extra}}}"#
+        );
+        ThreadState::from_note(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_note_without_the_field_is_on_its_branch_everywhere() {
+        let state = note("");
+        assert_eq!(state.branch_detached_on, None);
+        assert!(!state.detached_on(&machine("d", "devbox")));
+        assert_eq!(state.branch_from_worktree(None, &machine("d", "devbox")), (None, false));
+    }
+
+    #[test]
+    fn a_detached_worktree_keeps_the_branch_only_on_the_machine_the_note_names() {
+        let state = note(r#", "branch_detached_on": {"machine": "devbox", "machine_id": "d", "checked_out_in": "/x"}"#);
+        let devbox = machine("d", "devbox");
+        let other = machine("o", "devbox");
+        assert!(state.detached_on(&devbox));
+        assert!(!state.detached_on(&other), "ids decide, not names");
+        assert_eq!(state.branch_from_worktree(None, &devbox), (Some("main".into()), true));
+        assert_eq!(state.branch_from_worktree(Some("feat".into()), &devbox), (Some("feat".into()), false));
+        assert_eq!(state.branch_from_worktree(None, &other), (None, false));
+        let again = ThreadState::from_note(&state.to_note()).unwrap();
+        assert_eq!(again.branch_detached_on, state.branch_detached_on);
+        assert!(again.extra.is_empty(), "the field is not kept twice: {:?}", again.extra);
+    }
+}

@@ -95,7 +95,6 @@ const TO_HOST: &[Case] = &[
     case("arrival-committed", Helper, ToHost, true, FINISHES),
     case("arrival-restored", Helper, ToHost, false, PUTS_BACK),
     case("arrival-committed", Helper, ToHost, false, FINISHES),
-    held(OnHost, case("arrival-worktree-added", Helper, ToHost, true, REMOVES)),
     held(OnHost, case("arrival-restored", Helper, ToHost, true, REMOVES)),
     held(OnHost, case("arrival-committed", Helper, ToHost, true, FINISHES)),
     held(OnHost, case("arrival-restored", Helper, ToHost, false, PUTS_BACK)),
@@ -116,9 +115,6 @@ const TO_LOCAL: &[Case] = &[
     case("before-release", Helper, ToLocal, false, RELEASES),
     case("release-recorded", Helper, ToLocal, false, RELEASES),
     held(OnHost, case("arrival-restored", Client, ToLocal, false, PUTS_BACK)),
-    held(OnHost, case("arrival-committed", Client, ToLocal, false, FINISHES)),
-    held(Here, case("to-local-departed", Client, ToLocal, true, RESTARTS_TO_LOCAL)),
-    held(Here, case("arrival-worktree-added", Client, ToLocal, true, REMOVES)),
     held(Here, case("arrival-restored", Client, ToLocal, true, REMOVES)),
     held(Here, case("arrival-committed", Client, ToLocal, true, FINISHES)),
 ];
