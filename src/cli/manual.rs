@@ -222,6 +222,18 @@ fn description_extra() -> Roff {
     );
     paragraph(
         &mut r,
+        "Where the thread's branch is checked out in another worktree on the destination (typically `main` in \
+         the host's own clone), the thread's worktree there works on a detached HEAD at the thread's commit; \
+         the plan says so in one line, and that other worktree and the branch there are never touched. The \
+         thread keeps its branch: commits made on the detached HEAD travel with it, and where it arrives and \
+         the branch is free (or the branch is checked out in the thread's own worktree there) the branch moves \
+         forward to them, fast-forward only. A branch that has diverged there is refused before anything \
+         changes, offering `--branch NEW`. The same holds on this computer when a thread comes back while its \
+         branch is checked out in another worktree here. `--detach` asks for the detached HEAD even where the \
+         branch is free. `thread show` and `thread list` show such a branch as `main (detached on devbox)`.",
+    );
+    paragraph(
+        &mut r,
         "Run as `git codex-handoff`, it works like any git command: `git -C <dir> codex-handoff ...`, aliases \
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
@@ -342,6 +354,7 @@ fn json_output() -> Roff {
         (
             "A thread (thread show, thread new)",
             r#"{"schema": 1, "number": 42, "uuid": "...", "title": "...", "branch": "fix/parser" | null,
+ "branch_detached_on": null | "local" | "<host>", "branch_checked_out_in": null | "<path there>",
  "owner": "local" | "<host>", "owner_machine": "...", "owner_machine_id": "..." | null,
  "status": "idle" | "running",
  "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "..." | null,
@@ -351,7 +364,7 @@ fn json_output() -> Roff {
         (
             "thread log",
             r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
- "owner_machine_id", "status", "branch", "head", "at", "handoff": null | {...}}, ...]}"#,
+ "owner_machine_id", "status", "branch", "branch_detached_on", "head", "at", "handoff": null | {...}}, ...]}"#,
         ),
         ("thread snapshot", r#"{"schema": 1, "snapshot": "<commit>", "thread": <thread>}"#),
         (
@@ -361,7 +374,7 @@ fn json_output() -> Roff {
         (
             "A handoff (git codex-handoff THREAD HOST)",
             r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "...",
- "branch": "..." | null, "epoch": 4, "snapshot": "<commit>", "already_there": false,
+ "branch": "..." | null, "branch_detached_on": null | "<host>" | "local", "epoch": 4, "snapshot": "<commit>", "already_there": false,
  "dry_run": false, "plan": {...} | null}"#,
         ),
         (
@@ -404,6 +417,13 @@ fn json_output() -> Roff {
         r.text(inline_code(title));
         preformatted(&mut r, shape);
     }
+    paragraph(
+        &mut r,
+        "A thread's `branch` is null when the thread works on a detached HEAD of its own. A thread whose branch is \
+         checked out in another worktree where it is works there on a detached HEAD and keeps its `branch`; \
+         `branch_detached_on` then names that machine as this computer does (`local`, or the host), and \
+         `branch_checked_out_in` the worktree there that has the branch (null after `--detach`).",
+    );
     r
 }
 
