@@ -25,6 +25,7 @@ pub mod machine;
 pub mod promisor;
 pub mod remote;
 pub mod repo;
+pub mod ssh_config;
 pub mod thread;
 pub mod time;
 

@@ -133,6 +133,18 @@ impl Sshd {
         self.dir.join("ssh_config")
     }
 
+    /// Make this server's client config the test user's `~/.ssh/config`
+    /// (read there by discovery and the `ssh2` transport), and point the
+    /// system ssh at the same file through `GIT_SSH_COMMAND`, as it reads
+    /// the passwd home's, not `$HOME`'s.
+    pub fn install_user_config(&self, env: &TestEnv) {
+        let dir = env.home.join(".ssh");
+        fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        fs::copy(self.config_path(), &config).unwrap();
+        env.set_var("GIT_SSH_COMMAND", &format!("ssh -F {}", shell_quote(&config.display().to_string())));
+    }
+
     /// The ssh command line for `GIT_SSH_COMMAND` (shell syntax): the system
     /// ssh reads ~/.ssh/config from the passwd home, not $HOME, so the
     /// config is given explicitly.

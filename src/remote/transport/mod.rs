@@ -5,12 +5,17 @@
 //!
 //! - `openssh`: the system `ssh` opens one ControlMaster connection running
 //!   the helper; git reaches the host through it via `GIT_SSH_COMMAND`.
+//! - `ssh2` (cargo feature `ssh2`): libssh2 in-process; the helper runs on
+//!   one channel of the session, git reaches the same session through a
+//!   shim it runs as its ssh.
 //! - `local`: the helper is a child process (HOME = the host's "ssh" value),
 //!   git goes over the file system.
 
 mod local;
 mod openssh;
 mod process;
+#[cfg(feature = "ssh2")]
+mod ssh2;
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -45,6 +50,38 @@ pub trait Link {
     fn git_url(&self, path: &str) -> String;
     /// Environment for git commands that talk to the host over this connection.
     fn git_env(&self) -> Vec<(String, String)>;
+    /// What connecting learned about the host, as far as this transport knows.
+    fn reached(&self) -> Reached {
+        Reached::default()
+    }
+}
+
+/// How a connection reached its host: the transport, and (where the
+/// transport knows them) the negotiated host key algorithm, the host key's
+/// fingerprint and how this computer authenticated.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Reached {
+    pub transport: &'static str,
+    pub host_key_algorithm: Option<String>,
+    pub host_key_fingerprint: Option<String>,
+    pub auth: Option<String>,
+}
+
+/// How long connecting (up to the helper's first answer) may take by default.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a connection may do while it is made.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening {
+    pub connect_timeout: Duration,
+    /// Never ask for a password or passphrase (a probe of many hosts at once).
+    pub batch: bool,
+}
+
+impl Default for Opening {
+    fn default() -> Opening {
+        Opening { connect_timeout: CONNECT_TIMEOUT, batch: false }
+    }
 }
 
 pub struct Connection {
@@ -58,17 +95,19 @@ pub struct Connection {
 impl Connection {
     /// Connect to `host`, start its helper and negotiate the protocol.
     pub fn open(host: &Host) -> Result<Connection> {
+        Connection::open_with(host, Opening::default())
+    }
+
+    /// [`Connection::open`] with the given limits.
+    pub fn open_with(host: &Host, opening: Opening) -> Result<Connection> {
         let started = Instant::now();
         let link: Box<dyn Link> = match host.transport {
             TransportKind::Local => Box::new(local::start(host)?),
-            TransportKind::Openssh => Box::new(openssh::start(host)?),
-            TransportKind::Ssh2 => {
-                return Err(Error::failed("transport_unavailable", "the ssh2 transport is not built into this version")
-                    .with_help(format!(
-                        "use the system ssh: `git codex-handoff host add {} {} --transport openssh`",
-                        host.name, host.ssh
-                    )))
-            }
+            TransportKind::Openssh => Box::new(openssh::start(host, opening)?),
+            #[cfg(feature = "ssh2")]
+            TransportKind::Ssh2 => Box::new(ssh2::start(host, opening.connect_timeout)?),
+            #[cfg(not(feature = "ssh2"))]
+            TransportKind::Ssh2 => return Err(ssh2_not_built(host)),
         };
         let placeholder = Hello {
             protocol: 0,
@@ -217,6 +256,11 @@ impl Connection {
         self.link.git_url(path)
     }
 
+    /// How this connection reached its host.
+    pub fn reached(&self) -> Reached {
+        Reached { transport: self.host.transport.name(), ..self.link.reached() }
+    }
+
     /// Environment for git commands that talk to the host over this connection.
     pub fn git_env(&self) -> Vec<(String, String)> {
         self.link.git_env()
@@ -287,6 +331,62 @@ pub fn install_help(host: &Host) -> String {
          ssh session finds it, or give its absolute path: `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
         host.name, host.ssh
     )
+}
+
+/// Check what can be checked about `host` without connecting (for `ssh2`:
+/// what `~/.ssh/config` sets for it, refused when it cannot be followed).
+pub fn check_settings(host: &Host) -> Result<()> {
+    match host.transport {
+        #[cfg(feature = "ssh2")]
+        TransportKind::Ssh2 => ssh2::preflight(host),
+        #[cfg(not(feature = "ssh2"))]
+        TransportKind::Ssh2 => Err(ssh2_not_built(host)),
+        TransportKind::Openssh | TransportKind::Local => Ok(()),
+    }
+}
+
+/// Connect and authenticate without starting the helper, where the
+/// transport can tell what it negotiated (`ssh2`); `None` for the others.
+pub fn handshake(host: &Host, connect_timeout: Duration) -> Result<Option<Reached>> {
+    match host.transport {
+        #[cfg(feature = "ssh2")]
+        TransportKind::Ssh2 => ssh2::handshake(host, connect_timeout).map(Some),
+        _ => {
+            let _ = connect_timeout;
+            Ok(None)
+        }
+    }
+}
+
+/// The hidden subcommand git runs as its ssh for the `ssh2` transport.
+#[cfg(feature = "ssh2")]
+pub use self::ssh2::SHIM_COMMAND;
+#[cfg(not(feature = "ssh2"))]
+pub const SHIM_COMMAND: &str = "__ssh2-shim";
+
+/// Run as git's ssh for the `ssh2` transport (`__ssh2-shim ARGS`): the exit code.
+pub fn run_git_shim(args: &[String], stderr: &mut dyn Write) -> i32 {
+    #[cfg(feature = "ssh2")]
+    return ssh2::run_shim(args, stderr);
+    #[cfg(not(feature = "ssh2"))]
+    {
+        let _ = (args, writeln!(stderr, "git-codex-handoff: the ssh2 transport is not built into this version"));
+        255
+    }
+}
+
+/// Is the `ssh2` transport built into this binary?
+pub fn ssh2_built() -> bool {
+    cfg!(feature = "ssh2")
+}
+
+#[cfg(not(feature = "ssh2"))]
+fn ssh2_not_built(host: &Host) -> Error {
+    Error::failed("transport_unavailable", "the ssh2 transport is not built into this version (cargo feature `ssh2`)")
+        .with_help(format!(
+            "use the system ssh: `git codex-handoff host add {} {} --transport openssh`",
+            host.name, host.ssh
+        ))
 }
 
 /// The helper's fixed command line after the program name.

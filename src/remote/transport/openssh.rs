@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::process::ProcessLink;
-use super::{helper_args, Link};
+use super::{helper_args, Link, Opening};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 
@@ -22,7 +22,7 @@ pub struct OpensshLink {
     reuse_command: String,
 }
 
-pub fn start(host: &Host) -> Result<OpensshLink> {
+pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
     crate::config::check_destination(&host.ssh)?;
     crate::config::check_helper(&host.helper)?;
     // Unix socket paths are short: keep the directory near the root.
@@ -37,6 +37,10 @@ pub fn start(host: &Host) -> Result<OpensshLink> {
     cmd.arg("-c").arg(format!("{base_cmd} \"$@\"")).arg("ssh");
     cmd.args(["-o", "ControlMaster=yes", "-o"]);
     cmd.arg(format!("ControlPath={socket_text}"));
+    cmd.arg("-o").arg(format!("ConnectTimeout={}", opening.connect_timeout.as_secs().max(1)));
+    if opening.batch {
+        cmd.args(["-o", "BatchMode=yes"]);
+    }
     cmd.args(["-o", "ControlPersist=no", "--", &host.ssh, &host.helper]);
     cmd.args(helper_args());
     let reuse_command = format!("{base_cmd} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket_text));
