@@ -241,8 +241,8 @@ pub fn configured_hosts() -> Result<Vec<Host>> {
 
 /// `openssh` where an `ssh` binary is on PATH; else `ssh2` when this build has it.
 pub fn default_transport() -> TransportKind {
-    let ssh_on_path = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("ssh").is_file()));
+    let ssh_on_path =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("ssh").is_file()));
     if ssh_on_path || !cfg!(feature = "ssh2") {
         TransportKind::Openssh
     } else {

@@ -216,7 +216,8 @@ impl SshConfig {
             }
         };
         let mut known_hosts_files = files("userknownhostsfile", &["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]);
-        known_hosts_files.extend(files("globalknownhostsfile", &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]));
+        known_hosts_files
+            .extend(files("globalknownhostsfile", &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]));
         Resolved {
             alias: alias.to_owned(),
             hostname,

@@ -6,6 +6,7 @@ mod codex_cli;
 #[cfg(feature = "test-faults")]
 mod crashes;
 mod detached;
+mod discovery;
 mod git_command;
 mod handoff;
 mod harness;

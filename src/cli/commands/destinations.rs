@@ -66,20 +66,27 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     for host in &hosts {
         let base = json!({ "host": host.name, "ssh": host.ssh, "transport": host.transport.name(), "discovered": host.discovered });
         let row = match answers.iter().find(|(name, _)| *name == host.name) {
-            Some((_, Ok((project, took)))) => with(base, json!({
-                "available": true,
-                "project": project.project,
-                "round_trip_ms": (took.as_secs_f64() * 1000.0).round(),
-            })),
-            Some((_, Err(err))) => {
-                with(base, json!({ "available": false, "reason": reason(err), "code": err.code, "message": err.message }))
-            }
-            None => with(base, json!({
-                "available": false,
-                "reason": "timeout",
-                "code": "probe_timeout",
-                "message": format!("no answer within {} s", (PROBE_TIMEOUT + SEARCH_TIME).as_secs()),
-            })),
+            Some((_, Ok((project, took)))) => with(
+                base,
+                json!({
+                    "available": true,
+                    "project": project.project,
+                    "round_trip_ms": (took.as_secs_f64() * 1000.0).round(),
+                }),
+            ),
+            Some((_, Err(err))) => with(
+                base,
+                json!({ "available": false, "reason": reason(err), "code": err.code, "message": err.message }),
+            ),
+            None => with(
+                base,
+                json!({
+                    "available": false,
+                    "reason": "timeout",
+                    "code": "probe_timeout",
+                    "message": format!("no answer within {} s", (PROBE_TIMEOUT + SEARCH_TIME).as_secs()),
+                }),
+            ),
         };
         let reached = !matches!(row["reason"].as_str(), Some("unreachable" | "timeout"));
         if row["available"] == true || (args.all && reached) {
@@ -101,7 +108,11 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
         ui.say(if row["available"] == true {
             format!("{name:<16} {}  ({} ms)", row["project"].as_str().unwrap_or_default(), row["round_trip_ms"])
         } else {
-            format!("{name:<16} unavailable: {} ({})", row["reason"].as_str().unwrap_or_default(), row["message"].as_str().unwrap_or_default())
+            format!(
+                "{name:<16} unavailable: {} ({})",
+                row["reason"].as_str().unwrap_or_default(),
+                row["message"].as_str().unwrap_or_default()
+            )
         });
     }
     if !unreachable.is_empty() {

@@ -74,7 +74,9 @@ fn list(_args: HostListArgs, ui: &mut Ui) -> Result<()> {
     let discovered: Vec<&str> = hosts.iter().filter(|h| h.discovered).map(|h| h.name.as_str()).collect();
     ui.json(&json!({ "hosts": hosts, "ssh_config_candidates": discovered }));
     if hosts.is_empty() {
-        ui.say("No hosts. Add one with `git codex-handoff host add <NAME> <user@host>`, or as `Host` in ~/.ssh/config.");
+        ui.say(
+            "No hosts. Add one with `git codex-handoff host add <NAME> <user@host>`, or as `Host` in ~/.ssh/config.",
+        );
     }
     for host in &hosts {
         let origin = if host.discovered { "  (discovered in ~/.ssh/config)" } else { "" };

@@ -44,7 +44,12 @@ pub fn connect(name: &str, t: &Target) -> Result<Connected> {
         if timed_out {
             failed(
                 "connect_timeout",
-                format!("{}:{} did not complete the SSH handshake within {} s", t.hostname, t.port, t.connect_timeout.as_secs()),
+                format!(
+                    "{}:{} did not complete the SSH handshake within {} s",
+                    t.hostname,
+                    t.port,
+                    t.connect_timeout.as_secs()
+                ),
             )
         } else {
             failed("ssh_handshake_failed", format!("the SSH handshake with {}:{} failed: {e}", t.hostname, t.port))
@@ -74,7 +79,8 @@ fn tcp_connect(name: &str, t: &Target) -> Result<TcpStream> {
         unreachable("host_unreachable", format!("could not connect to {name} ({}:{}): {why}", t.hostname, t.port))
             .with_help("check that the host is up and the address and port in ~/.ssh/config are right")
     };
-    let addresses: Vec<_> = (t.hostname.as_str(), t.port).to_socket_addrs().map_err(|e| cannot(e.to_string()))?.collect();
+    let addresses: Vec<_> =
+        (t.hostname.as_str(), t.port).to_socket_addrs().map_err(|e| cannot(e.to_string()))?.collect();
     let mut last = String::from("no address");
     for address in addresses {
         match TcpStream::connect_timeout(&address, t.connect_timeout) {
@@ -88,7 +94,14 @@ fn tcp_connect(name: &str, t: &Target) -> Result<TcpStream> {
     Err(cannot(last))
 }
 
-fn check_host_key(name: &str, t: &Target, known: &KnownHosts, key_host: &str, blob: &[u8], fingerprint: &str) -> Result<()> {
+fn check_host_key(
+    name: &str,
+    t: &Target,
+    known: &KnownHosts,
+    key_host: &str,
+    blob: &[u8],
+    fingerprint: &str,
+) -> Result<()> {
     let key_type = known_hosts::blob_key_type(blob).unwrap_or_default();
     let shown = known_hosts::lookup_name(key_host, t.port);
     let files: Vec<String> = t.known_hosts_files.iter().map(|f| f.display().to_string()).collect();
@@ -134,7 +147,8 @@ fn authenticate(name: &str, session: &Session, t: &Target) -> Result<String> {
     let mut tried = Vec::new();
     let wanted: Vec<Vec<u8>> = t.identity_files.iter().filter_map(|f| public_blob(f)).collect();
     if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()) {
-        let agent = session.agent().ok().and_then(|mut a| (a.connect().is_ok() && a.list_identities().is_ok()).then_some(a));
+        let agent =
+            session.agent().ok().and_then(|mut a| (a.connect().is_ok() && a.list_identities().is_ok()).then_some(a));
         match agent {
             Some(mut agent) => {
                 for identity in agent.identities().unwrap_or_default() {

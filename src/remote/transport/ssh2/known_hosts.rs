@@ -101,14 +101,9 @@ impl KnownHosts {
                 continue;
             }
             match parse_line(line) {
-                Some((marker, hosts, key_type, blob)) => self.entries.push(Entry {
-                    marker,
-                    hosts,
-                    key_type,
-                    blob,
-                    file: file.to_owned(),
-                    line: i + 1,
-                }),
+                Some((marker, hosts, key_type, blob)) => {
+                    self.entries.push(Entry { marker, hosts, key_type, blob, file: file.to_owned(), line: i + 1 })
+                }
                 None => self.skipped.push(Location { file: file.to_owned(), line: i + 1 }),
             }
         }

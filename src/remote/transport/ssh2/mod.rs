@@ -28,8 +28,8 @@ use std::time::Duration;
 
 pub use channel::Exit;
 use pump::MuxThread;
-pub use shim::{run_shim, SHIM_COMMAND};
 use shim::Bridge;
+pub use shim::{run_shim, SHIM_COMMAND};
 
 use super::{helper_args, Link, Reached};
 use crate::config::Host;

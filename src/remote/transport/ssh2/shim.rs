@@ -42,7 +42,8 @@ pub struct Bridge {
 impl Bridge {
     pub fn start(mux: Mux) -> io::Result<Bridge> {
         // Unix socket paths are short: keep the directory near the root.
-        let base = if std::env::temp_dir().as_os_str().len() > 60 { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let base =
+            if std::env::temp_dir().as_os_str().len() > 60 { PathBuf::from("/tmp") } else { std::env::temp_dir() };
         let dir = tempfile::Builder::new()
             .prefix("cxh-ssh2-")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))

@@ -75,9 +75,8 @@ pub fn resolve(name: &str, destination: &str, connect_timeout: Duration) -> Resu
             .with_help("give `user@host`, `ssh://user@host:port`, or an alias from ~/.ssh/config")
     })?;
     let home = crate::config::home()?;
-    let config = SshConfig::user_and_system(&home).map_err(|e| {
-        Error::failed("ssh_config", format!("cannot read {}: {e}", home.join(".ssh/config").display()))
-    })?;
+    let config = SshConfig::user_and_system(&home)
+        .map_err(|e| Error::failed("ssh_config", format!("cannot read {}: {e}", home.join(".ssh/config").display())))?;
     let resolved = config.resolve(&parsed.host, &crate::ssh_config::local_user());
     if let Some(what) = resolved.unsupported.first() {
         return Err(Error::refused(
