@@ -17,5 +17,7 @@ mod refusals;
 mod repos;
 mod roundtrip;
 mod running;
+#[cfg(feature = "ssh2")]
+mod ssh2;
 mod sshd;
 mod threads;
