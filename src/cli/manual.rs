@@ -188,7 +188,26 @@ fn description_extra() -> Roff {
     paragraph(
         &mut r,
         "THREAD is a thread number, a UUID, or a UUID prefix of at least 6 hex digits; an ambiguous one is an \
-         error that lists the candidates. HOST is a configured host name, or `local` (also `.`) for this computer.",
+         error that lists the candidates. HOST is a configured host name, a concrete `Host` alias of \
+         `~/.ssh/config` (or of a file it `Include`s; pattern-only and negated entries are not hosts), or \
+         `local` (also `.`) for this computer. A configured host wins over an alias of the same name; `host \
+         list` marks the aliases as discovered.",
+    );
+    paragraph(
+        &mut r,
+        "One SSH connection carries a handoff: the helper's session and git's push or fetch. The `openssh` \
+         transport (the default where `ssh` is on PATH) runs the system ssh, so all of `~/.ssh/config` applies. \
+         The `ssh2` transport (the default without `ssh`; cargo feature `ssh2`) runs libssh2 in this process: \
+         it reads HostName, Port, User, IdentityFile, IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile \
+         and HostKeyAlias from `~/.ssh/config` (with `Include`, `Host` patterns and `Match` host/user \
+         criteria), logs in with the ssh-agent's keys, then the identity files (never prompting), checks the \
+         host key strictly against known_hosts (hashed names and `[host]:port` entries included; an unknown, \
+         changed or revoked key is refused with exit 5 and its SHA256 fingerprint), and refuses a host whose \
+         settings it cannot follow (ProxyJump, ProxyCommand, CertificateFile, PKCS11Provider, \
+         SecurityKeyProvider) with exit 4 and a hint to use `openssh`. git reaches its session through a shim: \
+         git runs this binary as its ssh, and it hands git's pipes to the process holding the connection. \
+         `destinations` probes every host at once, with a 5-second connect limit and without prompts, and \
+         lists unreachable hosts apart with the reason.",
     );
     paragraph(
         &mut r,
@@ -306,6 +325,7 @@ fn environment() -> Roff {
         ("CODEX_HANDOFF_THREAD", "Set by `thread run` to the thread's UUID for the command it runs; handing off that same thread from inside it is refused."),
         ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
+        ("SSH_AUTH_SOCK", "The ssh-agent the ssh2 transport logs in with first, before the identity files of ~/.ssh/config."),
         ("NO_COLOR", "When set (and not empty), error reports are not coloured. Otherwise git's `color.ui` decides, as for git's own output."),
         ("GIT_DIR, GIT_WORK_TREE", "As for git: the repository and worktree to work on."),
         ("XDG_STATE_HOME", "Where this machine's id is kept (`git-codex-handoff/machine-id` below it; default `~/.local/state`)."),
@@ -379,17 +399,22 @@ fn json_output() -> Roff {
         ),
         (
             "destinations",
-            r#"{"schema": 1, "destinations": [{"host": "devbox", "ssh": "...", "available": true, "project": "..."}
- | {"host", "ssh", "available": false, "reason": "...", "message": "..."}, ...]}"#,
+            r#"{"schema": 1, "destinations": [{"host": "devbox", "ssh": "...", "transport": "...", "discovered": false,
+ "available": true, "project": "...", "round_trip_ms": 120} | {"host", "ssh", "transport", "discovered",
+ "available": false, "reason": "...", "code": "...", "message": "..."}, ...],
+ "unreachable": [{"host", "ssh", "transport", "discovered", "available": false, "reason", "code", "message"}, ...]}"#,
         ),
         (
             "host list",
-            r#"{"schema": 1, "hosts": [{"name", "ssh", "transport", "helper"}, ...], "ssh_config_candidates": ["..."]}"#,
+            r#"{"schema": 1, "hosts": [{"name", "ssh", "transport", "helper", "discovered": false}, ...],
+ "ssh_config_candidates": ["<the discovered host names>"]}"#,
         ),
         (
             "host add / host remove / host check",
-            r#"{"schema": 1, "host": {...}} / {"schema": 1, "removed": "<name>"} /
-{"schema": 1, "host", "machine", "machine_id", "helper_version", "client_version", "protocol", "round_trip_ms"}"#,
+            r#"{"schema": 1, "host": {...}, "transport": "ssh2", "reached": {"transport", "host_key_algorithm",
+ "host_key_fingerprint", "auth"} | null} / {"schema": 1, "removed": "<name>"} /
+{"schema": 1, "host", "machine", "machine_id", "helper_version", "client_version", "protocol", "round_trip_ms",
+ "transport", "host_key_algorithm", "host_key_fingerprint", "auth", "discovered"}"#,
         ),
         (
             "project list",

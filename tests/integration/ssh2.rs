@@ -30,7 +30,10 @@ fn host_keys_are_checked_strictly_and_reported() {
     assert_eq!(added["reached"]["host_key_algorithm"], "ssh-ed25519");
     assert_eq!(added["reached"]["host_key_fingerprint"], fingerprint.as_str());
     let check = w.run(&["host", "check", "devbox", "--json"]).success().json();
-    assert_eq!((check["transport"].as_str(), check["host_key_algorithm"].as_str()), (Some("ssh2"), Some("ssh-ed25519")));
+    assert_eq!(
+        (check["transport"].as_str(), check["host_key_algorithm"].as_str()),
+        (Some("ssh2"), Some("ssh-ed25519"))
+    );
     assert!(check["auth"].as_str().unwrap().starts_with("identity file "), "{check}");
     let human = w.run(&["host", "check", "devbox"]).success().stdout.clone();
     assert!(human.contains("transport ssh2, host key ssh-ed25519 SHA256:"), "{human}");
@@ -91,8 +94,13 @@ fn settings_ssh2_cannot_follow_are_refused_with_a_hint() {
             .fails_with(4, "--transport openssh");
     }
     let list = w.run(&["host", "list", "--json"]).success().json();
-    let configured: Vec<&str> =
-        list["hosts"].as_array().unwrap().iter().filter(|h| h["discovered"] == false).map(|h| h["name"].as_str().unwrap()).collect();
+    let configured: Vec<&str> = list["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["discovered"] == false)
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
     assert_eq!(configured, vec!["devbox"], "nothing was added");
     // The openssh transport takes the same alias.
     w.run(&["host", "add", "jumpy", "jumpy", "--transport", "openssh"]).success();

@@ -106,7 +106,11 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     for row in &rows {
         let name = row["host"].as_str().unwrap_or_default();
         ui.say(if row["available"] == true {
-            format!("{name:<16} {}  ({} ms)", row["project"].as_str().unwrap_or_default(), row["round_trip_ms"])
+            format!(
+                "{name:<16} {}  ({:.0} ms)",
+                row["project"].as_str().unwrap_or_default(),
+                row["round_trip_ms"].as_f64().unwrap_or_default()
+            )
         } else {
             format!(
                 "{name:<16} unavailable: {} ({})",

@@ -129,7 +129,11 @@ fn check_host_key(
         "host_key_unknown" => format!(
             "if {fingerprint} is the host's key (ask its owner, or run `ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub` there), \
              add this line to {}: {}",
-            key_type.trim_start_matches("ssh-").trim_start_matches("ecdsa-sha2-"),
+            match key_type.as_str() {
+                "ssh-rsa" => "rsa",
+                t if t.starts_with("ecdsa-") => "ecdsa",
+                _ => "ed25519",
+            },
             files.first().map(String::as_str).unwrap_or("~/.ssh/known_hosts"),
             known_hosts::format_line(key_host, t.port, blob)
         ),
