@@ -21,11 +21,29 @@ use serde_json::Value;
 
 use crate::error::Result;
 
+/// Where Codex keeps its files: `CODEX_HOME`, else (in the helper, whose
+/// environment is a non-login shell's) what the login shell sets it to, else `~/.codex`.
 pub fn codex_home() -> Result<PathBuf> {
-    match std::env::var_os("CODEX_HOME").filter(|h| !h.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home)),
-        None => Ok(crate::config::home()?.join(".codex")),
+    Ok(codex_home_and_origin()?.0)
+}
+
+/// Where `codex_home` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HomeOrigin {
+    Environment,
+    LoginShell,
+    Default,
+}
+
+pub fn codex_home_and_origin() -> Result<(PathBuf, HomeOrigin)> {
+    if let Some(home) = std::env::var_os("CODEX_HOME").filter(|h| !h.is_empty()) {
+        return Ok((PathBuf::from(home), HomeOrigin::Environment));
     }
+    if let Some(home) = crate::login_shell::codex_home() {
+        return Ok((home, HomeOrigin::LoginShell));
+    }
+    Ok((crate::config::home()?.join(".codex"), HomeOrigin::Default))
 }
 
 /// Every thread name in `session_index.jsonl` (the last entry for an id wins).

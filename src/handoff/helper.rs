@@ -13,6 +13,7 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, RemoteThread};
+use crate::login_shell::{self, Question};
 use crate::promisor;
 use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::thread;
@@ -74,6 +75,9 @@ fn params<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T> {
 #[derive(Deserialize)]
 struct HelloParams {
     protocol: u32,
+    /// The client's version (absent from the oldest clients).
+    #[serde(default)]
+    version: Option<String>,
 }
 #[derive(Deserialize)]
 struct PathParams {
@@ -139,6 +143,7 @@ impl Session {
         }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
+            "environment" => environment(),
             "projects" => projects::projects(),
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
@@ -160,9 +165,19 @@ impl Session {
             return Err(Error::new(
                 crate::error::Kind::Helper,
                 "helper_incompatible",
-                format!("this helper speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}, the client at most {}", p.protocol),
+                format!(
+                    "this helper (version {}) speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}; the client (version {}) \
+                     at most {}",
+                    env!("CARGO_PKG_VERSION"),
+                    p.version.as_deref().unwrap_or("unknown"),
+                    p.protocol
+                ),
             )
-            .with_help("upgrade git-codex-handoff on this computer"));
+            .with_help(format!(
+                "upgrade git-codex-handoff on the computer that started the handoff to version {}: \
+                 `cargo install --locked --path .` in a checkout of it (or `make install`)",
+                env!("CARGO_PKG_VERSION")
+            )));
         }
         let protocol = p.protocol.min(PROTOCOL_MAX);
         self.protocol = Some(protocol);
@@ -171,6 +186,7 @@ impl Session {
             "version": env!("CARGO_PKG_VERSION"),
             "machine": self.machine,
             "worktree_root": config::worktree_root().ok(),
+            "executable": std::env::current_exe().ok(),
         }))
     }
 
@@ -278,6 +294,24 @@ impl Session {
         store::reset_staged_notes(&repo, &p.uuid)?;
         Ok(json!({ "snapshot": current.snapshot.to_string() }))
     }
+}
+
+/// What Codex on this machine would use, as its login shell sets it up:
+/// `CODEX_HOME` and where it came from, and the Codex CLI (path, version).
+fn environment() -> Result<Value> {
+    let answer = login_shell::answer_here(Question::Check);
+    let (codex_home, origin) = crate::codex::codex_home_and_origin()?;
+    Ok(json!({
+        "login_shell": std::env::var("SHELL").ok(),
+        "asked_login_shell": answer.is_some(),
+        "codex_home": codex_home,
+        "codex_home_from": origin,
+        "codex": answer.as_ref().and_then(|a| a.codex.as_ref()).map(|found| json!({
+            "path": found.path,
+            "found": found.how,
+            "version": answer.as_ref().and_then(|a| a.codex_version.clone()),
+        })),
+    }))
 }
 
 fn check_uuid(uuid: &str) -> Result<()> {

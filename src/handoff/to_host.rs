@@ -45,6 +45,9 @@ pub(super) fn run(
     };
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
+    if let Some(text) = conn.notice() {
+        ui.notice(&text);
+    }
     let (captured, changes) = match early {
         Some(handle) => {
             let (state, changes) = handle

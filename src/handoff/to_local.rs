@@ -37,6 +37,9 @@ pub(super) fn run(
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
+    if let Some(text) = conn.notice() {
+        ui.notice(&text);
+    }
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
@@ -165,6 +168,9 @@ pub(super) fn finish_release_or_stay(
         let host = config::find_host(&host_name)?;
         ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
         let mut conn = Connection::open(&host)?;
+        if let Some(text) = conn.notice() {
+            ui.notice(&text);
+        }
         let identity = Identity::of_this_clone(repo)?;
         let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
         let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;

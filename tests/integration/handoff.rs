@@ -60,6 +60,13 @@ pub struct World {
 
 impl World {
     pub fn new(via: Via) -> World {
+        let (env, laptop, remote_home, remote_clone) = World::fixture();
+        World::connect(env, laptop, remote_home, remote_clone, via)
+    }
+
+    /// This computer's repository `laptop`, the host's HOME and its clone
+    /// (saved as a project there), not yet connected.
+    pub fn fixture() -> (TestEnv, PathBuf, PathBuf, PathBuf) {
         let env = TestEnv::new();
         let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");
@@ -75,7 +82,7 @@ impl World {
         // The clone's own checkout stays off the thread's branches.
         env.git_as(&remote_home, &remote_clone, &["checkout", "-q", "-b", "devbox-home"]);
         env.run_as(&remote_home, &remote_clone, &["project", "save"]).success();
-        World::connect(env, laptop, remote_home, remote_clone, via)
+        (env, laptop, remote_home, remote_clone)
     }
 
     /// This computer's repository `laptop`, and the host "devbox" (whose HOME is `remote_home`) over `via`.

@@ -6,6 +6,7 @@ mod codex_cli;
 mod git_command;
 mod handoff;
 mod harness;
+mod helper_lookup;
 mod layers;
 mod mock_model;
 mod refusals;

@@ -5,6 +5,11 @@ use crate::error::{Error, Result};
 use crate::remote::restricted::{self, Allowed};
 
 pub fn run(args: RemoteServeArgs) -> Result<()> {
+    // The helper learns CODEX_HOME from the login shell, as Codex there gets it;
+    // a forced command runs exactly what authorized_keys says, and nothing more.
+    if !args.restricted {
+        crate::login_shell::allow_asking();
+    }
     if args.restricted {
         // A forced command: sshd passes what the client asked for.
         let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();

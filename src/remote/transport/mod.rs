@@ -5,10 +5,14 @@
 //!
 //! - `openssh`: the system `ssh` opens one ControlMaster connection running
 //!   the helper; git reaches the host through it via `GIT_SSH_COMMAND`.
+//!
+//! When the helper is not on a host's plain PATH, `locate` asks the login
+//! shell there, on the same connection, and starts the helper it finds.
 //! - `local`: the helper is a child process (HOME = the host's "ssh" value),
 //!   git goes over the file system.
 
 mod local;
+mod locate;
 mod openssh;
 mod process;
 
@@ -21,6 +25,7 @@ use serde_json::{json, Value};
 use super::protocol::{self, Hello, Request, Response, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
+pub use locate::Located;
 
 /// What a transport provides once the helper runs on the other side.
 pub trait Link {
@@ -43,6 +48,17 @@ pub trait Link {
     fn git_url(&self, path: &str) -> String;
     /// Environment for git commands that talk to the host over this connection.
     fn git_env(&self) -> Vec<(String, String)>;
+    /// Start the user's login shell on the same connection, as a login starts
+    /// it (no command, no terminal), feed it `input`, and return its output
+    /// up to the end of its answer. `None`: this transport cannot.
+    fn ask_login_shell(&mut self, _input: &[u8]) -> Option<Result<Vec<u8>>> {
+        None
+    }
+    /// Start the helper at `path` on the same connection, in place of the
+    /// first start, which found no helper.
+    fn restart_helper(&mut self, _path: &str) -> Result<()> {
+        Err(Error::failed("unsupported", "this transport cannot start the helper again"))
+    }
 }
 
 pub struct Connection {
@@ -50,11 +66,14 @@ pub struct Connection {
     pub hello: Hello,
     /// Round-trip time of the hello exchange, including connecting.
     pub connect_time: Duration,
+    /// Where the helper was found this time, when the host's plain PATH lacked it.
+    pub located: Option<Located>,
     link: Box<dyn Link>,
 }
 
 impl Connection {
-    /// Connect to `host`, start its helper and negotiate the protocol.
+    /// Connect to `host`, start its helper (looking for it through the login
+    /// shell when the plain PATH lacks it) and negotiate the protocol.
     pub fn open(host: &Host) -> Result<Connection> {
         let started = Instant::now();
         let link: Box<dyn Link> = match host.transport {
@@ -68,26 +87,48 @@ impl Connection {
                     )))
             }
         };
-        let placeholder = Hello { protocol: 0, version: String::new(), machine: String::new(), worktree_root: None };
-        let mut conn = Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, link };
-        let hello: Hello = conn.call(
-            "hello",
-            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
-        )?;
+        let placeholder = Hello {
+            protocol: 0,
+            version: String::new(),
+            machine: String::new(),
+            worktree_root: None,
+            executable: None,
+        };
+        let mut conn =
+            Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, located: None, link };
+        let hello = match conn.hello() {
+            Err(mut err) if err.code == "helper_missing" => {
+                let located = locate::helper(&mut *conn.link).map_err(|why| {
+                    err.message = format!("{}; {why}", err.message);
+                    err
+                })?;
+                conn.link.restart_helper(&located.path)?;
+                conn.located = Some(located);
+                conn.hello()?
+            }
+            other => other?,
+        };
         if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
-            return Err(Error::new(
-                Kind::Helper,
-                "helper_incompatible",
-                format!(
-                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MIN}-{PROTOCOL_MAX}",
-                    host.name, hello.version, hello.protocol
-                ),
-            )
-            .with_help(install_help(host)));
+            return Err(incompatible(host, &hello, conn.located.as_ref()));
+        }
+        if let Some(located) = &conn.located {
+            crate::config::set_helper(&host.name, &located.path)?;
         }
         conn.hello = hello;
         conn.connect_time = started.elapsed();
         Ok(conn)
+    }
+
+    fn hello(&mut self) -> Result<Hello> {
+        self.call(
+            "hello",
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
+        )
+    }
+
+    /// What to tell the person about how the helper was found, once.
+    pub fn notice(&self) -> Option<String> {
+        self.located.as_ref().map(|l| l.notice(&self.host.name))
     }
 
     /// Send one request and wait for its answer.
@@ -189,11 +230,43 @@ impl Drop for Connection {
     }
 }
 
+/// A helper outside this computer's protocol range: which side to upgrade, and how.
+fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error {
+    let at = located.map(|l| format!(" at {}", l.shown)).unwrap_or_default();
+    let here = env!("CARGO_PKG_VERSION");
+    let help = if hello.protocol < PROTOCOL_MIN {
+        format!(
+            "upgrade the helper on {} to version {here}: `cargo install --locked --path .` in a checkout of it there \
+             (or `make install`, the way it was installed{at})",
+            host.name
+        )
+    } else {
+        format!(
+            "upgrade git-codex-handoff on this computer to version {}: `cargo install --locked --path .` in a \
+             checkout of it (or `make install`)",
+            hello.version
+        )
+    };
+    Error::new(
+        Kind::Helper,
+        "helper_incompatible",
+        format!(
+            "the helper on {}{at} is version {} and speaks protocol {}; this computer's git-codex-handoff {here} \
+             speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}",
+            host.name, hello.version, hello.protocol
+        ),
+    )
+    .with_help(help)
+}
+
 pub fn install_help(host: &Host) -> String {
     format!(
-        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there) and make sure a non-interactive \
-         ssh session finds it, or give its absolute path: `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
-        host.name, host.ssh
+        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there): it is looked for on the PATH, \
+         through the login shell and in {2}; or give its absolute path: \
+         `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
+        host.name,
+        host.ssh,
+        crate::login_shell::USUAL_FOLDERS.join(", ")
     )
 }
 
