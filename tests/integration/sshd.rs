@@ -185,6 +185,21 @@ impl Sshd {
     pub fn accepted_connections(&self) -> usize {
         self.log().lines().filter(|l| l.contains("Accepted publickey")).count()
     }
+
+    /// Wait (at most 5 s) until every connection so far has been closed by its client.
+    #[track_caller]
+    pub fn assert_all_closed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            let closed = log.lines().filter(|l| l.contains("Disconnected from user")).count();
+            if closed == self.accepted_connections() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "a connection was left open:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Sshd {

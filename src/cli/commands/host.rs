@@ -114,9 +114,9 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
     ui.say(format!(
         "{}: reachable; helper {} (protocol {}), machine {}, this client {}; connect and hello took {millis:.0} ms",
         host.name,
-        conn.hello.version,
+        printable(&conn.hello.version),
         conn.hello.protocol,
-        conn.hello.machine,
+        printable(&conn.hello.machine),
         env!("CARGO_PKG_VERSION")
     ));
     let found = match helper_found.as_str() {
@@ -124,7 +124,7 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
         Some("path") => "on the PATH of a command run over ssh".to_owned(),
         _ => conn.located.as_ref().map(|l| format!("{}; remembered", l.how.describe())).unwrap_or_default(),
     };
-    ui.say(format!("  helper      {} ({found})", helper_path.as_deref().unwrap_or("(path unknown)")));
+    ui.say(format!("  helper      {} ({found})", printable(helper_path.as_deref().unwrap_or("(path unknown)"))));
     ui.say(format!("  Codex CLI   {}", codex_text(&environment)));
     ui.say(format!("  CODEX_HOME  {}", codex_home_text(&environment)));
     conn.close()
@@ -147,7 +147,12 @@ fn codex_text(environment: &Value) -> String {
         _ => "through the login shell",
     };
     let version = codex["version"].as_str().unwrap_or("version unknown: `codex --version` said nothing");
-    format!("{version} at {path} ({how})")
+    format!("{} at {} ({how})", printable(version), printable(path))
+}
+
+/// Text from the host, fit for a terminal: control characters (which a terminal would obey) shown as `?`.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn codex_home_text(environment: &Value) -> String {
@@ -157,5 +162,5 @@ fn codex_home_text(environment: &Value) -> String {
         Some("login_shell") => "set by the login shell",
         _ => "the default: CODEX_HOME is not set",
     };
-    format!("{path} ({from})")
+    format!("{} ({from})", printable(path))
 }

@@ -20,12 +20,18 @@ pub struct Located {
     pub how: How,
     /// As the person knows it (`~/...`).
     pub shown: String,
+    /// Why it could not be stored in the host's `helper` setting, if it could not.
+    pub not_remembered: Option<String>,
 }
 
 impl Located {
     /// What the person learns, once.
     pub fn notice(&self, host: &str) -> String {
-        format!("found the helper at {} {}; remembered for {host}", self.shown, self.how.describe())
+        let found = format!("found the helper at {} {}", self.shown, self.how.describe());
+        match &self.not_remembered {
+            None => format!("{found}; remembered for {host}"),
+            Some(why) => format!("{found}; could not remember it for {host} ({why})"),
+        }
     }
 }
 
@@ -48,5 +54,5 @@ pub fn helper(link: &mut dyn Link) -> Result<Located, String> {
              link it from a folder with a plain name"
         ));
     }
-    Ok(Located { path: found.path, how: found.how, shown })
+    Ok(Located { path: found.path, how: found.how, shown, not_remembered: None })
 }

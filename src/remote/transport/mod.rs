@@ -5,11 +5,11 @@
 //!
 //! - `openssh`: the system `ssh` opens one ControlMaster connection running
 //!   the helper; git reaches the host through it via `GIT_SSH_COMMAND`.
+//! - `local`: the helper is a child process (HOME = the host's "ssh" value),
+//!   git goes over the file system.
 //!
 //! When the helper is not on a host's plain PATH, `locate` asks the login
 //! shell there, on the same connection, and starts the helper it finds.
-//! - `local`: the helper is a child process (HOME = the host's "ssh" value),
-//!   git goes over the file system.
 
 mod local;
 mod locate;
@@ -111,8 +111,10 @@ impl Connection {
         if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
             return Err(incompatible(host, &hello, conn.located.as_ref()));
         }
-        if let Some(located) = &conn.located {
-            crate::config::set_helper(&host.name, &located.path)?;
+        // The helper works; failing to write the setting only costs a lookup next time.
+        if let Some(located) = &mut conn.located {
+            located.not_remembered =
+                crate::config::set_helper(&host.name, &located.path).err().map(|e| e.full_message());
         }
         conn.hello = hello;
         conn.connect_time = started.elapsed();
