@@ -2,9 +2,9 @@
 //! (the login shell's PATH, then the folders installers use) and what the
 //! login shell sets `CODEX_HOME` to.
 //!
-//! Many installers put their binaries on PATH only for login shells (rustup
-//! in `~/.profile`, Homebrew in `~/.zprofile`, npm prefixes in `~/.login`),
-//! while ssh runs a command through a non-login shell. So the question is put
+//! Many installers put their folders on PATH only for login shells (rustup
+//! in `~/.profile`, Homebrew in `~/.zprofile`), while ssh runs a command
+//! through a non-login shell. So the question is put
 //! to the login shell itself, started as sshd starts it for a login (no
 //! command: the shell reads its profile, then its standard input), on the
 //! same connection. The question is one line that every shell (sh, bash,
@@ -13,7 +13,7 @@
 //! inside them. Nothing of the user's reaches it.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -280,16 +280,6 @@ pub fn codex_home() -> Option<PathBuf> {
     answer_here(Question::Locate).and_then(|a| a.codex_home).map(PathBuf::from)
 }
 
-/// Is `path` under the usual folder `folder` (given with `~`) of a machine whose HOME is `home`?
-pub fn in_folder(path: &str, folder: &str, home: Option<&str>) -> bool {
-    let folder = match (folder.strip_prefix("~/"), home) {
-        (Some(rest), Some(home)) => Path::new(home).join(rest),
-        (Some(_), None) => return false,
-        (None, _) => PathBuf::from(folder),
-    };
-    Path::new(path).parent() == Some(folder.as_path())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,8 +318,6 @@ mod tests {
         assert_eq!(answer.codex_version.as_deref(), Some("codex-cli 0.169.0"));
         assert_eq!(answer.tilde("/home/me/.cargo/bin/git-codex-handoff"), "~/.cargo/bin/git-codex-handoff");
         assert_eq!(answer.tilde("/home/meme/x"), "/home/meme/x");
-        assert!(in_folder("/home/me/.cargo/bin/git-codex-handoff", "~/.cargo/bin", Some("/home/me")));
-        assert!(!in_folder("/home/me/.cargo/bin/x/git-codex-handoff", "~/.cargo/bin", Some("/home/me")));
     }
 
     #[test]

@@ -276,3 +276,32 @@ pub fn install_help(host: &Host) -> String {
 fn helper_args() -> [&'static str; 2] {
     ["remote", "serve"]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incompatible_helper_says_which_side_to_upgrade() {
+        let host = Host {
+            name: "devbox".into(),
+            ssh: "me@devbox".into(),
+            transport: TransportKind::Openssh,
+            helper: "git-codex-handoff".into(),
+        };
+        let hello = |protocol, version: &str| Hello {
+            protocol,
+            version: version.into(),
+            machine: "devbox".into(),
+            worktree_root: None,
+            executable: None,
+        };
+        let newer = incompatible(&host, &hello(PROTOCOL_MAX + 1, "9.0.0"), None);
+        assert_eq!((newer.exit_code(), newer.code.as_ref()), (6, "helper_incompatible"));
+        assert!(newer.message.contains("is version 9.0.0 and speaks protocol"), "{}", newer.message);
+        assert!(newer.message.contains(env!("CARGO_PKG_VERSION")), "{}", newer.message);
+        assert!(newer.help.unwrap().starts_with("upgrade git-codex-handoff on this computer to version 9.0.0"));
+        let older = incompatible(&host, &hello(0, "0.0.1"), None);
+        assert!(older.help.unwrap().starts_with("upgrade the helper on devbox to version"));
+    }
+}
