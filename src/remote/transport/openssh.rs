@@ -5,9 +5,10 @@
 //! further sessions. `~/.ssh/config`, ProxyJump, agents and certificates
 //! apply as for git.
 
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use super::process::ProcessLink;
@@ -77,11 +78,47 @@ impl OpensshLink {
 }
 
 impl Drop for OpensshLink {
+    /// Close the connection now rather than when ControlPersist runs out.
     fn drop(&mut self) {
-        let mut cmd = self.session();
-        cmd.args(["-O", "exit", "--", &self.destination]);
-        let _ = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = request_exit(Path::new(&self.socket));
     }
+}
+
+/// Ask the connection's master to exit over its control socket, as
+/// `ssh -O exit` does but without starting a process: ssh's multiplexing
+/// protocol (PROTOCOL.mux in OpenSSH), version 4: both sides say hello,
+/// then `MUX_C_TERMINATE`, answered by `MUX_S_OK`.
+fn request_exit(socket: &Path) -> std::io::Result<bool> {
+    const HELLO: u32 = 0x0000_0001;
+    const TERMINATE: u32 = 0x1000_0005;
+    const OK: u32 = 0x8000_0001;
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let packet = |words: &[u32]| -> Vec<u8> {
+        let mut bytes = ((words.len() * 4) as u32).to_be_bytes().to_vec();
+        words.iter().for_each(|w| bytes.extend_from_slice(&w.to_be_bytes()));
+        bytes
+    };
+    stream.write_all(&packet(&[HELLO, 4]))?;
+    if first_word(&mut stream)? != HELLO {
+        return Ok(false);
+    }
+    stream.write_all(&packet(&[TERMINATE, 1]))?;
+    Ok(first_word(&mut stream)? == OK)
+}
+
+/// The type of the next mux packet (the rest of it is skipped).
+fn first_word(stream: &mut UnixStream) -> std::io::Result<u32> {
+    let mut word = [0u8; 4];
+    stream.read_exact(&mut word)?;
+    let length = u32::from_be_bytes(word);
+    if !(4..=65536).contains(&length) {
+        return Err(std::io::Error::other("not a multiplexing packet"));
+    }
+    let mut body = vec![0u8; length as usize];
+    stream.read_exact(&mut body)?;
+    Ok(u32::from_be_bytes([body[0], body[1], body[2], body[3]]))
 }
 
 /// The user's ssh command as git would use it: GIT_SSH_COMMAND, core.sshCommand, or `ssh`.
