@@ -31,6 +31,9 @@ pub const USUAL_FOLDERS: [&str; 4] = ["~/.cargo/bin", "~/.local/bin", "/usr/loca
 /// How long a login shell may take to read its profile and answer.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The most a login shell's output may take up.
+const MAX_OUTPUT: usize = 1 << 20;
+
 const BEGIN: &str = "cxh-probe-1 begin";
 const END: &str = "cxh-probe-1 end";
 
@@ -196,7 +199,8 @@ pub fn converse(mut command: Command, input: &[u8], timeout: Duration) -> Result
         match receiver.recv_timeout(left) {
             Ok(chunk) => {
                 output.extend_from_slice(&chunk);
-                if memchr::memmem::find(&output, end.as_bytes()).is_some() {
+                // A profile that prints without end gets no more memory than this.
+                if memchr::memmem::find(&output, end.as_bytes()).is_some() || output.len() > MAX_OUTPUT {
                     break;
                 }
             }
@@ -328,5 +332,26 @@ mod tests {
                    found codex login /x/\u{1b}]0;title\u{7}codex\ncodex_home ~/cx\n\
                    codex_version \u{1b}[31mred\nfound git-codex-handoff sideways /x\ncxh-probe-1 end\n";
         assert_eq!(parse(out.as_bytes()), Some(Answer::default()));
+    }
+
+    /// A shell that ends its answer but leaves a process holding its output
+    /// (an agent a profile started), or prints without end, is not waited for.
+    #[test]
+    fn the_answer_is_read_up_to_its_end_line_and_no_further() {
+        let timeout = Duration::from_secs(5);
+        let mut lingering = Command::new("/bin/sh");
+        lingering.args(["-c", "sleep 15 & echo; echo cxh-probe-1 begin; echo home /h; echo cxh-probe-1 end"]);
+        let started = Instant::now();
+        let output = converse(lingering, b"", timeout).unwrap();
+        assert!(started.elapsed() < timeout, "waited for the lingering process");
+        assert_eq!(parse(&output).unwrap().home.as_deref(), Some("/h"));
+
+        let mut endless = Command::new("/bin/sh");
+        endless.args(["-c", "while :; do echo chatter; done"]);
+        let started = Instant::now();
+        let output = converse(endless, b"", timeout).unwrap();
+        assert!(started.elapsed() < timeout, "read an endless output to the timeout");
+        assert!(output.len() > MAX_OUTPUT && output.len() < 2 * MAX_OUTPUT, "{}", output.len());
+        assert_eq!(parse(&output), None);
     }
 }
