@@ -196,6 +196,20 @@ fn a_csh_login_shell_finds_the_helper_too() {
     assert_eq!(rollouts_of(&home.join("codex-from-login"), SESSION).len(), 1, "CODEX_HOME from ~/.login");
     w.run(&["1", "local"]).success();
     assert_eq!((w.connections(), w.login_sessions()), (Some(2), 1), "the second handoff started the helper directly");
+
+    // host check looks the same way when the setting is gone, and says so.
+    w.env.git(&w.laptop, &["config", "--global", "--unset", "codex-handoff.devbox.helper"]);
+    let out = w.run(&["host", "check", "devbox", "--json"]);
+    assert!(out.stderr.contains("found the helper at ~/.cargo/bin/git-codex-handoff through the login shell"));
+    let check = out.success().json();
+    assert_eq!(
+        (check["helper_path"].as_str(), check["helper_found"].as_str()),
+        (installed.to_str(), Some("login_shell"))
+    );
+    assert_eq!(check["login_shell"], "/usr/bin/tcsh");
+    assert_eq!(check["codex_home"], home.join("codex-from-login").to_str().unwrap());
+    assert_eq!(check["codex_home_from"], "login_shell");
+    assert_eq!(w.helper_setting(), installed.to_str().unwrap());
 }
 
 #[test]

@@ -87,7 +87,8 @@ impl Drop for OpensshLink {
 /// Ask the connection's master to exit over its control socket, as
 /// `ssh -O exit` does but without starting a process: ssh's multiplexing
 /// protocol (PROTOCOL.mux in OpenSSH), version 4: both sides say hello,
-/// then `MUX_C_TERMINATE`, answered by `MUX_S_OK`.
+/// then `MUX_C_TERMINATE`, answered by `MUX_S_OK` or, as the master often
+/// exits before its answer goes out, by the socket closing.
 fn request_exit(socket: &Path) -> std::io::Result<bool> {
     const HELLO: u32 = 0x0000_0001;
     const TERMINATE: u32 = 0x1000_0005;
@@ -105,7 +106,11 @@ fn request_exit(socket: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     stream.write_all(&packet(&[TERMINATE, 1]))?;
-    Ok(first_word(&mut stream)? == OK)
+    match first_word(&mut stream) {
+        Ok(answer) => Ok(answer == OK),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// The type of the next mux packet (the rest of it is skipped).
