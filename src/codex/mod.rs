@@ -46,6 +46,25 @@ pub fn codex_home_and_origin() -> Result<(PathBuf, HomeOrigin)> {
     Ok((crate::config::home()?.join(".codex"), HomeOrigin::Default))
 }
 
+/// What Codex on this machine would use, as its login shell sets it up:
+/// `CODEX_HOME` and where it came from, and the Codex CLI (path, version).
+pub fn environment() -> Result<Value> {
+    use crate::login_shell::{self, Question};
+    let answer = login_shell::answer_here(Question::Check);
+    let (codex_home, origin) = codex_home_and_origin()?;
+    Ok(serde_json::json!({
+        "login_shell": std::env::var("SHELL").ok(),
+        "asked_login_shell": answer.is_some(),
+        "codex_home": codex_home,
+        "codex_home_from": origin,
+        "codex": answer.as_ref().and_then(|a| a.codex.as_ref()).map(|found| serde_json::json!({
+            "path": found.path,
+            "found": found.how,
+            "version": answer.as_ref().and_then(|a| a.codex_version.clone()),
+        })),
+    }))
+}
+
 /// Every thread name in `session_index.jsonl` (the last entry for an id wins).
 pub fn thread_names() -> HashMap<String, String> {
     let mut names = HashMap::new();

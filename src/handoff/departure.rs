@@ -2,19 +2,22 @@
 //! thread: snapshot at the next epoch, noted but not yet published.
 
 use crate::error::Result;
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread::snapshot;
-use crate::thread::state::Handoff;
+use crate::thread::state::{DetachedOn, Handoff};
 use crate::thread::store::{self, Thread};
 use crate::time::now_rfc3339;
 
 pub struct Departure {
-    pub to_machine: String,
+    pub to_machine: Machine,
     /// The machine running the handoff command.
-    pub initiator: String,
+    pub initiator: Machine,
     pub from: String,
     pub to: String,
     pub branch: Option<String>,
+    /// The thread will work on a detached HEAD at the destination (its branch is checked out elsewhere there).
+    pub detached: Option<DetachedOn>,
 }
 
 /// Snapshot the thread's worktree at the next epoch, owned by the
@@ -28,22 +31,31 @@ pub fn departure(
     to: Departure,
     captured: Option<snapshot::WorktreeState>,
 ) -> Result<Thread> {
-    let me = crate::repo::machine_name(Some(repo));
-    let captured = match captured {
+    let me = Machine::this(Some(repo))?;
+    let mut captured = match captured {
         Some(state) => state,
         None => snapshot::capture(worktree)?,
     };
+    // The LFS objects that must travel with it, named in the snapshot.
+    captured.lfs_objects =
+        crate::thread::lfs::needed(worktree, captured.head, captured.index_tree, captured.worktree_tree)?;
     let mut state = thread.state.clone();
-    state.branch = to.branch.or_else(|| captured.branch.clone());
+    // A worktree here that works detached (its branch checked out elsewhere here) still carries the branch.
+    let (carried, _) = thread.state.branch_from_worktree(captured.branch.clone(), &me);
+    state.branch = to.branch.or(carried);
+    state.branch_detached_on = to.detached.filter(|_| state.branch.is_some());
     state.epoch = thread.state.epoch + 1;
-    state.owner_machine = to.to_machine.clone();
+    state.set_owner(&to.to_machine);
     state.worktree = Some(worktree.workdir()?.to_string_lossy().into_owned());
     state.updated_at = now_rfc3339();
     state.transcript.codex_thread_name = crate::thread::transcript::current_codex_name(&thread.state);
     state.handoff = Some(Handoff {
-        from_machine: me.clone(),
-        to_machine: to.to_machine,
-        initiator: to.initiator,
+        from_machine: me.name,
+        to_machine: to.to_machine.name,
+        initiator: to.initiator.name,
+        from_machine_id: Some(me.id),
+        to_machine_id: Some(to.to_machine.id),
+        initiator_id: Some(to.initiator.id),
         from: to.from,
         to: to.to,
         at: state.updated_at.clone(),

@@ -13,20 +13,24 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, RemoteThread};
-use crate::login_shell::{self, Question};
+use crate::machine::Machine;
 use crate::promisor;
-use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::thread;
+use crate::thread::carried::Needs;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
 use crate::thread::snapshot;
+use crate::thread::state::DetachedOn;
 use crate::thread::store;
 
 struct Session {
-    machine: String,
+    me: Machine,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
+    /// LFS objects asked for by `lfs_expose`, until its last batch.
+    lfs_asked: Vec<String>,
 }
 
 /// Serve requests until `bye` or end of input.
@@ -35,7 +39,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new() };
+    let mut session = Session { me: Machine::this(None)?, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -89,6 +93,14 @@ struct ThreadParams {
     uuid: String,
 }
 #[derive(Deserialize)]
+struct BeginParams {
+    repo: String,
+    uuid: String,
+    /// Repair what an interrupted handoff left here (not for a dry run).
+    #[serde(default)]
+    recover: bool,
+}
+#[derive(Deserialize)]
 struct PlanParams {
     repo: String,
     uuid: String,
@@ -105,6 +117,18 @@ struct PlanParams {
     codex_thread: Option<String>,
     #[serde(default)]
     codex_created: Option<String>,
+    /// What the snapshot will need here (module repositories, git-lfs).
+    #[serde(default)]
+    needs: Needs,
+}
+#[derive(Deserialize)]
+struct LfsParams {
+    repo: String,
+    uuid: String,
+    oids: Vec<String>,
+    /// For `lfs_expose`: the last batch; the carrier is made now.
+    #[serde(default)]
+    done: bool,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
@@ -121,15 +145,30 @@ struct DepartParams {
     uuid: String,
     epoch: u64,
     to_machine: String,
+    to_machine_id: String,
     from: String,
     to: String,
     initiator: String,
+    initiator_id: String,
     #[serde(default)]
     branch: Option<String>,
+    /// The thread will work on a detached HEAD on the receiving machine (its branch checked out elsewhere there).
+    #[serde(default)]
+    detached: bool,
+    /// The worktree there that has the branch checked out, for the note (`None`: `--detach`).
+    #[serde(default)]
+    checked_out_in: Option<String>,
     #[serde(default)]
     no_interrupt: bool,
     #[serde(default = "default_interrupt_ms")]
     interrupt_timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct DescendsParams {
+    repo: String,
+    uuid: String,
+    commit: String,
 }
 
 fn default_interrupt_ms() -> u64 {
@@ -141,20 +180,34 @@ impl Session {
         if request.op != "hello" && self.protocol.is_none() {
             return Err(Error::usage("no_hello", "the first request must be hello"));
         }
+        let hands_over = matches!(request.op.as_str(), "begin" | "receive" | "depart" | "release");
+        if hands_over && self.protocol.is_some_and(|p| p < PROTOCOL_MACHINE_IDS) {
+            // Such a client records owners by hostname, which two machines may share.
+            return Err(Error::new(
+                crate::error::Kind::Helper,
+                "client_incompatible",
+                format!(
+                    "handing a thread over needs protocol {PROTOCOL_MACHINE_IDS} (machine ids); the client speaks 1"
+                ),
+            )
+            .with_help("upgrade git-codex-handoff on the computer that runs the handoff"));
+        }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
-            "environment" => environment(),
+            "environment" => Ok(crate::codex::environment()?),
             "projects" => projects::projects(),
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
-            "find_project" => projects::find_project(params(request)?, &self.machine),
-            "plan" => plan(params(request)?, &self.machine),
+            "find_project" => projects::find_project(params(request)?, &self.me.name),
+            "plan" => plan(params(request)?, &self.me.name),
             "begin" => self.begin(params(request)?),
-            "status" => status(params(request)?),
+            "status" => status(params(request)?, &self.me),
+            "descends" => descends(params(request)?),
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
             "release" => self.release(params(request)?),
-            "expose" => self.expose(params(request)?),
+            "lfs_missing" => lfs_missing(params(request)?),
+            "lfs_expose" => self.lfs_expose(params(request)?),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }
@@ -184,7 +237,8 @@ impl Session {
         Ok(json!({
             "protocol": protocol,
             "version": env!("CARGO_PKG_VERSION"),
-            "machine": self.machine,
+            "machine": self.me.name,
+            "machine_id": self.me.id,
             "worktree_root": config::worktree_root().ok(),
             "executable": std::env::current_exe().ok(),
         }))
@@ -198,22 +252,33 @@ impl Session {
         }
     }
 
-    fn begin(&mut self, p: ThreadParams) -> Result<Value> {
+    fn begin(&mut self, p: BeginParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         check_uuid(&p.uuid)?;
         if !self.locks.iter().any(|(u, _)| *u == p.uuid) {
-            let lock = thread::lock_thread(&repo, &p.uuid)?;
+            // A helper whose client died may still be finishing its last step.
+            let lock = Lock::acquire_waiting(
+                &repo.private_dir()?.join("locks"),
+                &p.uuid,
+                &format!("thread {}", p.uuid),
+                std::time::Duration::from_secs(20),
+            )?;
             self.locks.push((p.uuid.clone(), lock));
         }
-        // Whatever an interrupted handoff left behind.
-        store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
+        let mut repairs = Vec::new();
+        if p.recover {
+            if let Some((_, lock)) = self.locks.iter().find(|(u, _)| *u == p.uuid) {
+                repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
+            }
+        }
         let thread = store::load(&repo, &p.uuid)?.map(|t| RemoteThread {
             epoch: t.state.epoch,
             owner_machine: t.state.owner_machine.clone(),
+            owner_machine_id: t.state.owner_machine_id.clone(),
             snapshot: t.snapshot.to_string(),
             worktree: thread::worktree_record(&repo, &p.uuid).ok().flatten().map(|w| w.to_string_lossy().into_owned()),
         });
-        Ok(json!({ "thread": thread }))
+        Ok(json!({ "thread": thread, "repairs": repairs }))
     }
 
     fn receive(&mut self, p: SnapshotParams) -> Result<Value> {
@@ -225,10 +290,14 @@ impl Session {
                 Error::failed("nothing_received", "the snapshot did not arrive").with_help("run the handoff again")
             );
         }
-        handoff::check_incoming(&repo, &p.uuid, snapshot, p.host.as_deref().unwrap_or(&self.machine))?;
+        handoff::check_incoming(&repo, &p.uuid, snapshot, p.host.as_deref().unwrap_or(&self.me.name))?;
+        let notes_before = store::ref_target(&repo, store::NOTES_REF)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse)?;
+        let arrived = handoff::arrival(&repo, snapshot, &self.me, ForeignChanges::Refuse).inspect_err(|_| {
+            // The thread stays where it was: no note of it here either.
+            handoff::undo_incoming(&repo, &p.uuid, notes_before);
+        })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         Ok(serde_json::to_value(arrived).expect("serializes"))
     }
@@ -238,7 +307,7 @@ impl Session {
         self.holds(&p.uuid)?;
         let thread = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-        if thread.state.owner_machine != self.machine || thread.state.epoch + 1 != p.epoch {
+        if !thread.state.owned_by(&self.me) || thread.state.epoch + 1 != p.epoch {
             return Err(Error::refused(
                 "owner_mismatch",
                 format!(
@@ -247,20 +316,47 @@ impl Session {
                 ),
             ));
         }
+        if let Some(branch) = &p.branch {
+            crate::repo::check_received_branch_name(branch)?;
+        }
         let worktree = thread::thread_worktree(&repo, &thread)?;
+        let to_machine = Machine { id: p.to_machine_id, name: p.to_machine };
+        let detached = p.detached.then(|| DetachedOn::on(&to_machine, p.checked_out_in));
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
         crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
         let departing = handoff::departure(
             &repo,
             &worktree,
             &thread,
-            Departure { to_machine: p.to_machine, initiator: p.initiator, from: p.from, to: p.to, branch: p.branch },
+            Departure {
+                to_machine,
+                initiator: Machine { id: p.initiator_id, name: p.initiator },
+                from: p.from,
+                to: p.to,
+                branch: p.branch,
+                detached,
+            },
             None,
         )?;
+        fault::point(fault::Step::DepartSnapshotted);
         let outgoing = store::outgoing_ref(&p.uuid);
         let old = store::ref_target(&repo, &outgoing)?;
         store::set_ref(&repo, &outgoing, old, Some(departing.snapshot), "codex-handoff: outgoing")?;
-        Ok(json!({ "snapshot": departing.snapshot.to_string() }))
+        // The submodules' snapshots wait in this clone's module repositories.
+        let modules = handoff::expose_submodules(&repo, &worktree, &departing, &outgoing)?;
+        Ok(json!({ "snapshot": departing.snapshot.to_string(), "modules": modules }))
+    }
+
+    fn lfs_expose(&mut self, p: LfsParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        self.lfs_asked.extend(p.oids);
+        if !p.done {
+            return Ok(json!({}));
+        }
+        let asked = std::mem::take(&mut self.lfs_asked);
+        let count = handoff::expose_lfs(&repo, &p.uuid, &asked)?;
+        Ok(json!({ "objects": count }))
     }
 
     fn release(&mut self, p: SnapshotParams) -> Result<Value> {
@@ -274,44 +370,19 @@ impl Session {
             // The note on the snapshot joins the shared notes only now.
             store::publish_staged_notes(&repo, &p.uuid)?;
             let state = store::read_note(&repo, snapshot)?;
-            if state.owner_machine == self.machine || state.epoch <= current.state.epoch {
+            if state.owned_by(&self.me) || state.epoch <= current.state.epoch {
                 return Err(Error::refused("bad_release", "that snapshot does not hand the thread away from here"));
             }
             store::move_thread_ref(&repo, &p.uuid, Some(current.snapshot), snapshot)?;
         }
+        fault::point(fault::Step::ReleaseRecorded);
         store::set_ref(&repo, &store::outgoing_ref(&p.uuid), None, None, "codex-handoff: released")?;
-        Ok(json!({}))
-    }
-
-    fn expose(&mut self, p: ThreadParams) -> Result<Value> {
-        let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
-        let current = store::load(&repo, &p.uuid)?
+        handoff::clean_outgoing(&repo, &p.uuid);
+        let released = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-        let outgoing = store::outgoing_ref(&p.uuid);
-        let old = store::ref_target(&repo, &outgoing)?;
-        store::set_ref(&repo, &outgoing, old, Some(current.snapshot), "codex-handoff: outgoing")?;
-        store::reset_staged_notes(&repo, &p.uuid)?;
-        Ok(json!({ "snapshot": current.snapshot.to_string() }))
+        let let_go = thread::let_go_of_branch(&repo, &released, &self.me)?;
+        Ok(json!({ "let_go": let_go }))
     }
-}
-
-/// What Codex on this machine would use, as its login shell sets it up:
-/// `CODEX_HOME` and where it came from, and the Codex CLI (path, version).
-fn environment() -> Result<Value> {
-    let answer = login_shell::answer_here(Question::Check);
-    let (codex_home, origin) = crate::codex::codex_home_and_origin()?;
-    Ok(json!({
-        "login_shell": std::env::var("SHELL").ok(),
-        "asked_login_shell": answer.is_some(),
-        "codex_home": codex_home,
-        "codex_home_from": origin,
-        "codex": answer.as_ref().and_then(|a| a.codex.as_ref()).map(|found| json!({
-            "path": found.path,
-            "found": found.how,
-            "version": answer.as_ref().and_then(|a| a.codex_version.clone()),
-        })),
-    }))
 }
 
 fn check_uuid(uuid: &str) -> Result<()> {
@@ -324,6 +395,10 @@ fn check_uuid(uuid: &str) -> Result<()> {
 fn plan(p: PlanParams, machine: &str) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
+    thread::carried::check_needs(&repo, &p.needs, machine)?;
+    if let Some(branch) = &p.branch {
+        crate::repo::check_received_branch_name(branch)?;
+    }
     let current = store::load(&repo, &p.uuid)?;
     // A partial clone fetches what the checkout lacks from its promisor: it must answer.
     if let Some(head) = p.head.as_deref().and_then(|h| store::parse_hex(h).ok()) {
@@ -337,8 +412,10 @@ fn plan(p: PlanParams, machine: &str) -> Result<Value> {
             let full = format!("refs/heads/{branch}");
             let tip = store::ref_target(&repo, &full)?.map(|t| t.to_string());
             let own = target.reuse.then_some(target.path.as_path());
+            let pending = handoff::pending_arrival_worktree(&repo, &p.uuid)?;
             let elsewhere = restore::checked_out_in(&repo, &full)?
                 .filter(|wt| !own.is_some_and(|o| restore::same_path(o, wt)))
+                .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)))
                 .map(|wt| wt.to_string_lossy().into_owned());
             (tip, elsewhere)
         }
@@ -358,19 +435,49 @@ fn plan(p: PlanParams, machine: &str) -> Result<Value> {
     Ok(serde_json::to_value(answer).expect("serializes"))
 }
 
-fn status(p: ThreadParams) -> Result<Value> {
+/// Which of these LFS objects this clone lacks.
+fn lfs_missing(p: LfsParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
+    let missing = handoff::lfs_missing_here(&repo, &p.oids)?;
+    Ok(json!({ "missing": missing }))
+}
+
+fn status(p: ThreadParams, me: &Machine) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
         return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
     };
     let worktree = thread::thread_worktree(&repo, &thread)?;
-    let (_, branch) = snapshot::head_of(&worktree)?;
+    let (head, branch) = snapshot::head_of(&worktree)?;
+    let (branch, _) = thread.state.branch_from_worktree(branch, me);
     let running = crate::thread::running::current(&repo, &p.uuid)?.is_some();
     let transcript_bytes = crate::thread::transcript::current_size(&repo, &thread.state);
     Ok(json!({
         "branch": branch,
+        "head": head.map(|h| h.to_string()),
         "changes": snapshot::count_changes(&worktree)?,
         "running": running,
         "transcript_bytes": transcript_bytes,
+        "needs": thread::carried::needs(&worktree)?,
     }))
+}
+
+/// Does the HEAD of the thread's worktree here descend from (or equal) the
+/// given commit? `null` when this repository does not have that commit.
+fn descends(p: DescendsParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
+    let commit = store::parse_hex(&p.commit)?;
+    let thread = store::load(&repo, &p.uuid)?
+        .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
+    let (head, _) = snapshot::head_of(&thread::thread_worktree(&repo, &thread)?)?;
+    if repo.gix.find_commit(commit).is_err() {
+        return Ok(json!({ "descends": null }));
+    }
+    let descends = match head {
+        Some(head) => repo.is_ancestor(commit, head)?,
+        None => false,
+    };
+    Ok(json!({ "descends": descends }))
 }

@@ -1,18 +1,21 @@
 //! Bringing a thread back from a host: the host snapshots, this computer
 //! fetches and restores it, then the host lets go.
 
-use super::markers::{clear_marker, read_marker, set_marker};
+use super::carry;
+use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
 use super::transfer::fetch;
-use super::wire::{BeginAnswer, DepartAnswer, StatusAnswer};
+use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, present, thread_heads,
-    ForeignChanges, Interaction, Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
+    present, thread_heads, ArrivalWorktree, ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
+use crate::fault::{self, Step};
 use crate::fingerprint::Identity;
+use crate::machine::Machine;
 use crate::promisor;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
@@ -27,7 +30,7 @@ pub(super) fn run(
     request: &Request,
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
-    let me = crate::repo::machine_name(Some(repo));
+    let me = Machine::this(Some(repo))?;
     let identity = Identity::of_this_clone(repo)?;
     // The thread's HEAD as this computer last knew it: the host's history grows from there.
     let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
@@ -36,56 +39,16 @@ pub(super) fn run(
         promisor::check_available(repo, &[tree.detach()], "this computer")?;
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let mut conn = Connection::open(host)?;
-    if let Some(text) = conn.notice() {
-        ui.notice(&text);
-    }
+    let mut conn = super::connect(host, ui)?;
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
-    let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-    let destination =
-        arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
-    let branch = request.branch.clone().or(status.branch.clone());
-    // Refuse before anything changes: the new worktree could not check the branch out.
-    if let Some(branch) = &branch {
-        let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
-            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)));
-        if let Some(wt) = elsewhere {
-            return Err(Error::refused(
-                "branch_checked_out",
-                format!("branch {branch} is checked out in {}, which has changes since the thread left", wt.display()),
-            )
-            .with_help(
-                "bring the thread back onto a new branch with `--branch NEW`, or commit or stash those changes first",
-            ));
-        }
+    let begun: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": !request.dry_run }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
     }
-    let plan = Plan {
-        thread: thread.state.number,
-        uuid: thread.state.uuid.clone(),
-        title: thread.state.title.clone(),
-        from: host.name.clone(),
-        to: "local".into(),
-        worktree: destination.path.to_string_lossy().into_owned(),
-        reuse_worktree: destination.reuse,
-        branch: branch.clone(),
-        branch_action: "restore".into(),
-        changes: status.changes.clone(),
-        transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
-        codex: match &thread.state.transcript.codex_session {
-            Some(id) => {
-                Some(super::codex_plan(id, crate::thread::transcript::codex_created(repo, &thread.state).as_deref())?)
-            }
-            None => None,
-        },
-        running: status.running,
-    };
-    if let Some(stop) = present(&plan, &thread, request, ui)? {
-        return Ok(stop);
-    }
-    let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     match &begun.thread {
-        Some(remote) if remote.owner_machine == conn.hello.machine && remote.epoch == thread.state.epoch => {}
+        Some(remote) if remote.owned_by(&conn.hello) && remote.epoch == thread.state.epoch => {}
         Some(remote) => {
             return Err(Error::refused(
                 "owner_mismatch",
@@ -109,14 +72,57 @@ pub(super) fn run(
             .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
         }
     }
+    let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
+    // Refuse before anything changes: what the host's snapshot needs must be here.
+    crate::thread::carried::check_needs(repo, &status.needs, "this computer")?;
+    let destination =
+        arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
+    let branch = request.branch.clone().or(status.branch.clone());
+    let coming = match branch.as_deref() {
+        None => BranchHere { action: "detached HEAD".into(), detached: false, checked_out_in: None },
+        Some(branch) => match detached_here(repo, &thread, branch, &destination, request.detach, &status)? {
+            Some(detached) => detached,
+            None => fast_forward_here(repo, &mut conn, &project, &thread, branch, &status)?,
+        },
+    };
+    let plan = Plan {
+        thread: thread.state.number,
+        uuid: thread.state.uuid.clone(),
+        title: thread.state.title.clone(),
+        from: host.name.clone(),
+        to: "local".into(),
+        worktree: destination.path.to_string_lossy().into_owned(),
+        reuse_worktree: destination.reuse,
+        branch: branch.clone(),
+        branch_action: coming.action,
+        detached: coming.detached,
+        branch_checked_out_in: coming.checked_out_in.clone(),
+        changes: status.changes.clone(),
+        transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
+        codex: match &thread.state.transcript.codex_session {
+            Some(id) => {
+                Some(super::codex_plan(id, crate::thread::transcript::codex_created(repo, &thread.state).as_deref())?)
+            }
+            None => None,
+        },
+        running: status.running,
+    };
+    if let Some(stop) = present(&plan, &thread, request, ui)? {
+        return Ok(stop);
+    }
+    fault::point(Step::ToLocalBegun);
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("taking a snapshot on {}", host.name));
     let departed: DepartAnswer = conn.call(
         "depart",
-        json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1, "to_machine": me,
-                "from": host.name, "to": "local", "initiator": me, "branch": request.branch,
-                "no_interrupt": request.no_interrupt, "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
+        json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1,
+                "to_machine": me.name, "to_machine_id": me.id,
+                "from": host.name, "to": "local", "initiator": me.name, "initiator_id": me.id,
+                "branch": request.branch, "detached": coming.detached, "checked_out_in": coming.checked_out_in,
+                "no_interrupt": request.no_interrupt,
+                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
     )?;
+    fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     fetch(repo, &conn, &project.repo, &uuid)?;
@@ -128,17 +134,45 @@ pub(super) fn run(
         ));
     }
     check_incoming(repo, &uuid, snapshot, "this computer")?;
+    let noted = store::read_note_in(repo, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if noted.detached_on(&me) != coming.detached {
+        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+        return Err(Error::new(
+            crate::error::Kind::Helper,
+            "helper_incompatible",
+            format!("the helper on {} does not know how to hand the thread back on a detached HEAD", host.name),
+        )
+        .with_help(format!("upgrade git-codex-handoff on {}", host.name)));
+    }
+    carry::fetch_submodules(repo, &conn, &project.repo, &uuid, &departed.modules)?;
+    let lfs_objects =
+        carry::fetch_lfs(repo, &mut conn, &project.repo, &uuid, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if lfs_objects > 0 {
+        ui.progress(&format!("fetched {lfs_objects} Git LFS objects from {}", host.name));
+    }
+    let notes_before = store::ref_target(repo, store::NOTES_REF)?;
     merge_incoming_notes(repo, &uuid)?;
-    set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
+    set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
+    fault::point(Step::ToLocalFetched);
     ui.progress("restoring here");
     let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
-        // The host still owns the thread: nothing to release.
-        let _ = clear_marker(repo, "release", &uuid);
+        // The host still owns the thread: nothing to release, nothing of it kept here.
+        let _ = clear_marker(repo, RELEASE, &uuid);
+        carry::undo_incoming(repo, &uuid, notes_before);
     })?;
+    fault::point(Step::ToLocalArrived);
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    let _: serde_json::Value =
-        conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": departed.snapshot }))?;
-    clear_marker(repo, "release", &uuid)?;
+    release(&mut conn, &project, &uuid, &departed.snapshot, host, ui).map_err(|e| {
+        let mut told =
+            Error::new(e.kind, e.code, format!("{} is on this computer now, but {}", label(&thread), e.message));
+        told.help = Some(format!(
+            "run `git codex-handoff {} local` again: it tells {} to let go of it",
+            thread.state.number, host.name
+        ));
+        told
+    })?;
+    fault::point(Step::ToLocalReleased);
+    clear_marker(repo, RELEASE, &uuid)?;
     conn.close()?;
     Ok(Outcome {
         thread: thread.state.number,
@@ -146,6 +180,7 @@ pub(super) fn run(
         host: "local".into(),
         worktree: arrived.worktree,
         branch: arrived.branch,
+        detached: arrived.detached,
         epoch: arrived.epoch,
         snapshot: departed.snapshot,
         already_there: false,
@@ -153,40 +188,167 @@ pub(super) fn run(
     })
 }
 
-/// `42 local` for a thread already here: tell the host to let go if an
-/// earlier hand-back stopped before that, else nothing to do.
-pub(super) fn finish_release_or_stay(
+/// What the thread's branch here will do when it comes back.
+struct BranchHere {
+    action: String,
+    /// The thread comes back on a detached HEAD; the branch here is left alone.
+    detached: bool,
+    /// Why: the worktree here that has the branch checked out (`None`: `--detach`).
+    checked_out_in: Option<String>,
+}
+
+/// DESIGN §5: a branch checked out in another worktree here (or `--detach`)
+/// brings the thread back on a detached HEAD, leaving that worktree and the
+/// branch alone.
+fn detached_here(
     repo: &Repo,
     thread: &Thread,
-    me: &str,
-    ui: &mut dyn Interaction,
-) -> Result<Outcome> {
-    let worktree = thread::worktree_record(repo, &thread.state.uuid)?.map(|p| p.to_string_lossy().into_owned());
-    if let Some(marker) = read_marker(repo, "release", &thread.state.uuid)? {
-        let host_name = marker["host"].as_str().unwrap_or_default().to_owned();
-        let snapshot = marker["snapshot"].as_str().unwrap_or_default().to_owned();
-        let host = config::find_host(&host_name)?;
-        ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
-        let mut conn = Connection::open(&host)?;
-        if let Some(text) = conn.notice() {
-            ui.notice(&text);
-        }
-        let identity = Identity::of_this_clone(repo)?;
-        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
-        let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-        let _: serde_json::Value =
-            conn.call("release", json!({ "repo": project.repo, "uuid": thread.state.uuid, "snapshot": snapshot }))?;
-        clear_marker(repo, "release", &thread.state.uuid)?;
-        conn.close()?;
-    } else {
-        ui.progress(&format!("{} is already on this computer ({me})", label(thread)));
+    branch: &str,
+    destination: &ArrivalWorktree,
+    detach: bool,
+    status: &StatusAnswer,
+) -> Result<Option<BranchHere>> {
+    let pending = pending_arrival_worktree(repo, &thread.state.uuid)?;
+    // Not another worktree: the one the thread comes back into, or one an interrupted arrival was writing.
+    let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
+        .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)))
+        .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)));
+    if elsewhere.is_none() && !detach {
+        return Ok(None);
     }
+    if status.head.is_none() && thread.state.head.is_none() {
+        return Err(Error::refused(
+            "branch_checked_out",
+            format!("branch {branch} has no commits yet: there is no commit to work on detached here"),
+        )
+        .with_help("bring the thread back onto a new branch with `--branch NEW`"));
+    }
+    let checked_out_in = elsewhere.map(|wt| wt.to_string_lossy().into_owned());
+    Ok(Some(BranchHere { action: "detached HEAD".into(), detached: true, checked_out_in }))
+}
+
+/// The branch here must be new or move forward to the thread's HEAD on the
+/// host; one that has diverged is refused now, before anything changes on
+/// either side.
+fn fast_forward_here(
+    repo: &Repo,
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    thread: &Thread,
+    branch: &str,
+    status: &StatusAnswer,
+) -> Result<BranchHere> {
+    let full = format!("refs/heads/{branch}");
+    let host_head = status.head.as_deref().map(store::parse_hex).transpose()?;
+    let last_head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+    let Some(tip) = store::ref_target(repo, &full)? else {
+        return Ok(BranchHere { action: "create".into(), detached: false, checked_out_in: None });
+    };
+    let fast_forward = |action: &str| Ok(BranchHere { action: action.into(), detached: false, checked_out_in: None });
+    let host = conn.host.name.clone();
+    let diverged = || {
+        Err(Error::refused("branch_diverged", format!("branch {branch} here has diverged from the thread's on {host}"))
+            .with_help("bring the thread back onto a new branch with `--branch NEW`"))
+    };
+    let Some(head) = host_head else {
+        // No HEAD from the host (an unborn branch, or a helper too old to say): the restore checks.
+        return fast_forward("restore");
+    };
+    if tip == head {
+        return fast_forward("up to date");
+    }
+    if repo.gix.find_commit(head).is_ok() {
+        return if repo.is_ancestor(tip, head)? { fast_forward("fast-forward") } else { diverged() };
+    }
+    // The host made commits this computer has not seen: it knows whether they grow from the branch here.
+    let asked: Result<DescendsAnswer> =
+        conn.call("descends", json!({ "repo": project.repo, "uuid": thread.state.uuid, "commit": tip.to_string() }));
+    match asked {
+        Ok(DescendsAnswer { descends: Some(true) }) => fast_forward("fast-forward"),
+        Ok(DescendsAnswer { descends: Some(false) }) => diverged(),
+        // The host lacks the tip: its history can hold it only below a shallow cut, where the
+        // thread's HEAD as it left here still leads to it.
+        Ok(DescendsAnswer { descends: None }) => match last_head {
+            Some(last) if repo.is_ancestor(tip, last)? => fast_forward("fast-forward"),
+            _ => diverged(),
+        },
+        Err(e) if e.code == "unknown_op" => fast_forward("restore"),
+        Err(e) => Err(e),
+    }
+}
+
+/// Tell the host to let go of the thread it sent here as `snapshot`.
+fn release(
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    uuid: &str,
+    snapshot: &str,
+    host: &Host,
+    ui: &mut dyn Interaction,
+) -> Result<()> {
+    let released: serde_json::Value =
+        conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": snapshot }))?;
+    if let Some(let_go) = released["let_go"].as_str() {
+        ui.progress(&format!("{}: {let_go}", host.name));
+    }
+    Ok(())
+}
+
+/// A thread owned here whose hand-back stopped before its host let go:
+/// finish that first. The host must let go before the thread goes there
+/// again; a handoff elsewhere goes on if it cannot be reached now.
+pub(super) fn settle_release(
+    repo: &Repo,
+    thread: &Thread,
+    destination: Option<&Host>,
+    ui: &mut dyn Interaction,
+) -> Result<()> {
+    let pending = read_marker::<ReleaseMarker>(repo, RELEASE, &thread.state.uuid)?
+        .filter(|m| store::parse_hex(&m.snapshot).ok() == Some(thread.snapshot));
+    let Some(pending) = pending else { return Ok(()) };
+    match (finish_release(repo, thread, &pending, ui), destination) {
+        (Err(e), Some(to)) if to.name != pending.host => {
+            ui.progress(&format!(
+                "{} has not let go of {} yet ({}); `git codex-handoff {} local` finishes that later",
+                pending.host,
+                label(thread),
+                e.message,
+                thread.state.number
+            ));
+            Ok(())
+        }
+        (finished, _) => finished,
+    }
+}
+
+/// Finish a hand-back that stopped before its host let go.
+fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mut dyn Interaction) -> Result<()> {
+    let host = config::find_host(&pending.host)?;
+    ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
+    let mut conn = super::connect(&host, ui)?;
+    let identity = Identity::of_this_clone(repo)?;
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
+    let begun: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
+    }
+    release(&mut conn, &project, &thread.state.uuid, &pending.snapshot, &host, ui)?;
+    clear_marker(repo, RELEASE, &thread.state.uuid)?;
+    conn.close()
+}
+
+/// `42 local` for a thread that is here (an unfinished release is done before).
+pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Interaction) -> Result<Outcome> {
+    let worktree = thread::worktree_record(repo, &thread.state.uuid)?.map(|p| p.to_string_lossy().into_owned());
+    ui.progress(&format!("{} is on this computer ({})", label(thread), me.name));
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
         host: "local".into(),
         worktree: worktree.unwrap_or_default(),
         branch: thread.state.branch.clone(),
+        detached: thread.state.detached_on(me),
         epoch: thread.state.epoch,
         snapshot: thread.snapshot.to_string(),
         already_there: true,

@@ -2,8 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the note's JSON layout.
-pub const SCHEMA: u32 = 1;
+use crate::machine::Machine;
+
+/// Version of the note's JSON layout. 2 added the machine ids; notes of
+/// schema 1 name machines only by their display names, and still work.
+/// 3 added `branch_detached_on`: `branch` is the thread's branch even where
+/// its worktree works on a detached HEAD.
+pub const SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -18,18 +23,29 @@ pub struct ThreadState {
     pub uuid: String,
     pub number: u64,
     pub title: String,
-    /// Short branch name; `None` for a detached HEAD.
+    /// Short branch name; `None` for a thread on a detached HEAD.
     pub branch: Option<String>,
+    /// The machine where the thread's worktree has a detached HEAD although
+    /// the thread has a branch (the branch is checked out in another worktree
+    /// there); the branch there is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_detached_on: Option<DetachedOn>,
     /// The HEAD commit; `None` on an unborn branch.
     pub head: Option<String>,
     pub epoch: u64,
+    /// The owner's display name.
     pub owner_machine: String,
+    /// The owner's machine id; what ownership is decided by (absent before schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_machine_id: Option<String>,
     pub status: Status,
     /// The worktree root the snapshot was taken in, on `source_machine`.
     pub worktree: Option<String>,
     /// The machine the snapshot was taken on.
     #[serde(default)]
     pub source_machine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_machine_id: Option<String>,
     /// The project directory relative to the worktree root ("" for the root).
     #[serde(default)]
     pub subdirectory: String,
@@ -49,6 +65,29 @@ pub struct ThreadState {
     /// Fields written by newer versions are kept when this version rewrites a note.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where, and why, a thread with a branch works on a detached HEAD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachedOn {
+    /// The machine's display name and id.
+    pub machine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    /// The worktree there that has the branch checked out; `None` when the
+    /// handoff asked for a detached HEAD (`--detach`).
+    #[serde(default)]
+    pub checked_out_in: Option<String>,
+}
+
+impl DetachedOn {
+    pub fn on(machine: &Machine, checked_out_in: Option<String>) -> DetachedOn {
+        DetachedOn { machine: machine.name.clone(), machine_id: Some(machine.id.clone()), checked_out_in }
+    }
+
+    pub fn is(&self, machine: &Machine) -> bool {
+        machine.is(self.machine_id.as_deref(), &self.machine)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -72,6 +111,12 @@ pub struct Handoff {
     pub to_machine: String,
     /// The machine that ran the handoff command ("this computer").
     pub initiator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_machine_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_machine_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator_id: Option<String>,
     /// The source and destination as the initiator names them (`local` or a host name).
     pub from: String,
     pub to: String,
@@ -79,6 +124,57 @@ pub struct Handoff {
 }
 
 impl ThreadState {
+    /// Does `machine` own the thread in this state?
+    pub fn owned_by(&self, machine: &Machine) -> bool {
+        machine.is(self.owner_machine_id.as_deref(), &self.owner_machine)
+    }
+
+    pub fn set_owner(&mut self, machine: &Machine) {
+        self.owner_machine.clone_from(&machine.name);
+        self.owner_machine_id = Some(machine.id.clone());
+    }
+
+    /// Does the thread work on a detached HEAD on `machine` while its branch
+    /// is checked out elsewhere there?
+    pub fn detached_on(&self, machine: &Machine) -> bool {
+        self.branch.is_some() && self.branch_detached_on.as_ref().is_some_and(|d| d.is(machine))
+    }
+
+    /// The thread's branch, given the branch its worktree on `machine` is on
+    /// now, and whether it still works detached there: a HEAD detached by a
+    /// handoff keeps the thread's branch; one the user put on a branch (or
+    /// detached) decides.
+    pub fn branch_from_worktree(&self, worktree_branch: Option<String>, machine: &Machine) -> (Option<String>, bool) {
+        match worktree_branch {
+            Some(branch) => (Some(branch), false),
+            None if self.detached_on(machine) => (self.branch.clone(), true),
+            None => (None, false),
+        }
+    }
+
+    /// Was this snapshot taken on `machine`?
+    pub fn taken_on(&self, machine: &Machine) -> bool {
+        self.source_machine.as_deref().is_some_and(|name| machine.is(self.source_machine_id.as_deref(), name))
+    }
+
+    pub fn set_source(&mut self, machine: &Machine) {
+        self.source_machine = Some(machine.name.clone());
+        self.source_machine_id = Some(machine.id.clone());
+    }
+
+    /// The host name under which `machine` sent the thread to its current
+    /// owner, if `machine` ran that handoff (a host name means something only
+    /// on the machine that named it).
+    pub fn sent_by(&self, machine: &Machine) -> Option<&str> {
+        let h = self.handoff.as_ref()?;
+        let initiated = machine.is(h.initiator_id.as_deref(), &h.initiator);
+        let to_owner = match (&h.to_machine_id, &self.owner_machine_id) {
+            (Some(to), Some(owner)) => to == owner,
+            _ => h.to_machine == self.owner_machine,
+        };
+        (initiated && to_owner).then_some(h.to.as_str())
+    }
+
     pub fn to_note(&self) -> Vec<u8> {
         let mut text = serde_json::to_vec_pretty(self).expect("thread state serializes");
         text.push(b'\n');
@@ -87,5 +183,47 @@ impl ThreadState {
 
     pub fn from_note(data: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(id: &str, name: &str) -> Machine {
+        Machine { id: id.into(), name: name.into() }
+    }
+
+    fn note(extra: &str) -> ThreadState {
+        let text = format!(
+            r#"{{"schema": 2, "uuid": "u", "number": 1, "title": "t", "branch": "main", "head": null, "epoch": 1,
+                "owner_machine": "devbox", "owner_machine_id": "d", "status": "idle", "worktree": null,
+                "index_commit": "", "data_commit": "", "transcript": {{"sha256": "", "size": 0}},
+                "created_at": "", "updated_at": ""{extra}}}"#
+        );
+        ThreadState::from_note(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_note_without_the_field_is_on_its_branch_everywhere() {
+        let state = note("");
+        assert_eq!(state.branch_detached_on, None);
+        assert!(!state.detached_on(&machine("d", "devbox")));
+        assert_eq!(state.branch_from_worktree(None, &machine("d", "devbox")), (None, false));
+    }
+
+    #[test]
+    fn a_detached_worktree_keeps_the_branch_only_on_the_machine_the_note_names() {
+        let state = note(r#", "branch_detached_on": {"machine": "devbox", "machine_id": "d", "checked_out_in": "/x"}"#);
+        let devbox = machine("d", "devbox");
+        let other = machine("o", "devbox");
+        assert!(state.detached_on(&devbox));
+        assert!(!state.detached_on(&other), "ids decide, not names");
+        assert_eq!(state.branch_from_worktree(None, &devbox), (Some("main".into()), true));
+        assert_eq!(state.branch_from_worktree(Some("feat".into()), &devbox), (Some("feat".into()), false));
+        assert_eq!(state.branch_from_worktree(None, &other), (None, false));
+        let again = ThreadState::from_note(&state.to_note()).unwrap();
+        assert_eq!(again.branch_detached_on, state.branch_detached_on);
+        assert!(again.extra.is_empty(), "the field is not kept twice: {:?}", again.extra);
     }
 }

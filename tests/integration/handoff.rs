@@ -37,18 +37,13 @@ over_both!(
     handoff_and_back_keep_the_exact_state,
     dry_run_changes_nothing_on_either_side,
     diverged_branch_is_refused_and_branch_new_goes_through,
-    branch_checked_out_on_the_host_is_refused,
     reused_worktree_with_foreign_changes_is_refused,
     host_without_the_project_is_refused,
     hostile_branch_and_title_execute_nothing,
-    hand_back_to_a_changed_original_needs_a_new_branch,
+    hand_back_while_the_branch_is_checked_out_here_comes_back_detached,
     host_check_and_destinations,
     missing_helper_is_exit_6,
 );
-
-// Crash points exist only in builds with the `test-faults` feature (`make test`).
-#[cfg(feature = "test-faults")]
-over_both!(killed_helper_then_rerun_completes);
 
 pub struct World {
     pub env: TestEnv,
@@ -60,18 +55,26 @@ pub struct World {
 
 impl World {
     pub fn new(via: Via) -> World {
-        let (env, laptop, remote_home, remote_clone) = World::fixture();
+        World::with_laptop(via, |_, _| {})
+    }
+
+    /// A world whose laptop repository gets `setup` (e.g. submodules, LFS)
+    /// on top of the base commit, before the host clones it.
+    pub fn with_laptop(via: Via, setup: impl FnOnce(&TestEnv, &Path)) -> World {
+        let (env, laptop, remote_home, remote_clone) = World::fixture(setup);
         World::connect(env, laptop, remote_home, remote_clone, via)
     }
 
-    /// This computer's repository `laptop`, the host's HOME and its clone
-    /// (saved as a project there), not yet connected.
-    pub fn fixture() -> (TestEnv, PathBuf, PathBuf, PathBuf) {
+    /// This computer's repository `laptop` (with `setup` on top of the base
+    /// commit), the host's HOME and its clone (saved as a project there), not
+    /// yet connected.
+    pub fn fixture(setup: impl FnOnce(&TestEnv, &Path)) -> (TestEnv, PathBuf, PathBuf, PathBuf) {
         let env = TestEnv::new();
         let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");
         base_files(&env, &laptop);
         env.git(&laptop, &["commit", "-q", "-m", "base"]);
+        setup(&env, &laptop);
 
         let remote_clone = env.path("devbox-clone");
         env.git_as(
@@ -283,15 +286,6 @@ fn diverged_branch_is_refused_and_branch_new_goes_through(via: Via) {
     assert_eq!(std::fs::read(wt.join("a.txt")).unwrap(), b"dirty\n");
 }
 
-fn branch_checked_out_on_the_host_is_refused(via: Via) {
-    let w = World::new(via);
-    w.run(&["thread", "new"]).success(); // on main, which the host's clone now checks out
-    w.git_remote(&w.remote_clone, &["checkout", "-q", "main"]);
-    let before = w.everything();
-    w.run(&["1", "devbox"]).fails_with(4, "checked out in another worktree").fails_with(4, "--branch NEW");
-    assert_eq!(w.everything(), before);
-}
-
 fn reused_worktree_with_foreign_changes_is_refused(via: Via) {
     let w = World::new(via);
     w.run(&["thread", "new", "--branch", "feat/reuse"]).success();
@@ -346,63 +340,67 @@ fn hostile_branch_and_title_execute_nothing(via: Via) {
         .fails_with(2, "not a usable helper path");
 }
 
-#[cfg(feature = "test-faults")]
-fn killed_helper_then_rerun_completes(via: Via) {
+fn hand_back_while_the_branch_is_checked_out_here_comes_back_detached(via: Via) {
     let w = World::new(via);
-    w.run(&["thread", "new", "--branch", "feat/crash"]).success();
-    every_kind_of_change(&w.env, &w.laptop);
-    let before = w.env.carried_facts(&w.laptop);
-    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "before-restore"]);
-    let out = w.run(&["1", "devbox"]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("stopped"), "{}", out.stderr);
-    // Still exactly one owner: this computer, at the old epoch.
-    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(0)));
-    assert!(!w.run_remote(&["thread", "list", "--all"]).success().stdout.contains("#1"));
-    assert_eq!(w.env.carried_facts(&w.laptop), before, "nothing lost here");
-
-    w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
-    let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(out["epoch"], 1);
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
-    assert_eq!(w.env.carried_facts(&remote_wt), before);
-    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
-    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!(here["owner_machine"], "devbox");
-    assert_eq!(there["owner_machine"], "devbox");
-    assert_eq!(here["snapshot"], there["snapshot"]);
-    assert!(!w.git_remote(&w.remote_clone, &["for-each-ref", "refs/codex-handoff/incoming/"]).contains("incoming"));
-}
-
-fn hand_back_to_a_changed_original_needs_a_new_branch(via: Via) {
-    let w = World::new(via);
+    let env = &w.env;
     w.run(&["thread", "new", "--branch", "feat/back"]).success();
     write(&w.laptop, b"a.txt", b"thread's edit\n");
     let out = w.run(&["1", "devbox", "--json"]).success().json();
     let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    w.git_remote(&remote_wt, &["commit", "-q", "-am", "on the host"]);
+    let host_tip = w.git_remote(&remote_wt, &["rev-parse", "HEAD"]);
     write(&remote_wt, b"b.txt", b"edited on the host\n");
-    let remote_state = w.env.carried_facts(&remote_wt);
-    // Meanwhile the original worktree here changes.
+    let remote_state = env.carried_facts(&remote_wt);
+    // Meanwhile the original worktree here changes, with feat/back still checked out.
     write(&w.laptop, b"local-only.txt", b"not the thread's\n");
-    let local_state = w.env.carried_facts(&w.laptop);
-    let before = w.everything();
-    w.run(&["1", "local"]).fails_with(4, "checked out").fails_with(4, "--branch");
-    assert_eq!(w.everything(), before);
-    let out = w.run(&["1", "local", "--branch", "feat/back-2", "--json"]).success().json();
+    let local_state = env.facts(&w.laptop);
+    let branch_here = env.git(&w.laptop, &["rev-parse", "feat/back"]);
+
+    // The thread comes back into a new worktree on a detached HEAD; the original and the branch stay as they are.
+    let out = w.run(&["1", "local", "--json"]).success().json();
     let new_wt = PathBuf::from(out["worktree"].as_str().unwrap());
-    assert_ne!(new_wt, w.laptop, "the changed original is left alone");
-    assert!(new_wt.starts_with(w.env.home.join(".codex/worktrees")), "{}", new_wt.display());
-    assert_eq!(w.env.carried_facts(&w.laptop), local_state);
-    assert_eq!(w.env.carried_facts(&new_wt), remote_state);
-    assert_eq!(out["branch"], "feat/back-2");
+    assert!(new_wt.starts_with(env.home.join(".codex/worktrees")), "{}", new_wt.display());
+    assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("feat/back"), Some("local")));
+    assert_eq!(env.carried_facts(&new_wt), remote_state);
+    assert_eq!(env.git(&new_wt, &["rev-parse", "HEAD"]), host_tip);
+    assert_eq!(env.facts(&w.laptop), local_state);
+    assert_eq!(env.git(&w.laptop, &["rev-parse", "feat/back"]), branch_here);
+    assert_eq!(env.git(&w.laptop, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
+    let shown = w.run(&["thread", "show", "1"]);
+    assert!(shown.success().stdout.contains("feat/back (detached here)"), "{}", shown.stdout);
+    assert!(shown.stdout.contains(&format!("checked out in {} here", w.laptop.display())), "{}", shown.stdout);
+
+    // Out again from the detached worktree: the branch is free on the host, which takes it again.
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("feat/back"), None));
+    assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
+    assert_eq!(env.carried_facts(&remote_wt), remote_state);
+
+    // The original here moves to another branch: feat/back is free, and the thread brings it forward.
+    env.git(&w.laptop, &["checkout", "-q", "-b", "laptop-side"]);
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), new_wt, "the detached worktree is reused");
+    assert_eq!(out["branch_detached_on"], serde_json::Value::Null);
+    assert_eq!(env.git(&new_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
+    assert_eq!(env.git(&w.laptop, &["rev-parse", "feat/back"]), host_tip, "fast-forwarded to the host's commit");
+    assert_eq!(env.carried_facts(&new_wt), remote_state);
+
+    // --detach leaves a free branch alone all the same; it does not go with --branch.
+    env.git(&new_wt, &["commit", "-q", "-am", "here"]);
+    let out = w.run(&["1", "devbox", "--detach", "--json"]).success().json();
+    assert_eq!(out["branch_detached_on"], "devbox");
+    assert!(w.git_remote(&remote_wt, &["status", "--porcelain=v2", "--branch"]).contains("# branch.head (detached)"));
+    assert_eq!(w.git_remote(&remote_wt, &["rev-parse", "HEAD"]), env.git(&new_wt, &["rev-parse", "HEAD"]));
+    assert_eq!(w.git_remote(&w.remote_clone, &["rev-parse", "feat/back"]), host_tip, "the host's branch stays");
+    w.run(&["1", "local", "--detach", "--branch", "x"]).fails_with(2, "cannot be used with");
 }
 
 fn host_check_and_destinations(via: Via) {
     let w = World::new(via);
     let check = w.run(&["host", "check", "devbox", "--json"]).success().json();
     assert_eq!(check["machine"], "devbox");
-    assert_eq!(check["protocol"], 1);
+    assert_eq!(check["protocol"], 2);
     assert_eq!(check["helper_version"], env!("CARGO_PKG_VERSION"));
     let list = w.run(&["host", "list", "--json"]).success().json();
     assert_eq!(list["hosts"][0]["name"], "devbox");
@@ -538,35 +536,6 @@ fn a_restricted_key_allows_handoffs_and_nothing_else() {
     // git on the saved project is allowed.
     let url = format!("{}:{}", crate::sshd::HOST, w.remote_clone.display());
     assert!(w.env.git(&w.laptop, &["ls-remote", &url]).contains("refs/heads/main"));
-}
-
-#[cfg(feature = "test-faults")]
-#[test]
-fn a_hand_back_killed_before_the_release_is_finished_by_a_rerun() {
-    let w = World::new(Via::Local);
-    w.run(&["thread", "new", "--branch", "feat/release"]).success();
-    let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
-    write(&remote_wt, b"a.txt", b"written on the host\n");
-    let remote_state = w.env.carried_facts(&remote_wt);
-    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "before-release"]);
-    let out = w.run(&["1", "local"]);
-    assert_eq!(out.code, 1, "{out:?}");
-    // This computer already has the thread, at the higher epoch: it owns it.
-    assert_eq!(w.env.carried_facts(&w.laptop), remote_state);
-    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(2)));
-    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!(there["epoch"], 1, "the host has not let go yet");
-
-    w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
-    let out = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(out["already_there"], true);
-    let there = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!((there["owner_machine"].as_str(), there["epoch"].as_u64()), (Some("laptop"), Some(2)));
-    assert_eq!(w.env.carried_facts(&w.laptop), remote_state, "nothing lost");
-    // And it can go out again.
-    w.run(&["1", "devbox"]).success();
 }
 
 #[test]

@@ -67,7 +67,7 @@ impl World {
 
 #[test]
 fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
-    let fixture = World::fixture();
+    let fixture = World::fixture(|_, _| {});
     let sshd = Sshd::start_with_env(&fixture.0, &fixture.2, &[("PATH", MINIMAL_PATH)]);
     let w = world_over(fixture, sshd);
     let home = &w.remote_home;
@@ -101,7 +101,7 @@ fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
     let before = everything();
     w.run(&["1", "devbox"])
         .fails_with(6, "the helper on devbox at ~/.cargo/bin/git-codex-handoff is version 0.0.1 and speaks protocol 0")
-        .fails_with(6, &format!("this computer's git-codex-handoff {} speaks protocol 1-1", env!("CARGO_PKG_VERSION")))
+        .fails_with(6, &format!("this computer's git-codex-handoff {} speaks protocol", env!("CARGO_PKG_VERSION")))
         .fails_with(6, "upgrade the helper on devbox to version");
     assert_eq!(everything(), before);
     assert_eq!(w.helper_setting(), "git-codex-handoff", "an incompatible helper is not remembered");
@@ -141,7 +141,7 @@ fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
     assert_eq!(check["helper_path"], installed.to_str().unwrap());
     assert_eq!(check["helper_found"], "setting");
     assert_eq!(check["helper_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(check["protocol"], 1);
+    assert_eq!(check["protocol"], 2);
     assert_eq!(check["codex_home"], home.join("codex-from-profile").to_str().unwrap());
     assert_eq!(check["codex_home_from"], "login_shell");
     assert_eq!(check["codex"]["path"], home.join(".npm-global/bin/codex").to_str().unwrap());
@@ -170,7 +170,7 @@ fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
 
 #[test]
 fn a_csh_login_shell_finds_the_helper_too() {
-    let fixture = World::fixture();
+    let fixture = World::fixture(|_, _| {});
     let sshd = Sshd::start_with_login_shell(&fixture.0, &fixture.2, &[("PATH", MINIMAL_PATH)], "/usr/bin/tcsh");
     let w = world_over(fixture, sshd);
     let home = &w.remote_home;

@@ -3,13 +3,18 @@
 mod clones;
 mod codex;
 mod codex_cli;
+#[cfg(feature = "test-faults")]
+mod crashes;
+mod detached;
 mod git_command;
 mod handoff;
 mod harness;
 mod helper_lookup;
 mod layers;
 mod mock_model;
+mod ownership;
 mod refusals;
+mod repos;
 mod roundtrip;
 mod running;
 mod sshd;

@@ -26,6 +26,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         thread,
         destination: host,
         branch: args.branch,
+        detach: args.detach,
         dry_run: args.dry_run,
         no_interrupt: args.no_interrupt,
         interrupt_timeout: std::time::Duration::from_secs(interrupt_timeout(&repo, args.interrupt_timeout)?),
@@ -40,6 +41,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         "host": outcome.host,
         "worktree": outcome.worktree,
         "branch": outcome.branch,
+        "branch_detached_on": outcome.detached.then_some(&outcome.host),
         "epoch": outcome.epoch,
         "snapshot": outcome.snapshot,
         "already_there": outcome.already_there,
@@ -52,7 +54,14 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
     } else {
         let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
-        let branch = outcome.branch.clone().unwrap_or_else(|| "detached HEAD".into());
+        let branch = match (&outcome.branch, outcome.detached) {
+            (Some(branch), true) => {
+                let place = if outcome.host == "local" { "here" } else { "there" };
+                format!("{branch} (detached HEAD; {branch} {place} is left as it is)")
+            }
+            (Some(branch), false) => branch.clone(),
+            (None, _) => "detached HEAD".into(),
+        };
         ui.say(format!(
             "Thread #{} is now on {place} (epoch {}): {} on {branch}",
             outcome.thread, outcome.epoch, outcome.worktree
@@ -111,6 +120,9 @@ fn plan_text(plan: &Plan) -> String {
     text += &format!("  to        {}\n", plan.to);
     text += &format!("  worktree  {} ({})\n", plan.worktree, if plan.reuse_worktree { "reused" } else { "new" });
     text += &format!("  branch    {} ({})\n", plan.branch.as_deref().unwrap_or("(detached HEAD)"), plan.branch_action);
+    if let (true, Some(branch)) = (plan.detached, &plan.branch) {
+        text += &format!("  detached  {}\n", detached_line(branch, plan));
+    }
     text += &format!(
         "  changes   {} staged, {} unstaged, {} untracked ({})",
         c.staged,
@@ -118,6 +130,9 @@ fn plan_text(plan: &Plan) -> String {
         c.untracked,
         human_bytes(c.bytes)
     );
+    for sub in &c.submodules {
+        text += &format!("\n  {}: {}", sub.path, submodule_text(sub));
+    }
     if plan.transcript_bytes > 0 {
         text += &format!("\n  conversation  copied to {} ({})", plan.to, human_bytes(plan.transcript_bytes));
     }
@@ -132,6 +147,45 @@ fn plan_text(plan: &Plan) -> String {
         text += "\n  running   its command will be interrupted (SIGINT) before the transfer";
     }
     text
+}
+
+/// "1 new commit, 1 unstaged, 2 untracked (12 B)": what changed in one submodule.
+fn submodule_text(sub: &crate::thread::snapshot::SubmoduleChange) -> String {
+    let plural = |n: u64, one: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") };
+    let mut parts = Vec::new();
+    match sub.new_commits {
+        Some(0) => {}
+        Some(n) => parts.push(plural(n, "new commit")),
+        None => parts.push("moved to a commit the superproject does not record".to_owned()),
+    }
+    for (n, what) in [(sub.staged, "staged"), (sub.unstaged, "unstaged"), (sub.untracked, "untracked")] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        return "unchanged".to_owned();
+    }
+    let mut text = parts.join(", ");
+    if sub.bytes > 0 {
+        text += &format!(" ({})", human_bytes(sub.bytes));
+    }
+    text
+}
+
+/// Why the thread works on a detached HEAD at the destination, in one line.
+fn detached_line(branch: &str, plan: &Plan) -> String {
+    let home = plan.to == "local";
+    let place = if home { "here".to_owned() } else { format!("on {}", plan.to) };
+    let then = if home {
+        format!("the thread comes back on a detached HEAD; {branch} here stays where it is")
+    } else {
+        format!("the thread works on a detached HEAD there and brings {branch}'s new commits home")
+    };
+    match &plan.branch_checked_out_in {
+        Some(worktree) => format!("{branch} is checked out in {worktree} {place}: {then}"),
+        None => format!("--detach: {then}"),
+    }
 }
 
 pub fn human_bytes(bytes: u64) -> String {

@@ -100,6 +100,7 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({
         "host": host.name,
         "machine": conn.hello.machine,
+        "machine_id": conn.hello.machine_id,
         "helper_version": conn.hello.version,
         "helper_path": helper_path,
         "helper_found": helper_found,

@@ -8,9 +8,10 @@ use crate::cli::commands::thread_view;
 use crate::cli::output::Ui;
 use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::error::{Error, Result};
-use crate::repo::{absolute, machine_name, Repo};
+use crate::machine::Machine;
+use crate::repo::{absolute, Repo};
 use crate::thread::state::Status;
-use crate::thread::{self, restore, store};
+use crate::thread::{self, store};
 
 pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -26,7 +27,7 @@ pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
 
 fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = thread::create(&repo, &machine, args.title, args.branch, args.codex_session)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     ui.say(format!(
@@ -44,7 +45,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     if args.codex {
         return list_codex(&repo, ui);
     }
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
     let threads: Vec<store::Thread> = store::list(&repo)?
         .into_iter()
@@ -66,7 +67,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
             &s.uuid[..8.min(s.uuid.len())],
             t.owner_name(&machine),
             status_text(s.status),
-            branch_text(&s.branch),
+            thread_branch_text(t, &machine),
             s.title
         ));
     }
@@ -121,13 +122,19 @@ fn within(dir: &str, project: &str) -> bool {
 
 fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = store::resolve(&repo, &args.thread)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
     ui.say(format!("title     {}", s.title));
-    ui.say(format!("branch    {}", branch_text(&s.branch)));
+    ui.say(format!("branch    {}", thread_branch_text(&thread, &machine)));
+    if let (Some(on), Some(worktree)) =
+        (thread.branch_detached_on(&machine), s.branch_detached_on.as_ref().and_then(|d| d.checked_out_in.as_ref()))
+    {
+        let place = if on == "local" { "here" } else { "there" };
+        ui.say(format!("          (the branch is checked out in {worktree} {place})"));
+    }
     ui.say(format!("head      {}", s.head.as_deref().unwrap_or("(none: unborn branch)")));
     ui.say(format!("owner     {} ({})", thread.owner_name(&machine), s.owner_machine));
     ui.say(format!("status    {}", status_text(s.status)));
@@ -151,8 +158,10 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
                 "snapshot": id.to_string(),
                 "epoch": s.epoch,
                 "owner_machine": s.owner_machine,
+                "owner_machine_id": s.owner_machine_id,
                 "status": s.status,
                 "branch": s.branch,
+                "branch_detached_on": s.branch_detached_on.as_ref().filter(|_| s.branch.is_some()).map(|d| &d.machine),
                 "head": s.head,
                 "at": s.updated_at,
                 "handoff": s.handoff,
@@ -171,7 +180,10 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
             s.epoch,
             s.updated_at,
             s.owner_machine,
-            branch_text(&s.branch),
+            match (&s.branch, &s.branch_detached_on) {
+                (Some(branch), Some(d)) => format!("{branch} (detached on {})", d.machine),
+                _ => branch_text(&s.branch),
+            },
             what
         ));
     }
@@ -180,7 +192,7 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 
 fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = thread::checkpoint(&repo, &machine, &args.thread)?;
     ui.json(&json!({ "snapshot": thread.snapshot.to_string(), "thread": thread_view(&repo, &thread, &machine) }));
     ui.say(thread.snapshot.to_string());
@@ -190,9 +202,8 @@ fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let thread = store::resolve(&repo, &args.thread)?;
-    let expected = restore::Expected::of(&repo, &thread)?;
     let dir: PathBuf = absolute(&args.dir);
-    let restored = restore::into_new_worktree(&repo, &expected, &dir, args.detach)?;
+    let restored = thread::restore_copy(&repo, &thread, &dir, args.detach)?;
     ui.json(&json!({
         "thread": thread.state.uuid,
         "snapshot": thread.snapshot.to_string(),
@@ -212,9 +223,9 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
 /// Run the thread's agent command in its worktree; exits with its exit code.
 fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = store::resolve(&repo, &args.thread)?;
-    if thread.state.owner_machine != machine {
+    if !thread.state.owned_by(&machine) {
         return Err(Error::refused(
             "not_owner",
             format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
@@ -240,6 +251,16 @@ fn branch_text(branch: &Option<String>) -> String {
     match branch {
         Some(b) => b.clone(),
         None => "(detached HEAD)".to_owned(),
+    }
+}
+
+/// `main`, or `main (detached on devbox)` where the thread's worktree works
+/// on a detached HEAD because its branch is checked out elsewhere there.
+fn thread_branch_text(thread: &store::Thread, machine: &Machine) -> String {
+    match (&thread.state.branch, thread.branch_detached_on(machine)) {
+        (Some(branch), Some(on)) if on == "local" => format!("{branch} (detached here)"),
+        (Some(branch), Some(on)) => format!("{branch} (detached on {on})"),
+        _ => branch_text(&thread.state.branch),
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::protocol::{self, Hello, Request, Response, PROTOCOL_MAX, PROTOCOL_MIN};
+use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
 pub use locate::Located;
@@ -44,6 +44,8 @@ pub trait Link {
     fn stderr_text(&self) -> String;
     /// Did connecting itself fail (rather than the helper)?
     fn connection_failed(&self, exit_code: Option<i32>) -> bool;
+    /// After the session started: does what the transport said mean the connection dropped?
+    fn connection_lost(&self, stderr: &str) -> bool;
     /// The URL git uses to reach the repository at `path` on the host.
     fn git_url(&self, path: &str) -> String;
     /// Environment for git commands that talk to the host over this connection.
@@ -91,6 +93,7 @@ impl Connection {
             protocol: 0,
             version: String::new(),
             machine: String::new(),
+            machine_id: String::new(),
             worktree_root: None,
             executable: None,
         };
@@ -108,8 +111,19 @@ impl Connection {
             }
             other => other?,
         };
-        if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
+        if hello.protocol < PROTOCOL_MACHINE_IDS || hello.protocol > PROTOCOL_MAX {
             return Err(incompatible(host, &hello, conn.located.as_ref()));
+        }
+        if crate::machine::check_id(&hello.machine_id).is_err() {
+            return Err(Error::new(
+                Kind::Helper,
+                "helper_incompatible",
+                format!("the helper on {} (version {}) does not say which machine it is", host.name, hello.version),
+            )
+            .with_help(install_help(host)));
+        }
+        if hello.machine_id == crate::machine::this_id()? {
+            return Err(same_machine(host, &hello.machine_id));
         }
         // The helper works; failing to write the setting only costs a lookup next time.
         if let Some(located) = &mut conn.located {
@@ -124,7 +138,7 @@ impl Connection {
     fn hello(&mut self) -> Result<Hello> {
         self.call(
             "hello",
-            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
         )
     }
 
@@ -135,9 +149,15 @@ impl Connection {
 
     /// Send one request and wait for its answer.
     pub fn call<T: DeserializeOwned>(&mut self, op: &str, params: Value) -> Result<T> {
+        self.call_then(op, params, || {})
+    }
+
+    /// [`Connection::call`], running `sent` once the request is on its way
+    /// (while the helper works on it).
+    pub fn call_then<T: DeserializeOwned>(&mut self, op: &str, params: Value, sent: impl FnOnce()) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         let sent = match self.link.input() {
-            Some(input) => protocol::write_json(input, &request),
+            Some(input) => protocol::write_json(input, &request).map(|()| sent()),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
         let line = match sent {
@@ -171,14 +191,42 @@ impl Connection {
         .with_source(source)
     }
 
-    /// Why the helper stopped answering: unreachable host, missing helper, or a crash.
+    /// Why the helper stopped answering: unreachable host, missing helper,
+    /// a crash of the helper or a connection lost after it had started.
     fn failure(&mut self, op: &str) -> Error {
         self.link.close_input();
         let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
         std::thread::sleep(Duration::from_millis(50));
-        let stderr = self.link.stderr_text().trim().to_owned();
+        // The helper logs each request it serves; what it said besides is the news.
+        let stderr: Vec<String> = self
+            .link
+            .stderr_text()
+            .lines()
+            .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
+            .map(str::to_owned)
+            .collect();
+        let stderr = stderr.join("\n").trim().to_owned();
         let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
         let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
+        // After the hello the connection was up: ssh's 255 then also means the
+        // helper died of a signal, not that the host could not be reached.
+        let started = self.hello.protocol != 0;
+        if started {
+            let step = step_of(op);
+            if self.link.connection_lost(&stderr) {
+                return Error::new(
+                    Kind::Unreachable,
+                    "connection_lost",
+                    format!("the connection to {} was lost during {step}{said}", self.host.name),
+                )
+                .with_help(RERUN_HELP);
+            }
+            return Error::failed(
+                "helper_died",
+                format!("the helper on {} stopped during {step}{said}", self.host.name),
+            )
+            .with_help(RERUN_HELP);
+        }
         if self.link.connection_failed(code) {
             return Error::new(
                 Kind::Unreachable,
@@ -198,8 +246,8 @@ impl Connection {
             )
             .with_help(install_help(&self.host));
         }
-        Error::failed("helper_died", format!("the helper on {} stopped during {op}{said}", self.host.name))
-            .with_help("run the same command again: it finishes or cleanly restarts the handoff")
+        Error::failed("helper_died", format!("the helper on {} stopped during {}{said}", self.host.name, step_of(op)))
+            .with_help(RERUN_HELP)
     }
 
     /// The URL git uses to reach the repository at `path` on the host.
@@ -236,7 +284,7 @@ impl Drop for Connection {
 fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error {
     let at = located.map(|l| format!(" at {}", l.shown)).unwrap_or_default();
     let here = env!("CARGO_PKG_VERSION");
-    let help = if hello.protocol < PROTOCOL_MIN {
+    let help = if hello.protocol < PROTOCOL_MACHINE_IDS {
         format!(
             "upgrade the helper on {} to version {here}: `cargo install --locked --path .` in a checkout of it there \
              (or `make install`, the way it was installed{at})",
@@ -254,11 +302,50 @@ fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error 
         "helper_incompatible",
         format!(
             "the helper on {}{at} is version {} and speaks protocol {}; this computer's git-codex-handoff {here} \
-             speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}",
+             speaks protocol {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
             host.name, hello.version, hello.protocol
         ),
     )
     .with_help(help)
+}
+
+/// How the helper's log lines on stderr begin.
+const HELPER_LOG: &str = "git-codex-handoff helper: ";
+
+const RERUN_HELP: &str = "run the same command again: it finishes or cleanly restarts the handoff";
+
+/// A request as the step of a handoff it is, for messages.
+fn step_of(op: &str) -> String {
+    match op {
+        "hello" => "the start of the session".into(),
+        "find_project" => "the search for the project".into(),
+        "plan" => "planning".into(),
+        "begin" => "the start of the handoff".into(),
+        "status" => "reading the thread's state".into(),
+        "receive" => "the restore".into(),
+        "depart" => "the snapshot".into(),
+        "release" => "letting go of the thread".into(),
+        other => format!("`{other}`"),
+    }
+}
+
+/// Two machines with one id would both believe they own a thread.
+fn same_machine(host: &Host, id: &str) -> Error {
+    let file =
+        crate::machine::id_file().map(|p| p.display().to_string()).unwrap_or_else(|_| "the machine-id file".into());
+    Error::refused(
+        "same_machine_id",
+        format!(
+            "{} answered with this computer's own machine id ({id}): the two cannot tell each other apart",
+            host.name
+        ),
+    )
+    .with_help(format!(
+        "a copied home directory or a synced `{}` setting gives two machines one id; on one of them (one that owns \
+         no threads), remove {file} and unset {} so it makes a new id",
+        crate::machine::MACHINE_ID_KEY,
+        crate::machine::MACHINE_ID_KEY
+    ))
 }
 
 pub fn install_help(host: &Host) -> String {
@@ -293,6 +380,7 @@ mod tests {
             protocol,
             version: version.into(),
             machine: "devbox".into(),
+            machine_id: String::new(),
             worktree_root: None,
             executable: None,
         };
