@@ -194,7 +194,7 @@ impl Session {
         }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
-            "environment" => Ok(crate::codex::environment()?),
+            "environment" => crate::codex::environment(),
             "projects" => projects::projects(),
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),

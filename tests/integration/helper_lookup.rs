@@ -159,7 +159,14 @@ fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
         assert!(text.contains(&line), "{line:?} in:\n{text}");
     }
 
-    // A restricted key is never asked: its forced command runs whatever the session asks for.
+    // A restricted key's helper runs exactly what authorized_keys says: no login shell, no CODEX_HOME from it.
+    let _ = fs::remove_file(home.join("profile-reads"));
+    w.sshd.as_ref().unwrap().restrict_to(&format!("{} remote serve --restricted", installed.display()));
+    let check = w.run(&["host", "check", "devbox", "--json"]).success().json();
+    assert_eq!((check["codex_home_from"].as_str(), check["codex"].is_null()), (Some("default"), true), "{check}");
+    assert!(!home.join("profile-reads").exists(), "a login shell ran under a restricted key");
+
+    // A restricted key is never asked where the helper is: its forced command runs whatever the session asks for.
     w.sshd.as_ref().unwrap().restrict_to("/nonexistent/git-codex-handoff remote serve --restricted");
     let before = everything();
     w.run(&["1", "devbox"]).fails_with(6, "not installed").fails_with(6, "the login shell did not answer");

@@ -5,11 +5,6 @@ use crate::error::{Error, Result};
 use crate::remote::restricted::{self, Allowed};
 
 pub fn run(args: RemoteServeArgs) -> Result<()> {
-    // The helper learns CODEX_HOME from the login shell, as Codex there gets it;
-    // a forced command runs exactly what authorized_keys says, and nothing more.
-    if !args.restricted {
-        crate::login_shell::allow_asking();
-    }
     if args.restricted {
         // A forced command: sshd passes what the client asked for.
         let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
@@ -22,6 +17,10 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
                 return Err(Error::failed("git_missing", format!("could not run git {service}")).with_source(error));
             }
         }
+    } else {
+        // The helper learns CODEX_HOME from the login shell, as Codex there gets it;
+        // a forced command runs exactly what authorized_keys says, and nothing more.
+        crate::login_shell::allow_asking();
     }
     let stdin = std::io::stdin();
     crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr())
