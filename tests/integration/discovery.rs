@@ -15,7 +15,7 @@ use crate::sshd::Sshd;
 /// The dev box behind a real sshd whose sessions find the helper on PATH,
 /// known to this computer only through `~/.ssh/config`.
 fn world_from_ssh_config() -> World {
-    let (env, laptop, remote_home, remote_clone) = World::unconnected(|_, _| {});
+    let (env, laptop, remote_home, remote_clone) = World::fixture(|_, _| {});
     let bin_dir = Path::new(BIN).parent().unwrap().display().to_string();
     let sshd = Sshd::start_with_env(&env, &remote_home, &[("PATH", &format!("{bin_dir}:/usr/bin:/bin"))]);
     sshd.install_user_config(&env);

@@ -80,13 +80,14 @@ impl World {
     /// A world whose laptop repository gets `setup` (e.g. submodules, LFS)
     /// on top of the base commit, before the host clones it.
     pub fn with_laptop(via: Via, setup: impl FnOnce(&TestEnv, &Path)) -> World {
-        let (env, laptop, remote_home, remote_clone) = World::unconnected(setup);
+        let (env, laptop, remote_home, remote_clone) = World::fixture(setup);
         World::connect(env, laptop, remote_home, remote_clone, via)
     }
 
-    /// The laptop repository (with `setup`) and the dev box's HOME and clone
-    /// with its saved project, not yet connected: (env, laptop, remote home, remote clone).
-    pub fn unconnected(setup: impl FnOnce(&TestEnv, &Path)) -> (TestEnv, PathBuf, PathBuf, PathBuf) {
+    /// This computer's repository `laptop` (with `setup` on top of the base
+    /// commit), the host's HOME and its clone (saved as a project there), not
+    /// yet connected.
+    pub fn fixture(setup: impl FnOnce(&TestEnv, &Path)) -> (TestEnv, PathBuf, PathBuf, PathBuf) {
         let env = TestEnv::new();
         let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");

@@ -10,6 +10,7 @@ mod discovery;
 mod git_command;
 mod handoff;
 mod harness;
+mod helper_lookup;
 mod layers;
 mod mock_model;
 mod ownership;

@@ -47,8 +47,8 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
         let (identity, subdirectory, common_dir, heads) =
             (identity.clone(), subdirectory.clone(), common_dir.clone(), heads.clone());
         std::thread::spawn(move || {
-            let answer = ask(&host, opening, &common_dir, &identity, &subdirectory, &heads);
-            let _ = tx.send((host.name.clone(), answer));
+            let (notice, answer) = ask(&host, opening, &common_dir, &identity, &subdirectory, &heads);
+            let _ = tx.send((host.name.clone(), notice, answer));
         });
     }
     drop(tx);
@@ -58,7 +58,12 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     while answers.len() < hosts.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(answer) => answers.push(answer),
+            Ok((name, notice, answer)) => {
+                if let Some(text) = notice {
+                    ui.note(text);
+                }
+                answers.push((name, answer));
+            }
             Err(_) => break,
         }
     }
@@ -137,7 +142,8 @@ fn with(mut base: Value, more: Value) -> Value {
     base
 }
 
-/// Ask one host for the project; also the round trip of connecting and the hello.
+/// Ask one host for the project (with the round trip of connecting and the
+/// hello); also what to say about how its helper was found, if it had to be looked for.
 fn ask(
     host: &Host,
     opening: Opening,
@@ -145,14 +151,21 @@ fn ask(
     identity: &Identity,
     subdirectory: &str,
     heads: &[gix::ObjectId],
-) -> Result<(ProjectMatch, Duration)> {
+) -> (Option<String>, Result<(ProjectMatch, Duration)>) {
     // Each thread opens the repository for itself (a gix repository is not shared across threads).
-    let repo = Repo::open(common_dir)?;
-    let mut conn = Connection::open_with(host, opening)?;
+    let repo = match Repo::open(common_dir) {
+        Ok(repo) => repo,
+        Err(err) => return (None, Err(err)),
+    };
+    let mut conn = match Connection::open_with(host, opening) {
+        Ok(conn) => conn,
+        Err(err) => return (None, Err(err)),
+    };
     let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, heads);
     let took = conn.connect_time;
+    let notice = conn.notice();
     let _ = conn.close();
-    found.map(|project| (project, took))
+    (notice, found.map(|project| (project, took)))
 }
 
 fn reason(err: &Error) -> &'static str {

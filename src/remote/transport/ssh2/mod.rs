@@ -59,6 +59,12 @@ pub fn preflight(host: &Host) -> Result<()> {
 pub fn handshake(host: &Host, connect_timeout: Duration) -> Result<Reached> {
     let target = target::resolve(&host.name, &host.ssh, connect_timeout)?;
     let connected = connect::connect(&host.name, &target)?;
+    // One round trip (a channel opened and closed) lets the server finish
+    // what it sends after a login before the goodbye, rather than writing
+    // into a closed connection.
+    if let Ok(mut channel) = connected.session.channel_session() {
+        let _ = channel.close();
+    }
     let _ = connected.session.disconnect(None, "bye", None);
     Ok(connected.facts)
 }
@@ -70,32 +76,48 @@ pub fn start(host: &Host, connect_timeout: Duration) -> Result<Ssh2Link> {
     let connected = connect::connect(&host.name, &target)?;
     let failed = |e: std::io::Error| Error::new(Kind::Unreachable, "ssh_failed", format!("{}: {e}", host.name));
     let pump = MuxThread::start(connected.session, connected.fd).map_err(failed)?;
-    let command = std::iter::once(shim::shell_quote(&host.helper)).chain(helper_args().map(str::to_owned));
-    let piped = pump.mux.exec_piped(Some(&command.collect::<Vec<_>>().join(" "))).map_err(failed)?;
+    let helper = HelperChannel::start(&pump, &host.helper).map_err(failed)?;
     let bridge = Bridge::start(pump.mux.clone()).map_err(failed)?;
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&stderr);
-    let mut pipe = piped.stderr;
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            if let Ok(mut sink) = sink.lock() {
-                sink.extend_from_slice(buf.get(..n).unwrap_or_default());
-            }
-        }
-    });
-    let output = BufReader::new(piped.io.try_clone().map_err(failed)?);
     Ok(Ssh2Link {
         bridge,
-        input: Some(piped.io),
-        output,
-        stderr,
-        exit: piped.exit,
+        input: Some(helper.input),
+        output: helper.output,
+        stderr: helper.stderr,
+        exit: helper.exit,
         exited: None,
         pump: Some(pump),
         exe: std::env::current_exe()?,
         facts: connected.facts,
     })
+}
+
+/// The helper running on a channel: its input and output (one local
+/// socket), its stderr collected in the background, its exit.
+struct HelperChannel {
+    input: UnixStream,
+    output: BufReader<UnixStream>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    exit: Receiver<Exit>,
+}
+
+impl HelperChannel {
+    fn start(pump: &MuxThread, helper: &str) -> std::io::Result<HelperChannel> {
+        let command = std::iter::once(shim::shell_quote(helper)).chain(helper_args().map(str::to_owned));
+        let piped = pump.mux.exec_piped(Some(&command.collect::<Vec<_>>().join(" ")))?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        let mut pipe = piped.stderr;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                if let Ok(mut sink) = sink.lock() {
+                    sink.extend_from_slice(buf.get(..n).unwrap_or_default());
+                }
+            }
+        });
+        let output = BufReader::new(piped.io.try_clone()?);
+        Ok(HelperChannel { input: piped.io, output, stderr, exit: piped.exit })
+    }
 }
 
 impl Link for Ssh2Link {
@@ -148,6 +170,24 @@ impl Link for Ssh2Link {
     }
     fn reached(&self) -> Reached {
         self.facts.clone()
+    }
+    fn ask_login_shell(&mut self, input: &[u8]) -> Option<Result<Vec<u8>>> {
+        let pump = self.pump.as_ref()?;
+        let asked = pump.mux.exec_piped(None).and_then(|piped| {
+            // No command: sshd starts the login shell, as for a login (no terminal).
+            (&piped.io).write_all(input)?;
+            piped.io.shutdown(std::net::Shutdown::Write)?;
+            Ok(crate::login_shell::read_answer(piped.io, crate::login_shell::TIMEOUT))
+        });
+        Some(asked.map_err(Error::from))
+    }
+    fn restart_helper(&mut self, path: &str) -> Result<()> {
+        crate::config::check_helper(path)?;
+        let pump = self.pump.as_ref().ok_or_else(|| Error::failed("closed", "the connection is closed"))?;
+        let helper = HelperChannel::start(pump, path)?;
+        (self.input, self.output, self.stderr) = (Some(helper.input), helper.output, helper.stderr);
+        (self.exit, self.exited) = (helper.exit, None);
+        Ok(())
     }
 }
 
