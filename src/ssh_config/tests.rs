@@ -38,8 +38,8 @@ fn first_value_wins_identities_accumulate_includes_and_negation() {
     assert!(cfg.resolve("a.corp", "me").unsupported.iter().any(|u| u.starts_with("ProxyJump jump")));
     assert!(cfg.resolve("bad.corp", "me").unsupported.is_empty());
     assert_eq!(cfg.resolve("other", "me").identity_files.len(), 3, "the default identities");
-    // Pattern-only and negated entries name no host; a dot file is not globbed.
-    assert_eq!(cfg.concrete_aliases(), vec!["other", "devbox"]);
+    // In file order (the Include first), without pattern-only and negated entries; a dot file is not globbed.
+    assert_eq!(cfg.concrete_aliases(), vec!["devbox", "other"]);
 }
 
 #[test]

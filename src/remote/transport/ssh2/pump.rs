@@ -21,6 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, Session};
 
@@ -29,6 +30,8 @@ use super::channel::{is_eagain, pipe, set_nonblocking, Chan, Exit};
 /// The channel's receive window (libssh2's default; larger changes nothing on loopback).
 const WINDOW: u32 = 2 * 1024 * 1024;
 const PACKET: u32 = 32 * 1024;
+/// How long the goodbye waits for channels that are still running.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// What to run and where its standard streams go (`None` stdin: EOF at
 /// once; `None` stdout/stderr: discarded).
@@ -157,13 +160,18 @@ struct Pump {
 impl Pump {
     fn run(mut self) -> Result<(), String> {
         let mut shutting_down = false;
+        // A channel that does not end after the goodbye was asked for is not waited for long.
+        let mut shutdown_deadline: Option<Instant> = None;
         // Set once the connection is gone: every channel and request fails.
         let mut dead: Option<String> = None;
         loop {
             loop {
                 match self.rx.try_recv() {
                     Ok(Request::Exec(spec, done)) => self.opening.push_back(Opening { spec, done, channel: None }),
-                    Ok(Request::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => shutting_down = true,
+                    Ok(Request::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => {
+                        shutting_down = true;
+                        shutdown_deadline.get_or_insert(Instant::now() + SHUTDOWN_WAIT);
+                    }
                     Ok(Request::Abort) => {
                         // libssh2 frees a channel or session only once its CLOSE
                         // went out, which fails with EAGAIN when non-blocking and
@@ -204,6 +212,9 @@ impl Pump {
                     // A read error is the transport's: the session is gone.
                     Err(e) => dead = Some(e),
                 }
+            }
+            if shutdown_deadline.is_some_and(|d| Instant::now() > d) {
+                self.fail_all("the connection was closed");
             }
             if shutting_down && self.chans.is_empty() && self.opening.is_empty() {
                 // Nothing is pending: a clean goodbye, blocking.
