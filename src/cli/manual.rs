@@ -11,6 +11,8 @@ use clap_mangen::Man;
 
 use crate::cli::settings::{Scope, SETTINGS};
 
+mod hosts;
+
 /// The page's name, as `man` and `git help` look it up.
 pub const PAGE: &str = "git-codex-handoff";
 
@@ -37,6 +39,7 @@ pub fn man_page() -> String {
     page += &roff(description_extra());
     page += &render(|w| man.render_options_section(w), false);
     page += &commands(&cmd);
+    page += &roff(hosts::section());
     page += &roff(exit_status());
     page += &roff(configuration());
     page += &roff(environment());
@@ -156,7 +159,7 @@ fn commands(cmd: &clap::Command) -> String {
     out
 }
 
-fn paragraph(r: &mut Roff, text: &str) {
+pub(super) fn paragraph(r: &mut Roff, text: &str) {
     r.control("PP", []);
     r.text(inline_code(text));
 }
@@ -188,26 +191,8 @@ fn description_extra() -> Roff {
     paragraph(
         &mut r,
         "THREAD is a thread number, a UUID, or a UUID prefix of at least 6 hex digits; an ambiguous one is an \
-         error that lists the candidates. HOST is a configured host name, a concrete `Host` alias of \
-         `~/.ssh/config` (or of a file it `Include`s; pattern-only and negated entries are not hosts), or \
-         `local` (also `.`) for this computer. A configured host wins over an alias of the same name; `host \
-         list` marks the aliases as discovered.",
-    );
-    paragraph(
-        &mut r,
-        "One SSH connection carries a handoff: the helper's session and git's push or fetch. The `openssh` \
-         transport (the default where `ssh` is on PATH) runs the system ssh, so all of `~/.ssh/config` applies. \
-         The `ssh2` transport (the default without `ssh`; cargo feature `ssh2`) runs libssh2 in this process: \
-         it reads HostName, Port, User, IdentityFile, IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile \
-         and HostKeyAlias from `~/.ssh/config` (with `Include`, `Host` patterns and `Match` host/user \
-         criteria), logs in with the ssh-agent's keys, then the identity files (never prompting), checks the \
-         host key strictly against known_hosts (hashed names and `[host]:port` entries included; an unknown, \
-         changed or revoked key is refused with exit 5 and its SHA256 fingerprint), and refuses a host whose \
-         settings it cannot follow (ProxyJump, ProxyCommand, CertificateFile, PKCS11Provider, \
-         SecurityKeyProvider) with exit 4 and a hint to use `openssh`. git reaches its session through a shim: \
-         git runs this binary as its ssh, and it hands git's pipes to the process holding the connection. \
-         `destinations` probes every host at once, with a 5-second connect limit and without prompts, and \
-         lists unreachable hosts apart with the reason.",
+         error that lists the candidates. HOST is a host (see HOSTS AND TRANSPORTS), or `local` (also \
+         `.`) for this computer.",
     );
     paragraph(
         &mut r,
