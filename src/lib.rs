@@ -10,7 +10,7 @@
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `repo`, `config`, `fingerprint`,
-//!   `hooks`, `time`, and `fault` (crash points for the tests).
+//!   `hooks`, `process`, `text`, `time`, and `fault` (crash points for the tests).
 
 pub mod cli;
 pub mod codex;
@@ -21,8 +21,10 @@ pub mod fingerprint;
 pub mod git;
 pub mod handoff;
 pub mod hooks;
+pub mod process;
 pub mod remote;
 pub mod repo;
+pub mod text;
 pub mod thread;
 pub mod time;
 

@@ -43,6 +43,7 @@ pub fn man_page() -> String {
     page += &roff(files());
     page += &roff(json_output());
     page += &roff(hooks_section());
+    page += &roff(security());
     page += &roff(see_also());
     page += &render(|w| man.render_version_section(w), false);
     code_spans(&page)
@@ -397,6 +398,37 @@ fn hooks_section() -> Roff {
          (`git codex-handoff <THREAD> local`). Override it once with `git commit --no-verify`, or for good with \
          `git config codex-handoff.allowCommitsElsewhere true`. `make install` also puts the stand-alone hook \
          scripts in `share/git-codex-handoff/hooks`, for use as a `core.hooksPath`.",
+    );
+    r
+}
+
+fn security() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["SECURITY"]);
+    paragraph(
+        &mut r,
+        "The helper writes only into saved projects and under the worktree root. Whatever arrives from the \
+         other machine (a note, a pushed ref, a request) is checked before anything is written: the thread is \
+         the one the request names, a Codex session file must be named `YYYY/MM/DD/rollout-...-<thread \
+         id>.jsonl` under `$CODEX_HOME/sessions` with no symlink leading out of it, and any other name is \
+         refused (exit status 4) with nothing written. Titles and branch names are shown with control \
+         characters escaped.",
+    );
+    paragraph(
+        &mut r,
+        "To limit what a key may do on a host, give it a forced command in the host's \
+         `~/.ssh/authorized_keys`, with `restrict` (which turns off port, agent and X11 forwarding and \
+         terminals; without it `ssh -L` through the host still works):",
+    );
+    preformatted(
+        &mut r,
+        "restrict,command=\"/path/to/git-codex-handoff remote serve --restricted\" ssh-ed25519 AAAA... laptop",
+    );
+    paragraph(
+        &mut r,
+        "Such a key may run only the helper and git's receive-pack and upload-pack on projects the host's own \
+         user saved there; everything else, a shell included, is refused. Over it the helper changes no \
+         configuration (`project save --host`, or a request to forget a project, is refused).",
     );
     r
 }

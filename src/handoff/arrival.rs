@@ -49,11 +49,17 @@ pub fn arrival_worktree(
             .and_then(|p| p.file_name().map(|n| sanitize(&n.to_string_lossy())))
             .unwrap_or_else(|| "repo".into());
         let base = config::worktree_root()?.join(repo_name);
-        let mut path = base.join(format!("{number}-{}", &uuid[..8.min(uuid.len())]));
+        let short: String = uuid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+        let mut path = base.join(format!("{number}-{short}"));
         let mut n = 2;
         while path.exists() && !is_pending_arrival(repo, uuid, &path)? {
-            path = base.join(format!("{number}-{}-{n}", &uuid[..8.min(uuid.len())]));
+            path = base.join(format!("{number}-{short}-{n}"));
             n += 1;
+        }
+        if path.to_str().is_none() {
+            // Paths cross the wire and sit in notes as text.
+            return Err(Error::refused("non_utf8_path", format!("the worktree root {} is not UTF-8", base.display()))
+                .with_help("set codex-handoff.worktreeRoot to a directory whose path is UTF-8"));
         }
         Ok(path)
     };
@@ -120,10 +126,11 @@ pub struct Arrival {
 /// Make the snapshot `snapshot` (present here with its note) the thread's
 /// state on this machine: restore and verify it in a worktree, then record
 /// this machine as the owner. Running it again after an interruption
-/// finishes the job.
-pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChanges) -> Result<Arrival> {
+/// finishes the job. `uuid` is the thread the request named: the note must agree.
+pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &str, foreign: ForeignChanges) -> Result<Arrival> {
     let state = store::read_note(repo, snapshot)?;
-    let uuid = state.uuid.clone();
+    state.check_arrived(uuid)?;
+    let uuid = uuid.to_owned();
     let current = store::load(repo, &uuid)?;
     if let Some(current) = &current {
         if current.snapshot == snapshot {
@@ -158,7 +165,7 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
     let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
     let target = arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?;
-    set_marker(repo, "arrival", &uuid, &json!({ "worktree": target.path }))?;
+    set_marker(repo, "arrival", &uuid, &json!({ "worktree": target.path.to_string_lossy() }))?;
     let restored = if target.reuse {
         restore::into_existing_worktree(repo, &expected, &target.path, false)?
     } else {
@@ -195,6 +202,7 @@ pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &str, foreign: ForeignChange
 pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId) -> Result<()> {
     let checked = (|| {
         let state = store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?;
+        state.check_arrived(uuid)?;
         let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
         crate::thread::transcript::check_incoming(repo, &state, transcript)
     })();

@@ -1,6 +1,8 @@
 //! The helper, `git-codex-handoff remote serve`: answers one client over
 //! stdin/stdout (JSON lines), logs to stderr, and writes only into saved
-//! projects and under the worktree root.
+//! projects and under the worktree root. Every request is hostile until
+//! checked: identity (thread UUID, snapshot) comes from the request and is
+//! checked against what was pushed, never the other way round.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -19,22 +21,27 @@ use crate::thread;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
 use crate::thread::snapshot;
+use crate::thread::state::{is_branch_name, is_thread_uuid};
 use crate::thread::store;
 
 struct Session {
     machine: String,
+    /// Run by a restricted key (`remote serve --restricted`): no configuration changes.
+    restricted: bool,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
 }
 
-/// Serve requests until `bye` or end of input.
-pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write) -> Result<()> {
+/// Serve requests until `bye` or end of input. `restricted`: the client came
+/// in with a key limited to handoffs, which may not change this machine's
+/// configuration.
+pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write, restricted: bool) -> Result<()> {
     // An inherited repository would redirect every git call.
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { machine: config::machine_name(), protocol: None, locks: Vec::new() };
+    let mut session = Session { machine: config::machine_name(), restricted, protocol: None, locks: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -129,6 +136,16 @@ impl Session {
         if request.op != "hello" && self.protocol.is_none() {
             return Err(Error::usage("no_hello", "the first request must be hello"));
         }
+        if self.restricted && matches!(request.op.as_str(), "project_save" | "project_forget") {
+            return Err(Error::refused(
+                "restricted",
+                format!(
+                    "{} is not allowed with a restricted key: it would change this machine's configuration",
+                    request.op
+                ),
+            )
+            .with_help("save or forget projects on that machine itself, without the restricted key"));
+        }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
             "projects" => projects(),
@@ -204,14 +221,17 @@ impl Session {
         handoff::check_incoming(&repo, &p.uuid, snapshot)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived = handoff::arrival(&repo, snapshot, &self.machine, ForeignChanges::Refuse)?;
+        let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.machine, ForeignChanges::Refuse)?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
-        Ok(serde_json::to_value(arrived).expect("serializes"))
+        answer(arrived)
     }
 
     fn depart(&mut self, p: DepartParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         self.holds(&p.uuid)?;
+        if let Some(branch) = p.branch.as_deref().filter(|b| !is_branch_name(b)) {
+            return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name")));
+        }
         let thread = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
         if thread.state.owner_machine != self.machine || thread.state.epoch + 1 != p.epoch {
@@ -273,7 +293,7 @@ impl Session {
 }
 
 fn check_uuid(uuid: &str) -> Result<()> {
-    if uuid::Uuid::parse_str(uuid).is_err() {
+    if !is_thread_uuid(uuid) {
         return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
     }
     Ok(())
@@ -326,7 +346,7 @@ pub fn projects() -> Result<Value> {
                 Some(repo) => (fingerprint::of(repo).ok(), Some(subdirectory_of(repo, &p.dir))),
                 None => (None, None),
             };
-            json!({ "path": p.dir, "exists": p.repo.is_some(), "fingerprint": fingerprint, "subdirectory": subdirectory })
+            json!({ "path": p.dir.to_string_lossy(), "exists": p.repo.is_some(), "fingerprint": fingerprint, "subdirectory": subdirectory })
         })
         .collect();
     Ok(json!({ "projects": list }))
@@ -335,7 +355,7 @@ pub fn projects() -> Result<Value> {
 fn project_save(p: PathParams) -> Result<Value> {
     let dir = validate_project_dir(&p.path)?;
     let added = config::save_project(&dir)?;
-    Ok(json!({ "path": dir, "added": added }))
+    Ok(json!({ "path": dir.to_string_lossy(), "added": added }))
 }
 
 fn project_forget(p: PathParams) -> Result<Value> {
@@ -344,14 +364,19 @@ fn project_forget(p: PathParams) -> Result<Value> {
     if !removed {
         return Err(Error::not_found("project_not_found", format!("{} is not a saved project", dir.display())));
     }
-    Ok(json!({ "path": dir, "removed": true }))
+    Ok(json!({ "path": dir.to_string_lossy(), "removed": true }))
 }
 
-/// A project must be a directory inside a git worktree.
+/// A project must be a directory inside a git worktree, with a UTF-8 path
+/// (saved in git's config and sent over the wire as text).
 pub fn validate_project_dir(dir: &Path) -> Result<PathBuf> {
     let dir = dir.canonicalize().map_err(|e| {
         Error::not_found("project_not_found", format!("{} does not exist", dir.display())).with_source(e)
     })?;
+    if dir.to_str().is_none() {
+        return Err(Error::refused("non_utf8_path", format!("{} is not a UTF-8 path", dir.display()))
+            .with_help("projects are saved as text: rename the directory (or a parent) to a UTF-8 name"));
+    }
     let repo = Repo::discover_at(&dir)?;
     repo.workdir()?;
     Ok(dir)
@@ -368,7 +393,7 @@ fn find_project(p: FindParams, machine: &str) -> Result<Value> {
                 repo: repo.common_dir().to_string_lossy().into_owned(),
                 project: project.dir.to_string_lossy().into_owned(),
             };
-            return Ok(serde_json::to_value(found).expect("serializes"));
+            return answer(found);
         }
     }
     let saved: Vec<String> = projects.iter().map(|p| p.dir.display().to_string()).collect();
@@ -397,17 +422,21 @@ fn plan(p: PlanParams) -> Result<Value> {
         }
         None => (None, None),
     };
-    let answer = PlanAnswer {
+    answer(PlanAnswer {
         worktree: target.path.to_string_lossy().into_owned(),
         reuse: target.reuse,
         branch_tip,
         branch_checked_out,
-    };
-    Ok(serde_json::to_value(answer).expect("serializes"))
+    })
+}
+
+fn answer(value: impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }
 
 fn status(p: ThreadParams) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
         return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
     };

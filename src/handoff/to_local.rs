@@ -115,7 +115,7 @@ pub(super) fn run(
     merge_incoming_notes(repo, &uuid)?;
     set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
     ui.progress("restoring here");
-    let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
+    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
         // The host still owns the thread: nothing to release.
         let _ = clear_marker(repo, "release", &uuid);
     })?;

@@ -1,5 +1,6 @@
 //! Per-thread lock files: one writer per thread at a time on each machine.
-//! A lock left by a process that no longer runs (a crash) is taken over.
+//! A lock left by a process that no longer runs (a crash) is taken over, and
+//! so is one left empty or unreadable by a crash before its pid was written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,8 +42,13 @@ impl Lock {
                                 path.display()
                             )))
                         }
+                        None if left_unwritten(&path) => {
+                            // Its creator died before writing its pid: nobody holds it.
+                            let _ = std::fs::remove_file(&path);
+                            continue;
+                        }
                         None => {
-                            // Being written this instant, or garbage: treat as busy.
+                            // Being written this instant: treat as busy.
                             return Err(Error::refused("locked", format!("{what} is busy")).with_help(format!(
                                 "run the command again in a moment; if it stays busy, remove {}",
                                 path.display()
@@ -64,10 +70,16 @@ impl Drop for Lock {
 }
 
 pub fn process_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    crate::process::alive(pid)
+}
+
+/// How long a lock file may stay without its holder's pid: it is written
+/// right after the file is created, so an older empty or unreadable file was
+/// left by a process that died in between.
+const UNWRITTEN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn left_unwritten(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > UNWRITTEN_GRACE))
 }

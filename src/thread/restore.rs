@@ -278,13 +278,12 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse:
 /// Mark `paths` intent-to-add. `git add -N` needs the file; an entry whose
 /// file was deleted after `add -N` gets a stand-in file for the moment.
 fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     let mut list = Vec::new();
     let mut stand_ins = Vec::new();
     for p in paths {
         list.extend_from_slice(p);
         list.push(0);
-        let file = root.join(std::ffi::OsStr::from_bytes(p));
+        let file = inside_worktree(root, p)?;
         if file.symlink_metadata().is_err() {
             // Remember which directories we make, to take them away again.
             let mut created_dirs = Vec::new();
@@ -310,6 +309,38 @@ fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
         }
     }
     result.map(|_| ())
+}
+
+/// `root/relative` for a path recorded in a snapshot (which may come from
+/// another machine): plain names only, no `.git`, and no symlink or file on
+/// the way, so a stand-in written there stays inside the worktree.
+fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let refuse = || {
+        Error::refused(
+            "bad_intent_to_add",
+            format!(
+                "the snapshot marks {:?} intent-to-add, which is not a path inside the worktree",
+                relative.as_bstr()
+            ),
+        )
+        .with_help("the snapshot was not made by git-codex-handoff")
+    };
+    let mut path = root.to_path_buf();
+    let parts: Vec<&[u8]> = relative.split(|b| *b == b'/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() || *part == b"." || *part == b".." || part.eq_ignore_ascii_case(b".git") || part.contains(&0)
+        {
+            return Err(refuse());
+        }
+        path.push(std::ffi::OsStr::from_bytes(part));
+        let last = i + 1 == parts.len();
+        match path.symlink_metadata() {
+            Ok(meta) if !last && !meta.is_dir() => return Err(refuse()),
+            _ => {}
+        }
+    }
+    Ok(path)
 }
 
 /// Recompute the worktree's state and compare it with the snapshot.

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// Version of the note's JSON layout.
 pub const SCHEMA: u32 = 1;
 
@@ -87,5 +89,92 @@ impl ThreadState {
 
     pub fn from_note(data: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(data)
+    }
+
+    /// Check a note that came from another machine before anything is made
+    /// from it: it must be about the thread the request named (identity comes
+    /// from the request, never from the note), and every field that becomes a
+    /// file name or a git argument here must be well-formed.
+    pub fn check_arrived(&self, uuid: &str) -> Result<()> {
+        let refuse = |what: String| {
+            Error::refused("bad_note", format!("refused the incoming state of thread {uuid}: {what}"))
+                .with_help("it was not written by git-codex-handoff; nothing was changed")
+        };
+        if self.uuid != uuid || !is_thread_uuid(uuid) {
+            return Err(refuse(format!("its note names thread {:?}", self.uuid)));
+        }
+        if let Some(branch) = &self.branch {
+            if !is_branch_name(branch) {
+                return Err(refuse(format!("{branch:?} is not a branch name")));
+            }
+        }
+        if !is_relative_dir(&self.subdirectory) {
+            return Err(refuse(format!("{:?} is not a subdirectory", self.subdirectory)));
+        }
+        match (&self.transcript.codex_session, &self.transcript.codex_rollout) {
+            (Some(session), _) if !is_thread_uuid(session) => {
+                Err(refuse(format!("{session:?} is not a Codex thread id")))
+            }
+            (None, Some(_)) => Err(refuse("a Codex session file without a Codex thread id".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A thread or Codex thread id: a UUID, hyphenated, lower case (as generated).
+pub fn is_thread_uuid(text: &str) -> bool {
+    crate::codex::rollout::is_uuid(text)
+}
+
+/// A name `git check-ref-format --branch` accepts, not starting with `-`
+/// (checked without running git, for names that arrive from elsewhere).
+pub fn is_branch_name(name: &str) -> bool {
+    let bad_char = |c: char| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\');
+    !name.is_empty()
+        && !name.starts_with(['-', '/'])
+        && !name.ends_with(['/', '.'])
+        && name != "@"
+        && !name.contains("..")
+        && !name.contains("@{")
+        && !name.chars().any(bad_char)
+        && name.split('/').all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
+}
+
+/// "" or a relative path of plain names (no `.`, `..`, empty parts or `.git`).
+pub fn is_relative_dir(path: &str) -> bool {
+    path.is_empty()
+        || path.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && !part.eq_ignore_ascii_case(".git")
+                && !part.contains('\0')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_as_git_allows_them() {
+        for good in ["main", "feat/x", "feat/$(touch${IFS}pwned)'\"`", "a.b", "v1@x", "\u{e9}t\u{e9}"] {
+            assert!(is_branch_name(good), "{good:?}");
+        }
+        for bad in
+            ["", "-x", "/x", "x/", "x.", "a..b", "a/.b", "x.lock", "a b", "a\u{1b}[31m", "@", "a@{1}", "a//b", "a:b"]
+        {
+            assert!(!is_branch_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn subdirectories_stay_below_the_root() {
+        for good in ["", "sub", "a/b", "\u{fc}ber"] {
+            assert!(is_relative_dir(good), "{good:?}");
+        }
+        for bad in ["/etc", "..", "a/../..", "a//b", "./a", "a/", ".git/hooks", "a/.GIT"] {
+            assert!(!is_relative_dir(bad), "{bad:?}");
+        }
     }
 }

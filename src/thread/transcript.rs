@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::codex;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::state::ThreadState;
+use crate::thread::state::{is_thread_uuid, ThreadState};
 
 #[derive(Debug, Clone)]
 pub struct TranscriptBlob {
@@ -21,11 +21,17 @@ pub struct TranscriptBlob {
     pub size: u64,
 }
 
-/// Where this machine keeps the thread's transcript.
+/// Where this machine keeps the thread's transcript. The names come from a
+/// note, which may have come from another machine: they are checked against
+/// the folder they must stay in.
 pub fn local_path(repo: &Repo, state: &ThreadState) -> Result<PathBuf> {
     match &state.transcript.codex_rollout {
-        Some(relative) => Ok(codex::codex_home()?.join("sessions").join(relative)),
-        None => Ok(repo.private_dir()?.join("transcripts").join(&state.uuid)),
+        Some(relative) => {
+            let session = state.transcript.codex_session.as_deref().unwrap_or_default();
+            codex::rollout::checked_location(&codex::codex_home()?.join("sessions"), relative, session)
+        }
+        None if is_thread_uuid(&state.uuid) => Ok(repo.private_dir()?.join("transcripts").join(&state.uuid)),
+        None => Err(Error::refused("bad_thread", format!("{:?} is not a thread UUID", state.uuid))),
     }
 }
 
@@ -166,6 +172,8 @@ pub fn install(repo: &Repo, state: &ThreadState, blob: ObjectId, worktree: &Path
     let path = local_path(repo, state)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir)?;
+    // Checked again now that the folders exist: nothing may have moved them elsewhere meanwhile.
+    let path = local_path(repo, state)?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
     let (mut child, mut reader) = open_blob(repo, blob)?;
     let mut hasher = Sha256::new();

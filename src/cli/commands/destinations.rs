@@ -13,6 +13,7 @@ use crate::fingerprint;
 use crate::handoff::ProjectMatch;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
+use crate::text::printable;
 use crate::thread::store;
 
 /// How long to wait for all hosts together.
@@ -72,7 +73,11 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     }
     for row in &rows {
         let text = if row["available"] == true {
-            format!("{:<16} {}", row["host"].as_str().unwrap_or_default(), row["project"].as_str().unwrap_or_default())
+            format!(
+                "{:<16} {}",
+                row["host"].as_str().unwrap_or_default(),
+                printable(row["project"].as_str().unwrap_or_default())
+            )
         } else {
             format!(
                 "{:<16} unavailable: {} ({})",

@@ -7,6 +7,7 @@ use crate::cli::HandoffArgs;
 use crate::error::{Error, Result};
 use crate::handoff::{self, Interaction, Plan};
 use crate::repo::Repo;
+use crate::text::printable;
 
 pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
     let (thread, host) = match (args.thread, args.host) {
@@ -52,10 +53,12 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
     } else {
         let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
-        let branch = outcome.branch.clone().unwrap_or_else(|| "detached HEAD".into());
+        let branch = outcome.branch.as_deref().map(printable).unwrap_or("detached HEAD".into());
         ui.say(format!(
             "Thread #{} is now on {place} (epoch {}): {} on {branch}",
-            outcome.thread, outcome.epoch, outcome.worktree
+            outcome.thread,
+            outcome.epoch,
+            printable(&outcome.worktree)
         ));
     }
     Ok(())
@@ -102,11 +105,13 @@ impl Interaction for Console<'_> {
 
 fn plan_text(plan: &Plan) -> String {
     let c = &plan.changes;
-    let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, plan.title);
+    let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, printable(&plan.title));
     text += &format!("  from      {}\n", plan.from);
     text += &format!("  to        {}\n", plan.to);
-    text += &format!("  worktree  {} ({})\n", plan.worktree, if plan.reuse_worktree { "reused" } else { "new" });
-    text += &format!("  branch    {} ({})\n", plan.branch.as_deref().unwrap_or("(detached HEAD)"), plan.branch_action);
+    let reuse = if plan.reuse_worktree { "reused" } else { "new" };
+    text += &format!("  worktree  {} ({reuse})\n", printable(&plan.worktree));
+    let branch = plan.branch.as_deref().map(printable).unwrap_or("(detached HEAD)".into());
+    text += &format!("  branch    {branch} ({})\n", plan.branch_action);
     text += &format!(
         "  changes   {} staged, {} unstaged, {} untracked ({})",
         c.staged,

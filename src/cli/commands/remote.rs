@@ -19,5 +19,5 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
         }
     }
     let stdin = std::io::stdin();
-    crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr())
+    crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr(), args.restricted)
 }

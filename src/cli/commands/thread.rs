@@ -9,6 +9,7 @@ use crate::cli::output::Ui;
 use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::error::{Error, Result};
 use crate::repo::{absolute, machine_name, Repo};
+use crate::text::printable;
 use crate::thread::state::Status;
 use crate::thread::{self, restore, store};
 
@@ -60,11 +61,11 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
         ui.say(format!(
             "#{:<4} {}  {:<8} {:<7} {:<24} {}",
             s.number,
-            &s.uuid[..8.min(s.uuid.len())],
-            t.owner_name(&machine),
+            printable(&s.uuid.chars().take(8).collect::<String>()),
+            printable(&t.owner_name(&machine)),
             status_text(s.status),
             branch_text(&s.branch),
-            s.title
+            printable(&s.title)
         ));
     }
     Ok(())
@@ -82,15 +83,15 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
-    ui.say(format!("title     {}", s.title));
+    ui.say(format!("title     {}", printable(&s.title)));
     ui.say(format!("branch    {}", branch_text(&s.branch)));
     ui.say(format!("head      {}", s.head.as_deref().unwrap_or("(none: unborn branch)")));
-    ui.say(format!("owner     {} ({})", thread.owner_name(&machine), s.owner_machine));
+    ui.say(format!("owner     {} ({})", printable(&thread.owner_name(&machine)), printable(&s.owner_machine)));
     ui.say(format!("status    {}", status_text(s.status)));
     ui.say(format!("epoch     {}", s.epoch));
     ui.say(format!("snapshot  {}", thread.snapshot));
     if let Some(worktree) = &s.worktree {
-        ui.say(format!("worktree  {worktree}"));
+        ui.say(format!("worktree  {}", printable(worktree)));
     }
     ui.say(format!("updated   {}", s.updated_at));
     Ok(())
@@ -118,15 +119,15 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({ "schema": 1, "thread": thread.state.uuid, "number": thread.state.number, "entries": values }));
     for (id, s) in &entries {
         let what = match &s.handoff {
-            Some(h) => format!("handoff {} -> {}", h.from_machine, h.to_machine),
+            Some(h) => format!("handoff {} -> {}", printable(&h.from_machine), printable(&h.to_machine)),
             None => "snapshot".to_owned(),
         };
         ui.say(format!(
             "{}  epoch {:<3} {}  on {}  {}  {}",
             short(&id.to_string()),
             s.epoch,
-            s.updated_at,
-            s.owner_machine,
+            printable(&s.updated_at),
+            printable(&s.owner_machine),
             branch_text(&s.branch),
             what
         ));
@@ -152,7 +153,7 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({
         "thread": thread.state.uuid,
         "snapshot": thread.snapshot.to_string(),
-        "worktree": restored.worktree,
+        "worktree": restored.worktree.to_string_lossy(),
         "branch": restored.branch,
     }));
     ui.say(format!(
@@ -194,7 +195,7 @@ fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
 
 fn branch_text(branch: &Option<String>) -> String {
     match branch {
-        Some(b) => b.clone(),
+        Some(b) => printable(b).into_owned(),
         None => "(detached HEAD)".to_owned(),
     }
 }
@@ -207,5 +208,5 @@ fn status_text(status: Status) -> &'static str {
 }
 
 fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
+    id.get(..12).unwrap_or(id)
 }

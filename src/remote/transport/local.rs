@@ -53,6 +53,9 @@ impl Link for LocalLink {
     fn output(&mut self) -> &mut dyn BufRead {
         self.0.output()
     }
+    fn output_ready(&mut self, timeout: Duration) -> bool {
+        self.0.output_ready(timeout)
+    }
     fn close_input(&mut self) {
         self.0.close_input()
     }

@@ -28,6 +28,9 @@ pub trait Link {
     fn input(&mut self) -> Option<&mut dyn Write>;
     /// The helper's standard output.
     fn output(&mut self) -> &mut dyn BufRead;
+    /// Wait at most `timeout` until `output` can be read without blocking
+    /// (data, or its end); false if nothing came.
+    fn output_ready(&mut self, timeout: Duration) -> bool;
     /// Close the helper's input (it then ends its session).
     fn close_input(&mut self);
     /// Wait at most `timeout` for the helper (or the connection) to end:
@@ -54,12 +57,15 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connect to `host`, start its helper and negotiate the protocol.
+    /// Connect to `host`, start its helper and negotiate the protocol, all
+    /// within `codex-handoff.connectTimeout`: a host that accepts the
+    /// connection but never answers must not hang the command.
     pub fn open(host: &Host) -> Result<Connection> {
+        let timeout = crate::config::connect_timeout()?;
         let started = Instant::now();
         let link: Box<dyn Link> = match host.transport {
             TransportKind::Local => Box::new(local::start(host)?),
-            TransportKind::Openssh => Box::new(openssh::start(host)?),
+            TransportKind::Openssh => Box::new(openssh::start(host, timeout)?),
             TransportKind::Ssh2 => {
                 return Err(Error::failed("transport_unavailable", "the ssh2 transport is not built into this version")
                     .with_help(format!(
@@ -70,9 +76,10 @@ impl Connection {
         };
         let placeholder = Hello { protocol: 0, version: String::new(), machine: String::new(), worktree_root: None };
         let mut conn = Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, link };
-        let hello: Hello = conn.call(
+        let hello: Hello = conn.call_by(
             "hello",
             json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
+            Some((started + timeout, timeout)),
         )?;
         if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
             return Err(Error::new(
@@ -92,14 +99,25 @@ impl Connection {
 
     /// Send one request and wait for its answer.
     pub fn call<T: DeserializeOwned>(&mut self, op: &str, params: Value) -> Result<T> {
+        self.call_by(op, params, None)
+    }
+
+    /// `call`, giving up at `deadline` (the instant, and the limit it came from).
+    fn call_by<T: DeserializeOwned>(
+        &mut self,
+        op: &str,
+        params: Value,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         let sent = match self.link.input() {
             Some(input) => protocol::write_json(input, &request),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
-        let line = match sent {
-            Ok(()) => protocol::read_line(self.link.output())?,
-            Err(_) => None,
+        let line = match (sent, deadline) {
+            (Ok(()), None) => protocol::read_line(self.link.output())?,
+            (Ok(()), Some(deadline)) => self.read_line_by(deadline)?,
+            (Err(_), _) => None,
         };
         let Some(line) = line else { return Err(self.failure(op)) };
         let response: Response = serde_json::from_slice(&line).map_err(|e| self.garbled(op, e))?;
@@ -114,6 +132,43 @@ impl Connection {
                 exit_code: 1,
             });
             Err(error.into_error(&self.host.name))
+        }
+    }
+
+    /// One answer line, as `protocol::read_line` reads it, unless the deadline passes first.
+    fn read_line_by(&mut self, (deadline, limit): (Instant, Duration)) -> Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        loop {
+            if !self.link.output_ready(deadline.saturating_duration_since(Instant::now())) {
+                self.link.kill();
+                return Err(Error::new(
+                    Kind::Unreachable,
+                    "connect_timeout",
+                    format!("{} ({}) did not answer within {} s", self.host.name, self.host.ssh, limit.as_secs()),
+                )
+                .with_help(format!(
+                    "check that the host is up and `ssh {}` works; codex-handoff.connectTimeout sets how many seconds to wait",
+                    self.host.ssh
+                )));
+            }
+            let output = self.link.output();
+            let available = output.fill_buf()?;
+            if available.is_empty() {
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            let (taken, done) = match available.iter().position(|b| *b == b'\n') {
+                Some(end) => (end + 1, true),
+                None => (available.len(), false),
+            };
+            line.extend_from_slice(available.get(..taken).unwrap_or_default());
+            output.consume(taken);
+            if line.len() > protocol::MAX_LINE {
+                return Err(Error::failed("line_too_long", "the helper's answer is too long"));
+            }
+            if done {
+                line.pop();
+                return Ok(Some(line));
+            }
         }
     }
 
@@ -133,7 +188,7 @@ impl Connection {
         self.link.close_input();
         let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
         std::thread::sleep(Duration::from_millis(50));
-        let stderr = self.link.stderr_text().trim().to_owned();
+        let stderr = crate::text::printable_lines(self.link.stderr_text().trim());
         let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
         let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
         if self.link.connection_failed(code) {

@@ -1,10 +1,12 @@
 //! The `openssh` transport: the system `ssh` opens one ControlMaster
-//! connection (socket in a private 0700 temp directory) running the helper;
+//! connection (socket in a private 0700 temp directory, named after this
+//! process so a later run can remove it if this one is killed) running the helper;
 //! git reaches the host through the same connection via `GIT_SSH_COMMAND`.
 //! `~/.ssh/config`, ProxyJump, agents and certificates apply as for git.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,13 +24,20 @@ pub struct OpensshLink {
     reuse_command: String,
 }
 
-pub fn start(host: &Host) -> Result<OpensshLink> {
+/// The name of a socket directory starts with this, then the owner's pid and `-`.
+const SOCKET_DIR_PREFIX: &str = "cxh-";
+
+pub fn start(host: &Host, connect_timeout: Duration) -> Result<OpensshLink> {
     crate::config::check_destination(&host.ssh)?;
     crate::config::check_helper(&host.helper)?;
     // Unix socket paths are short: keep the directory near the root.
     let base = if std::env::temp_dir().as_os_str().len() > 60 { PathBuf::from("/tmp") } else { std::env::temp_dir() };
-    let dir = tempfile::Builder::new().prefix("cxh-").tempdir_in(base)?;
-    // tempfile creates the directory 0700: only this user can reach the socket.
+    remove_stale_socket_dirs(&base);
+    // Only this user may reach the socket: the directory is made 0700, whatever the umask.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{SOCKET_DIR_PREFIX}{}-", std::process::id()))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)?;
     let socket = dir.path().join("cm");
     let base_cmd = base_ssh_command();
     let socket_text = socket.to_string_lossy().into_owned();
@@ -37,6 +46,7 @@ pub fn start(host: &Host) -> Result<OpensshLink> {
     cmd.arg("-c").arg(format!("{base_cmd} \"$@\"")).arg("ssh");
     cmd.args(["-o", "ControlMaster=yes", "-o"]);
     cmd.arg(format!("ControlPath={socket_text}"));
+    cmd.arg("-o").arg(format!("ConnectTimeout={}", connect_timeout.as_secs().max(1)));
     cmd.args(["-o", "ControlPersist=no", "--", &host.ssh, &host.helper]);
     cmd.args(helper_args());
     let reuse_command = format!("{base_cmd} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket_text));
@@ -46,6 +56,30 @@ pub fn start(host: &Host) -> Result<OpensshLink> {
             .with_source(e)
     })?;
     Ok(OpensshLink { process, destination: host.ssh.clone(), _dir: dir, reuse_command })
+}
+
+/// Remove the socket directories of our earlier runs that were killed
+/// before they could clean up: ours (same user), real directories, whose
+/// owner process is gone.
+fn remove_stale_socket_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SOCKET_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else { continue };
+        if meta.is_dir() && meta.uid() == me && !crate::process::alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The user's ssh command as git would use it: GIT_SSH_COMMAND, core.sshCommand, or `ssh`.
@@ -73,6 +107,9 @@ impl Link for OpensshLink {
     }
     fn output(&mut self) -> &mut dyn BufRead {
         self.process.output()
+    }
+    fn output_ready(&mut self, timeout: Duration) -> bool {
+        self.process.output_ready(timeout)
     }
     fn close_input(&mut self) {
         self.process.close_input()
