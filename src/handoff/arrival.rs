@@ -204,7 +204,9 @@ pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId) -> Result<()>
         let state = store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?;
         state.check_arrived(uuid)?;
         let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
-        crate::thread::transcript::check_incoming(repo, &state, transcript)
+        crate::thread::transcript::check_incoming(repo, &state, transcript)?;
+        // Everything the restore will read from the snapshot, checked while nothing has changed yet.
+        Expected::of(repo, &Thread { snapshot, state }).map(drop)
     })();
     if checked.is_err() {
         let _ = store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"));

@@ -28,6 +28,9 @@ impl Expected {
         let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
         let data_commit = store::parse_hex(&thread.state.data_commit)?;
         let intent_to_add = store::intent_to_add_paths(repo, data_commit)?;
+        if let Some(bad) = intent_to_add.iter().find(|p| !is_plain_path(p)) {
+            return Err(bad_intent_to_add(bad));
+        }
         Ok(Expected {
             snapshot,
             state: WorktreeState {
@@ -316,31 +319,34 @@ fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
 /// the way, so a stand-in written there stays inside the worktree.
 fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    let refuse = || {
-        Error::refused(
-            "bad_intent_to_add",
-            format!(
-                "the snapshot marks {:?} intent-to-add, which is not a path inside the worktree",
-                relative.as_bstr()
-            ),
-        )
-        .with_help("the snapshot was not made by git-codex-handoff")
-    };
+    if !is_plain_path(relative) {
+        return Err(bad_intent_to_add(relative));
+    }
     let mut path = root.to_path_buf();
     let parts: Vec<&[u8]> = relative.split(|b| *b == b'/').collect();
     for (i, part) in parts.iter().enumerate() {
-        if part.is_empty() || *part == b"." || *part == b".." || part.eq_ignore_ascii_case(b".git") || part.contains(&0)
-        {
-            return Err(refuse());
-        }
         path.push(std::ffi::OsStr::from_bytes(part));
         let last = i + 1 == parts.len();
-        match path.symlink_metadata() {
-            Ok(meta) if !last && !meta.is_dir() => return Err(refuse()),
-            _ => {}
+        if !last && path.symlink_metadata().is_ok_and(|meta| !meta.is_dir()) {
+            return Err(bad_intent_to_add(relative));
         }
     }
     Ok(path)
+}
+
+/// A path git could track: plain names joined by `/`, none of them `.`, `..` or `.git`.
+fn is_plain_path(path: &[u8]) -> bool {
+    path.split(|b| *b == b'/').all(|part| {
+        !part.is_empty() && part != b"." && part != b".." && !part.eq_ignore_ascii_case(b".git") && !part.contains(&0)
+    })
+}
+
+fn bad_intent_to_add(path: &[u8]) -> Error {
+    Error::refused(
+        "bad_intent_to_add",
+        format!("the snapshot marks {:?} intent-to-add, which is not a path inside the worktree", path.as_bstr()),
+    )
+    .with_help("the snapshot was not made by git-codex-handoff; nothing was changed")
 }
 
 /// Recompute the worktree's state and compare it with the snapshot.

@@ -8,5 +8,6 @@ mod layers;
 mod refusals;
 mod roundtrip;
 mod running;
+mod security;
 mod sshd;
 mod threads;
