@@ -22,6 +22,12 @@ use crate::harness::{assert_unchanged, git_internals, tree_digest, TestEnv, BIN}
 /// A Codex thread id for crafted notes.
 const SESSION: &str = "0199f3a2-7b1c-7d2e-9f00-123456789abc";
 
+/// A transcript that passes for a Codex session (its first line is read and
+/// rewritten on arrival), followed by what the attacker wants written.
+fn session_then(payload: &str) -> Vec<u8> {
+    format!("{{\"type\":\"session_meta\",\"payload\":{{\"id\":\"{SESSION}\",\"cwd\":\"/x\"}}}}\n{payload}").into_bytes()
+}
+
 /// The authorized_keys options README.md recommends, for this binary.
 fn documented_forced_command() -> String {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -218,7 +224,7 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
 
     // 1. A note whose Codex session file is "../../.ssh/authorized_keys", its
     //    transcript a key line: once this replaced the host's authorized_keys.
-    let escape = craft(env, &env.home, &w.laptop, &base, b"ssh-ed25519 AAAA attacker\n", None, |note| {
+    let escape = craft(env, &env.home, &w.laptop, &base, &session_then("ssh-ed25519 AAAA attacker\n"), None, |note| {
         note["epoch"] = json!(1);
         note["owner_machine"] = json!("devbox");
         note["transcript"]["codex_session"] = json!(SESSION);
@@ -311,6 +317,7 @@ while IFS= read -r line; do
     *'"op":"status"'*) echo '{{"ok":true,"result":{{"branch":null,"changes":{{"staged":0,"unstaged":0,"untracked":0,"bytes":0}}}}}}' ;;
     *'"op":"begin"'*) echo '{{"ok":true,"result":{{"thread":{{"epoch":{epoch},"owner_machine":"devbox","snapshot":"{snapshot}"}}}}}}' ;;
     *'"op":"depart"'*) echo '{{"ok":true,"result":{{"snapshot":"{snapshot}"}}}}' ;;
+    *'"op":"release"'*) echo '{{"ok":true,"result":{{}}}}' ;;
     *'"op":"bye"'*) exit 0 ;;
     *) echo '{{"ok":false,"error":{{"code":"unknown","message":"unknown","exit_code":1}}}}' ;;
   esac
@@ -330,7 +337,7 @@ fn a_hostile_host_cannot_write_outside_its_place_here() {
     let uuid = out["uuid"].as_str().unwrap().to_owned();
     let there = out["snapshot"].as_str().unwrap().to_owned();
     // On the host: a snapshot whose note sends the transcript to ~/laptop-pwned.txt here.
-    let snapshot = craft(env, &w.remote_home, &w.remote_clone, &there, b"pwned\n", None, |note| {
+    let snapshot = craft(env, &w.remote_home, &w.remote_clone, &there, &session_then("pwned\n"), None, |note| {
         note["epoch"] = json!(2);
         note["owner_machine"] = json!("laptop");
         note["transcript"]["codex_session"] = json!(SESSION);
@@ -405,6 +412,23 @@ impl Drop for BlackHole {
     }
 }
 
+/// Run the binary on the laptop's repository; `None` if it had to be stopped after `limit`.
+fn run_within(w: &World, args: &[&str], limit: Duration) -> Option<crate::harness::Run> {
+    let mut cmd = w.env.command(BIN, &w.laptop);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(crate::harness::Run::from(child.wait_with_output().unwrap()))
+}
+
 fn socket_dirs(tmp: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(tmp)
         .unwrap()
@@ -443,10 +467,9 @@ fn a_silent_host_or_helper_fails_within_the_connect_timeout() {
     // A black hole ends in ssh's own timeout or in the wait for the helper's answer, whichever comes first.
     for (host, says) in [("blackhole", "blackhole (blackhole)"), ("silent", "did not answer within 2 s")] {
         for args in [vec!["1", host], vec!["host", "check", host]] {
-            let started = Instant::now();
-            let out = w.run(&args);
             // The bound that matters is "it ended": far below the 20 s default, let alone forever.
-            assert!(started.elapsed() < Duration::from_secs(15), "{args:?} took {:?}", started.elapsed());
+            let out = run_within(&w, &args, Duration::from_secs(15))
+                .unwrap_or_else(|| panic!("{args:?} was still waiting after 15 s"));
             out.fails_with(5, host).fails_with(5, says);
         }
     }
