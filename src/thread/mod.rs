@@ -117,21 +117,27 @@ pub fn create(
 
 /// The worktree a thread lives in (or last lived in) on this machine. Kept
 /// per machine, beside the repository: paths do not travel.
+/// The path's bytes are kept as they are: a worktree may live in a directory
+/// whose name is not UTF-8.
 pub fn worktree_record(repo: &Repo, uuid: &str) -> Result<Option<std::path::PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
     let file = repo.private_dir()?.join("worktrees").join(uuid);
-    match std::fs::read_to_string(&file) {
-        Ok(text) if !text.trim().is_empty() => Ok(Some(std::path::PathBuf::from(text.trim_end_matches('\n')))),
-        Ok(_) => Ok(None),
+    match std::fs::read(&file) {
+        Ok(bytes) => {
+            let path = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            Ok((!path.trim_ascii().is_empty()).then(|| std::ffi::OsStr::from_bytes(path).into()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
 pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &std::path::Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
     let dir = repo.private_dir()?.join("worktrees");
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("{uuid}.tmp"));
-    std::fs::write(&tmp, format!("{}\n", path.to_string_lossy()))?;
+    std::fs::write(&tmp, [path.as_os_str().as_bytes(), b"\n"].concat())?;
     std::fs::rename(tmp, dir.join(uuid))?;
     Ok(())
 }

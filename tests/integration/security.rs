@@ -549,6 +549,7 @@ fn odd_and_hostile_input_ends_in_clear_errors() {
     let hooks = env.run(&repo, &["install-hooks", "--json"]).success().json();
     assert!(hooks["hooks_dir"].as_str().unwrap().ends_with("/hooks"), "{hooks}");
     env.run(&repo, &["thread", "new"]).success();
+    env.run(&repo, &["thread", "snapshot", "1"]).success();
     let target = odd.join(std::ffi::OsStr::from_bytes(b"copy\xfe"));
     let mut cmd = env.command("git", &repo);
     cmd.args(["codex-handoff", "thread", "restore", "1", "--detach", "--json"]).arg(&target);
