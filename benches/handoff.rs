@@ -5,7 +5,8 @@
 //! at most half the plain-git time).
 //!
 //! Prints figures only; it never asserts timings. `BENCH_QUICK=1` makes a
-//! smoke run (a small repository, 3 runs). The generated repository is cached
+//! smoke run (a small repository, 3 runs); `BENCH_ONLY=rollout` runs only
+//! the large-rollout row. The generated repository is cached
 //! under `target/bench-data/` and cloned into a fresh fixture on every run.
 //! The fixture lives in `$TMPDIR`: writing the files of a new worktree is a
 //! large share of the fresh case, so the file system there matters (e.g.
@@ -57,6 +58,10 @@ struct Row {
 fn main() {
     let started = Instant::now();
     let quick = std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0");
+    if std::env::var_os("BENCH_ONLY").is_some_and(|v| v == "rollout") {
+        transcript_memory(if quick { 10 } else { 100 });
+        return;
+    }
     let size =
         if quick { Size { files: 400, commits: 300, runs: 3 } } else { Size { files: 4000, commits: 3000, runs: 7 } };
     let env = TestEnv::new();
@@ -91,10 +96,12 @@ fn main() {
     println!("total: {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Peak memory of a handoff carrying a large Codex transcript: the client
-/// and the helper (the `local` transport makes the helper a child we can
-/// watch). The transcript is streamed, so neither should grow with it; git's
-/// own processes (which pack the blob) are not counted.
+/// A handoff of a thread whose Codex rollout is large, out to the host and
+/// back: wall time and the peak resident memory of this computer's process
+/// and of the helper on each trip (the `local` transport makes the helper a
+/// child we can watch). Rollouts are streamed and rewritten line by line, so
+/// neither should grow with the rollout (the goal: under 64 MiB); git's own
+/// processes (which pack the blob) are not counted.
 fn transcript_memory(megabytes: usize) {
     let env = TestEnv::new();
     let laptop = env.init_repo("laptop");
@@ -110,28 +117,84 @@ fn transcript_memory(megabytes: usize) {
 
     let id = "0199f3a2-7b1c-7d2e-9f00-0000000000aa";
     let rollout = env.home.join(".codex/sessions/2026/11/24").join(format!("rollout-2026-11-24T08-00-00-{id}.jsonl"));
-    std::fs::create_dir_all(rollout.parent().unwrap()).unwrap();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&rollout).unwrap());
+    write_large_rollout(&rollout, id, &laptop, megabytes);
+    env.run(&laptop, &["thread", "new", "--codex-session", id, "--branch", "feat/big"]);
+    let size_mb = std::fs::metadata(&rollout).unwrap().len() as f64 / 1_048_576.0;
+
+    println!();
+    println!("{size_mb:.0} MiB Codex rollout (paginated; every 40th line names the working directory; one 8 MiB line)");
+    println!("{:<26} {:>10} {:>12} {:>12}", "trip", "s", "client MiB", "helper MiB");
+    for (trip, to) in [("out (client departs)", "devbox"), ("back (client arrives)", "local")] {
+        let (took, client, helper, code) = watch(&env, &laptop, &["1", to, "--yes"]);
+        println!(
+            "{:<26} {:>10.2} {:>12.1} {:>12.1}{}",
+            trip,
+            took.as_secs_f64(),
+            client as f64 / 1024.0,
+            helper as f64 / 1024.0,
+            if code == 0 { String::new() } else { format!("  (exit {code})") }
+        );
+    }
+    let back = std::fs::metadata(&rollout).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
+    println!("goal: under 64 MiB resident on both sides; back home: {back:.0} MiB in the same file");
+}
+
+/// A rollout in Codex's paginated form: turns of a few lines, the working
+/// directory in every turn's turn_context and thread settings.
+fn write_large_rollout(path: &Path, id: &str, cwd: &Path, megabytes: usize) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let cwd = cwd.display();
     writeln!(
         file,
-        "{{\"timestamp\":\"2026-11-24T08:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\",\"cwd\":\"{}\",\"source\":\"cli\"}}}}",
-        laptop.display()
+        "{{\"timestamp\":\"2026-11-24T08:00:00.000Z\",\"ordinal\":0,\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\",\
+         \"timestamp\":\"2026-11-24T08:00:00.000Z\",\"cwd\":\"{cwd}\",\"runtime_workspace_roots\":[\"{cwd}\"],\"source\":\"exec\",\
+         \"history_mode\":\"paginated\"}}}}"
     )
     .unwrap();
     let mut rng = Rng::new(7);
-    let mut written = 0;
+    let mut ordinal = 1u64;
+    let big: String = "A".repeat(8 << 20);
+    let mut written = emit(
+        &mut file,
+        &mut ordinal,
+        format!("\"type\":\"response_item\",\"payload\":{{\"type\":\"image\",\"data\":\"{big}\"}}"),
+    );
     while written < megabytes << 20 {
+        if ordinal.is_multiple_of(40) {
+            written += emit(
+                &mut file,
+                &mut ordinal,
+                format!("\"type\":\"turn_context\",\"payload\":{{\"cwd\":\"{cwd}\",\"model\":\"m\"}}"),
+            );
+            written += emit(
+                &mut file,
+                &mut ordinal,
+                format!("\"type\":\"event_msg\",\"payload\":{{\"type\":\"thread_settings_applied\",\"thread_settings\":{{\"cwd\":\"{cwd}\",\"runtime_workspace_roots\":[\"{cwd}\"]}}}}"),
+            );
+        }
         let text: String = rng.bytes(900, false).into_iter().map(char::from).filter(|c| *c != '\n').collect();
-        let line = format!("{{\"timestamp\":\"2026-11-24T08:00:01.000Z\",\"type\":\"response_item\",\"payload\":{{\"text\":\"{text}\"}}}}\n");
-        file.write_all(line.as_bytes()).unwrap();
-        written += line.len();
+        written += emit(
+            &mut file,
+            &mut ordinal,
+            format!("\"type\":\"response_item\",\"payload\":{{\"type\":\"message\",\"text\":\"{text}\"}}"),
+        );
     }
-    drop(file);
-    env.run(&laptop, &["thread", "new", "--codex-session", id, "--branch", "feat/big"]);
+}
 
-    // Run the binary directly (not through git) so its pid is the client's.
-    let mut client = env.command(BIN, &laptop);
-    client.args(["1", "devbox", "--yes"]).stdout(Stdio::null()).stderr(Stdio::piped());
+/// One rollout line with the next ordinal; returns its length.
+fn emit(file: &mut impl Write, ordinal: &mut u64, body: String) -> usize {
+    let text = format!("{{\"timestamp\":\"2026-11-24T08:00:01.000Z\",\"ordinal\":{ordinal},{body}}}\n");
+    file.write_all(text.as_bytes()).unwrap();
+    *ordinal += 1;
+    text.len()
+}
+
+/// Run the binary (directly, so its pid is the client's) and sample the
+/// peak resident memory of it and of its helper child until it exits.
+fn watch(env: &TestEnv, dir: &Path, args: &[&str]) -> (Duration, u64, u64, i32) {
+    let mut client = env.command(BIN, dir);
+    client.args(args).stdout(Stdio::null()).stderr(Stdio::null());
     let started = Instant::now();
     let mut child = client.spawn().unwrap();
     let pid = child.id();
@@ -144,26 +207,8 @@ fn transcript_memory(megabytes: usize) {
         std::thread::sleep(Duration::from_millis(2));
     }
     let took = started.elapsed();
-    let status = child.wait().unwrap();
-    let size_mb = std::fs::metadata(&rollout).unwrap().len() as f64 / 1_048_576.0;
-    println!();
-    println!(
-        "transcript: {size_mb:.0} MiB Codex rollout handed off in {:.1} s (exit {})",
-        took.as_secs_f64(),
-        status.code().unwrap_or(-1)
-    );
-    println!(
-        "peak resident memory: client {:.1} MiB, helper {:.1} MiB (git's own processes not counted)",
-        client_peak as f64 / 1024.0,
-        helper_peak as f64 / 1024.0
-    );
-    let arrived =
-        remote_home.join(".codex/sessions/2026/11/24").join(format!("rollout-2026-11-24T08-00-00-{id}.jsonl"));
-    println!(
-        "arrived: {:.0} MiB at {}",
-        std::fs::metadata(&arrived).map_or(0.0, |m| m.len() as f64 / 1_048_576.0),
-        arrived.display()
-    );
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (took, client_peak, helper_peak, code)
 }
 
 /// The high-water mark of a process's resident memory (KiB), 0 once it is gone.

@@ -10,7 +10,8 @@
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `repo`, `config`, `fingerprint`,
-//!   `hooks`, `process`, `text`, `time`, and `fault` (crash points for the tests).
+//!   `promisor`, `hooks`, `process`, `text`, `time`, and `fault` (crash points
+//!   for the tests).
 
 pub mod cli;
 pub mod codex;
@@ -22,6 +23,7 @@ pub mod git;
 pub mod handoff;
 pub mod hooks;
 pub mod process;
+pub mod promisor;
 pub mod remote;
 pub mod repo;
 pub mod text;

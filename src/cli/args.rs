@@ -34,7 +34,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct HandoffArgs {
-    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    /// The thread: a number, a UUID (or 6+ hex digits of one), a title, or a Codex thread id (or prefix) or name.
     #[arg(value_name = "THREAD")]
     pub thread: Option<String>,
 
@@ -141,18 +141,21 @@ pub struct ThreadListArgs {
     /// All threads of the repository, not only those of the current directory's project.
     #[arg(long)]
     pub all: bool,
+    /// The Codex threads working in this worktree (id, name, last activity, linked thread), from `$CODEX_HOME/sessions`.
+    #[arg(long)]
+    pub codex: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ThreadArg {
-    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    /// The thread: a number, a UUID (or 6+ hex digits of one), a title, or a Codex thread id (or prefix) or name.
     #[arg(value_name = "THREAD")]
     pub thread: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ThreadRestoreArgs {
-    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    /// The thread: a number, a UUID (or 6+ hex digits of one), a title, or a Codex thread id (or prefix) or name.
     #[arg(value_name = "THREAD")]
     pub thread: String,
     /// The new worktree's directory (must not exist, or be empty).
@@ -165,7 +168,7 @@ pub struct ThreadRestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ThreadRunArgs {
-    /// The thread: a number, a UUID, or a UUID prefix of at least 6 hex digits.
+    /// The thread: a number, a UUID (or 6+ hex digits of one), a title, or a Codex thread id (or prefix) or name.
     #[arg(value_name = "THREAD")]
     pub thread: String,
     /// The agent command and its arguments.

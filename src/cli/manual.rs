@@ -201,6 +201,18 @@ fn description_extra() -> Roff {
     );
     paragraph(
         &mut r,
+        "A host takes a thread into a saved project (`project save`) that is a clone of the same repository: one \
+         whose root commits agree with this clone's or, when either clone is shallow and so cannot know its \
+         roots, one that has a remote URL in common (compared without scheme, user, port and `.git`, so \
+         `git@host:a/b.git` and `https://host/a/b` agree). With a shallow clone on either side, the handoff first \
+         checks that the two histories meet (the commits where the shallow clone is cut off are known to the \
+         other side, or the thread's commits are known to the shallow side) and refuses, saying what to fetch, \
+         before anything is sent. A partial clone (`--filter`) fetches the files it lacks from its promisor \
+         remote, which must then be reachable from that machine. When no project matches, the error lists each \
+         saved project with the reason it did not.",
+    );
+    paragraph(
+        &mut r,
         "Run as `git codex-handoff`, it works like any git command: `git -C <dir> codex-handoff ...`, aliases \
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
@@ -220,7 +232,8 @@ fn exit_status() -> Roff {
             "4",
             "Refused, because going on could lose work or break a rule: a dirty reused worktree, a diverged \
              branch, a self-handoff, an unsupported destination, a merge or rebase in progress, a commit in a \
-             worktree whose thread is on another machine (the pre-commit hook).",
+             worktree whose thread is on another machine (the pre-commit hook), shallow histories that do not \
+             meet, a partial clone whose promisor remote cannot be reached.",
         ),
         ("5", "The host could not be reached or authenticated."),
         ("6", "The helper is missing on the host, or of an incompatible version."),
@@ -355,6 +368,7 @@ fn json_output() -> Roff {
         (
             "project list",
             r#"{"schema": 1, "projects": [{"path": "...", "exists": true, "fingerprint": "..." | null,
+ "fingerprint_kind": "roots" | "url" | null, "remotes": ["host/path", ...] | null, "shallow": false | null,
  "subdirectory": "" | null}, ...]}"#,
         ),
         (
@@ -409,10 +423,11 @@ fn security() -> Roff {
         &mut r,
         "The helper writes only into saved projects and under the worktree root. Whatever arrives from the \
          other machine (a note, a pushed ref, a request) is checked before anything is written: the thread is \
-         the one the request names, a Codex session file must be named `YYYY/MM/DD/rollout-...-<thread \
-         id>.jsonl` under `$CODEX_HOME/sessions` with no symlink leading out of it, and any other name is \
-         refused (exit status 4) with nothing written. Titles and branch names are shown with control \
-         characters escaped.",
+         the one the request names, and a Codex thread's file is written only where this machine's Codex \
+         keeps it (`rollout-...-<thread id>.jsonl` under `$CODEX_HOME/sessions`, no symlink leading out), \
+         never at a path the note names; a note naming another file, a path outside the worktree or a \
+         malformed branch is refused (exit status 4) with nothing written. Titles and branch names are shown \
+         with control characters escaped.",
     );
     paragraph(
         &mut r,

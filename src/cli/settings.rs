@@ -95,7 +95,8 @@ pub const SETTINGS: &[Setting] = &[
         scope: Scope::Repository,
         default: "computed",
         multi: false,
-        description: "A cache of the repository's fingerprint, written by the tool; remove it to recompute.",
+        description: "A cache of the clone's roots fingerprint (its default branch's root commits), written by the \
+                      tool; remove it to recompute.",
     },
 ];
 

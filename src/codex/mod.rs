@@ -1,11 +1,20 @@
 //! The Codex CLI's files on this machine: `$CODEX_HOME` (default
-//! `~/.codex`), rollouts under `sessions/` (`rollout`), and the thread names
-//! in `session_index.jsonl` (here).
+//! `~/.codex`), rollouts under `sessions/` (`rollout`), their working
+//! directory moved to another worktree (`relocate`), where an arriving
+//! rollout goes (`placement`), Codex's state database read only
+//! (`state_db`), the threads of a worktree (`threads`), and thread names in
+//! `session_index.jsonl` (here).
 //!
-//! May use the root helpers only; knows nothing of threads or hosts.
+//! May use the root helpers only; knows nothing of git-codex-handoff's threads or hosts.
 
+pub mod placement;
+pub mod relocate;
 pub mod rollout;
+pub mod state_db;
+pub mod threads;
 
+use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -19,14 +28,24 @@ pub fn codex_home() -> Result<PathBuf> {
     }
 }
 
-/// The session's name in `session_index.jsonl` (the last entry wins).
+/// Every thread name in `session_index.jsonl` (the last entry for an id wins).
+pub fn thread_names() -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    let Ok(file) = codex_home().and_then(|h| Ok(std::fs::File::open(h.join("session_index.jsonl"))?)) else {
+        return names;
+    };
+    for line in std::io::BufReader::new(file).split(b'\n').map_while(std::io::Result::ok) {
+        let Ok(entry) = serde_json::from_slice::<Value>(&line) else { continue };
+        if let (Some(id), Some(name)) = (entry["id"].as_str(), entry["thread_name"].as_str()) {
+            names.insert(id.to_ascii_lowercase(), name.to_owned());
+        }
+    }
+    names
+}
+
+/// The thread's name in `session_index.jsonl`, if it has one.
 pub fn thread_name(id: &str) -> Option<String> {
-    let text = std::fs::read_to_string(codex_home().ok()?.join("session_index.jsonl")).ok()?;
-    text.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["id"] == id)
-        .and_then(|v| v["thread_name"].as_str().map(str::to_owned))
+    thread_names().remove(&id.to_ascii_lowercase())
 }
 
 /// Keep `session_index.jsonl` in step: append the name unless it is already the latest.
@@ -36,8 +55,9 @@ pub fn record_thread_name(id: &str, name: &str) -> Result<()> {
         return Ok(());
     }
     let line = serde_json::json!({ "id": id, "thread_name": name, "updated_at": crate::time::now_rfc3339() });
-    let mut file =
-        std::fs::OpenOptions::new().create(true).append(true).open(codex_home()?.join("session_index.jsonl"))?;
+    let home = codex_home()?;
+    std::fs::create_dir_all(&home)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(home.join("session_index.jsonl"))?;
     writeln!(file, "{line}")?;
     Ok(())
 }

@@ -1,223 +1,296 @@
 //! Rollout files: `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<local
-//! time>-<uuid>.jsonl`, whose first line is the `session_meta` record.
-//! `codex resume <uuid>` finds a correctly named file there even without a
-//! row in Codex's state database, which repairs itself from it.
+//! time>-<thread id>.jsonl`, whose first line is the `session_meta` record.
+//! Every Codex thread, legacy or paginated, is one such file: Codex finds a
+//! thread by the file name's id and rebuilds its databases from the file.
+//! Files older than a week may be compressed in place (`.jsonl.zst`); a
+//! plain file beside a compressed one wins, as in Codex.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
 use super::codex_home;
+use super::relocate::{read_line_limited, LINE_LIMIT};
 use crate::error::{Error, Result};
 
-/// A session's rollout file on this machine.
+pub const PLAIN: &str = ".jsonl";
+pub const COMPRESSED: &str = ".jsonl.zst";
+
+/// A thread's rollout file on this machine.
 #[derive(Debug, Clone)]
 pub struct Rollout {
     pub path: PathBuf,
-    pub session_id: String,
-    /// The path below `$CODEX_HOME/sessions`, kept the same on every machine.
+    pub thread_id: String,
+    /// The path below `$CODEX_HOME/sessions`.
     pub relative: String,
 }
 
-/// Find the rollout of a session given by UUID (searched under
-/// `$CODEX_HOME/sessions`) or by the rollout file's path.
+/// What the first line says about the thread.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub id: String,
+    pub cwd: Option<String>,
+    /// Creation time, UTC (RFC 3339).
+    pub timestamp: Option<String>,
+    /// `cli`, `vscode`, `exec`, …
+    pub source: Option<String>,
+}
+
+pub fn sessions_dir() -> Result<PathBuf> {
+    Ok(codex_home()?.join("sessions"))
+}
+
+/// Find the rollout of a thread given by id, unique id prefix (at least 6
+/// hex digits) or the rollout file's path.
 pub fn find(spec: &str) -> Result<Rollout> {
-    let sessions = codex_home()?.join("sessions");
+    let sessions = sessions_dir()?;
     let as_path = Path::new(spec);
     let path = if as_path.is_file() {
         as_path.canonicalize()?
     } else {
-        let id = uuid::Uuid::parse_str(spec).map_err(|_| {
-            Error::not_found("codex_session_not_found", format!("{spec} is neither a rollout file nor a session UUID"))
-                .with_help(
-                    "give the session's UUID (as `codex resume` shows it) or the path of its rollout-*.jsonl file",
+        let wanted = spec.trim().to_ascii_lowercase();
+        let hex = wanted.chars().filter(char::is_ascii_hexdigit).count();
+        if hex < 6 || !wanted.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(Error::not_found(
+                "codex_session_not_found",
+                format!("{spec} is neither a rollout file nor a Codex thread id"),
+            )
+            .with_help("give the thread's id (as `codex resume` shows it) or the path of its rollout-*.jsonl file"));
+        }
+        let mut matching: Vec<(String, PathBuf)> =
+            scan(&sessions).into_iter().filter(|(id, _)| id.starts_with(&wanted)).collect();
+        if let Some(exact) = matching.iter().position(|(id, _)| *id == wanted) {
+            matching = vec![matching.swap_remove(exact)];
+        }
+        match matching.len() {
+            1 => matching.remove(0).1,
+            0 => {
+                return Err(Error::not_found(
+                    "codex_session_not_found",
+                    format!("no Codex thread {spec} under {}", sessions.display()),
                 )
-        })?;
-        search(&sessions, &id.to_string())?
+                .with_help("check CODEX_HOME, or give the rollout file's path"))
+            }
+            _ => {
+                let ids: Vec<String> = matching.into_iter().map(|(id, _)| id).collect();
+                return Err(Error::usage(
+                    "ambiguous_codex_thread",
+                    format!("{spec} matches several Codex threads: {}", ids.join(", ")),
+                )
+                .with_help("give more digits of the id"));
+            }
+        }
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if name.ends_with(".jsonl.zst") {
-        return Err(Error::refused(
-            "codex_rollout_compressed",
-            format!("the Codex session file {} is compressed", path.display()),
-        )
-        .with_help(
-            "resume the session once with `codex resume <UUID>` (Codex decompresses it to append), then try again",
-        ));
+    let thread_id = check(&path)?;
+    let relative = relative_to_sessions(&path, &sessions);
+    Ok(Rollout { path, thread_id, relative })
+}
+
+fn relative_to_sessions(path: &Path, sessions: &Path) -> String {
+    let sessions = sessions.canonicalize().unwrap_or_else(|_| sessions.to_path_buf());
+    match path.strip_prefix(&sessions) {
+        Ok(relative) => relative.to_string_lossy().into_owned(),
+        Err(_) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
     }
-    let session_id = check(&path)?;
-    let relative = path
-        .strip_prefix(sessions.canonicalize().unwrap_or(sessions.clone()))
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| dated_relative(&name));
-    // Every machine will write it under this name: it must be one Codex finds.
-    checked_location(&sessions, &relative, &session_id)?;
-    Ok(Rollout { path, session_id, relative })
 }
 
-/// `rollout-2026-11-24T08-00-00-<uuid>.jsonl` -> `2026/11/24/rollout-...`.
-fn dated_relative(name: &str) -> String {
-    let date = name.strip_prefix("rollout-").and_then(|r| r.get(..10)).unwrap_or("1970-01-01");
-    format!("{}/{name}", date.replace('-', "/"))
+/// The thread id a rollout file name ends with (`rollout-…-<id>.jsonl[.zst]`).
+pub fn id_of_name(name: &str) -> Option<String> {
+    let stem = name.strip_suffix(COMPRESSED).or_else(|| name.strip_suffix(PLAIN))?;
+    if !name.starts_with("rollout-") {
+        return None;
+    }
+    let id = stem.get(stem.len().checked_sub(36)?..)?;
+    let dash = stem.get(..stem.len() - 36)?.ends_with('-');
+    (dash && uuid::Uuid::parse_str(id).is_ok()).then(|| id.to_ascii_lowercase())
 }
 
-fn search(sessions: &Path, id: &str) -> Result<PathBuf> {
-    let mut found = None;
-    let mut dirs = vec![sessions.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
+/// Every rollout under `sessions` as (thread id, path), one per id (a plain
+/// file hides a compressed one). Symlinks are not followed.
+pub fn scan(sessions: &Path) -> Vec<(String, PathBuf)> {
+    let mut found: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    let mut dirs = vec![(sessions.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
-            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
             let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if name.starts_with("rollout-")
-                && (name.ends_with(&format!("{id}.jsonl")) || name.ends_with(&format!("{id}.jsonl.zst")))
-            {
-                // A plain file hides a compressed sibling, as in Codex.
-                if found.as_ref().is_none_or(|f: &PathBuf| f.to_string_lossy().ends_with(".zst")) {
-                    found = Some(path);
+            if kind.is_dir() && depth < 4 {
+                dirs.push((entry.path(), depth + 1));
+            } else if kind.is_file() {
+                if let Some(id) = id_of_name(&name) {
+                    let keep = found.get(&id).is_some_and(|p| p.to_string_lossy().ends_with(PLAIN));
+                    if !keep {
+                        found.insert(id, entry.path());
+                    }
                 }
             }
         }
     }
-    found.ok_or_else(|| {
-        Error::not_found("codex_session_not_found", format!("no Codex session {id} under {}", sessions.display()))
-            .with_help("check CODEX_HOME, or give the rollout file's path")
-    })
+    found.into_iter().collect()
 }
 
-/// Check a rollout can be carried exactly; returns its session id.
-pub fn check(path: &Path) -> Result<String> {
+/// The rollout of thread `id` on this machine, if there is one.
+pub fn locate(id: &str) -> Result<Option<PathBuf>> {
+    let id = id.to_ascii_lowercase();
+    Ok(scan(&sessions_dir()?).into_iter().find(|(found, _)| *found == id).map(|(_, path)| path))
+}
+
+pub fn is_compressed(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(COMPRESSED)
+}
+
+/// The rollout's lines, decompressed if need be.
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     let file = std::fs::File::open(path).map_err(|e| {
         Error::not_found("codex_session_not_found", format!("cannot open {}", path.display())).with_source(e)
     })?;
-    let mut reader = BufReader::new(file);
-    let mut first = Vec::new();
-    reader.read_until(b'\n', &mut first)?;
-    let meta: Value = serde_json::from_slice(&first).unwrap_or(Value::Null);
-    if meta["type"] != "session_meta" || !meta["payload"]["id"].is_string() {
-        return Err(Error::usage(
-            "not_a_rollout",
-            format!("{} does not start with a session_meta record", path.display()),
-        )
-        .with_help("give a Codex CLI rollout file (rollout-*.jsonl under $CODEX_HOME/sessions)"));
-    }
-    if meta["payload"]["history_mode"].as_str().is_some_and(|m| m.starts_with("paginated")) {
-        return Err(Error::refused(
-            "codex_paginated",
-            "this Codex thread uses paginated history, which Codex keeps in its state database".to_string(),
-        )
-        .with_help(
-            "handing off paginated Codex threads isn't supported by this version; start the thread with legacy history",
-        ));
-    }
-    // Segmented rollouts name older segment files by absolute path.
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        if line.windows(18).any(|w| w == b"\"rollout_reference") {
-            return Err(Error::refused("codex_segmented", format!("{} is split into segments", path.display()))
-                .with_help("handing off segmented Codex sessions isn't supported by this version"));
-        }
-    }
-    Ok(meta["payload"]["id"].as_str().unwrap_or_default().to_owned())
-}
-
-/// The session's first line with `cwd` and the git fields pointing at the new worktree.
-pub fn rewrite_meta(first_line: &[u8], cwd: &Path, branch: Option<&str>, head: Option<&str>) -> Result<Vec<u8>> {
-    let mut meta: Value =
-        serde_json::from_slice(first_line.strip_suffix(b"\n").unwrap_or(first_line)).map_err(|e| {
-            Error::failed("not_a_rollout", "the transcript does not start with a session_meta record").with_source(e)
+    if is_compressed(path) {
+        let decoder = zstd::stream::read::Decoder::new(file).map_err(|e| {
+            Error::failed("codex_rollout_unreadable", format!("cannot decompress {}", path.display())).with_source(e)
         })?;
-    let payload = meta
-        .get_mut("payload")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| Error::failed("not_a_rollout", "the transcript's session_meta has no payload"))?;
-    payload.insert("cwd".into(), Value::String(cwd.to_string_lossy().into_owned()));
-    if let Some(git) = payload.get_mut("git").and_then(Value::as_object_mut) {
-        if let Some(branch) = branch {
-            git.insert("branch".into(), Value::String(branch.to_owned()));
-        }
-        if let Some(head) = head {
-            git.insert("commit_hash".into(), Value::String(head.to_owned()));
-        }
+        Ok(Box::new(BufReader::with_capacity(256 * 1024, decoder)))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(256 * 1024, file)))
     }
-    let mut out = serde_json::to_vec(&meta).expect("JSON serializes");
-    out.push(b'\n');
-    Ok(out)
 }
 
-/// The session's `cwd` as the first line records it.
-pub fn meta_cwd(first_line: &[u8]) -> Option<String> {
-    let meta: Value = serde_json::from_slice(first_line.strip_suffix(b"\n").unwrap_or(first_line)).ok()?;
-    meta["payload"]["cwd"].as_str().map(str::to_owned)
+/// The `session_meta` record that starts a rollout.
+pub fn read_meta(reader: &mut dyn BufRead) -> Option<Meta> {
+    let mut first = Vec::new();
+    let (_, complete) = read_line_limited(reader, &mut first, LINE_LIMIT).ok()?;
+    if !complete {
+        return None;
+    }
+    let line: Value = serde_json::from_slice(&first).ok()?;
+    if line["type"] != "session_meta" {
+        return None;
+    }
+    let payload = &line["payload"];
+    let text = |key: &str| payload[key].as_str().map(str::to_owned);
+    Some(Meta { id: text("id")?, cwd: text("cwd"), timestamp: text("timestamp"), source: text("source") })
 }
 
-/// Where the rollout named `relative` (as a note records it, below
-/// `$CODEX_HOME/sessions`) of Codex thread `thread_id` may live on this
-/// machine. The name comes from another machine, so only Codex's own layout is
-/// accepted — `YYYY/MM/DD/rollout-<time>-<thread id>.jsonl` (or `.jsonl.zst`)
-/// — and no existing directory on the way may be a symlink leading out of
-/// `sessions_root`. Anything else is refused before a file is touched.
-pub fn checked_location(sessions_root: &Path, relative: &str, thread_id: &str) -> Result<PathBuf> {
-    let refuse = |why: &str| {
-        Error::refused("bad_rollout_path", format!("refused the Codex session file name {relative:?}: {why}"))
-            .with_help("the note naming it did not come from git-codex-handoff; nothing was written")
-    };
-    if !is_uuid(thread_id) {
-        return Err(refuse("the Codex thread id is not a UUID"));
+pub fn meta_of(path: &Path) -> Option<Meta> {
+    read_meta(&mut *open(path).ok()?)
+}
+
+/// Check a file is a rollout; returns its thread id.
+pub fn check(path: &Path) -> Result<String> {
+    let mut reader = open(path)?;
+    let meta = read_meta(&mut *reader).ok_or_else(|| {
+        Error::usage("not_a_rollout", format!("{} does not start with a session_meta record", path.display()))
+            .with_help("give a Codex CLI rollout file (rollout-*.jsonl under $CODEX_HOME/sessions)")
+    })?;
+    Ok(meta.id)
+}
+
+/// Segmented rollouts name older segment files by absolute path, which
+/// would not exist on another machine.
+pub const SEGMENT_MARKER: &[u8] = b"\"rollout_reference\"";
+
+pub fn segmented(path: &Path) -> Error {
+    Error::refused("codex_segmented", format!("{} is split into segments", path.display()))
+        .with_help("handing off segmented Codex threads isn't supported by this version")
+}
+
+/// `sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<id>.jsonl` for a thread
+/// created at `created` (RFC 3339, UTC), in this machine's local time, as
+/// Codex names a new thread's file.
+pub fn canonical_relative(id: &str, created: Option<&str>) -> String {
+    let secs = created.and_then(parse_rfc3339).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    });
+    let (y, mo, d, h, mi, s) = local_time(secs);
+    format!("{y:04}/{mo:02}/{d:02}/rollout-{y:04}-{mo:02}-{d:02}T{h:02}-{mi:02}-{s:02}-{id}{PLAIN}")
+}
+
+fn local_time(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let t: libc::time_t = secs as libc::time_t;
+    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        let utc = crate::time::format_rfc3339(secs);
+        let n = |r: std::ops::Range<usize>| utc.get(r).and_then(|s| s.parse().ok()).unwrap_or(0);
+        return (n(0..4), n(5..7), n(8..10), n(11..13), n(14..16), n(17..19));
     }
-    let parts: Vec<&str> = relative.split('/').collect();
-    let [year, month, day, name] = parts.as_slice() else {
-        return Err(refuse("it is not of the form YYYY/MM/DD/rollout-…-<thread id>.jsonl"));
-    };
-    let digits = |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_digit());
-    if !digits(year, 4) || !digits(month, 2) || !digits(day, 2) {
-        return Err(refuse("its folders are not a date (YYYY/MM/DD)"));
+    (
+        i64::from(tm.tm_year) + 1900,
+        i64::from(tm.tm_mon) + 1,
+        i64::from(tm.tm_mday),
+        i64::from(tm.tm_hour),
+        i64::from(tm.tm_min),
+        i64::from(tm.tm_sec),
+    )
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDThh:mm:ss[.fff]Z`.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| -> Option<i64> { text.get(r)?.parse().ok() };
+    let (y, mo, d, h, mi, s) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
     }
-    let stem = name.strip_suffix(".jsonl").or_else(|| name.strip_suffix(".jsonl.zst"));
-    let time = stem.and_then(|s| s.strip_prefix("rollout-")).and_then(|s| s.strip_suffix(thread_id));
-    let Some(time) = time.and_then(|t| t.strip_suffix('-')) else {
-        return Err(refuse("the file name is not rollout-…-<thread id>.jsonl"));
-    };
-    if !time.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
-        return Err(refuse("the file name holds characters Codex never writes"));
-    }
-    let location = sessions_root.join(relative);
-    // Directories that exist already must resolve inside the root: a symlink
-    // there (planted by anyone) would carry the write elsewhere.
-    let root = match sessions_root.canonicalize() {
-        Ok(root) => root,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(location),
-        Err(e) => return Err(Error::from(e)),
-    };
-    let mut dir = sessions_root.to_path_buf();
-    for part in [year, month, day] {
-        dir.push(part);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-            Err(e) => return Err(Error::from(e)),
-        }
-        let inside = dir.canonicalize().is_ok_and(|real| real.starts_with(&root) && real.is_dir());
-        if !inside {
-            return Err(refuse(&format!("{} is not a directory inside {}", dir.display(), root.display())));
-        }
-    }
-    if std::fs::symlink_metadata(&location).is_ok_and(|m| !m.is_file()) {
-        return Err(refuse(&format!("{} is not a plain file", location.display())));
-    }
-    Ok(location)
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
 }
 
 /// A thread id as Codex writes it: a hyphenated lowercase UUID.
 pub fn is_uuid(text: &str) -> bool {
     uuid::Uuid::parse_str(text).is_ok_and(|id| id.hyphenated().to_string() == text)
+}
+
+/// Is `relative`, as a note from another machine names a thread's rollout
+/// below `sessions/`, a rollout file name of thread `id` (`rollout-…-<id>.jsonl`
+/// or `.jsonl.zst`) under plain folder names only (no `..`, nothing absolute)?
+pub fn is_relative_for(relative: &str, id: &str) -> bool {
+    let path = Path::new(relative);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    is_uuid(id)
+        && !relative.ends_with('/')
+        && relative.split('/').all(|part| !part.is_empty())
+        && path.components().all(|c| matches!(c, Component::Normal(_)))
+        && id_of_name(name).as_deref() == Some(id)
+}
+
+/// May thread `id`'s rollout be written at `path`? Only as a plain
+/// `rollout-…-<id>.jsonl` under `sessions`, with no `..`, and no symlink
+/// leading out of `sessions` among the folders that exist (they are resolved).
+pub fn is_rollout_path_for(sessions: &Path, path: &Path, id: &str) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !name.ends_with(PLAIN) || name.ends_with(COMPRESSED) || id_of_name(&name).as_deref() != Some(id) {
+        return false;
+    }
+    let Ok(relative) = path.strip_prefix(sessions) else { return false };
+    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+        return false;
+    }
+    match (path.parent().and_then(resolved), resolved(sessions)) {
+        (Some(dir), Some(root)) => dir.starts_with(root),
+        _ => false,
+    }
+}
+
+/// `path` with its deepest existing ancestor's symlinks resolved.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut rest = Vec::new();
+    let mut ancestor = path;
+    loop {
+        if let Ok(real) = ancestor.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |p, part| p.join(part)));
+        }
+        rest.push(ancestor.file_name()?.to_owned());
+        ancestor = ancestor.parent()?;
+    }
 }
 
 #[cfg(test)]
@@ -227,58 +300,52 @@ mod tests {
     const ID: &str = "0199a213-81c0-7800-8aa1-bbab2a035a53";
 
     #[test]
-    fn only_codex_rollout_names_under_sessions() {
-        let home = tempfile::tempdir().unwrap();
-        let sessions = home.path().join("sessions");
-        let good = format!("2026/11/24/rollout-2026-11-24T08-00-00-{ID}.jsonl");
-        assert_eq!(checked_location(&sessions, &good, ID).unwrap(), sessions.join(&good));
-        let zst = format!("2026/11/24/rollout-2026-11-24T08-00-00-{ID}.jsonl.zst");
-        assert!(checked_location(&sessions, &zst, ID).is_ok());
+    fn a_note_names_only_rollouts_of_its_thread_below_sessions() {
+        for good in [
+            format!("2026/11/24/rollout-2026-11-24T08-00-00-{ID}.jsonl"),
+            format!("2026/11/24/rollout-2026-11-24T08-00-00-{ID}.jsonl.zst"),
+            format!("rollout-x-{ID}.jsonl"),
+        ] {
+            assert!(is_relative_for(&good, ID), "{good:?}");
+        }
         for bad in [
             "../../.ssh/authorized_keys".to_owned(),
             format!("/etc/rollout-x-{ID}.jsonl"),
             format!("2026/11/../../rollout-x-{ID}.jsonl"),
-            format!("2026/11/24/../rollout-x-{ID}.jsonl"),
-            format!("2026/11/24/x/rollout-x-{ID}.jsonl"),
+            format!("./rollout-x-{ID}.jsonl"),
+            format!("2026//24/rollout-x-{ID}.jsonl"),
             format!("2026/11/24/rollout-x-{ID}.json"),
             format!("2026/11/24/rollout-x-{ID}.jsonl/"),
-            format!("2026/11/24/rollout-x/y-{ID}.jsonl"),
-            format!("2026/11/24/rollout-{ID}.jsonl"),
-            format!("2026/11/24/rollout-x\n-{ID}.jsonl"),
-            format!("2026/11/24/rollout-x-{ID}x.jsonl"),
+            format!("2026/11/24/rollout-{ID}.jsonl/x"),
+            format!("2026/11/24/other-x-{ID}.jsonl"),
             "2026/11/24/rollout-x-0199a213-81c0-7800-8aa1-bbab2a035a54.jsonl".to_owned(),
-            format!("2026/1/24/rollout-x-{ID}.jsonl"),
-            format!("2026//11/24/rollout-x-{ID}.jsonl"),
             String::new(),
         ] {
-            let err = checked_location(&sessions, &bad, ID).unwrap_err();
-            assert_eq!(err.exit_code(), 4, "{bad:?}");
+            assert!(!is_relative_for(&bad, ID), "{bad:?}");
         }
-        assert!(checked_location(&sessions, &good, "../x").is_err());
-        assert!(checked_location(&sessions, &good, &ID.to_uppercase()).is_err());
+        let good = format!("rollout-x-{ID}.jsonl");
+        assert!(!is_relative_for(&good, "../x"));
+        assert!(!is_relative_for(&good.to_uppercase(), &ID.to_uppercase()));
     }
 
     #[test]
-    fn symlinked_folders_may_not_lead_out() {
-        let home = tempfile::tempdir().unwrap();
-        let sessions = home.path().join("sessions");
-        let outside = home.path().join("outside");
-        std::fs::create_dir_all(sessions.join("2026")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::os::unix::fs::symlink(&outside, sessions.join("2026/11")).unwrap();
-        let name = format!("2026/11/24/rollout-x-{ID}.jsonl");
-        assert_eq!(checked_location(&sessions, &name, ID).unwrap_err().exit_code(), 4);
-        // A symlink that stays inside is no escape; the root itself may be a symlink.
-        std::fs::remove_file(sessions.join("2026/11")).unwrap();
-        std::fs::create_dir_all(sessions.join("2026/12")).unwrap();
-        std::os::unix::fs::symlink(sessions.join("2026/12"), sessions.join("2026/11")).unwrap();
-        assert!(checked_location(&sessions, &name, ID).is_ok());
-        let linked_root = home.path().join("linked-sessions");
-        std::os::unix::fs::symlink(&sessions, &linked_root).unwrap();
-        assert!(checked_location(&linked_root, &name, ID).is_ok());
-        // The file itself must be a plain file when it exists.
-        std::fs::create_dir_all(sessions.join("2026/12/24")).unwrap();
-        std::os::unix::fs::symlink(outside.join("x"), sessions.join(&name)).unwrap();
-        assert_eq!(checked_location(&sessions, &name, ID).unwrap_err().exit_code(), 4);
+    fn ids_come_from_well_formed_names_only() {
+        let id = "01a2353c-7efb-75a2-9024-5bf02581798b";
+        assert_eq!(id_of_name(&format!("rollout-2026-12-02T05-31-26-{id}.jsonl")).as_deref(), Some(id));
+        assert_eq!(id_of_name(&format!("rollout-2026-12-02T05-31-26-{id}.jsonl.zst")).as_deref(), Some(id));
+        assert_eq!(id_of_name(&format!("rollout-x{id}.jsonl")), None);
+        assert_eq!(id_of_name(&format!("other-{id}.jsonl")), None);
+        assert_eq!(id_of_name(&format!("rollout-{id}.json")), None);
+        assert_eq!(id_of_name("rollout-.jsonl"), None);
+        assert_eq!(id_of_name("rollout-\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}.jsonl"), None);
+    }
+
+    #[test]
+    fn timestamps_parse_back() {
+        assert_eq!(parse_rfc3339("2026-11-24T07:30:00.123Z"), Some(1_795_505_400));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(parse_rfc3339("garbage"), None);
+        let name = canonical_relative("x", Some("2026-11-24T07:30:00Z"));
+        assert!(name.ends_with("-x.jsonl") && name.starts_with("2026/11/2"), "{name}");
     }
 }

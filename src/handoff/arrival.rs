@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::git::Git;
+use crate::promisor;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::restore::{self, Expected};
@@ -199,14 +200,17 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &str, foreign: F
 /// Refusals that need the incoming snapshot, checked before anything here
 /// changes (notes are merged only afterwards); the incoming refs are removed
 /// on refusal.
-pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId) -> Result<()> {
+/// `here` names this machine as the user calls it, for messages.
+pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId, here: &str) -> Result<()> {
     let checked = (|| {
         let state = store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?;
         state.check_arrived(uuid)?;
         let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
         crate::thread::transcript::check_incoming(repo, &state, transcript)?;
         // Everything the restore will read from the snapshot, checked while nothing has changed yet.
-        Expected::of(repo, &Thread { snapshot, state }).map(drop)
+        let expected = Expected::of(repo, &Thread { snapshot, state })?;
+        // A partial clone fetches the files it lacks while restoring: refuse now if it cannot.
+        promisor::check_available(repo, &[expected.state.worktree_tree, expected.state.index_tree], here)
     })();
     if checked.is_err() {
         let _ = store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"));

@@ -39,6 +39,7 @@ pub fn departure(
     state.owner_machine = to.to_machine.clone();
     state.worktree = Some(worktree.workdir()?.to_string_lossy().into_owned());
     state.updated_at = now_rfc3339();
+    state.transcript.codex_thread_name = crate::thread::transcript::current_codex_name(&thread.state);
     state.handoff = Some(Handoff {
         from_machine: me.clone(),
         to_machine: to.to_machine,

@@ -5,18 +5,18 @@
 //! checked against what was pushed, never the other way round.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::projects::{self, project_repo};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
-use crate::fingerprint;
-use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, ProjectMatch, RemoteThread};
+use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, RemoteThread};
+use crate::promisor;
 use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
-use crate::repo::Repo;
 use crate::thread;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
@@ -87,12 +87,6 @@ struct PathParams {
     path: PathBuf,
 }
 #[derive(Deserialize)]
-struct FindParams {
-    fingerprint: String,
-    #[serde(default)]
-    subdirectory: String,
-}
-#[derive(Deserialize)]
 struct ThreadParams {
     repo: String,
     uuid: String,
@@ -103,12 +97,26 @@ struct PlanParams {
     uuid: String,
     number: u64,
     branch: Option<String>,
+    /// The thread's HEAD commit (absent from older clients).
+    #[serde(default)]
+    head: Option<String>,
+    /// What the user calls this machine (absent from older clients).
+    #[serde(default)]
+    host: Option<String>,
+    /// The thread's Codex thread id and when it was made, if it has one.
+    #[serde(default)]
+    codex_thread: Option<String>,
+    #[serde(default)]
+    codex_created: Option<String>,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
     repo: String,
     uuid: String,
     snapshot: String,
+    /// What the user calls this machine (absent from older clients).
+    #[serde(default)]
+    host: Option<String>,
 }
 #[derive(Deserialize)]
 struct DepartParams {
@@ -148,11 +156,11 @@ impl Session {
         }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
-            "projects" => projects(),
-            "project_save" => project_save(params(request)?),
-            "project_forget" => project_forget(params(request)?),
-            "find_project" => find_project(params(request)?, &self.machine),
-            "plan" => plan(params(request)?),
+            "projects" => projects::projects(),
+            "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
+            "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
+            "find_project" => projects::find_project(params(request)?, &self.machine),
+            "plan" => plan(params(request)?, &self.machine),
             "begin" => self.begin(params(request)?),
             "status" => status(params(request)?),
             "receive" => self.receive(params(request)?),
@@ -218,7 +226,7 @@ impl Session {
                 Error::failed("nothing_received", "the snapshot did not arrive").with_help("run the handoff again")
             );
         }
-        handoff::check_incoming(&repo, &p.uuid, snapshot)?;
+        handoff::check_incoming(&repo, &p.uuid, snapshot, p.host.as_deref().unwrap_or(&self.machine))?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
         let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.machine, ForeignChanges::Refuse)?;
@@ -299,116 +307,16 @@ fn check_uuid(uuid: &str) -> Result<()> {
     Ok(())
 }
 
-struct SavedProject {
-    dir: PathBuf,
-    repo: Option<Repo>,
-}
-
-fn saved_projects() -> Result<Vec<SavedProject>> {
-    Ok(config::projects()?
-        .into_iter()
-        .map(|dir| {
-            let repo = Repo::discover_at(&dir).ok().filter(|r| r.gix.workdir().is_some());
-            SavedProject { dir, repo }
-        })
-        .collect())
-}
-
-/// The common git dirs of the saved projects' repositories.
-pub fn saved_repositories() -> Result<Vec<PathBuf>> {
-    Ok(saved_projects()?.into_iter().filter_map(|p| p.repo.map(|r| r.common_dir())).collect())
-}
-
-/// The repository of a saved project whose common git dir is `path`; nothing else may be written.
-fn project_repo(path: &str) -> Result<Repo> {
-    for project in saved_projects()? {
-        if let Some(repo) = project.repo {
-            if repo.common_dir() == Path::new(path) {
-                return Ok(repo);
-            }
-        }
-    }
-    Err(Error::refused("not_a_project", format!("{path} is not the repository of a saved project here"))
-        .with_help("save it first with `git codex-handoff project save <DIR>`"))
-}
-
-fn subdirectory_of(repo: &Repo, dir: &Path) -> String {
-    let root = repo.workdir().ok().and_then(|r| r.canonicalize().ok());
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-    root.and_then(|r| dir.strip_prefix(r).ok().map(|p| p.to_string_lossy().into_owned())).unwrap_or_default()
-}
-
-pub fn projects() -> Result<Value> {
-    let list: Vec<Value> = saved_projects()?
-        .into_iter()
-        .map(|p| {
-            let (fingerprint, subdirectory) = match &p.repo {
-                Some(repo) => (fingerprint::of(repo).ok(), Some(subdirectory_of(repo, &p.dir))),
-                None => (None, None),
-            };
-            json!({ "path": p.dir.to_string_lossy(), "exists": p.repo.is_some(), "fingerprint": fingerprint, "subdirectory": subdirectory })
-        })
-        .collect();
-    Ok(json!({ "projects": list }))
-}
-
-fn project_save(p: PathParams) -> Result<Value> {
-    let dir = validate_project_dir(&p.path)?;
-    let added = config::save_project(&dir)?;
-    Ok(json!({ "path": dir.to_string_lossy(), "added": added }))
-}
-
-fn project_forget(p: PathParams) -> Result<Value> {
-    let dir = crate::repo::absolute(&p.path);
-    let removed = config::forget_project(&dir)?;
-    if !removed {
-        return Err(Error::not_found("project_not_found", format!("{} is not a saved project", dir.display())));
-    }
-    Ok(json!({ "path": dir.to_string_lossy(), "removed": true }))
-}
-
-/// A project must be a directory inside a git worktree, with a UTF-8 path
-/// (saved in git's config and sent over the wire as text).
-pub fn validate_project_dir(dir: &Path) -> Result<PathBuf> {
-    let dir = dir.canonicalize().map_err(|e| {
-        Error::not_found("project_not_found", format!("{} does not exist", dir.display())).with_source(e)
-    })?;
-    if dir.to_str().is_none() {
-        return Err(Error::refused("non_utf8_path", format!("{} is not a UTF-8 path", dir.display()))
-            .with_help("projects are saved as text: rename the directory (or a parent) to a UTF-8 name"));
-    }
-    let repo = Repo::discover_at(&dir)?;
-    repo.workdir()?;
-    Ok(dir)
-}
-
-fn find_project(p: FindParams, machine: &str) -> Result<Value> {
-    let projects = saved_projects()?;
-    for project in &projects {
-        let Some(repo) = &project.repo else { continue };
-        if fingerprint::of(repo).ok().as_deref() == Some(p.fingerprint.as_str())
-            && subdirectory_of(repo, &project.dir) == p.subdirectory
-        {
-            let found = ProjectMatch {
-                repo: repo.common_dir().to_string_lossy().into_owned(),
-                project: project.dir.to_string_lossy().into_owned(),
-            };
-            return answer(found);
-        }
-    }
-    let saved: Vec<String> = projects.iter().map(|p| p.dir.display().to_string()).collect();
-    let at = if p.subdirectory.is_empty() { String::new() } else { format!(" (subdirectory {})", p.subdirectory) };
-    Err(Error::not_found("no_matching_project", format!("{machine} has no saved project for this repository{at}"))
-        .with_help(format!(
-            "clone the repository on {machine} and save it there with `git codex-handoff project save <DIR>`; saved there now: {}",
-            if saved.is_empty() { "none".to_owned() } else { saved.join(", ") }
-        )))
-}
-
-fn plan(p: PlanParams) -> Result<Value> {
+fn plan(p: PlanParams, machine: &str) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     let current = store::load(&repo, &p.uuid)?;
+    // A partial clone fetches what the checkout lacks from its promisor: it must answer.
+    if let Some(head) = p.head.as_deref().and_then(|h| store::parse_hex(h).ok()) {
+        if let Some(tree) = repo.gix.find_commit(head).ok().and_then(|c| c.tree_id().ok()) {
+            promisor::check_available(&repo, &[tree.detach()], p.host.as_deref().unwrap_or(machine))?;
+        }
+    }
     let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;
     let (branch_tip, branch_checked_out) = match &p.branch {
         Some(branch) => {
@@ -422,11 +330,16 @@ fn plan(p: PlanParams) -> Result<Value> {
         }
         None => (None, None),
     };
+    let codex = match &p.codex_thread {
+        Some(id) => Some(handoff::codex_plan(id, p.codex_created.as_deref())?),
+        None => None,
+    };
     answer(PlanAnswer {
         worktree: target.path.to_string_lossy().into_owned(),
         reuse: target.reuse,
         branch_tip,
         branch_checked_out,
+        codex,
     })
 }
 

@@ -9,7 +9,9 @@
 mod arrival;
 mod departure;
 pub mod helper;
+mod locate;
 mod markers;
+pub mod projects;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -21,12 +23,14 @@ pub use arrival::{
     arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
 };
 pub use departure::{departure, Departure};
+pub use locate::{find_project, thread_heads};
 pub use wire::*;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::thread;
+use crate::thread::resolve::Target;
 use crate::thread::snapshot::Changes;
 use crate::thread::store::{self, Thread};
 
@@ -44,6 +48,8 @@ pub struct Plan {
     pub branch_action: String,
     pub changes: Changes,
     pub transcript_bytes: u64,
+    /// Where the Codex thread's rollout goes on the destination.
+    pub codex: Option<CodexPlan>,
     /// The thread's command is running and will be interrupted first.
     pub running: bool,
 }
@@ -67,6 +73,10 @@ pub trait Interaction {
     /// Show the plan; return false to stop without changing anything.
     fn confirm(&mut self, plan: &Plan) -> bool;
     fn progress(&mut self, text: &str);
+    /// Something the person should learn even when not watching the progress.
+    fn notice(&mut self, text: &str) {
+        self.progress(text);
+    }
 }
 
 pub struct Request {
@@ -104,19 +114,32 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         Some(config::find_host(destination)?)
     };
     let me = crate::repo::machine_name(Some(repo));
-    let thread = store::resolve(repo, &request.thread)?;
-    // `thread run` exports CODEX_HANDOFF_THREAD; the Codex CLI exports CODEX_THREAD_ID.
-    let asking_thread = std::env::var("CODEX_HANDOFF_THREAD").is_ok_and(|v| v.eq_ignore_ascii_case(&thread.state.uuid));
-    let asking_session = match (&thread.state.transcript.codex_session, std::env::var("CODEX_THREAD_ID")) {
-        (Some(session), Ok(id)) => session.eq_ignore_ascii_case(&id),
-        _ => false,
+    let target = thread::resolve::resolve_target(repo, &request.thread)?;
+    refuse_self_handoff(&target)?;
+    let (thread, _lock) = match target {
+        Target::Thread(thread) => {
+            let lock = thread::lock_thread(repo, &thread.state.uuid)?;
+            (reload(repo, &thread)?, Some(lock))
+        }
+        Target::Codex(codex) if host.is_none() => {
+            return Err(Error::not_found(
+                "codex_thread_not_linked",
+                format!("Codex thread {} is on this computer and no thread links it yet", codex.id),
+            )
+            .with_help(format!("hand it to a host with `git codex-handoff {} <HOST>`", codex.id)));
+        }
+        Target::Codex(codex) if request.dry_run => {
+            let preview = thread::preview_codex(repo, &me, &codex)?;
+            ui.notice(&format!("Codex thread {} would become thread #{} here", codex.id, preview.state.number));
+            (preview, None)
+        }
+        Target::Codex(codex) => {
+            let adopted = thread::adopt_codex(repo, &me, &codex)?;
+            ui.notice(&format!("Codex thread {} is now thread #{}", codex.id, adopted.state.number));
+            let lock = thread::lock_thread(repo, &adopted.state.uuid)?;
+            (reload(repo, &adopted)?, Some(lock))
+        }
     };
-    if asking_thread || asking_session {
-        return Err(Error::refused("self_handoff", "a thread cannot hand itself off")
-            .with_help("ask from another thread or a terminal"));
-    }
-    let _lock = thread::lock_thread(repo, &thread.state.uuid)?;
-    let thread = reload(repo, &thread)?;
     let owned_here = thread.state.owner_machine == me;
     match host {
         None if owned_here => to_local::finish_release_or_stay(repo, &thread, &me, ui),
@@ -147,6 +170,34 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
             to_host::run(repo, thread, &host, request, ui)
         }
     }
+}
+
+/// `thread run` exports CODEX_HANDOFF_THREAD; the Codex CLI exports
+/// CODEX_THREAD_ID to every command it runs. Either names the asking thread.
+fn refuse_self_handoff(target: &Target) -> Result<()> {
+    let (uuid, codex_id) = match target {
+        Target::Thread(t) => (Some(t.state.uuid.as_str()), t.state.transcript.codex_session.as_deref()),
+        Target::Codex(c) => (None, Some(c.id.as_str())),
+    };
+    let asking_thread =
+        std::env::var("CODEX_HANDOFF_THREAD").is_ok_and(|v| uuid.is_some_and(|u| v.eq_ignore_ascii_case(u)));
+    let asking_codex =
+        std::env::var("CODEX_THREAD_ID").is_ok_and(|v| codex_id.is_some_and(|c| v.eq_ignore_ascii_case(c)));
+    if asking_thread || asking_codex {
+        return Err(Error::refused("self_handoff", "a thread cannot hand itself off")
+            .with_help("ask from another thread or a terminal"));
+    }
+    Ok(())
+}
+
+/// Where Codex thread `id` goes on this machine, for the plan.
+pub fn codex_plan(id: &str, created: Option<&str>) -> Result<CodexPlan> {
+    let placement = thread::transcript::codex_placement_of(id, created)?;
+    Ok(CodexPlan {
+        rollout: placement.path.to_string_lossy().into_owned(),
+        replaces: placement.current.is_some(),
+        warning: placement.warning,
+    })
 }
 
 fn clone_request(r: &Request) -> Request {

@@ -3,13 +3,16 @@
 
 use super::transfer::{fetch, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
-use super::{departure, label, merge_incoming_notes, present, Departure, Interaction, Outcome, Plan, Request};
+use super::{
+    departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
+    Request,
+};
 use gix::ObjectId;
 use serde_json::json;
 
 use crate::config::Host;
 use crate::error::{Error, Result};
-use crate::fingerprint;
+use crate::fingerprint::Identity;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -31,7 +34,7 @@ pub(super) fn run(
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
-    let fingerprint = fingerprint::of(repo)?;
+    let identity = Identity::of_this_clone(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.
     let early = if running.is_none() && !request.interactive && !request.dry_run {
@@ -51,17 +54,19 @@ pub(super) fn run(
         }
         None => (None, snapshot::count_changes(&worktree)?),
     };
-    let project: ProjectMatch =
-        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
     let (head, current_branch) = match &captured {
         Some(state) => (state.head, state.branch.clone()),
         None => snapshot::head_of(&worktree)?,
     };
+    let heads = thread_heads(repo, head, thread.snapshot);
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
-                "branch": branch, "head": head.map(|h| h.to_string()) }),
+                "branch": branch, "head": head.map(|h| h.to_string()), "host": host.name,
+                "codex_thread": thread.state.transcript.codex_session,
+                "codex_created": crate::thread::transcript::codex_created(repo, &thread.state) }),
     )?;
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
     let plan = Plan {
@@ -77,6 +82,7 @@ pub(super) fn run(
         changes,
         transcript_bytes: crate::thread::transcript::current_size(repo, &thread.state)
             .unwrap_or(thread.state.transcript.size),
+        codex: answer.codex.clone(),
         running: running.is_some(),
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {
@@ -144,7 +150,8 @@ pub(super) fn run(
         ui.progress(&format!("restoring on {}", host.name));
         conn.call::<ArrivalAnswer>(
             "receive",
-            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string() }),
+            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
+                    "host": host.name }),
         )
     });
     let arrived = match sent {

@@ -3,16 +3,17 @@
 
 use super::markers::{clear_marker, read_marker, set_marker};
 use super::transfer::fetch;
-use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
+use super::wire::{BeginAnswer, DepartAnswer, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, label, merge_incoming_notes, present, ForeignChanges, Interaction,
-    Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, present, thread_heads,
+    ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
-use crate::fingerprint;
+use crate::fingerprint::Identity;
+use crate::promisor;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -27,11 +28,17 @@ pub(super) fn run(
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
     let me = crate::repo::machine_name(Some(repo));
-    let fingerprint = fingerprint::of(repo)?;
+    let identity = Identity::of_this_clone(repo)?;
+    // The thread's HEAD as this computer last knew it: the host's history grows from there.
+    let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+    if let Some(tree) = head.and_then(|h| repo.gix.find_commit(h).ok()).and_then(|c| c.tree_id().ok()) {
+        // A partial clone here fetches what the new worktree lacks from its promisor.
+        promisor::check_available(repo, &[tree.detach()], "this computer")?;
+    }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
     let mut conn = Connection::open(host)?;
-    let project: ProjectMatch =
-        conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": thread.state.subdirectory }))?;
+    let heads = thread_heads(repo, head, thread.snapshot);
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
@@ -62,6 +69,12 @@ pub(super) fn run(
         branch_action: "restore".into(),
         changes: status.changes.clone(),
         transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
+        codex: match &thread.state.transcript.codex_session {
+            Some(id) => {
+                Some(super::codex_plan(id, crate::thread::transcript::codex_created(repo, &thread.state).as_deref())?)
+            }
+            None => None,
+        },
         running: status.running,
     };
     if let Some(stop) = present(&plan, &thread, request, ui)? {
@@ -111,7 +124,7 @@ pub(super) fn run(
             format!("the snapshot fetched from {} is not the one it made", host.name),
         ));
     }
-    check_incoming(repo, &uuid, snapshot)?;
+    check_incoming(repo, &uuid, snapshot, "this computer")?;
     merge_incoming_notes(repo, &uuid)?;
     set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
     ui.progress("restoring here");
@@ -152,10 +165,8 @@ pub(super) fn finish_release_or_stay(
         let host = config::find_host(&host_name)?;
         ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
         let mut conn = Connection::open(&host)?;
-        let project: ProjectMatch = conn.call(
-            "find_project",
-            json!({ "fingerprint": fingerprint::of(repo)?, "subdirectory": thread.state.subdirectory }),
-        )?;
+        let identity = Identity::of_this_clone(repo)?;
+        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
         let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
         let _: serde_json::Value =
             conn.call("release", json!({ "repo": project.repo, "uuid": thread.state.uuid, "snapshot": snapshot }))?;

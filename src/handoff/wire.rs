@@ -13,6 +13,21 @@ pub struct ProjectMatch {
     pub repo: String,
     /// The saved project directory.
     pub project: String,
+    /// How the host recognised the repository: `roots` or `url` (absent from older helpers).
+    #[serde(default)]
+    pub matched_by: Option<String>,
+    /// Where the host's clone is cut off when it is shallow (`.git/shallow`).
+    #[serde(default)]
+    pub shallow: Vec<String>,
+    /// The host has the thread's HEAD commit.
+    #[serde(default)]
+    pub head_known: bool,
+    /// The commits among the thread's history heads (`heads`) that the host lacks.
+    #[serde(default)]
+    pub unknown_heads: Vec<String>,
+    /// The host has every commit where this computer's shallow history is cut off.
+    #[serde(default)]
+    pub boundary_known: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +38,20 @@ pub struct PlanAnswer {
     pub branch_tip: Option<String>,
     /// Another worktree on the host that has the branch checked out.
     pub branch_checked_out: Option<String>,
+    /// Where the thread's Codex rollout goes there, and whether it replaces a copy.
+    #[serde(default)]
+    pub codex: Option<CodexPlan>,
+}
+
+/// Where a Codex thread's rollout goes on the destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodexPlan {
+    pub rollout: String,
+    /// The destination has a copy of the thread from an earlier stay, which this one extends.
+    pub replaces: bool,
+    /// Something Codex there will do that the user should know of.
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

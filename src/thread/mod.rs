@@ -10,6 +10,7 @@
 pub mod guard;
 pub mod lock;
 pub mod refs;
+pub mod resolve;
 pub mod restore;
 pub mod running;
 pub mod snapshot;
@@ -17,7 +18,11 @@ pub mod state;
 pub mod store;
 pub mod transcript;
 
+use std::path::PathBuf;
+
 use gix::ObjectId;
+
+use crate::codex::threads::CodexThread;
 
 use self::lock::Lock;
 use self::state::{Status, ThreadState, Transcript, SCHEMA};
@@ -50,13 +55,12 @@ pub fn create(
     // The Codex session's rollout is checked before anything changes.
     let rollout = codex_session.as_deref().map(crate::codex::rollout::find).transpose()?;
     if let Some(rollout) = &rollout {
-        if let Some(other) = store::list(repo)?
-            .into_iter()
-            .find(|t| t.state.transcript.codex_session.as_deref() == Some(&rollout.session_id))
-        {
+        if let Some(other) = store::list(repo)?.into_iter().find(|t| {
+            t.state.transcript.codex_session.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&rollout.thread_id))
+        }) {
             return Err(Error::refused(
                 "codex_session_taken",
-                format!("Codex session {} is already thread #{}", rollout.session_id, other.state.number),
+                format!("Codex session {} is already thread #{}", rollout.thread_id, other.state.number),
             )
             .with_help(format!(
                 "use thread {} (`git codex-handoff thread show {}`)",
@@ -64,6 +68,8 @@ pub fn create(
             )));
         }
     }
+    // Stored (and so read through) before anything changes.
+    let rollout_blob = rollout.as_ref().map(|r| crate::thread::transcript::store_rollout(repo, &r.path)).transpose()?;
     if let Some(branch) = &branch {
         switch_to_new_branch(repo, branch)?;
     }
@@ -97,15 +103,15 @@ pub fn create(
     let mut state = state;
     let transcript = match &rollout {
         Some(rollout) => {
-            state.transcript.codex_session = Some(rollout.session_id.clone());
+            state.transcript.codex_session = Some(rollout.thread_id.clone());
             state.transcript.codex_rollout = Some(rollout.relative.clone());
-            state.transcript.codex_thread_name = crate::codex::thread_name(&rollout.session_id);
+            state.transcript.codex_thread_name = crate::codex::thread_name(&rollout.thread_id);
             if let Some(name) = &state.transcript.codex_thread_name {
                 if title_was_default {
                     state.title.clone_from(name);
                 }
             }
-            Some(crate::thread::transcript::store_file(repo, &rollout.path)?)
+            rollout_blob
         }
         None => None,
     };
@@ -113,6 +119,47 @@ pub fn create(
     let thread = store::record(repo, &worktree, state, None, transcript)?;
     set_worktree_record(repo, &thread.state.uuid, &workdir)?;
     Ok(thread)
+}
+
+/// Make a Codex thread of this worktree a thread (as `thread new
+/// --codex-session` would), titled with its Codex name.
+pub fn adopt_codex(repo: &Repo, machine: &str, codex: &CodexThread) -> Result<Thread> {
+    create(repo, machine, None, None, Some(codex.path.to_string_lossy().into_owned()))
+}
+
+/// The thread `adopt_codex` would make, without recording anything (for a dry run).
+pub fn preview_codex(repo: &Repo, machine: &str, codex: &CodexThread) -> Result<Thread> {
+    let workdir = repo.workdir()?;
+    let number = store::next_number(repo)?;
+    let now = now_rfc3339();
+    let (head, branch) = snapshot::head_of(repo)?;
+    let state = ThreadState {
+        schema: SCHEMA,
+        uuid: uuid::Uuid::new_v4().to_string(),
+        number,
+        title: codex.name.clone().unwrap_or_else(|| format!("Thread {number}")),
+        branch,
+        head: head.map(|h| h.to_string()),
+        epoch: 0,
+        owner_machine: machine.to_owned(),
+        status: Status::Idle,
+        worktree: Some(workdir.to_string_lossy().into_owned()),
+        source_machine: Some(machine.to_owned()),
+        subdirectory: repo.subdirectory()?,
+        index_commit: String::new(),
+        data_commit: String::new(),
+        intent_to_add: 0,
+        transcript: Transcript {
+            codex_session: Some(codex.id.clone()),
+            codex_thread_name: codex.name.clone(),
+            ..Transcript::default()
+        },
+        created_at: now.clone(),
+        updated_at: now,
+        handoff: None,
+        extra: Default::default(),
+    };
+    Ok(Thread { snapshot: ObjectId::null(repo.gix.object_hash()), state })
 }
 
 /// The worktree a thread lives in (or last lived in) on this machine. Kept
@@ -198,7 +245,9 @@ pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
 
 /// Open the worktree the thread lives in on this machine.
 pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
-    let Some(path) = worktree_record(repo, &thread.state.uuid)? else {
+    // A thread not recorded yet (`preview_codex`) is where it is being made.
+    let unrecorded = thread.snapshot.is_null().then(|| thread.state.worktree.as_ref().map(PathBuf::from)).flatten();
+    let Some(path) = unrecorded.or(worktree_record(repo, &thread.state.uuid)?) else {
         return Err(Error::not_found("no_worktree", format!("thread #{} has no worktree here", thread.state.number)));
     };
     let path = path.as_path();
@@ -210,6 +259,36 @@ pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
         .with_help("restore the thread's last snapshot with `git codex-handoff thread restore <THREAD> <DIR>`"));
     }
     Repo::open(path)
+}
+
+/// The HEAD commits of `snapshot` and of every earlier snapshot of its
+/// thread, distinct, newest first, at most `limit` (looking at no more than
+/// `limit` × 100 snapshots): the project history that a push of the snapshot
+/// carries (each snapshot is reachable from the next).
+pub fn history_heads(repo: &Repo, snapshot: ObjectId, limit: usize) -> Vec<ObjectId> {
+    let mut heads = Vec::new();
+    let mut next = Some(snapshot);
+    let mut steps = 0;
+    while let Some(snapshot) = next.filter(|_| steps < limit.saturating_mul(100)) {
+        steps += 1;
+        // S: parents = HEAD (unless unborn), I, T; T: parents = the previous T and S (none for the first).
+        // A thread not yet recorded (one made on the fly for a dry run) has no snapshot: nothing to walk.
+        let Ok(commit) = repo.gix.find_commit(snapshot) else { break };
+        let parents: Vec<ObjectId> = commit.parent_ids().map(|id| id.detach()).collect();
+        if let (3, Some(head)) = (parents.len(), parents.first()) {
+            if !heads.contains(head) {
+                heads.push(*head);
+            }
+        }
+        if heads.len() >= limit {
+            break;
+        }
+        next = match parents.last() {
+            Some(data) => repo.gix.find_commit(*data).ok().and_then(|c| c.parent_ids().nth(1).map(|id| id.detach())),
+            None => None,
+        };
+    }
+    heads
 }
 
 /// Every snapshot of a thread, newest first.

@@ -115,6 +115,16 @@ impl ThreadState {
             (Some(session), _) if !is_thread_uuid(session) => {
                 Err(refuse(format!("{session:?} is not a Codex thread id")))
             }
+            (Some(session), Some(relative)) if !crate::codex::rollout::is_relative_for(relative, session) => {
+                Err(Error::refused(
+                    "bad_rollout_path",
+                    format!("refused the Codex session file name {relative:?} of thread {uuid}"),
+                )
+                .with_help(format!(
+                    "a Codex thread's file is named rollout-…-{session}.jsonl below $CODEX_HOME/sessions; \
+                     the note was not written by git-codex-handoff, and nothing was changed"
+                )))
+            }
             (None, Some(_)) => Err(refuse("a Codex session file without a Codex thread id".into())),
             _ => Ok(()),
         }

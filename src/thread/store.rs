@@ -20,6 +20,8 @@ use crate::thread::state::ThreadState;
 
 // The ref and notes plumbing the store is built on.
 pub use super::refs::{delete_refs_under, ref_target, set_ref};
+// THREAD as the command line gives it.
+pub use super::resolve::resolve;
 
 pub const THREAD_REF_PREFIX: &str = "refs/codex-handoff/threads/";
 pub const NOTES_REF: &str = "refs/notes/codex-handoff";
@@ -101,45 +103,6 @@ pub fn read_note_in(repo: &Repo, snapshot: ObjectId, notes_ref: &str) -> Result<
             .with_help("it may have been written by a newer version of git-codex-handoff; upgrade")
             .with_source(e)
     })
-}
-
-/// Find a thread by number, UUID or UUID prefix (at least 6 hex digits).
-/// A string of digits is a number first, and a UUID prefix only when no
-/// thread has that number.
-pub fn resolve(repo: &Repo, spec: &str) -> Result<Thread> {
-    let spec = spec.trim();
-    let lower = spec.to_ascii_lowercase();
-    let is_number = !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit());
-    let uuid_like = !spec.is_empty() && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    let hex_digits = lower.chars().filter(char::is_ascii_hexdigit).count();
-    if !is_number && (!uuid_like || hex_digits < 6) {
-        return Err(Error::usage("bad_thread", format!("{spec:?} is not a thread number, UUID or UUID prefix"))
-            .with_help("give a thread number (42), a UUID, or at least 6 hex digits of one"));
-    }
-    let threads = list(repo)?;
-    let mut matching: Vec<Thread> = match spec.parse::<u64>() {
-        Ok(number) if is_number => threads.iter().filter(|t| t.state.number == number).cloned().collect(),
-        _ => Vec::new(),
-    };
-    if matching.is_empty() && hex_digits >= 6 {
-        matching = match threads.iter().find(|t| t.state.uuid == lower) {
-            Some(exact) => vec![exact.clone()],
-            None => threads.into_iter().filter(|t| t.state.uuid.starts_with(&lower)).collect(),
-        };
-    }
-    match matching.len() {
-        0 => Err(Error::not_found("thread_not_found", format!("no thread {spec} in this repository"))
-            .with_help("`git codex-handoff thread list --all` shows the threads; `thread new` starts one")),
-        1 => Ok(matching.remove(0)),
-        _ => Err(ambiguous(spec, &matching)),
-    }
-}
-
-fn ambiguous(spec: &str, matching: &[Thread]) -> Error {
-    let list: Vec<String> =
-        matching.iter().map(|t| format!("#{} {} ({})", t.state.number, t.state.uuid, t.state.title)).collect();
-    Error::usage("ambiguous_thread", format!("{spec} matches several threads: {}", list.join("; ")))
-        .with_help("give more digits of the UUID")
 }
 
 /// The next free thread number in this repository.

@@ -1,15 +1,16 @@
-//! A thread's transcript: the Codex rollout file of a linked session, or a
+//! A thread's transcript: the rollout file of a linked Codex thread, or a
 //! plain file. It travels inside the thread-data commit, streamed in and out
 //! (a large transcript never sits in memory), with its sha256 and size in
 //! the note, verified on arrival.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use sha2::{Digest, Sha256};
 
 use crate::codex;
+use crate::codex::relocate::next_comparable;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::thread::state::{is_thread_uuid, ThreadState};
@@ -21,15 +22,15 @@ pub struct TranscriptBlob {
     pub size: u64,
 }
 
-/// Where this machine keeps the thread's transcript. The names come from a
-/// note, which may have come from another machine: they are checked against
-/// the folder they must stay in.
+/// Where this machine keeps the thread's transcript: for a Codex thread
+/// its rollout (found by the thread id), else a file beside the repository.
+/// No path a note names is used: a note may come from another machine.
 pub fn local_path(repo: &Repo, state: &ThreadState) -> Result<PathBuf> {
-    match &state.transcript.codex_rollout {
-        Some(relative) => {
-            let session = state.transcript.codex_session.as_deref().unwrap_or_default();
-            codex::rollout::checked_location(&codex::codex_home()?.join("sessions"), relative, session)
-        }
+    match &state.transcript.codex_session {
+        Some(id) => match codex::rollout::locate(id)? {
+            Some(path) => Ok(path),
+            None => Ok(codex::placement::place(id, None)?.path),
+        },
         None if is_thread_uuid(&state.uuid) => Ok(repo.private_dir()?.join("transcripts").join(&state.uuid)),
         None => Err(Error::refused("bad_thread", format!("{:?} is not a thread UUID", state.uuid))),
     }
@@ -41,43 +42,110 @@ pub fn current_size(repo: &Repo, state: &ThreadState) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
 }
 
-/// Read the thread's transcript into the object store, if this machine has one.
+/// Read the thread's transcript into the object store, if this machine has
+/// one. A compressed Codex rollout is stored decompressed.
 pub fn capture(repo: &Repo, state: &ThreadState) -> Result<Option<TranscriptBlob>> {
     let path = local_path(repo, state)?;
     if !path.is_file() {
         return Ok(None);
     }
     if state.transcript.codex_session.is_some() {
-        codex::rollout::check(&path)?;
+        return store_rollout(repo, &path).map(Some);
     }
     store_file(repo, &path).map(Some)
 }
 
-/// Hashes and counts what passes through.
+/// Store a Codex rollout (decompressed if it is compressed) as a blob.
+pub fn store_rollout(repo: &Repo, path: &Path) -> Result<TranscriptBlob> {
+    codex::rollout::check(path)?;
+    if codex::rollout::is_compressed(path) {
+        let mut plain = tempfile::tempfile_in(repo.private_dir()?)?;
+        let size = std::io::copy(&mut codex::rollout::open(path)?, &mut plain)?;
+        plain.seek(SeekFrom::Start(0))?;
+        return store_stream(repo, path, plain, size, true);
+    }
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    store_stream(repo, path, file, size, true)
+}
+
+/// The name the Codex thread has in this machine's session index now, else the one recorded.
+pub fn current_codex_name(state: &ThreadState) -> Option<String> {
+    let id = state.transcript.codex_session.as_deref()?;
+    codex::thread_name(id).or_else(|| state.transcript.codex_thread_name.clone())
+}
+
+/// Where an arriving Codex thread's rollout will go on this machine, and
+/// anything Codex here will do that the plan should say.
+pub fn codex_placement(state: &ThreadState) -> Result<Option<codex::placement::Placement>> {
+    match &state.transcript.codex_session {
+        Some(id) => codex::placement::place(id, None).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The same for Codex thread `id`, made at `created` (UTC), as the plan shows it.
+pub fn codex_placement_of(id: &str, created: Option<&str>) -> Result<codex::placement::Placement> {
+    codex::placement::place(id, created)
+}
+
+/// When the thread's Codex thread was made (UTC), from this machine's rollout.
+pub fn codex_created(repo: &Repo, state: &ThreadState) -> Option<String> {
+    state.transcript.codex_session.as_ref()?;
+    codex::rollout::meta_of(&local_path(repo, state).ok()?)?.timestamp
+}
+
+/// Hashes and counts what passes through, and looks for a segmented rollout's marker.
 struct Tee<R> {
     inner: R,
     hasher: Sha256,
     size: u64,
+    /// The last bytes read, so a marker split between two reads is found.
+    tail: Vec<u8>,
+    segmented: bool,
+}
+
+impl<R: Read> Tee<R> {
+    fn new(inner: R) -> Self {
+        Tee { inner, hasher: Sha256::new(), size: 0, tail: Vec::new(), segmented: false }
+    }
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        let data = &buf[..n];
+        self.hasher.update(data);
         self.size += n as u64;
+        let marker = codex::rollout::SEGMENT_MARKER;
+        let head = &data[..data.len().min(marker.len())];
+        self.tail.extend_from_slice(head);
+        if memchr::memmem::find(&self.tail, marker).is_some() || memchr::memmem::find(data, marker).is_some() {
+            self.segmented = true;
+        }
+        self.tail.clear();
+        self.tail.extend_from_slice(&data[data.len().saturating_sub(marker.len())..]);
         Ok(n)
     }
 }
 
 pub fn store_file(repo: &Repo, path: &Path) -> Result<TranscriptBlob> {
-    use gix::objs::Write as _;
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    let mut tee = Tee { inner: BufReader::new(file).take(size), hasher: Sha256::new(), size: 0 };
+    store_stream(repo, path, file, size, false)
+}
+
+/// Store `size` bytes of `input` (read from `path`) as a blob, streamed.
+fn store_stream(repo: &Repo, path: &Path, input: impl Read, size: u64, rollout: bool) -> Result<TranscriptBlob> {
+    use gix::objs::Write as _;
+    let mut tee = Tee::new(BufReader::with_capacity(256 * 1024, input).take(size));
     let id =
         repo.gix.objects.write_stream(gix::objs::Kind::Blob, size, &mut tee).map_err(|e| {
             Error::failed("transcript_store", format!("could not store {}", path.display())).with_source(e)
         })?;
+    if rollout && tee.segmented {
+        return Err(codex::rollout::segmented(path));
+    }
     Ok(TranscriptBlob { id, sha256: hex(&tee.hasher.finalize()), size: tee.size })
 }
 
@@ -91,51 +159,52 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Stream a blob out of the repository with git (which streams large blobs).
-fn open_blob(repo: &Repo, blob: ObjectId) -> Result<(std::process::Child, BufReader<std::process::ChildStdout>)> {
+fn open_blob_raw(repo: &Repo, blob: ObjectId) -> Result<(std::process::Child, std::process::ChildStdout)> {
     let mut cmd = crate::git::Git::new(repo.common_dir(), None).command(["cat-file", "blob", &blob.to_string()]);
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).stdin(std::process::Stdio::null());
     let mut child = cmd.spawn()?;
-    let out = BufReader::new(child.stdout.take().expect("stdout was piped"));
+    let out = child.stdout.take().ok_or_else(|| Error::failed("git", "git cat-file gave no output"))?;
     Ok((child, out))
 }
 
-/// Refuse, before anything changes, an incoming Codex transcript that does
-/// not extend this machine's copy (the conversation went on here too).
+fn open_blob(repo: &Repo, blob: ObjectId) -> Result<(std::process::Child, BufReader<std::process::ChildStdout>)> {
+    let (child, out) = open_blob_raw(repo, blob)?;
+    Ok((child, BufReader::with_capacity(256 * 1024, out)))
+}
+
+/// Refuse, before anything changes, an incoming Codex rollout that does
+/// not extend this machine's copy (the conversation went on here too). The
+/// working-directory fields differ by design and are left out of the comparison.
 pub fn check_incoming(repo: &Repo, state: &ThreadState, blob: ObjectId) -> Result<()> {
-    if state.transcript.codex_session.is_none() {
-        return Ok(());
-    }
-    let path = local_path(repo, state)?;
-    let Ok(existing) = std::fs::File::open(&path) else { return Ok(()) };
-    let mut mine = BufReader::new(existing);
+    let Some(placement) = codex_placement(state)? else { return Ok(()) };
+    let Some(current) = placement.current else { return Ok(()) };
+    let mut mine = codex::rollout::open(&current)?;
     let (mut child, mut theirs) = open_blob(repo, blob)?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let mut line_no = 0usize;
-    let conflict = loop {
-        a.clear();
-        b.clear();
-        let got_mine = mine.read_until(b'\n', &mut a)?;
-        let got_theirs = theirs.read_until(b'\n', &mut b)?;
-        line_no += 1;
-        if got_mine == 0 {
-            break false;
+    let mut lacking = 0usize;
+    loop {
+        let Some(here) = next_comparable(&mut mine, &mut a)? else { break };
+        if lacking == 0 {
+            match next_comparable(&mut theirs, &mut b)? {
+                Some(incoming) if incoming == here => continue,
+                _ => {}
+            }
         }
-        if got_theirs == 0 {
-            break true;
-        }
-        // The first line differs by design (each machine's cwd); the rest must match.
-        let same = if line_no == 1 { true } else { trim_newline(&a) == trim_newline(&b) };
-        if !same {
-            break true;
-        }
-    };
+        lacking += 1;
+    }
     drop(theirs);
     let _ = child.kill();
     let _ = child.wait();
-    if conflict {
+    if lacking > 0 {
+        let id = state.transcript.codex_session.as_deref().unwrap_or_default();
         return Err(Error::refused(
             "transcript_conflict",
-            format!("the Codex session here ({}) has lines the incoming conversation lacks", path.display()),
+            format!(
+                "the Codex thread of thread #{} \"{}\" went on here too: {lacking} line(s) of {} are not in the incoming copy (Codex thread {id})",
+                state.number,
+                state.title,
+                current.display()
+            ),
         )
         .with_help(
             "the conversation went on on both machines; keep one (move the other file away), then hand off again",
@@ -144,83 +213,91 @@ pub fn check_incoming(repo: &Repo, state: &ThreadState, blob: ObjectId) -> Resul
     Ok(())
 }
 
-fn trim_newline(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\n").unwrap_or(line)
-}
-
-/// The session's working directory in the new worktree: the same place
-/// relative to the worktree root as on the machine it came from.
-fn moved_cwd(first_line: &[u8], state: &ThreadState, worktree: &Path) -> PathBuf {
-    let old_cwd = codex::rollout::meta_cwd(first_line).map(PathBuf::from);
-    let relative = match (old_cwd, state.worktree.as_deref().map(Path::new)) {
-        (Some(cwd), Some(root)) => cwd.strip_prefix(root).map(Path::to_path_buf).ok(),
-        _ => None,
-    }
-    .unwrap_or_else(|| PathBuf::from(&state.subdirectory));
-    // `join("")` would add a trailing slash, and Codex matches cwd exactly.
-    if relative.as_os_str().is_empty() {
-        worktree.to_path_buf()
-    } else {
-        worktree.join(relative)
-    }
-}
-
-/// Write the transcript of `state` (blob `blob`) where this machine keeps it,
-/// atomically, verifying size and sha256. A Codex session gets `cwd` (and its
-/// git fields) rewritten for the new worktree; every other line is byte-identical.
+/// Write the transcript of `state` (blob `blob`) where this machine keeps
+/// it, atomically, verifying size and sha256. A Codex rollout gets its
+/// working-directory fields moved to `worktree` (every other byte as it
+/// came) and goes where `codex::placement` says.
 pub fn install(repo: &Repo, state: &ThreadState, blob: ObjectId, worktree: &Path) -> Result<PathBuf> {
-    let path = local_path(repo, state)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir)?;
-    // Checked again now that the folders exist: nothing may have moved them elsewhere meanwhile.
-    let path = local_path(repo, state)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    let (mut child, mut reader) = open_blob(repo, blob)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    {
-        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        if state.transcript.codex_session.is_some() {
+    let (mut child, stdout) = open_blob_raw(repo, blob)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, Tee::new(stdout));
+    let verify = |tee: &Tee<std::process::ChildStdout>| {
+        let sha256 = hex(&tee.hasher.clone().finalize());
+        if tee.size != state.transcript.size || sha256 != state.transcript.sha256 {
+            return Err(Error::failed(
+                "transcript_corrupt",
+                format!(
+                    "the transcript of thread {} arrived damaged ({} bytes, sha256 {sha256})",
+                    state.uuid, tee.size
+                ),
+            )
+            .with_help("run the handoff again"));
+        }
+        Ok(())
+    };
+    let path = match &state.transcript.codex_session {
+        Some(id) => {
+            // The first line says when the thread was made, which names a new file.
             let mut first = Vec::new();
-            reader.read_until(b'\n', &mut first)?;
-            hasher.update(&first);
-            size += first.len() as u64;
-            if !first.is_empty() {
-                let cwd = moved_cwd(&first, state, worktree);
-                out.write_all(&codex::rollout::rewrite_meta(
-                    &first,
-                    &cwd,
-                    state.branch.as_deref(),
-                    state.head.as_deref(),
-                )?)?;
+            codex::relocate::read_line_limited(&mut reader, &mut first, codex::relocate::LINE_LIMIT)?;
+            let meta = codex::rollout::read_meta(&mut first.as_slice());
+            if let Some(meta) = &meta {
+                if !meta.id.eq_ignore_ascii_case(id) {
+                    return Err(Error::failed(
+                        "transcript_corrupt",
+                        format!("the rollout of thread {} belongs to Codex thread {}, not {id}", state.uuid, meta.id),
+                    ));
+                }
             }
-        }
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
+            let placement = codex::placement::place(id, meta.as_ref().and_then(|m| m.timestamp.as_deref()))?;
+            let relocation = codex::relocate::Relocation {
+                from: state.worktree.as_deref().map(PathBuf::from),
+                to: worktree.to_path_buf(),
+                fallback_cwd: join_nonempty(worktree, &state.subdirectory),
+            };
+            codex::placement::write(&placement, |out| {
+                let mut input = first.as_slice().chain(&mut reader);
+                codex::relocate::relocate(&mut input, out, &relocation)?;
+                finish(&mut child)?;
+                verify(reader.get_ref())
+            })?;
+            if let Some(name) = &state.transcript.codex_thread_name {
+                codex::record_thread_name(id, name)?;
             }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            out.write_all(&buf[..n])?;
+            placement.path
         }
-        out.flush()?;
-    }
-    let status = child.wait()?;
-    let sha256 = hex(&hasher.finalize());
-    if !status.success() || size != state.transcript.size || sha256 != state.transcript.sha256 {
-        return Err(Error::failed(
-            "transcript_corrupt",
-            format!("the transcript of thread {} arrived damaged ({size} bytes, sha256 {sha256})", state.uuid),
-        )
-        .with_help("run the handoff again"));
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path)
-        .map_err(|e| Error::failed("io", format!("could not write {}", path.display())).with_source(e))?;
-    if let (Some(id), Some(name)) = (&state.transcript.codex_session, &state.transcript.codex_thread_name) {
-        codex::record_thread_name(id, name)?;
-    }
+        None => {
+            let path = local_path(repo, state)?;
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+            std::fs::create_dir_all(&dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::copy(&mut reader, tmp.as_file_mut())?;
+            finish(&mut child)?;
+            verify(reader.get_ref())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&path)
+                .map_err(|e| Error::failed("io", format!("could not write {}", path.display())).with_source(e))?;
+            path
+        }
+    };
     Ok(path)
+}
+
+fn finish(child: &mut std::process::Child) -> Result<()> {
+    if !child.wait()?.success() {
+        return Err(Error::failed("transcript_corrupt", "the transcript could not be read from the repository")
+            .with_help("run the handoff again"));
+    }
+    Ok(())
+}
+
+/// `root/sub`, or `root` itself for an empty `sub` (`join("")` would add a
+/// trailing slash, and Codex matches a working directory exactly) or one
+/// that would leave `root` (it comes from a note).
+fn join_nonempty(root: &Path, sub: &str) -> PathBuf {
+    let inside = Path::new(sub).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if sub.is_empty() || !inside {
+        root.to_path_buf()
+    } else {
+        root.join(sub)
+    }
 }

@@ -413,6 +413,7 @@ fn json_of_every_read_command_is_one_document_also_on_errors() {
     for args in [
         &["thread", "list", "--json"][..],
         &["thread", "list", "--all", "--json"],
+        &["thread", "list", "--codex", "--json"],
         &["thread", "show", "1", "--json"],
         &["thread", "log", "1", "--json"],
         &["host", "list", "--json"],
@@ -432,7 +433,7 @@ fn json_of_every_read_command_is_one_document_also_on_errors() {
     for (dir, args, code) in [
         (&repo, &["thread", "show", "99", "--json"][..], 3),
         (&repo, &["thread", "show", "--json"], 2),
-        (&repo, &["thread", "log", "zz", "--json"], 2),
+        (&repo, &["thread", "log", "zz", "--json"], 3),
         (&repo, &["--json"], 2),
         (&repo, &["host", "check", "nowhere", "--json"], 3),
         (&repo, &["1", "nowhere", "--json", "--yes"], 3),

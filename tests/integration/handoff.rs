@@ -63,19 +63,7 @@ impl World {
         let env = TestEnv::new();
         let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");
-        write(&laptop, b"a.txt", b"alpha\n");
-        write(&laptop, b"b.txt", b"beta\n");
-        write(&laptop, b"partial.txt", b"one\ntwo\n");
-        write(&laptop, b"x.sh", b"#!/bin/sh\necho x\n");
-        set_exec(&laptop, b"x.sh", true);
-        symlink(&laptop, b"link", b"a.txt");
-        write(&laptop, b"bin.dat", &[0, 1, 2, 255, 254, 0, 10]);
-        write(&laptop, "\u{e9}t\u{e9}/\u{fc}ber.txt".as_bytes(), "gr\u{fc}\u{df}e\n".as_bytes());
-        write(&laptop, b"raw\xff.bin", b"raw name\n");
-        write(&laptop, b"del-staged.txt", b"going\n");
-        write(&laptop, b"del-unstaged.txt", b"going too\n");
-        write(&laptop, b".gitignore", b"*.log\n");
-        env.git(&laptop, &["add", "-A"]);
+        base_files(&env, &laptop);
         env.git(&laptop, &["commit", "-q", "-m", "base"]);
 
         let remote_clone = env.path("devbox-clone");
@@ -87,7 +75,11 @@ impl World {
         // The clone's own checkout stays off the thread's branches.
         env.git_as(&remote_home, &remote_clone, &["checkout", "-q", "-b", "devbox-home"]);
         env.run_as(&remote_home, &remote_clone, &["project", "save"]).success();
+        World::connect(env, laptop, remote_home, remote_clone, via)
+    }
 
+    /// This computer's repository `laptop`, and the host "devbox" (whose HOME is `remote_home`) over `via`.
+    pub fn connect(env: TestEnv, laptop: PathBuf, remote_home: PathBuf, remote_clone: PathBuf, via: Via) -> World {
         let sshd = match via {
             Via::Local => {
                 env.run(&laptop, &["host", "add", "devbox", remote_home.to_str().unwrap(), "--transport", "local"])
@@ -132,6 +124,23 @@ impl World {
         out += &format!("{:?}", crate::harness::files(if worktrees.exists() { &worktrees } else { &self.remote_home }));
         out
     }
+}
+
+/// The files of the first commit (staged in `dir`): every kind of file a thread carries.
+pub fn base_files(env: &TestEnv, dir: &Path) {
+    write(dir, b"a.txt", b"alpha\n");
+    write(dir, b"b.txt", b"beta\n");
+    write(dir, b"partial.txt", b"one\ntwo\n");
+    write(dir, b"x.sh", b"#!/bin/sh\necho x\n");
+    set_exec(dir, b"x.sh", true);
+    symlink(dir, b"link", b"a.txt");
+    write(dir, b"bin.dat", &[0, 1, 2, 255, 254, 0, 10]);
+    write(dir, "\u{e9}t\u{e9}/\u{fc}ber.txt".as_bytes(), "gr\u{fc}\u{df}e\n".as_bytes());
+    write(dir, b"raw\xff.bin", b"raw name\n");
+    write(dir, b"del-staged.txt", b"going\n");
+    write(dir, b"del-unstaged.txt", b"going too\n");
+    write(dir, b".gitignore", b"*.log\n");
+    env.git(dir, &["add", "-A"]);
 }
 
 /// A dirty state with every kind of change a thread can carry.
@@ -300,7 +309,9 @@ fn host_without_the_project_is_refused(via: Via) {
     // A project saved in a subdirectory matches only that subdirectory.
     std::fs::create_dir_all(w.remote_clone.join("sub")).unwrap();
     w.run_remote(&["project", "save", w.remote_clone.join("sub").to_str().unwrap()]).success();
-    w.run(&["1", "devbox"]).fails_with(3, "no saved project");
+    w.run(&["1", "devbox"])
+        .fails_with(3, "saved at subdirectory sub while the thread works in the repository's root")
+        .fails_with(3, &format!("project save --host devbox {}", w.remote_clone.display()));
     w.run_remote(&["project", "save", w.remote_clone.to_str().unwrap()]).success();
     w.run(&["1", "devbox"]).success();
 }

@@ -73,8 +73,10 @@ fn unknown_and_bad_threads_are_clear_errors() {
     let doc = out.json();
     assert_eq!(doc["error"]["code"], "thread_not_found");
     assert!(doc["error"]["help"].as_str().unwrap().contains("thread list"));
-    env.run(&repo, &["thread", "show", "not-a-thread!"]).fails_with(2, "not a thread number");
-    env.run(&repo, &["thread", "show", "abc"]).fails_with(2, "at least 6 hex digits");
+    // Any other text is a title or a Codex thread name.
+    env.run(&repo, &["thread", "show", "not-a-thread!"]).fails_with(3, "no thread not-a-thread!");
+    env.run(&repo, &["thread", "show", "abc"]).fails_with(3, "no thread abc");
+    assert_eq!(env.run(&repo, &["thread", "show", "t", "--json"]).success().json()["number"], 1, "by title");
     // Usage errors: exit 2, JSON under --json.
     env.run(&repo, &["thread", "show"]).fails_with(2, "THREAD");
     let out = env.run(&repo, &["thread", "show", "--json"]);

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use git_codex_handoff::codex::rollout::checked_location;
+use git_codex_handoff::codex::rollout::{is_relative_for, is_rollout_path_for};
 use git_codex_handoff::handoff::helper;
 use git_codex_handoff::remote::restricted::{decide, split_words, Allowed};
 use git_codex_handoff::thread::state::{is_thread_uuid, ThreadState};
@@ -149,6 +149,7 @@ pub fn note(data: &[u8]) {
     assert!(subdirectory.components().all(|c| matches!(c, Component::Normal(_))), "{subdirectory:?}");
     if let Some(relative) = &state.transcript.codex_rollout {
         let session = state.transcript.codex_session.as_deref().expect("a rollout has a session");
+        assert!(is_relative_for(relative, session), "{relative:?}");
         rollout_stays_inside(relative, session);
     }
 }
@@ -213,22 +214,31 @@ fn sessions_root() -> &'static PathBuf {
     })
 }
 
+/// What a rollout name from elsewhere may lead to: a name of that thread's
+/// rollout under plain folders, and a write only where existing folders
+/// resolve inside `sessions/`.
 fn rollout_stays_inside(relative: &str, id: &str) {
     let sessions = sessions_root();
-    let Ok(path) = checked_location(sessions, relative, id) else { return };
-    assert_eq!(path, sessions.join(relative));
+    let path = sessions.join(relative);
+    let named = is_relative_for(relative, id);
+    let writable = is_rollout_path_for(sessions, &path, id);
+    if !named && !writable {
+        return;
+    }
     assert!(is_thread_uuid(id), "{id:?}");
-    let parts: Vec<&str> = relative.split('/').collect();
-    assert_eq!(parts.len(), 4, "{relative:?}");
-    assert!(Path::new(relative).components().all(|c| matches!(c, Component::Normal(_))), "{relative:?}");
-    let name = parts[3];
+    let name = path.file_name().and_then(|n| n.to_str()).expect("a file name");
     assert!(name.starts_with("rollout-"), "{relative:?}");
     assert!(name.ends_with(&format!("-{id}.jsonl")) || name.ends_with(&format!("-{id}.jsonl.zst")), "{relative:?}");
-    let mut dir = sessions.clone();
-    for part in &parts[..3] {
-        dir.push(part);
-        if let Ok(real) = dir.canonicalize() {
-            assert!(real.starts_with(sessions), "{relative:?} goes through {}", real.display());
+    if named {
+        assert!(Path::new(relative).components().all(|c| matches!(c, Component::Normal(_))), "{relative:?}");
+    }
+    if writable {
+        assert!(name.ends_with(".jsonl"), "{relative:?}");
+        let mut dir = path.clone();
+        while dir.pop() && dir.starts_with(sessions) {
+            if let Ok(real) = dir.canonicalize() {
+                assert!(real.starts_with(sessions), "{relative:?} goes through {}", real.display());
+            }
         }
     }
 }

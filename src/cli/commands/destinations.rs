@@ -1,5 +1,6 @@
 //! `git codex-handoff destinations`: which hosts can take a thread.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -9,11 +10,12 @@ use crate::cli::output::Ui;
 use crate::cli::DestinationsArgs;
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
-use crate::fingerprint;
-use crate::handoff::ProjectMatch;
+use crate::fingerprint::Identity;
+use crate::handoff::{self, ProjectMatch};
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::text::printable;
+use crate::thread::resolve::{resolve_target, Target};
 use crate::thread::store;
 
 /// How long to wait for all hosts together.
@@ -21,18 +23,28 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let subdirectory = match &args.thread {
-        Some(spec) => store::resolve(&repo, spec)?.state.subdirectory,
-        None => repo.subdirectory()?,
+    let current_head = || repo.gix.head_id().ok().map(|id| id.detach()).into_iter().collect::<Vec<_>>();
+    let (subdirectory, heads) = match &args.thread {
+        // A Codex thread no thread links yet would start here, in this project.
+        Some(spec) => match resolve_target(&repo, spec)? {
+            Target::Thread(thread) => {
+                let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+                (thread.state.subdirectory.clone(), handoff::thread_heads(&repo, head, thread.snapshot))
+            }
+            Target::Codex(_) => (repo.subdirectory()?, current_head()),
+        },
+        None => (repo.subdirectory()?, current_head()),
     };
-    let fingerprint = fingerprint::of(&repo)?;
+    let identity = Identity::of_this_clone(&repo)?;
     let hosts = config::hosts()?;
     let (tx, rx) = mpsc::channel();
+    let common_dir = repo.common_dir();
     for host in hosts.clone() {
         let tx = tx.clone();
-        let (fingerprint, subdirectory) = (fingerprint.clone(), subdirectory.clone());
+        let (identity, subdirectory, common_dir, heads) =
+            (identity.clone(), subdirectory.clone(), common_dir.clone(), heads.clone());
         std::thread::spawn(move || {
-            let answer = ask(&host, &fingerprint, &subdirectory);
+            let answer = ask(&host, &common_dir, &identity, &subdirectory, &heads);
             let _ = tx.send((host.name.clone(), answer));
         });
     }
@@ -91,9 +103,17 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
-fn ask(host: &Host, fingerprint: &str, subdirectory: &str) -> Result<ProjectMatch> {
+fn ask(
+    host: &Host,
+    common_dir: &Path,
+    identity: &Identity,
+    subdirectory: &str,
+    heads: &[gix::ObjectId],
+) -> Result<ProjectMatch> {
+    // Each thread opens the repository for itself (a gix repository is not shared across threads).
+    let repo = Repo::open(common_dir)?;
     let mut conn = Connection::open(host)?;
-    let found = conn.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": subdirectory }));
+    let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, heads);
     let _ = conn.close();
     found
 }
@@ -103,6 +123,7 @@ fn reason(err: &Error) -> &'static str {
         5 => "unreachable",
         6 => "helper missing or too old",
         3 => "no project",
+        4 => "histories do not meet",
         _ => "error",
     }
 }

@@ -101,6 +101,10 @@ impl Interaction for Console<'_> {
     fn progress(&mut self, text: &str) {
         self.ui.progress(text);
     }
+
+    fn notice(&mut self, text: &str) {
+        self.ui.note(text);
+    }
 }
 
 fn plan_text(plan: &Plan) -> String {
@@ -121,6 +125,13 @@ fn plan_text(plan: &Plan) -> String {
     );
     if plan.transcript_bytes > 0 {
         text += &format!("\n  conversation  copied to {} ({})", plan.to, human_bytes(plan.transcript_bytes));
+    }
+    if let Some(codex) = &plan.codex {
+        let how = if codex.replaces { "extends the copy from an earlier stay" } else { "new file" };
+        text += &format!("\n  codex     {} ({how})", codex.rollout);
+        if let Some(warning) = &codex.warning {
+            text += &format!("\n  warning   {warning}");
+        }
     }
     if plan.running {
         text += "\n  running   its command will be interrupted (SIGINT) before the transfer";

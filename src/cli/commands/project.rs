@@ -6,7 +6,7 @@ use crate::cli::output::Ui;
 use crate::cli::{ProjectCommand, ProjectForgetArgs, ProjectListArgs, ProjectSaveArgs};
 use crate::config;
 use crate::error::{Error, Result};
-use crate::handoff::helper;
+use crate::handoff::projects;
 use crate::remote::transport::Connection;
 use crate::text::printable;
 
@@ -33,7 +33,7 @@ fn save(args: ProjectSaveArgs, ui: &mut Ui) -> Result<()> {
             answer
         }
         None => {
-            let dir = helper::validate_project_dir(&dir)?;
+            let dir = projects::validate_project_dir(&dir)?;
             let added = config::save_project(&dir)?;
             json!({ "path": dir.to_string_lossy(), "added": added })
         }
@@ -57,7 +57,7 @@ fn list(args: ProjectListArgs, ui: &mut Ui) -> Result<()> {
             conn.close()?;
             answer
         }
-        None => helper::projects()?,
+        None => projects::projects()?,
     };
     ui.json(&answer);
     let projects = answer["projects"].as_array().cloned().unwrap_or_default();
@@ -65,8 +65,19 @@ fn list(args: ProjectListArgs, ui: &mut Ui) -> Result<()> {
         ui.say("No saved projects. Save one with `git codex-handoff project save [DIR]`.");
     }
     for p in projects {
-        let missing = if p["exists"].as_bool() == Some(false) { "  (missing)" } else { "" };
-        ui.say(format!("{}{missing}", printable(p["path"].as_str().unwrap_or_default())));
+        let path = printable(p["path"].as_str().unwrap_or_default());
+        if p["exists"].as_bool() == Some(false) {
+            ui.say(format!("{path}  (missing)"));
+            continue;
+        }
+        // What the project is recognised by: its root commits, or (shallow) its remote URL.
+        let known_by = match (p["fingerprint_kind"].as_str(), p["fingerprint"].as_str()) {
+            (Some("roots"), Some(value)) => format!("roots {}", value.get(..12).unwrap_or(value)),
+            (Some(kind), Some(value)) => format!("{kind} {value}"),
+            _ => "no commits or remotes yet".to_owned(),
+        };
+        let shallow = if p["shallow"].as_bool() == Some(true) { ", shallow" } else { "" };
+        ui.say(format!("{path}  ({known_by}{shallow})"));
     }
     Ok(())
 }

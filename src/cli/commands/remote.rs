@@ -8,7 +8,7 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
     if args.restricted {
         // A forced command: sshd passes what the client asked for.
         let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
-        match restricted::decide(original.as_deref(), &crate::handoff::helper::saved_repositories()?)? {
+        match restricted::decide(original.as_deref(), &crate::handoff::projects::saved_repositories()?)? {
             Allowed::Serve => {}
             Allowed::Git { service, repository } => {
                 use std::os::unix::process::CommandExt;

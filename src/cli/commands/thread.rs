@@ -42,6 +42,9 @@ fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
 
 fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
+    if args.codex {
+        return list_codex(&repo, ui);
+    }
     let machine = machine_name(Some(&repo));
     let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
     let threads: Vec<store::Thread> = store::list(&repo)?
@@ -66,6 +69,47 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
             status_text(s.status),
             branch_text(&s.branch),
             printable(&s.title)
+        ));
+    }
+    Ok(())
+}
+
+/// The Codex threads of this worktree, found in Codex's sessions folder.
+fn list_codex(repo: &Repo, ui: &mut Ui) -> Result<()> {
+    let workdir = repo.workdir()?;
+    let linked = thread::resolve::linked_ids(&store::list(repo)?);
+    let found = crate::codex::threads::under(&workdir)?;
+    let updated = |t: &crate::codex::threads::CodexThread| {
+        t.updated
+            .and_then(|u| u.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| crate::time::format_rfc3339(d.as_secs() as i64))
+    };
+    let views: Vec<serde_json::Value> = found
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "name": t.name,
+                "updated_at": updated(t),
+                "thread": linked.get(&t.id),
+                "cwd": t.cwd,
+                "source": t.source,
+                "rollout": t.path,
+            })
+        })
+        .collect();
+    ui.json(&json!({ "schema": 1, "codex_threads": views }));
+    if found.is_empty() {
+        ui.say(format!("No Codex threads work in {}.", workdir.display()));
+    }
+    for t in &found {
+        let number = linked.get(&t.id).map_or("-".to_owned(), |n| format!("#{n}"));
+        ui.say(format!(
+            "{}  {:<5} {:<20} {}",
+            t.id,
+            number,
+            updated(t).unwrap_or_default(),
+            t.name.as_deref().unwrap_or("")
         ));
     }
     Ok(())
