@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use git_codex_handoff::codex::rollout::{is_relative_for, is_rollout_path_for};
+use git_codex_handoff::codex::rollout::{id_of_name, is_relative_for, is_rollout_path_for};
 use git_codex_handoff::handoff::helper;
 use git_codex_handoff::remote::restricted::{decide, split_words, Allowed};
 use git_codex_handoff::thread::state::{is_thread_uuid, ThreadState};
@@ -227,8 +227,8 @@ fn rollout_stays_inside(relative: &str, id: &str) {
     }
     assert!(is_thread_uuid(id), "{id:?}");
     let name = path.file_name().and_then(|n| n.to_str()).expect("a file name");
-    assert!(name.starts_with("rollout-"), "{relative:?}");
-    assert!(name.ends_with(&format!("-{id}.jsonl")) || name.ends_with(&format!("-{id}.jsonl.zst")), "{relative:?}");
+    // The id in the name is compared as a UUID: its hex digits may be upper case.
+    assert_eq!(id_of_name(name).as_deref(), Some(id), "{relative:?}");
     if named {
         assert!(Path::new(relative).components().all(|c| matches!(c, Component::Normal(_))), "{relative:?}");
     }
