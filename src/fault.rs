@@ -1,27 +1,114 @@
 //! Crash points for the tests: a build with the `test-faults` feature dies
-//! at a named step, as a killed process would, when asked to. Release builds
-//! compile every point to nothing, so nothing can trip them.
+//! at a named step, as a process killed with SIGKILL would, or goes wrong
+//! there in a named way, when asked to. Release builds compile every point
+//! to nothing, so nothing can trip them.
 //!
 //! Asked by `CODEX_HANDOFF_TEST_FAULT=<step>` in the environment, or (for a
 //! helper started over ssh, whose environment the tests do not control) by
 //! `codex-handoff.testFault` in the user's global git config.
 
-/// Every step a test can stop a handoff at.
+/// Every step a test can stop a handoff at, in the order a handoff reaches them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// The helper, after the push and before the restore.
+    // Handing off to a host, on this computer.
+    /// The host has taken the thread's lock; nothing is written yet.
+    ToHostBegun,
+    /// The departing snapshot is written here (not yet published).
+    ToHostDeparted,
+    /// The snapshot is pushed to the host.
+    ToHostPushed,
+    /// The host was asked to restore and is at it (it goes on alone).
+    ToHostReceiving,
+    /// The host has restored the thread and owns it; this computer has not recorded that.
+    ToHostReceived,
+    /// The departing note is published here; the thread's ref has not moved.
+    ToHostNotesPublished,
+    /// This computer recorded the host as the owner; its worktree has not let go of the branch.
+    ToHostRecorded,
+
+    // The helper receiving a thread.
+    /// What arrived is checked and its notes merged; the restore has not started.
     BeforeRestore,
-    /// The helper, after this computer restored a hand-back, before the host lets go.
+
+    // Arriving, on either side.
+    /// A new worktree is added (its branch checked out) but holds no files yet.
+    ArrivalWorktreeAdded,
+    /// The worktree holds the restored, verified state; the owner is not recorded.
+    ArrivalRestored,
+    /// This machine recorded itself as the owner; the arrival's marker is still there.
+    ArrivalCommitted,
+
+    // Bringing a thread back, on this computer.
+    /// The host has taken the thread's lock; nothing is written yet.
+    ToLocalBegun,
+    /// The host took its departing snapshot; nothing is fetched yet.
+    ToLocalDeparted,
+    /// The snapshot is fetched and checked here; the restore has not started.
+    ToLocalFetched,
+    /// This computer owns the thread; the host has not been told to let go.
+    ToLocalArrived,
+    /// The host let go; this computer has not cleared its note to tell it.
+    ToLocalReleased,
+
+    // The helper sending a thread back.
+    /// The departing snapshot is written on the host; its outgoing ref is not.
+    DepartSnapshotted,
+    /// Asked to let go, before anything changed.
     BeforeRelease,
+    /// The host recorded the new owner; its worktree has not let go of the branch.
+    ReleaseRecorded,
+
+    // Going wrong rather than dying.
+    /// A restore, just before it verifies: a stray file makes the worktree differ.
+    VerifyMismatch,
 }
 
 impl Step {
-    pub const ALL: &'static [Step] = &[Step::BeforeRestore, Step::BeforeRelease];
+    pub const ALL: &'static [Step] = &[
+        Step::ToHostBegun,
+        Step::ToHostDeparted,
+        Step::ToHostPushed,
+        Step::ToHostReceiving,
+        Step::ToHostReceived,
+        Step::ToHostNotesPublished,
+        Step::ToHostRecorded,
+        Step::BeforeRestore,
+        Step::ArrivalWorktreeAdded,
+        Step::ArrivalRestored,
+        Step::ArrivalCommitted,
+        Step::ToLocalBegun,
+        Step::ToLocalDeparted,
+        Step::ToLocalFetched,
+        Step::ToLocalArrived,
+        Step::ToLocalReleased,
+        Step::DepartSnapshotted,
+        Step::BeforeRelease,
+        Step::ReleaseRecorded,
+        Step::VerifyMismatch,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
+            Step::ToHostBegun => "to-host-begun",
+            Step::ToHostDeparted => "to-host-departed",
+            Step::ToHostPushed => "to-host-pushed",
+            Step::ToHostReceiving => "to-host-receiving",
+            Step::ToHostReceived => "to-host-received",
+            Step::ToHostNotesPublished => "to-host-notes-published",
+            Step::ToHostRecorded => "to-host-recorded",
             Step::BeforeRestore => "before-restore",
+            Step::ArrivalWorktreeAdded => "arrival-worktree-added",
+            Step::ArrivalRestored => "arrival-restored",
+            Step::ArrivalCommitted => "arrival-committed",
+            Step::ToLocalBegun => "to-local-begun",
+            Step::ToLocalDeparted => "to-local-departed",
+            Step::ToLocalFetched => "to-local-fetched",
+            Step::ToLocalArrived => "to-local-arrived",
+            Step::ToLocalReleased => "to-local-released",
+            Step::DepartSnapshotted => "depart-snapshotted",
             Step::BeforeRelease => "before-release",
+            Step::ReleaseRecorded => "release-recorded",
+            Step::VerifyMismatch => "verify-mismatch",
         }
     }
 }
@@ -31,10 +118,30 @@ impl Step {
 pub fn point(step: Step) {
     #[cfg(feature = "test-faults")]
     if armed() == Some(step.name()) {
-        std::process::exit(137);
+        // SAFETY: sending a signal to this process; SIGKILL cannot be caught.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        std::process::abort();
     }
     #[cfg(not(feature = "test-faults"))]
     let _ = step;
+}
+
+/// Has a test asked for something to go wrong at `step`? True once per
+/// process: what puts things back afterwards goes through the same step.
+#[inline]
+pub fn trip(step: Step) -> bool {
+    #[cfg(feature = "test-faults")]
+    {
+        static TRIPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        armed() == Some(step.name()) && !TRIPPED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(feature = "test-faults"))]
+    {
+        let _ = step;
+        false
+    }
 }
 
 #[cfg(feature = "test-faults")]
@@ -48,3 +155,7 @@ fn armed() -> Option<&'static str> {
         })
         .as_deref()
 }
+
+/// The environment variable that arms a step in this process (the `local`
+/// transport keeps it from the helper it starts, which reads its own config).
+pub const ENV: &str = "CODEX_HANDOFF_TEST_FAULT";

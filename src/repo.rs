@@ -47,9 +47,12 @@ impl Repo {
         absolute(self.gix.path())
     }
 
-    /// The git dir shared by all worktrees.
+    /// The git dir shared by all worktrees. From a linked worktree gix gives
+    /// it as `.git/worktrees/<name>/../..`: resolved here, so git never runs
+    /// from inside it under a name it does not recognise as the git dir.
     pub fn common_dir(&self) -> PathBuf {
-        absolute(self.gix.common_dir())
+        let dir = absolute(self.gix.common_dir());
+        dir.canonicalize().unwrap_or(dir)
     }
 
     /// Where this tool keeps per-repository files that do not travel (locks, temp files).
@@ -109,6 +112,43 @@ pub fn machine_name(repo: Option<&Repo>) -> String {
     hostname()
 }
 
+/// Refuse a branch name git would refuse for a new branch (`git
+/// check-ref-format --branch`), and `HEAD`, which git would take for
+/// something else. Names are checked before anything changes.
+pub fn check_branch_name(branch: &str) -> Result<()> {
+    let refused = || {
+        Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("choose another name; see `git help check-ref-format`")
+    };
+    if branch == "HEAD" || branch.starts_with('-') || branch.is_empty() {
+        return Err(refused());
+    }
+    // Outside any repository, so `@{-1}` and the like are not expanded.
+    let out = std::process::Command::new("git")
+        .args(["check-ref-format", "--branch", branch])
+        .env_remove("GIT_DIR")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .map_err(|e| Error::failed("git_missing", "could not run git").with_source(e))?;
+    if !out.status.success() || out.stdout.strip_suffix(b"\n") != Some(branch.as_bytes()) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// The same rules, in-process, for a branch name that came from the other
+/// machine or a note (checked on every arrival: no process to spawn).
+pub fn check_received_branch_name(branch: &str) -> Result<()> {
+    use gix::bstr::ByteSlice;
+    let full = format!("refs/heads/{branch}");
+    if branch == "HEAD" || branch.starts_with('-') || gix::validate::reference::name(full.as_bytes().as_bstr()).is_err()
+    {
+        return Err(Error::refused("bad_branch", format!("{branch:?} is not a valid branch name"))
+            .with_help("the other machine sent a branch name git refuses; check its version of git-codex-handoff"));
+    }
+    Ok(())
+}
+
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
@@ -121,4 +161,43 @@ pub fn hostname() -> String {
         }
     }
     "localhost".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_branch_names_follow_gits_rules() {
+        for name in ["feat/x", "a-b_c.d", "\u{e9}t\u{e9}", "@", "x@y", "feat/$(touch)'\"`"] {
+            assert!(check_branch_name(name).is_ok(), "git takes {name:?}");
+            assert!(check_received_branch_name(name).is_ok(), "{name:?}");
+        }
+        for name in [
+            "HEAD",
+            "@{-1}",
+            "a..b",
+            "x.lock",
+            "-x",
+            "with space",
+            "a:b",
+            "a~b",
+            "a^b",
+            "a?b",
+            "a*b",
+            "a[b",
+            "a\\b",
+            ".a",
+            "a.",
+            "a/",
+            "/a",
+            "a//b",
+            "a/.b",
+            "tab\there",
+            "",
+        ] {
+            assert!(check_branch_name(name).is_err(), "git refuses {name:?}");
+            assert!(check_received_branch_name(name).is_err(), "{name:?}");
+        }
+    }
 }

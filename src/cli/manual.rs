@@ -213,6 +213,16 @@ fn description_extra() -> Roff {
     );
     paragraph(
         &mut r,
+        "Ownership is recorded by machine id (see `codex-handoff.machineId`), never by hostname. Any step may \
+         die (a lost connection, a killed process, a full disk): each machine records where a handoff stands \
+         before it changes anything, and running the same command again finishes the handoff or rolls the \
+         half-done step back, saying what it repaired. Exactly one machine owns the thread throughout. A \
+         worktree that a handoff made lets go of its branch when the thread leaves it (HEAD detached at the \
+         same commit, files untouched), so the branch can be checked out elsewhere on that machine; the \
+         thread takes the branch again when it comes back.",
+    );
+    paragraph(
+        &mut r,
         "Run as `git codex-handoff`, it works like any git command: `git -C <dir> codex-handoff ...`, aliases \
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
@@ -233,7 +243,8 @@ fn exit_status() -> Roff {
             "Refused, because going on could lose work or break a rule: a dirty reused worktree, a diverged \
              branch, a self-handoff, an unsupported destination, a merge or rebase in progress, a commit in a \
              worktree whose thread is on another machine (the pre-commit hook), shallow histories that do not \
-             meet, a partial clone whose promisor remote cannot be reached.",
+             meet, a partial clone whose promisor remote cannot be reached, a host that answers with this \
+             computer's own machine id.",
         ),
         ("5", "The host could not be reached or authenticated."),
         ("6", "The helper is missing on the host, or of an incompatible version."),
@@ -286,6 +297,7 @@ fn environment() -> Roff {
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
         ("NO_COLOR", "When set (and not empty), error reports are not coloured. Otherwise git's `color.ui` decides, as for git's own output."),
         ("GIT_DIR, GIT_WORK_TREE", "As for git: the repository and worktree to work on."),
+        ("XDG_STATE_HOME", "Where this machine's id is kept (`git-codex-handoff/machine-id` below it; default `~/.local/state`)."),
     ] {
         item(&mut r, vec![bold(name)], text);
     }
@@ -299,9 +311,10 @@ fn files() -> Roff {
         ("refs/codex-handoff/threads/<uuid>", "A thread's latest snapshot commit: its tree is the working tree, its parents HEAD, an index commit and a thread-data commit (transcript, intent-to-add paths) chained to the previous one. Travels with the repository."),
         ("refs/notes/codex-handoff", "A JSON note on every snapshot commit: the thread's state, with a `schema` version. `git notes --ref codex-handoff show <commit>` reads one."),
         ("refs/codex-handoff/incoming/...", "Where a push lands on the receiving side; the helper moves it into place under a lock and removes it."),
-        ("$GIT_COMMON_DIR/codex-handoff/locks/", "Per-thread locks on this machine."),
+        ("$GIT_COMMON_DIR/codex-handoff/locks/", "Per-thread locks on this machine (flock: a process that dies holds nothing)."),
         ("$GIT_COMMON_DIR/codex-handoff/worktrees/<uuid>", "The worktree a thread lives (or last lived) in on this machine. Paths do not travel."),
         ("$GIT_COMMON_DIR/codex-handoff/pending/", "Handoffs in flight, so that running the same command again finishes or cleanly restarts one."),
+        ("$XDG_STATE_HOME/git-codex-handoff/machine-id", "This machine's id (default `~/.local/state/git-codex-handoff/machine-id`), made on first use. Not kept in `~/.gitconfig`, which is often synced between machines."),
         ("~/.codex/worktrees/<repository>/<number>-<uuid>", "Where arriving threads get new worktrees (see `codex-handoff.worktreeRoot`)."),
         ("<hooks>/pre-commit", "The hook `install-hooks` installs, in `core.hooksPath` or the repository's hooks directory (see HOOKS)."),
     ] {
@@ -330,7 +343,8 @@ fn json_output() -> Roff {
         (
             "A thread (thread show, thread new)",
             r#"{"schema": 1, "number": 42, "uuid": "...", "title": "...", "branch": "fix/parser" | null,
- "owner": "local" | "<host>", "owner_machine": "...", "status": "idle" | "running",
+ "owner": "local" | "<host>", "owner_machine": "...", "owner_machine_id": "..." | null,
+ "status": "idle" | "running",
  "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "..." | null,
  "subdirectory": "", "codex_session": "<uuid>" | null, "created_at": "...", "updated_at": "..."}"#,
         ),
@@ -338,7 +352,7 @@ fn json_output() -> Roff {
         (
             "thread log",
             r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
- "status", "branch", "head", "at", "handoff": null | {...}}, ...]}"#,
+ "owner_machine_id", "status", "branch", "head", "at", "handoff": null | {...}}, ...]}"#,
         ),
         ("thread snapshot", r#"{"schema": 1, "snapshot": "<commit>", "thread": <thread>}"#),
         (
@@ -363,7 +377,7 @@ fn json_output() -> Roff {
         (
             "host add / host remove / host check",
             r#"{"schema": 1, "host": {...}} / {"schema": 1, "removed": "<name>"} /
-{"schema": 1, "host", "machine", "helper_version", "client_version", "protocol", "round_trip_ms"}"#,
+{"schema": 1, "host", "machine", "machine_id", "helper_version", "client_version", "protocol", "round_trip_ms"}"#,
         ),
         (
             "project list",

@@ -32,7 +32,14 @@ pub const SETTINGS: &[Setting] = &[
         scope: Scope::Global,
         default: "the hostname",
         multi: false,
-        description: "This machine's name: what other machines record as a thread's owner_machine.",
+        description: "This machine's display name: what people see as a thread's owner_machine. Ownership is decided by the machine id, so two machines may share a name.",
+    },
+    Setting {
+        key: crate::machine::MACHINE_ID_KEY,
+        scope: Scope::Global,
+        default: "a random id made on first use, kept in $XDG_STATE_HOME/git-codex-handoff/machine-id (~/.local/state/...)",
+        multi: false,
+        description: "Overrides this machine's id, which records a thread's owner. Set it only on purpose: two machines with one id cannot tell each other apart, and a host answering with this computer's id is refused.",
     },
     Setting {
         key: "codex-handoff.worktreeRoot",

@@ -1,23 +1,31 @@
 //! The arriving half of a handoff, run on the machine that receives the
 //! thread: where it goes, the checks before anything changes, restore,
 //! verify, then record this machine as the owner.
+//!
+//! An arrival is recorded in a marker before the first write; moving the
+//! thread's ref to the incoming snapshot is the point where it counts. A run
+//! that stopped before that point is rolled back by [`recover_arrival`]
+//! (a new worktree removed, a reused one put back as it was, the branch
+//! where it was); one that stopped after it is finished.
 
-use super::markers::{clear_marker, is_pending_arrival, set_marker};
+use super::markers::{clear_marker, read_marker, set_marker, ArrivalMarker, ARRIVAL};
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::config;
 use crate::error::{Error, Result};
-use crate::git::Git;
+use crate::fault::{self, Step};
+use crate::machine::Machine;
 use crate::promisor;
 use crate::repo::Repo;
 use crate::thread;
+use crate::thread::carried;
 use crate::thread::restore::{self, Expected};
 use crate::thread::snapshot;
 use crate::thread::store::{self, Thread};
+use crate::thread::submodules::ModuleSource;
 
 /// What to do when the thread's old worktree here has changes it did not make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +38,12 @@ pub enum ForeignChanges {
 pub struct ArrivalWorktree {
     pub path: PathBuf,
     pub reuse: bool,
+    /// For a reused worktree: the snapshot whose state it holds, and whether its HEAD is detached.
+    pub holds: Option<(ObjectId, bool)>,
 }
 
 /// Where a thread arriving here goes: its old worktree if that holds exactly
-/// what the thread left there (or what an interrupted arrival put there),
-/// else a new one under the worktree root.
+/// what the thread left there, else a new one under the worktree root.
 pub fn arrival_worktree(
     repo: &Repo,
     uuid: &str,
@@ -42,43 +51,50 @@ pub fn arrival_worktree(
     known: Option<&Thread>,
     foreign: ForeignChanges,
 ) -> Result<ArrivalWorktree> {
-    let new_path = || -> Result<PathBuf> {
-        let repo_name = repo
-            .workdir()
-            .ok()
-            .or_else(|| repo.common_dir().parent().map(Path::to_path_buf))
-            .and_then(|p| p.file_name().map(|n| sanitize(&n.to_string_lossy())))
-            .unwrap_or_else(|| "repo".into());
-        let base = config::worktree_root()?.join(repo_name);
-        let short: String = uuid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
-        let mut path = base.join(format!("{number}-{short}"));
-        let mut n = 2;
-        while path.exists() && !is_pending_arrival(repo, uuid, &path)? {
-            path = base.join(format!("{number}-{short}-{n}"));
-            n += 1;
-        }
-        if path.to_str().is_none() {
-            // Paths cross the wire and sit in notes as text.
-            return Err(Error::refused("non_utf8_path", format!("the worktree root {} is not UTF-8", base.display()))
-                .with_help("set codex-handoff.worktreeRoot to a directory whose path is UTF-8"));
-        }
-        Ok(path)
-    };
     let old = thread::worktree_record(repo, uuid)?.filter(|p| p.exists());
     let (Some(old), Some(thread)) = (old, known) else {
-        return Ok(ArrivalWorktree { path: new_path()?, reuse: false });
+        return Ok(ArrivalWorktree { path: new_worktree_path(repo, uuid, number)?, reuse: false, holds: None });
     };
-    if is_pending_arrival(repo, uuid, &old)? || untouched(repo, thread, &old)? {
-        return Ok(ArrivalWorktree { path: old, reuse: true });
+    if let Some(holds) = untouched(repo, thread, &old)? {
+        return Ok(ArrivalWorktree { path: old, reuse: true, holds: Some(holds) });
     }
     match foreign {
-        ForeignChanges::NewWorktree => Ok(ArrivalWorktree { path: new_path()?, reuse: false }),
+        ForeignChanges::NewWorktree => {
+            Ok(ArrivalWorktree { path: new_worktree_path(repo, uuid, number)?, reuse: false, holds: None })
+        }
         ForeignChanges::Refuse => Err(Error::refused(
             "worktree_changed",
             format!("the thread's worktree {} has changes the thread did not make", old.display()),
         )
-        .with_help("commit, stash or discard them there (or remove that worktree), then hand the thread off again")),
+        .with_help(format!(
+            "keep them elsewhere (`git -C {} stash push --include-untracked`), then hand the thread off again; \
+             the thread's own state is safe where it is now",
+            old.display()
+        ))),
     }
+}
+
+fn new_worktree_path(repo: &Repo, uuid: &str, number: u64) -> Result<PathBuf> {
+    let repo_name = repo
+        .workdir()
+        .ok()
+        .or_else(|| repo.common_dir().parent().map(Path::to_path_buf))
+        .and_then(|p| p.file_name().map(|n| sanitize(&n.to_string_lossy())))
+        .unwrap_or_else(|| "repo".into());
+    let base = config::worktree_root()?.join(repo_name);
+    let short: String = uuid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    let mut path = base.join(format!("{number}-{short}"));
+    let mut n = 2;
+    while path.symlink_metadata().is_ok() {
+        path = base.join(format!("{number}-{short}-{n}"));
+        n += 1;
+    }
+    if path.to_str().is_none() {
+        // Paths cross the wire and sit in notes as text.
+        return Err(Error::refused("non_utf8_path", format!("the worktree root {} is not UTF-8", base.display()))
+            .with_help("set codex-handoff.worktreeRoot to a directory whose path is UTF-8"));
+    }
+    Ok(path)
 }
 
 fn sanitize(name: &str) -> String {
@@ -95,25 +111,29 @@ fn sanitize(name: &str) -> String {
 }
 
 /// Does the worktree at `path` hold exactly the state of the last snapshot
-/// this machine took there?
-fn untouched(repo: &Repo, thread: &Thread, path: &Path) -> Result<bool> {
-    let me = crate::repo::machine_name(Some(repo));
+/// this machine took there? Its HEAD may since have let go of the branch
+/// (detached at the same commit). Returns that snapshot and whether HEAD is detached.
+fn untouched(repo: &Repo, thread: &Thread, path: &Path) -> Result<Option<(ObjectId, bool)>> {
+    let me = Machine::this(Some(repo))?;
     let path_text = path.to_string_lossy();
-    let last_taken_here = thread::history(repo, thread)?.into_iter().find(|(_, s)| {
-        s.source_machine.as_deref() == Some(me.as_str()) && s.worktree.as_deref() == Some(path_text.as_ref())
-    });
-    let Some((snapshot, state)) = last_taken_here else { return Ok(false) };
-    let expected = Expected::of(repo, &Thread { snapshot, state })?;
+    let last_taken_here = thread::history(repo, thread)?
+        .into_iter()
+        .find(|(_, s)| s.taken_on(&me) && s.worktree.as_deref() == Some(path_text.as_ref()));
+    let Some((snapshot, state)) = last_taken_here else { return Ok(None) };
+    // Submodule snapshots are pinned in the worktree's own module repositories.
+    let Ok(expected) = Expected::of(repo, &Thread { snapshot, state }, &ModuleSource::Worktree(path.to_owned())) else {
+        return Ok(None);
+    };
     let worktree = Repo::open(path)?;
     let index = worktree.gix.index_or_empty()?;
     if snapshot::check_capturable(&worktree, &index).is_err() {
-        return Ok(false);
+        return Ok(None);
     }
-    let mut now = snapshot::capture(&worktree)?;
-    let mut then = expected.state;
-    now.intent_to_add.sort();
-    then.intent_to_add.sort();
-    Ok(now == then)
+    let Ok((_, branch_now)) = snapshot::head_of(&worktree) else { return Ok(None) };
+    let detached = branch_now.is_none() && expected.state.branch.is_some();
+    // A HEAD detached at the same commit has let go of the branch: compare without it.
+    let same = thread::verify::differences(&worktree, &expected.state, !detached).is_ok_and(|d| d.is_empty());
+    Ok(same.then_some((snapshot, detached)))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,9 +146,10 @@ pub struct Arrival {
 
 /// Make the snapshot `snapshot` (present here with its note) the thread's
 /// state on this machine: restore and verify it in a worktree, then record
-/// this machine as the owner. Running it again after an interruption
-/// finishes the job. `uuid` is the thread the request named: the note must agree.
-pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &str, foreign: ForeignChanges) -> Result<Arrival> {
+/// this machine as the owner. Call [`recover_arrival`] first: an earlier,
+/// interrupted arrival must be rolled back or finished before another.
+/// `uuid` is the thread the request named: the note must agree.
+pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreign: ForeignChanges) -> Result<Arrival> {
     let state = store::read_note(repo, snapshot)?;
     state.check_arrived(uuid)?;
     let uuid = uuid.to_owned();
@@ -154,47 +175,154 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &str, foreign: F
             .with_help("the handoff was overtaken by another; check `git codex-handoff thread log`"));
         }
     }
-    if state.owner_machine != me {
+    if !state.owned_by(me) {
         return Err(Error::refused(
             "not_for_this_machine",
-            format!("the incoming snapshot hands the thread to {}, not to {me}", state.owner_machine),
+            format!(
+                "the incoming snapshot hands the thread to {}, not to this machine ({})",
+                state.owner_machine, me.name
+            ),
         )
-        .with_help("check codex-handoff.machine on both machines"));
+        .with_help(format!("check {} on both machines", crate::machine::MACHINE_ID_KEY)));
+    }
+    if let Some(branch) = &state.branch {
+        crate::repo::check_received_branch_name(branch)?;
     }
     let incoming = Thread { snapshot, state };
-    let expected = Expected::of(repo, &incoming)?;
+    let expected = Expected::of(repo, &incoming, &carried::incoming_modules(repo))?;
     let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
+    carried::take_in(repo, &uuid, &expected)?;
     let target = arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?;
-    set_marker(repo, "arrival", &uuid, &json!({ "worktree": target.path.to_string_lossy() }))?;
-    let restored = if target.reuse {
-        restore::into_existing_worktree(repo, &expected, &target.path, false)?
-    } else {
-        if target.path.exists() {
-            // What an interrupted arrival left: it never held anything else.
-            let _ = Git::new(repo.common_dir(), None).run([
-                std::ffi::OsStr::new("worktree"),
-                "remove".as_ref(),
-                "--force".as_ref(),
-                target.path.as_os_str(),
-            ]);
-            let _ = std::fs::remove_dir_all(&target.path);
-        }
-        if let Some(parent) = target.path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        restore::into_new_worktree(repo, &expected, &target.path, false)?
+    let branch = incoming.state.branch.clone();
+    let branch_before = match &branch {
+        Some(b) => store::ref_target(repo, &format!("refs/heads/{b}"))?.map(|id| id.to_string()),
+        None => None,
     };
-    crate::thread::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
-    store::move_thread_ref(repo, &uuid, current.map(|c| c.snapshot), snapshot)?;
-    thread::set_worktree_record(repo, &uuid, &restored.worktree)?;
-    clear_marker(repo, "arrival", &uuid)?;
+    let marker = ArrivalMarker {
+        snapshot: snapshot.to_string(),
+        worktree: target.path.to_string_lossy().into_owned(),
+        new: !target.reuse,
+        previous: target.holds.map(|(id, _)| id.to_string()),
+        detached: target.holds.is_some_and(|(_, detached)| detached),
+        made_here: thread::worktree_made_here(repo, &uuid)?,
+        branch,
+        branch_before,
+    };
+    set_marker(repo, ARRIVAL, &uuid, &marker)?;
+    // The directories made for a new worktree go again if the arrival fails.
+    let made: Vec<PathBuf> = if target.reuse {
+        Vec::new()
+    } else {
+        target.path.ancestors().skip(1).take_while(|d| !d.exists()).map(Path::to_path_buf).collect()
+    };
+    let committed = (|| -> Result<restore::Restored> {
+        let restored = if target.reuse {
+            restore::into_existing_worktree(repo, &expected, &target.path, false)?
+        } else {
+            if let Some(parent) = target.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            restore::into_new_worktree(repo, &expected, &target.path, false)?
+        };
+        fault::point(Step::ArrivalRestored);
+        crate::thread::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
+        // From here on the thread is this machine's.
+        store::move_thread_ref(repo, &uuid, current.as_ref().map(|c| c.snapshot), snapshot)?;
+        Ok(restored)
+    })();
+    carried::clean_incoming(repo, &uuid);
+    let restored = match committed {
+        Ok(restored) => restored,
+        // Nothing of a failed arrival stays, one that did not verify included:
+        // a new worktree goes (with its branch), a reused one is put back.
+        Err(e) => {
+            let done = recover_arrival(repo, &uuid);
+            for dir in &made {
+                let _ = std::fs::remove_dir(dir);
+            }
+            // (A new worktree's restore already says it was removed.)
+            return Err(match done {
+                Ok(Some(done)) if target.reuse && e.code == "verify_failed" => restore::taken_back(e, &done),
+                _ => e,
+            });
+        }
+    };
+    fault::point(Step::ArrivalCommitted);
+    thread::set_worktree_record(repo, &uuid, &restored.worktree, marker.new || marker.made_here)?;
+    clear_marker(repo, ARRIVAL, &uuid)?;
     Ok(Arrival {
         worktree: restored.worktree.to_string_lossy().into_owned(),
         branch: restored.branch,
         epoch: incoming.state.epoch,
         snapshot: snapshot.to_string(),
     })
+}
+
+/// Finish or roll back an arrival of thread `uuid` that stopped half-way
+/// here; returns what was done, for the user. Call under the thread's lock.
+pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
+    let Some(marker) = read_marker::<ArrivalMarker>(repo, ARRIVAL, uuid)? else { return Ok(None) };
+    let snapshot = store::parse_hex(&marker.snapshot)?;
+    let worktree = PathBuf::from(&marker.worktree);
+    let current = store::load(repo, uuid)?;
+    if current.as_ref().is_some_and(|c| c.snapshot == snapshot) {
+        // It had counted: only the bookkeeping after that point is left.
+        thread::set_worktree_record(repo, uuid, &worktree, marker.new || marker.made_here)?;
+        clear_marker(repo, ARRIVAL, uuid)?;
+        return Ok(Some(format!("finished recording the interrupted arrival in {}", worktree.display())));
+    }
+    let done = if marker.new {
+        let removed = restore::remove_worktree(repo, &worktree)?;
+        roll_back_branch(repo, &marker, &expected_head(repo, snapshot)?)?;
+        if removed {
+            format!("removed the worktree {} that an interrupted arrival had begun", worktree.display())
+        } else {
+            format!("rolled back an interrupted arrival (nothing of it was left in {})", worktree.display())
+        }
+    } else {
+        roll_back_branch(repo, &marker, &expected_head(repo, snapshot)?)?;
+        let previous = marker.previous.as_deref().map(store::parse_hex).transpose()?;
+        let Some(previous) = previous else {
+            return Err(Error::failed("marker_damaged", format!("the arrival marker of thread {uuid} is incomplete"))
+                .with_help(format!("check the worktree {} and remove the marker by hand", worktree.display())));
+        };
+        let state = store::read_note(repo, previous)?;
+        // Its submodule snapshots are pinned in the worktree's own module repositories.
+        let modules = ModuleSource::Worktree(worktree.clone());
+        let expected = Expected::of(repo, &Thread { snapshot: previous, state }, &modules)?;
+        restore::into_existing_worktree(repo, &expected, &worktree, marker.detached)?;
+        format!(
+            "put the worktree {} back as the thread had left it (an arrival there was interrupted)",
+            worktree.display()
+        )
+    };
+    clear_marker(repo, ARRIVAL, uuid)?;
+    Ok(Some(done))
+}
+
+/// The worktree an interrupted arrival of `uuid` was writing, if one was:
+/// the next run rolls it back, so it holds no branch a plan must refuse for.
+pub fn pending_arrival_worktree(repo: &Repo, uuid: &str) -> Result<Option<PathBuf>> {
+    Ok(read_marker::<ArrivalMarker>(repo, ARRIVAL, uuid)?.map(|m| PathBuf::from(m.worktree)))
+}
+
+/// The HEAD commit of snapshot `snapshot`, as its note records it.
+fn expected_head(repo: &Repo, snapshot: ObjectId) -> Result<Option<ObjectId>> {
+    store::read_note(repo, snapshot)?.head.as_deref().map(store::parse_hex).transpose()
+}
+
+/// Put the branch back where it was before the arrival, if the arrival
+/// moved it (and nothing else has since).
+fn roll_back_branch(repo: &Repo, marker: &ArrivalMarker, arrived_head: &Option<ObjectId>) -> Result<()> {
+    let (Some(branch), Some(head)) = (&marker.branch, arrived_head) else { return Ok(()) };
+    let name = format!("refs/heads/{branch}");
+    let before = marker.branch_before.as_deref().map(store::parse_hex).transpose()?;
+    let now = store::ref_target(repo, &name)?;
+    if now == before || now != Some(*head) {
+        return Ok(());
+    }
+    store::set_ref(repo, &name, now, before, "codex-handoff: roll back an interrupted arrival")
 }
 
 /// Refusals that need the incoming snapshot, checked before anything here
@@ -207,10 +335,13 @@ pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId, here: &str) -
         state.check_arrived(uuid)?;
         let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
         crate::thread::transcript::check_incoming(repo, &state, transcript)?;
-        // Everything the restore will read from the snapshot, checked while nothing has changed yet.
-        let expected = Expected::of(repo, &Thread { snapshot, state })?;
+        // The paths the snapshot's records name, checked while nothing has changed yet.
+        let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
+        crate::thread::worktree_data::read(repo, data)?;
         // A partial clone fetches the files it lacks while restoring: refuse now if it cannot.
-        promisor::check_available(repo, &[expected.state.worktree_tree, expected.state.index_tree], here)
+        let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
+        let index_tree = repo.gix.find_commit(store::parse_hex(&state.index_commit)?)?.tree_id()?.detach();
+        promisor::check_available(repo, &[worktree_tree, index_tree], here)
     })();
     if checked.is_err() {
         let _ = store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"));

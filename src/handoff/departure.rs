@@ -2,6 +2,7 @@
 //! thread: snapshot at the next epoch, noted but not yet published.
 
 use crate::error::Result;
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread::snapshot;
 use crate::thread::state::Handoff;
@@ -9,9 +10,9 @@ use crate::thread::store::{self, Thread};
 use crate::time::now_rfc3339;
 
 pub struct Departure {
-    pub to_machine: String,
+    pub to_machine: Machine,
     /// The machine running the handoff command.
-    pub initiator: String,
+    pub initiator: Machine,
     pub from: String,
     pub to: String,
     pub branch: Option<String>,
@@ -28,22 +29,28 @@ pub fn departure(
     to: Departure,
     captured: Option<snapshot::WorktreeState>,
 ) -> Result<Thread> {
-    let me = crate::repo::machine_name(Some(repo));
-    let captured = match captured {
+    let me = Machine::this(Some(repo))?;
+    let mut captured = match captured {
         Some(state) => state,
         None => snapshot::capture(worktree)?,
     };
+    // The LFS objects that must travel with it, named in the snapshot.
+    captured.lfs_objects =
+        crate::thread::lfs::needed(worktree, captured.head, captured.index_tree, captured.worktree_tree)?;
     let mut state = thread.state.clone();
     state.branch = to.branch.or_else(|| captured.branch.clone());
     state.epoch = thread.state.epoch + 1;
-    state.owner_machine = to.to_machine.clone();
+    state.set_owner(&to.to_machine);
     state.worktree = Some(worktree.workdir()?.to_string_lossy().into_owned());
     state.updated_at = now_rfc3339();
     state.transcript.codex_thread_name = crate::thread::transcript::current_codex_name(&thread.state);
     state.handoff = Some(Handoff {
-        from_machine: me.clone(),
-        to_machine: to.to_machine,
-        initiator: to.initiator,
+        from_machine: me.name,
+        to_machine: to.to_machine.name,
+        initiator: to.initiator.name,
+        from_machine_id: Some(me.id),
+        to_machine_id: Some(to.to_machine.id),
+        initiator_id: Some(to.initiator.id),
         from: to.from,
         to: to.to,
         at: state.updated_at.clone(),

@@ -15,22 +15,26 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, RemoteThread};
+use crate::machine::Machine;
 use crate::promisor;
-use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::thread;
+use crate::thread::carried::Needs;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
 use crate::thread::snapshot;
-use crate::thread::state::{is_branch_name, is_thread_uuid};
+use crate::thread::state::is_thread_uuid;
 use crate::thread::store;
 
 struct Session {
-    machine: String,
+    me: Machine,
     /// Run by a restricted key (`remote serve --restricted`): no configuration changes.
     restricted: bool,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
+    /// LFS objects asked for by `lfs_expose`, until its last batch.
+    lfs_asked: Vec<String>,
 }
 
 /// Serve requests until `bye` or end of input. `restricted`: the client came
@@ -41,7 +45,8 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { machine: config::machine_name(), restricted, protocol: None, locks: Vec::new() };
+    let mut session =
+        Session { me: Machine::this(None)?, restricted, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -92,6 +97,14 @@ struct ThreadParams {
     uuid: String,
 }
 #[derive(Deserialize)]
+struct BeginParams {
+    repo: String,
+    uuid: String,
+    /// Repair what an interrupted handoff left here (not for a dry run).
+    #[serde(default)]
+    recover: bool,
+}
+#[derive(Deserialize)]
 struct PlanParams {
     repo: String,
     uuid: String,
@@ -108,6 +121,18 @@ struct PlanParams {
     codex_thread: Option<String>,
     #[serde(default)]
     codex_created: Option<String>,
+    /// What the snapshot will need here (module repositories, git-lfs).
+    #[serde(default)]
+    needs: Needs,
+}
+#[derive(Deserialize)]
+struct LfsParams {
+    repo: String,
+    uuid: String,
+    oids: Vec<String>,
+    /// For `lfs_expose`: the last batch; the carrier is made now.
+    #[serde(default)]
+    done: bool,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
@@ -124,9 +149,11 @@ struct DepartParams {
     uuid: String,
     epoch: u64,
     to_machine: String,
+    to_machine_id: String,
     from: String,
     to: String,
     initiator: String,
+    initiator_id: String,
     #[serde(default)]
     branch: Option<String>,
     #[serde(default)]
@@ -154,19 +181,32 @@ impl Session {
             )
             .with_help("save or forget projects on that machine itself, without the restricted key"));
         }
+        let hands_over = matches!(request.op.as_str(), "begin" | "receive" | "depart" | "release");
+        if hands_over && self.protocol.is_some_and(|p| p < PROTOCOL_MACHINE_IDS) {
+            // Such a client records owners by hostname, which two machines may share.
+            return Err(Error::new(
+                crate::error::Kind::Helper,
+                "client_incompatible",
+                format!(
+                    "handing a thread over needs protocol {PROTOCOL_MACHINE_IDS} (machine ids); the client speaks 1"
+                ),
+            )
+            .with_help("upgrade git-codex-handoff on the computer that runs the handoff"));
+        }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
             "projects" => projects::projects(),
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
-            "find_project" => projects::find_project(params(request)?, &self.machine),
-            "plan" => plan(params(request)?, &self.machine),
+            "find_project" => projects::find_project(params(request)?, &self.me.name),
+            "plan" => plan(params(request)?, &self.me.name),
             "begin" => self.begin(params(request)?),
             "status" => status(params(request)?),
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
             "release" => self.release(params(request)?),
-            "expose" => self.expose(params(request)?),
+            "lfs_missing" => lfs_missing(params(request)?),
+            "lfs_expose" => self.lfs_expose(params(request)?),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }
@@ -186,7 +226,8 @@ impl Session {
         Ok(json!({
             "protocol": protocol,
             "version": env!("CARGO_PKG_VERSION"),
-            "machine": self.machine,
+            "machine": self.me.name,
+            "machine_id": self.me.id,
             "worktree_root": config::worktree_root().ok(),
         }))
     }
@@ -199,22 +240,33 @@ impl Session {
         }
     }
 
-    fn begin(&mut self, p: ThreadParams) -> Result<Value> {
+    fn begin(&mut self, p: BeginParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         check_uuid(&p.uuid)?;
         if !self.locks.iter().any(|(u, _)| *u == p.uuid) {
-            let lock = thread::lock_thread(&repo, &p.uuid)?;
+            // A helper whose client died may still be finishing its last step.
+            let lock = Lock::acquire_waiting(
+                &repo.private_dir()?.join("locks"),
+                &p.uuid,
+                &format!("thread {}", p.uuid),
+                std::time::Duration::from_secs(20),
+            )?;
             self.locks.push((p.uuid.clone(), lock));
         }
-        // Whatever an interrupted handoff left behind.
-        store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
+        let mut repairs = Vec::new();
+        if p.recover {
+            if let Some((_, lock)) = self.locks.iter().find(|(u, _)| *u == p.uuid) {
+                repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
+            }
+        }
         let thread = store::load(&repo, &p.uuid)?.map(|t| RemoteThread {
             epoch: t.state.epoch,
             owner_machine: t.state.owner_machine.clone(),
+            owner_machine_id: t.state.owner_machine_id.clone(),
             snapshot: t.snapshot.to_string(),
             worktree: thread::worktree_record(&repo, &p.uuid).ok().flatten().map(|w| w.to_string_lossy().into_owned()),
         });
-        Ok(json!({ "thread": thread }))
+        Ok(json!({ "thread": thread, "repairs": repairs }))
     }
 
     fn receive(&mut self, p: SnapshotParams) -> Result<Value> {
@@ -226,10 +278,15 @@ impl Session {
                 Error::failed("nothing_received", "the snapshot did not arrive").with_help("run the handoff again")
             );
         }
-        handoff::check_incoming(&repo, &p.uuid, snapshot, p.host.as_deref().unwrap_or(&self.machine))?;
+        handoff::check_incoming(&repo, &p.uuid, snapshot, p.host.as_deref().unwrap_or(&self.me.name))?;
+        let notes_before = store::ref_target(&repo, store::NOTES_REF)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.machine, ForeignChanges::Refuse)?;
+        let arrived =
+            handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse).inspect_err(|_| {
+                // The thread stays where it was: no note of it here either.
+                handoff::undo_incoming(&repo, &p.uuid, notes_before);
+            })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         answer(arrived)
     }
@@ -237,12 +294,9 @@ impl Session {
     fn depart(&mut self, p: DepartParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         self.holds(&p.uuid)?;
-        if let Some(branch) = p.branch.as_deref().filter(|b| !is_branch_name(b)) {
-            return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name")));
-        }
         let thread = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-        if thread.state.owner_machine != self.machine || thread.state.epoch + 1 != p.epoch {
+        if !thread.state.owned_by(&self.me) || thread.state.epoch + 1 != p.epoch {
             return Err(Error::refused(
                 "owner_mismatch",
                 format!(
@@ -251,6 +305,9 @@ impl Session {
                 ),
             ));
         }
+        if let Some(branch) = &p.branch {
+            crate::repo::check_received_branch_name(branch)?;
+        }
         let worktree = thread::thread_worktree(&repo, &thread)?;
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
         crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
@@ -258,13 +315,34 @@ impl Session {
             &repo,
             &worktree,
             &thread,
-            Departure { to_machine: p.to_machine, initiator: p.initiator, from: p.from, to: p.to, branch: p.branch },
+            Departure {
+                to_machine: Machine { id: p.to_machine_id, name: p.to_machine },
+                initiator: Machine { id: p.initiator_id, name: p.initiator },
+                from: p.from,
+                to: p.to,
+                branch: p.branch,
+            },
             None,
         )?;
+        fault::point(fault::Step::DepartSnapshotted);
         let outgoing = store::outgoing_ref(&p.uuid);
         let old = store::ref_target(&repo, &outgoing)?;
         store::set_ref(&repo, &outgoing, old, Some(departing.snapshot), "codex-handoff: outgoing")?;
-        Ok(json!({ "snapshot": departing.snapshot.to_string() }))
+        // The submodules' snapshots wait in this clone's module repositories.
+        let modules = handoff::expose_submodules(&repo, &worktree, &departing, &outgoing)?;
+        Ok(json!({ "snapshot": departing.snapshot.to_string(), "modules": modules }))
+    }
+
+    fn lfs_expose(&mut self, p: LfsParams) -> Result<Value> {
+        let repo = project_repo(&p.repo)?;
+        self.holds(&p.uuid)?;
+        self.lfs_asked.extend(p.oids);
+        if !p.done {
+            return Ok(json!({}));
+        }
+        let asked = std::mem::take(&mut self.lfs_asked);
+        let count = handoff::expose_lfs(&repo, &p.uuid, &asked)?;
+        Ok(json!({ "objects": count }))
     }
 
     fn release(&mut self, p: SnapshotParams) -> Result<Value> {
@@ -278,25 +356,18 @@ impl Session {
             // The note on the snapshot joins the shared notes only now.
             store::publish_staged_notes(&repo, &p.uuid)?;
             let state = store::read_note(&repo, snapshot)?;
-            if state.owner_machine == self.machine || state.epoch <= current.state.epoch {
+            if state.owned_by(&self.me) || state.epoch <= current.state.epoch {
                 return Err(Error::refused("bad_release", "that snapshot does not hand the thread away from here"));
             }
             store::move_thread_ref(&repo, &p.uuid, Some(current.snapshot), snapshot)?;
         }
+        fault::point(fault::Step::ReleaseRecorded);
         store::set_ref(&repo, &store::outgoing_ref(&p.uuid), None, None, "codex-handoff: released")?;
-        Ok(json!({}))
-    }
-
-    fn expose(&mut self, p: ThreadParams) -> Result<Value> {
-        let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
-        let current = store::load(&repo, &p.uuid)?
+        handoff::clean_outgoing(&repo, &p.uuid);
+        let released = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-        let outgoing = store::outgoing_ref(&p.uuid);
-        let old = store::ref_target(&repo, &outgoing)?;
-        store::set_ref(&repo, &outgoing, old, Some(current.snapshot), "codex-handoff: outgoing")?;
-        store::reset_staged_notes(&repo, &p.uuid)?;
-        Ok(json!({ "snapshot": current.snapshot.to_string() }))
+        let let_go = thread::let_go_of_branch(&repo, &released, &self.me)?;
+        Ok(json!({ "let_go": let_go }))
     }
 }
 
@@ -310,6 +381,10 @@ fn check_uuid(uuid: &str) -> Result<()> {
 fn plan(p: PlanParams, machine: &str) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
+    thread::carried::check_needs(&repo, &p.needs, machine)?;
+    if let Some(branch) = &p.branch {
+        crate::repo::check_received_branch_name(branch)?;
+    }
     let current = store::load(&repo, &p.uuid)?;
     // A partial clone fetches what the checkout lacks from its promisor: it must answer.
     if let Some(head) = p.head.as_deref().and_then(|h| store::parse_hex(h).ok()) {
@@ -323,8 +398,10 @@ fn plan(p: PlanParams, machine: &str) -> Result<Value> {
             let full = format!("refs/heads/{branch}");
             let tip = store::ref_target(&repo, &full)?.map(|t| t.to_string());
             let own = target.reuse.then_some(target.path.as_path());
+            let pending = handoff::pending_arrival_worktree(&repo, &p.uuid)?;
             let elsewhere = restore::checked_out_in(&repo, &full)?
                 .filter(|wt| !own.is_some_and(|o| restore::same_path(o, wt)))
+                .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)))
                 .map(|wt| wt.to_string_lossy().into_owned());
             (tip, elsewhere)
         }
@@ -347,6 +424,14 @@ fn answer(value: impl serde::Serialize) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }
 
+/// Which of these LFS objects this clone lacks.
+fn lfs_missing(p: LfsParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
+    let missing = handoff::lfs_missing_here(&repo, &p.oids)?;
+    Ok(json!({ "missing": missing }))
+}
+
 fn status(p: ThreadParams) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
@@ -362,5 +447,6 @@ fn status(p: ThreadParams) -> Result<Value> {
         "changes": snapshot::count_changes(&worktree)?,
         "running": running,
         "transcript_bytes": transcript_bytes,
+        "needs": thread::carried::needs(&worktree)?,
     }))
 }

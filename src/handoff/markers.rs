@@ -1,24 +1,63 @@
-//! Markers: a file per interrupted step, so the next run finishes it.
+//! Markers: where an interrupted handoff stopped, recorded on the machine
+//! where each step happens (under the thread's lock), so the next run there
+//! finishes the step or rolls it back.
+//!
+//! - `arrival`: a restore into a worktree has begun here; the thread's ref
+//!   moving to the marker's snapshot is the point where it counts.
+//! - `release`: this computer owns a thread it brought back, and the host it
+//!   came from has not yet been told to let go.
+//!
+//! The other steps need no file: a departing snapshot waits in a staged
+//! notes ref, and pushed or fetched objects under `refs/codex-handoff/incoming/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::repo::Repo;
 
-/// A marker says an interrupted step must be finished by the next run.
-pub(super) fn marker_path(repo: &Repo, kind: &str, uuid: &str) -> Result<PathBuf> {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ArrivalMarker {
+    /// The snapshot being restored.
+    pub snapshot: String,
+    pub worktree: String,
+    /// The worktree is new (else a reused one, which held `previous`).
+    pub new: bool,
+    /// For a reused worktree: the snapshot whose state it held, and whether its HEAD was detached.
+    pub previous: Option<String>,
+    pub detached: bool,
+    /// Whether the thread's worktree here had been made by a handoff.
+    pub made_here: bool,
+    /// The branch the restore checks out, and where it pointed before (`None`: it did not exist).
+    pub branch: Option<String>,
+    pub branch_before: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ReleaseMarker {
+    pub host: String,
+    pub snapshot: String,
+}
+
+fn marker_path(repo: &Repo, kind: &str, uuid: &str) -> Result<PathBuf> {
     let dir = repo.private_dir()?.join("pending");
     std::fs::create_dir_all(&dir)?;
     Ok(dir.join(format!("{kind}-{uuid}.json")))
 }
 
-pub(super) fn set_marker(repo: &Repo, kind: &str, uuid: &str, value: &serde_json::Value) -> Result<()> {
+/// Written whole or not at all (a new file renamed into place).
+pub(super) fn set_marker(repo: &Repo, kind: &str, uuid: &str, value: &impl Serialize) -> Result<()> {
     let path = marker_path(repo, kind, uuid)?;
-    std::fs::write(&path, serde_json::to_vec(value).expect("marker serializes"))?;
+    let tmp = path.with_extension("tmp");
+    let data = serde_json::to_vec(value)
+        .map_err(|e| crate::error::Error::failed("json", "could not encode a marker").with_source(e))?;
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, &path)?;
     Ok(())
 }
 
-pub(super) fn read_marker(repo: &Repo, kind: &str, uuid: &str) -> Result<Option<serde_json::Value>> {
+pub(super) fn read_marker<T: DeserializeOwned>(repo: &Repo, kind: &str, uuid: &str) -> Result<Option<T>> {
     match std::fs::read(marker_path(repo, kind, uuid)?) {
         Ok(data) => Ok(serde_json::from_slice(&data).ok()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -27,12 +66,11 @@ pub(super) fn read_marker(repo: &Repo, kind: &str, uuid: &str) -> Result<Option<
 }
 
 pub(super) fn clear_marker(repo: &Repo, kind: &str, uuid: &str) -> Result<()> {
-    let _ = std::fs::remove_file(marker_path(repo, kind, uuid)?);
-    Ok(())
+    match std::fs::remove_file(marker_path(repo, kind, uuid)?) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
-pub(super) fn is_pending_arrival(repo: &Repo, uuid: &str, path: &Path) -> Result<bool> {
-    Ok(read_marker(repo, "arrival", uuid)?
-        .and_then(|m| m["worktree"].as_str().map(PathBuf::from))
-        .is_some_and(|p| p == path))
-}
+pub(super) const ARRIVAL: &str = "arrival";
+pub(super) const RELEASE: &str = "release";

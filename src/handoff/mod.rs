@@ -7,11 +7,13 @@
 //! epoch always says who owns the thread.
 
 mod arrival;
+mod carry;
 mod departure;
 pub mod helper;
 mod locate;
 mod markers;
 pub mod projects;
+mod recovery;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -20,14 +22,18 @@ pub mod wire;
 use serde::Serialize;
 
 pub use arrival::{
-    arrival, arrival_worktree, check_incoming, merge_incoming_notes, Arrival, ArrivalWorktree, ForeignChanges,
+    arrival, arrival_worktree, check_incoming, merge_incoming_notes, pending_arrival_worktree, recover_arrival,
+    Arrival, ArrivalWorktree, ForeignChanges,
 };
+pub use carry::{clean_outgoing, expose_lfs, expose_submodules, lfs_missing_here, undo_incoming};
 pub use departure::{departure, Departure};
 pub use locate::{find_project, thread_heads};
+pub use recovery::repair_here;
 pub use wire::*;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::resolve::Target;
@@ -105,7 +111,7 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
             .with_help("hand the thread to a host reachable over SSH (`git codex-handoff destinations`)"));
     }
     if let Some(branch) = &request.branch {
-        check_branch_name(repo, branch)?;
+        crate::repo::check_branch_name(branch)?;
     }
     let host = if is_local(destination) {
         None
@@ -113,13 +119,13 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         config::check_host_name(destination)?;
         Some(config::find_host(destination)?)
     };
-    let me = crate::repo::machine_name(Some(repo));
+    let me = Machine::this(Some(repo))?;
     let target = thread::resolve::resolve_target(repo, &request.thread)?;
     refuse_self_handoff(&target)?;
-    let (thread, _lock) = match target {
+    let (thread, lock) = match target {
         Target::Thread(thread) => {
             let lock = thread::lock_thread(repo, &thread.state.uuid)?;
-            (reload(repo, &thread)?, Some(lock))
+            (*thread, Some(lock))
         }
         Target::Codex(codex) if host.is_none() => {
             return Err(Error::not_found(
@@ -137,12 +143,27 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
             let adopted = thread::adopt_codex(repo, &me, &codex)?;
             ui.notice(&format!("Codex thread {} is now thread #{}", codex.id, adopted.state.number));
             let lock = thread::lock_thread(repo, &adopted.state.uuid)?;
-            (reload(repo, &adopted)?, Some(lock))
+            (adopted, Some(lock))
         }
     };
-    let owned_here = thread.state.owner_machine == me;
+    // Under the lock: what an interrupted run left here first, then the thread as it is now.
+    let thread = match &lock {
+        Some(lock) => {
+            if !request.dry_run {
+                for repair in repair_here(repo, lock, &thread.state.uuid, &me)? {
+                    ui.progress(&repair);
+                }
+            }
+            reload(repo, &thread)?
+        }
+        None => thread,
+    };
+    let owned_here = thread.state.owned_by(&me);
+    if owned_here && !request.dry_run {
+        to_local::settle_release(repo, &thread, host.as_ref(), ui)?;
+    }
     match host {
-        None if owned_here => to_local::finish_release_or_stay(repo, &thread, &me, ui),
+        None if owned_here => to_local::stay(repo, &thread, &me, ui),
         None => {
             let host = owner_host(&thread, &me)?;
             to_local::run(repo, thread, &host, request, ui)
@@ -224,23 +245,10 @@ fn reload(repo: &Repo, thread: &Thread) -> Result<Thread> {
     store::load(repo, &thread.state.uuid)?.ok_or_else(|| lost(&thread.state.uuid))
 }
 
-fn check_branch_name(repo: &Repo, branch: &str) -> Result<()> {
-    if branch.starts_with('-') || repo.git().run(["check-ref-format", &format!("refs/heads/{branch}")]).is_err() {
-        return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
-            .with_help("see `git help check-ref-format`"));
-    }
-    Ok(())
-}
-
-/// The configured host a thread owned elsewhere is on.
-fn owner_host(thread: &Thread, me: &str) -> Result<Host> {
-    let name = thread
-        .state
-        .handoff
-        .as_ref()
-        .filter(|h| h.initiator == me && h.to_machine == thread.state.owner_machine)
-        .map(|h| h.to.clone());
-    let Some(name) = name else {
+/// The configured host a thread owned elsewhere is on: the one this
+/// computer sent it to.
+fn owner_host(thread: &Thread, me: &Machine) -> Result<Host> {
+    let Some(name) = thread.state.sent_by(me) else {
         return Err(Error::not_found(
             "owner_unknown",
             format!(
@@ -251,7 +259,7 @@ fn owner_host(thread: &Thread, me: &str) -> Result<Host> {
         )
         .with_help("bring it back from the computer that handed it off"));
     };
-    config::find_host(&name)
+    config::find_host(name)
 }
 
 /// Show the plan and ask; `Some` ends the handoff here (a dry run).

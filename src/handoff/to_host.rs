@@ -1,7 +1,8 @@
 //! Handing a thread from this computer to a host: plan, snapshot, push,
 //! the host restores, then this computer records the new owner.
 
-use super::transfer::{fetch, push};
+use super::carry;
+use super::transfer::{fetch_record, push};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{
     departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
@@ -12,10 +13,13 @@ use serde_json::json;
 
 use crate::config::Host;
 use crate::error::{Error, Result};
+use crate::fault::{self, Step};
 use crate::fingerprint::Identity;
+use crate::machine::Machine;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
+use crate::thread::carried;
 use crate::thread::snapshot;
 use crate::thread::store::{self, Thread};
 
@@ -26,6 +30,7 @@ pub(super) fn run(
     request: &Request,
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
+    let me = Machine::this(Some(repo))?;
     let worktree = thread::thread_worktree(repo, &thread)?;
     let running = crate::thread::running::current(repo, &thread.state.uuid)?;
     if running.is_some() && request.no_interrupt {
@@ -34,6 +39,12 @@ pub(super) fn run(
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
     snapshot::check_capturable(&worktree, &index)?;
+    // A branch whose name cannot travel is refused here, not after connecting.
+    snapshot::head_of(&worktree)?;
+    let needs = carried::needs(&worktree)?;
+    if needs.lfs {
+        crate::thread::lfs::check_available(&worktree, "this computer")?;
+    }
     let identity = Identity::of_this_clone(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.
@@ -60,13 +71,50 @@ pub(super) fn run(
     };
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
+    // First what an interrupted handoff left on the host: repaired there, or
+    // (when it had finished there) recorded here.
+    let begun: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": !request.dry_run }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
+    }
+    if let Some(remote) = &begun.thread {
+        if remote.epoch > thread.state.epoch {
+            if remote.owned_by(&conn.hello) {
+                if request.dry_run {
+                    ui.progress(&format!(
+                        "an earlier handoff of {} to {} had finished there; without --dry-run it is recorded here",
+                        label(&thread),
+                        host.name
+                    ));
+                    return Ok(already(&thread, host, remote, true));
+                }
+                // An earlier run finished on the host; only this computer's record is behind.
+                let outcome = adopt_remote(repo, &mut conn, &project, &thread, host, remote, ui);
+                conn.close()?;
+                return outcome;
+            }
+            return Err(Error::refused(
+                "newer_elsewhere",
+                format!(
+                    "{} has a newer state of {} (epoch {}) than this computer (epoch {})",
+                    host.name,
+                    label(&thread),
+                    remote.epoch,
+                    thread.state.epoch
+                ),
+            )
+            .with_help("bring the thread back from where it is first"));
+        }
+    }
     let branch = request.branch.clone().or(current_branch);
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
                 "branch": branch, "head": head.map(|h| h.to_string()), "host": host.name,
                 "codex_thread": thread.state.transcript.codex_session,
-                "codex_created": crate::thread::transcript::codex_created(repo, &thread.state) }),
+                "codex_created": crate::thread::transcript::codex_created(repo, &thread.state),
+                "needs": needs }),
     )?;
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
     let plan = Plan {
@@ -88,29 +136,7 @@ pub(super) fn run(
     if let Some(stop) = present(&plan, &thread, request, ui)? {
         return Ok(stop);
     }
-
-    let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-    if let Some(remote) = &begun.thread {
-        if remote.epoch > thread.state.epoch {
-            if remote.owner_machine == conn.hello.machine {
-                // An earlier run finished on the host; only this computer's record is behind.
-                let outcome = adopt_remote(repo, &mut conn, &project, &thread, host, remote, ui);
-                conn.close()?;
-                return outcome;
-            }
-            return Err(Error::refused(
-                "newer_elsewhere",
-                format!(
-                    "{} has a newer state of {} (epoch {}) than this computer (epoch {})",
-                    host.name,
-                    label(&thread),
-                    remote.epoch,
-                    thread.state.epoch
-                ),
-            )
-            .with_help("bring the thread back from where it is first"));
-        }
-    }
+    fault::point(Step::ToHostBegun);
 
     let captured = if crate::thread::running::stop_for_handoff(
         repo,
@@ -129,14 +155,15 @@ pub(super) fn run(
         &worktree,
         &thread,
         Departure {
-            to_machine: conn.hello.machine.clone(),
-            initiator: crate::repo::machine_name(Some(repo)),
+            to_machine: Machine { id: conn.hello.machine_id.clone(), name: conn.hello.machine.clone() },
+            initiator: me.clone(),
             from: "local".into(),
             to: host.name.clone(),
             branch: request.branch.clone(),
         },
         captured,
     )?;
+    fault::point(Step::ToHostDeparted);
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("pushing to {}", host.name));
     let mut refspecs = vec![
@@ -146,14 +173,25 @@ pub(super) fn run(
     if let Some(head) = &departing.state.head {
         refspecs.push(format!("+{head}:{}", store::incoming_ref(&uuid, "head")));
     }
-    let sent = push(repo, &conn, &project.repo, &refspecs).and_then(|()| {
-        ui.progress(&format!("restoring on {}", host.name));
-        conn.call::<ArrivalAnswer>(
-            "receive",
-            json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
-                    "host": host.name }),
-        )
-    });
+    let sent = carry::of_departure(repo, &worktree, &departing)
+        .and_then(|carried| {
+            // Submodule snapshots first: the snapshot that names them arrives last.
+            carry::push_submodules(&conn, &project.repo, &uuid, &carried.modules)?;
+            if let Some(lfs) = carry::lfs_carrier_for_host(repo, &mut conn, &project.repo, &uuid, &carried.lfs)? {
+                refspecs.push(format!("+{lfs}:{}", carried::lfs_ref(&uuid)));
+            }
+            push(repo, &conn, &project.repo, &refspecs)
+        })
+        .and_then(|()| {
+            fault::point(Step::ToHostPushed);
+            ui.progress(&format!("restoring on {}", host.name));
+            conn.call_then::<ArrivalAnswer>(
+                "receive",
+                json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
+                        "host": host.name }),
+                || fault::point(Step::ToHostReceiving),
+            )
+        });
     let arrived = match sent {
         Ok(arrived) => arrived,
         Err(e) => {
@@ -162,9 +200,13 @@ pub(super) fn run(
             return Err(e);
         }
     };
+    fault::point(Step::ToHostReceived);
     // Only now does this computer record the new owner.
     store::publish_staged_notes(repo, &uuid)?;
+    fault::point(Step::ToHostNotesPublished);
     store::move_thread_ref(repo, &uuid, Some(thread.snapshot), departing.snapshot)?;
+    fault::point(Step::ToHostRecorded);
+    let_go_here(repo, &uuid, &me, ui)?;
     conn.close()?;
     Ok(Outcome {
         thread: thread.state.number,
@@ -228,25 +270,60 @@ pub(super) fn adopt_remote(
     // A run that stopped before publishing left the snapshot's note staged here.
     store::publish_staged_notes(repo, &thread.state.uuid)?;
     if repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err() {
-        let _: serde_json::Value = conn.call("expose", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-        fetch(repo, conn, &project.repo, &thread.state.uuid)?;
+        fetch_record(repo, conn, &project.repo, &thread.state.uuid)?;
         merge_incoming_notes(repo, &thread.state.uuid)?;
         store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{}/", thread.state.uuid))?;
     }
     ui.progress(&format!("an earlier handoff to {} had finished there; recording it here", host.name));
     store::move_thread_ref(repo, &thread.state.uuid, Some(thread.snapshot), snapshot)?;
     let state = store::read_note(repo, snapshot)?;
-    Ok(Outcome {
-        thread: state.number,
-        uuid: state.uuid,
+    // Whatever changed here since that handoff stayed here, untouched: say so.
+    if let Ok(worktree) = thread::thread_worktree(repo, thread) {
+        let carried = Thread { snapshot, state: state.clone() };
+        let modules = crate::thread::submodules::ModuleSource::Worktree(worktree.workdir()?);
+        let same = match (snapshot::capture(&worktree), crate::thread::restore::Expected::of(repo, &carried, &modules))
+        {
+            (Ok(now), Ok(then)) => {
+                now.worktree_tree == then.state.worktree_tree && now.index_tree == then.state.index_tree
+            }
+            _ => true,
+        };
+        if !same {
+            ui.progress(&format!(
+                "{} changed after that handoff; those changes stayed there and are not part of the thread",
+                worktree.workdir()?.display()
+            ));
+        }
+    }
+    let_go_here(repo, &thread.state.uuid, &Machine::this(Some(repo))?, ui)?;
+    let mut outcome = already(thread, host, remote, false);
+    outcome.epoch = state.epoch;
+    outcome.branch = state.branch;
+    Ok(outcome)
+}
+
+fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -> Outcome {
+    Outcome {
+        thread: thread.state.number,
+        uuid: thread.state.uuid.clone(),
         host: host.name.clone(),
         worktree: remote.worktree.clone().unwrap_or_default(),
-        branch: state.branch,
-        epoch: state.epoch,
+        branch: thread.state.branch.clone(),
+        epoch: remote.epoch,
         snapshot: remote.snapshot.clone(),
         already_there: true,
-        dry_run: false,
-    })
+        dry_run,
+    }
+}
+
+/// The thread has left: a worktree a handoff made here lets go of its branch.
+fn let_go_here(repo: &Repo, uuid: &str, me: &Machine, ui: &mut dyn Interaction) -> Result<()> {
+    if let Some(thread) = store::load(repo, uuid)? {
+        if let Some(done) = thread::let_go_of_branch(repo, &thread, me)? {
+            ui.progress(&done);
+        }
+    }
+    Ok(())
 }
 
 /// `git codex-handoff 42 devbox` when this computer has recorded 42 on

@@ -1,18 +1,21 @@
 //! Bringing a thread back from a host: the host snapshots, this computer
 //! fetches and restores it, then the host lets go.
 
-use super::markers::{clear_marker, read_marker, set_marker};
+use super::carry;
+use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
 use super::transfer::fetch;
-use super::wire::{BeginAnswer, DepartAnswer, StatusAnswer};
+use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
 use super::{
-    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, present, thread_heads,
-    ForeignChanges, Interaction, Outcome, Plan, Request,
+    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
+    present, thread_heads, ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
+use crate::fault::{self, Step};
 use crate::fingerprint::Identity;
+use crate::machine::Machine;
 use crate::promisor;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
@@ -27,7 +30,7 @@ pub(super) fn run(
     request: &Request,
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
-    let me = crate::repo::machine_name(Some(repo));
+    let me = Machine::this(Some(repo))?;
     let identity = Identity::of_this_clone(repo)?;
     // The thread's HEAD as this computer last knew it: the host's history grows from there.
     let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
@@ -39,14 +42,48 @@ pub(super) fn run(
     let mut conn = Connection::open(host)?;
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
+    let begun: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": !request.dry_run }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
+    }
+    match &begun.thread {
+        Some(remote) if remote.owned_by(&conn.hello) && remote.epoch == thread.state.epoch => {}
+        Some(remote) => {
+            return Err(Error::refused(
+                "owner_mismatch",
+                format!(
+                    "{} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
+                    host.name,
+                    label(&thread),
+                    remote.epoch,
+                    remote.owner_machine,
+                    thread.state.epoch,
+                    thread.state.owner_machine
+                ),
+            )
+            .with_help("run `git codex-handoff thread log` here and on the host to see what happened"))
+        }
+        None => {
+            return Err(Error::not_found(
+                "thread_not_on_host",
+                format!("{} does not know {}", host.name, label(&thread)),
+            )
+            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
+        }
+    }
     let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
+    // Refuse before anything changes: what the host's snapshot needs must be here.
+    crate::thread::carried::check_needs(repo, &status.needs, "this computer")?;
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
     let branch = request.branch.clone().or(status.branch.clone());
     // Refuse before anything changes: the new worktree could not check the branch out.
     if let Some(branch) = &branch {
+        let pending = pending_arrival_worktree(repo, &thread.state.uuid)?;
         let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
-            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)));
+            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)))
+            .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)));
         if let Some(wt) = elsewhere {
             return Err(Error::refused(
                 "branch_checked_out",
@@ -80,40 +117,18 @@ pub(super) fn run(
     if let Some(stop) = present(&plan, &thread, request, ui)? {
         return Ok(stop);
     }
-    let begun: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-    match &begun.thread {
-        Some(remote) if remote.owner_machine == conn.hello.machine && remote.epoch == thread.state.epoch => {}
-        Some(remote) => {
-            return Err(Error::refused(
-                "owner_mismatch",
-                format!(
-                    "{} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
-                    host.name,
-                    label(&thread),
-                    remote.epoch,
-                    remote.owner_machine,
-                    thread.state.epoch,
-                    thread.state.owner_machine
-                ),
-            )
-            .with_help("run `git codex-handoff thread log` here and on the host to see what happened"))
-        }
-        None => {
-            return Err(Error::not_found(
-                "thread_not_on_host",
-                format!("{} does not know {}", host.name, label(&thread)),
-            )
-            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
-        }
-    }
+    fault::point(Step::ToLocalBegun);
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("taking a snapshot on {}", host.name));
     let departed: DepartAnswer = conn.call(
         "depart",
-        json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1, "to_machine": me,
-                "from": host.name, "to": "local", "initiator": me, "branch": request.branch,
-                "no_interrupt": request.no_interrupt, "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
+        json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1,
+                "to_machine": me.name, "to_machine_id": me.id,
+                "from": host.name, "to": "local", "initiator": me.name, "initiator_id": me.id,
+                "branch": request.branch, "no_interrupt": request.no_interrupt,
+                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
     )?;
+    fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
     fetch(repo, &conn, &project.repo, &uuid)?;
@@ -125,17 +140,35 @@ pub(super) fn run(
         ));
     }
     check_incoming(repo, &uuid, snapshot, "this computer")?;
+    carry::fetch_submodules(repo, &conn, &project.repo, &uuid, &departed.modules)?;
+    let lfs_objects =
+        carry::fetch_lfs(repo, &mut conn, &project.repo, &uuid, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if lfs_objects > 0 {
+        ui.progress(&format!("fetched {lfs_objects} Git LFS objects from {}", host.name));
+    }
+    let notes_before = store::ref_target(repo, store::NOTES_REF)?;
     merge_incoming_notes(repo, &uuid)?;
-    set_marker(repo, "release", &uuid, &json!({ "host": host.name, "snapshot": departed.snapshot }))?;
+    set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
+    fault::point(Step::ToLocalFetched);
     ui.progress("restoring here");
     let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
-        // The host still owns the thread: nothing to release.
-        let _ = clear_marker(repo, "release", &uuid);
+        // The host still owns the thread: nothing to release, nothing of it kept here.
+        let _ = clear_marker(repo, RELEASE, &uuid);
+        carry::undo_incoming(repo, &uuid, notes_before);
     })?;
+    fault::point(Step::ToLocalArrived);
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    let _: serde_json::Value =
-        conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": departed.snapshot }))?;
-    clear_marker(repo, "release", &uuid)?;
+    release(&mut conn, &project, &uuid, &departed.snapshot, host, ui).map_err(|e| {
+        let mut told =
+            Error::new(e.kind, e.code, format!("{} is on this computer now, but {}", label(&thread), e.message));
+        told.help = Some(format!(
+            "run `git codex-handoff {} local` again: it tells {} to let go of it",
+            thread.state.number, host.name
+        ));
+        told
+    })?;
+    fault::point(Step::ToLocalReleased);
+    clear_marker(repo, RELEASE, &uuid)?;
     conn.close()?;
     Ok(Outcome {
         thread: thread.state.number,
@@ -150,31 +183,71 @@ pub(super) fn run(
     })
 }
 
-/// `42 local` for a thread already here: tell the host to let go if an
-/// earlier hand-back stopped before that, else nothing to do.
-pub(super) fn finish_release_or_stay(
+/// Tell the host to let go of the thread it sent here as `snapshot`.
+fn release(
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    uuid: &str,
+    snapshot: &str,
+    host: &Host,
+    ui: &mut dyn Interaction,
+) -> Result<()> {
+    let released: serde_json::Value =
+        conn.call("release", json!({ "repo": project.repo, "uuid": uuid, "snapshot": snapshot }))?;
+    if let Some(let_go) = released["let_go"].as_str() {
+        ui.progress(&format!("{}: {let_go}", host.name));
+    }
+    Ok(())
+}
+
+/// A thread owned here whose hand-back stopped before its host let go:
+/// finish that first. The host must let go before the thread goes there
+/// again; a handoff elsewhere goes on if it cannot be reached now.
+pub(super) fn settle_release(
     repo: &Repo,
     thread: &Thread,
-    me: &str,
+    destination: Option<&Host>,
     ui: &mut dyn Interaction,
-) -> Result<Outcome> {
-    let worktree = thread::worktree_record(repo, &thread.state.uuid)?.map(|p| p.to_string_lossy().into_owned());
-    if let Some(marker) = read_marker(repo, "release", &thread.state.uuid)? {
-        let host_name = marker["host"].as_str().unwrap_or_default().to_owned();
-        let snapshot = marker["snapshot"].as_str().unwrap_or_default().to_owned();
-        let host = config::find_host(&host_name)?;
-        ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
-        let mut conn = Connection::open(&host)?;
-        let identity = Identity::of_this_clone(repo)?;
-        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
-        let _: BeginAnswer = conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
-        let _: serde_json::Value =
-            conn.call("release", json!({ "repo": project.repo, "uuid": thread.state.uuid, "snapshot": snapshot }))?;
-        clear_marker(repo, "release", &thread.state.uuid)?;
-        conn.close()?;
-    } else {
-        ui.progress(&format!("{} is already on this computer ({me})", label(thread)));
+) -> Result<()> {
+    let pending = read_marker::<ReleaseMarker>(repo, RELEASE, &thread.state.uuid)?
+        .filter(|m| store::parse_hex(&m.snapshot).ok() == Some(thread.snapshot));
+    let Some(pending) = pending else { return Ok(()) };
+    match (finish_release(repo, thread, &pending, ui), destination) {
+        (Err(e), Some(to)) if to.name != pending.host => {
+            ui.progress(&format!(
+                "{} has not let go of {} yet ({}); `git codex-handoff {} local` finishes that later",
+                pending.host,
+                label(thread),
+                e.message,
+                thread.state.number
+            ));
+            Ok(())
+        }
+        (finished, _) => finished,
     }
+}
+
+/// Finish a hand-back that stopped before its host let go.
+fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mut dyn Interaction) -> Result<()> {
+    let host = config::find_host(&pending.host)?;
+    ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
+    let mut conn = Connection::open(&host)?;
+    let identity = Identity::of_this_clone(repo)?;
+    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
+    let begun: BeginAnswer =
+        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
+    for repair in &begun.repairs {
+        ui.progress(&format!("{}: {repair}", host.name));
+    }
+    release(&mut conn, &project, &thread.state.uuid, &pending.snapshot, &host, ui)?;
+    clear_marker(repo, RELEASE, &thread.state.uuid)?;
+    conn.close()
+}
+
+/// `42 local` for a thread that is here (an unfinished release is done before).
+pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Interaction) -> Result<Outcome> {
+    let worktree = thread::worktree_record(repo, &thread.state.uuid)?.map(|p| p.to_string_lossy().into_owned());
+    ui.progress(&format!("{} is on this computer ({})", label(thread), me.name));
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::arrival::Arrival;
 
+use crate::thread::carried::Needs;
 use crate::thread::snapshot::Changes;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +59,8 @@ pub struct CodexPlan {
 pub struct RemoteThread {
     pub epoch: u64,
     pub owner_machine: String,
+    #[serde(default)]
+    pub owner_machine_id: Option<String>,
     pub snapshot: String,
     #[serde(default)]
     pub worktree: Option<String>,
@@ -66,6 +69,19 @@ pub struct RemoteThread {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BeginAnswer {
     pub thread: Option<RemoteThread>,
+    /// What the host repaired of an interrupted handoff before this one, one sentence each.
+    #[serde(default)]
+    pub repairs: Vec<String>,
+}
+
+impl RemoteThread {
+    /// Does the machine that answered `hello` own the thread, by this record?
+    pub fn owned_by(&self, hello: &crate::remote::protocol::Hello) -> bool {
+        match &self.owner_machine_id {
+            Some(id) => *id == hello.machine_id,
+            None => self.owner_machine == hello.machine,
+        }
+    }
 }
 
 pub type ArrivalAnswer = Arrival;
@@ -73,6 +89,10 @@ pub type ArrivalAnswer = Arrival;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DepartAnswer {
     pub snapshot: String,
+    /// The module repositories (relative to the host's common git dir)
+    /// where the submodules' snapshots wait, parents first.
+    #[serde(default)]
+    pub modules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,4 +103,7 @@ pub struct StatusAnswer {
     pub running: bool,
     #[serde(default)]
     pub transcript_bytes: Option<u64>,
+    /// What a snapshot of the host's worktree needs here.
+    #[serde(default)]
+    pub needs: Needs,
 }

@@ -11,9 +11,13 @@ use serde_json::Value;
 
 use crate::error::{Error, Kind, Result};
 
-/// The protocol versions this build speaks.
+/// The protocol versions this build's helper serves.
 pub const PROTOCOL_MIN: u32 = 1;
-pub const PROTOCOL_MAX: u32 = 1;
+pub const PROTOCOL_MAX: u32 = 2;
+/// 2 added machine ids (in the hello and in every record of an owner). A
+/// client needs them of the helper, and a helper hands a thread over only to
+/// a client that has them: ownership never falls back to hostnames.
+pub const PROTOCOL_MACHINE_IDS: u32 = 2;
 /// No request or answer line may be longer (bytes).
 pub const MAX_LINE: usize = 1 << 20;
 
@@ -76,7 +80,11 @@ impl WireError {
 pub struct Hello {
     pub protocol: u32,
     pub version: String,
+    /// The helper machine's display name.
     pub machine: String,
+    /// The helper machine's id (what ownership is recorded by).
+    #[serde(default)]
+    pub machine_id: String,
     #[serde(default)]
     pub worktree_root: Option<String>,
 }

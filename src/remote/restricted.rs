@@ -55,13 +55,18 @@ fn service(program: &str) -> Option<&'static str> {
     }
 }
 
-/// The saved repository `path` names (its git dir or its worktree), canonical.
+/// The saved repository `path` names (its git dir or its worktree), or one
+/// of its submodules' repositories (under its `modules/`), canonical.
 fn saved_repository(path: &str, saved: &[PathBuf]) -> Option<PathBuf> {
     let path = Path::new(path).canonicalize().ok()?;
     saved.iter().find_map(|git_dir| {
         let git_dir = git_dir.canonicalize().ok()?;
         let worktree = git_dir.parent().filter(|_| git_dir.file_name().is_some_and(|n| n == ".git"));
-        (path == git_dir || worktree == Some(path.as_path())).then_some(git_dir)
+        if path == git_dir || worktree == Some(path.as_path()) {
+            return Some(git_dir);
+        }
+        let module = path.starts_with(git_dir.join("modules")) && path.join("HEAD").is_file();
+        module.then_some(path.clone())
     })
 }
 
@@ -162,5 +167,27 @@ mod tests {
             assert_eq!(decide(Some(&command), &saved).unwrap_err().exit_code(), 4, "{command}");
         }
         assert!(decide(None, &saved).is_err());
+    }
+
+    #[test]
+    fn a_saved_project_s_module_repositories_and_nothing_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().join("project/.git");
+        let module = git_dir.join("modules/vendor/lib");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::create_dir_all(git_dir.join("modules/not-a-repository")).unwrap();
+        let saved = vec![git_dir];
+        let command = format!("git-receive-pack '{}'", module.display());
+        assert!(
+            matches!(decide(Some(&command), &saved).unwrap(), Allowed::Git { repository, .. } if repository == module.canonicalize().unwrap())
+        );
+        for path in [
+            dir.path().join("project/.git/modules/not-a-repository"),
+            dir.path().join("project/.git/modules/vendor/lib/../../../../project-elsewhere"),
+        ] {
+            let command = format!("git-receive-pack '{}'", path.display());
+            assert!(decide(Some(&command), &saved).is_err(), "{command}");
+        }
     }
 }

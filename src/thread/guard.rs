@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread::store::{self, Thread};
 
@@ -26,7 +27,7 @@ pub fn pre_commit_refusal(repo: &Repo) -> Result<Option<Error>> {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-        let recorded = PathBuf::from(text.trim_end_matches('\n'));
+        let recorded = PathBuf::from(text.lines().next().unwrap_or_default());
         let recorded = recorded.canonicalize().unwrap_or(recorded);
         if recorded == workdir {
             uuids.push(name);
@@ -35,17 +36,17 @@ pub fn pre_commit_refusal(repo: &Repo) -> Result<Option<Error>> {
     if uuids.is_empty() {
         return Ok(None);
     }
-    let me = crate::repo::machine_name(Some(repo));
+    let me = Machine::this(Some(repo))?;
     for uuid in uuids {
         let Some(thread) = store::load(repo, &uuid)? else { continue };
-        if thread.state.owner_machine != me {
+        if !thread.state.owned_by(&me) {
             return Ok(Some(elsewhere(&thread, &me)));
         }
     }
     Ok(None)
 }
 
-fn elsewhere(thread: &Thread, me: &str) -> Error {
+fn elsewhere(thread: &Thread, me: &Machine) -> Error {
     let owner = thread.owner_name(me);
     let n = thread.state.number;
     Error::refused(

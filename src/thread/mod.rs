@@ -7,7 +7,11 @@
 //! May use the root helpers and `codex` (rollout files); knows nothing of
 //! hosts, connections or the command line.
 
+pub mod carried;
+pub mod converted;
+pub mod gitlocks;
 pub mod guard;
+pub mod lfs;
 pub mod lock;
 pub mod refs;
 pub mod resolve;
@@ -16,9 +20,14 @@ pub mod running;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod submodule_restore;
+pub mod submodules;
 pub mod transcript;
+pub mod verify;
+pub mod worktree_config;
+pub mod worktree_data;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 
@@ -28,6 +37,7 @@ use self::lock::Lock;
 use self::state::{Status, ThreadState, Transcript, SCHEMA};
 use self::store::Thread;
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::time::now_rfc3339;
 
@@ -41,7 +51,7 @@ pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
 /// no file and no index entry changes.
 pub fn create(
     repo: &Repo,
-    machine: &str,
+    machine: &Machine,
     title: Option<String>,
     branch: Option<String>,
     codex_session: Option<String>,
@@ -71,6 +81,7 @@ pub fn create(
     // Stored (and so read through) before anything changes.
     let rollout_blob = rollout.as_ref().map(|r| crate::thread::transcript::store_rollout(repo, &r.path)).transpose()?;
     if let Some(branch) = &branch {
+        crate::repo::check_branch_name(branch)?;
         switch_to_new_branch(repo, branch)?;
     }
     let worktree = snapshot::capture(repo)?;
@@ -86,10 +97,12 @@ pub fn create(
         branch: worktree.branch.clone(),
         head: None,
         epoch: 0,
-        owner_machine: machine.to_owned(),
+        owner_machine: machine.name.clone(),
+        owner_machine_id: Some(machine.id.clone()),
         status: Status::Idle,
         worktree: Some(workdir.to_string_lossy().into_owned()),
-        source_machine: Some(machine.to_owned()),
+        source_machine: Some(machine.name.clone()),
+        source_machine_id: Some(machine.id.clone()),
         subdirectory: repo.subdirectory()?,
         index_commit: String::new(),
         data_commit: String::new(),
@@ -117,18 +130,18 @@ pub fn create(
     };
     let _thread_lock = lock_thread(repo, &state.uuid)?;
     let thread = store::record(repo, &worktree, state, None, transcript)?;
-    set_worktree_record(repo, &thread.state.uuid, &workdir)?;
+    set_worktree_record(repo, &thread.state.uuid, &workdir, false)?;
     Ok(thread)
 }
 
 /// Make a Codex thread of this worktree a thread (as `thread new
 /// --codex-session` would), titled with its Codex name.
-pub fn adopt_codex(repo: &Repo, machine: &str, codex: &CodexThread) -> Result<Thread> {
+pub fn adopt_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Result<Thread> {
     create(repo, machine, None, None, Some(codex.path.to_string_lossy().into_owned()))
 }
 
 /// The thread `adopt_codex` would make, without recording anything (for a dry run).
-pub fn preview_codex(repo: &Repo, machine: &str, codex: &CodexThread) -> Result<Thread> {
+pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Result<Thread> {
     let workdir = repo.workdir()?;
     let number = store::next_number(repo)?;
     let now = now_rfc3339();
@@ -141,10 +154,12 @@ pub fn preview_codex(repo: &Repo, machine: &str, codex: &CodexThread) -> Result<
         branch,
         head: head.map(|h| h.to_string()),
         epoch: 0,
-        owner_machine: machine.to_owned(),
+        owner_machine: machine.name.clone(),
+        owner_machine_id: Some(machine.id.clone()),
         status: Status::Idle,
         worktree: Some(workdir.to_string_lossy().into_owned()),
-        source_machine: Some(machine.to_owned()),
+        source_machine: Some(machine.name.clone()),
+        source_machine_id: Some(machine.id.clone()),
         subdirectory: repo.subdirectory()?,
         index_commit: String::new(),
         data_commit: String::new(),
@@ -164,29 +179,77 @@ pub fn preview_codex(repo: &Repo, machine: &str, codex: &CodexThread) -> Result<
 
 /// The worktree a thread lives in (or last lived in) on this machine. Kept
 /// per machine, beside the repository: paths do not travel.
-/// The path's bytes are kept as they are: a worktree may live in a directory
-/// whose name is not UTF-8.
-pub fn worktree_record(repo: &Repo, uuid: &str) -> Result<Option<std::path::PathBuf>> {
+pub fn worktree_record(repo: &Repo, uuid: &str) -> Result<Option<PathBuf>> {
+    Ok(read_worktree_record(repo, uuid)?.map(|(path, _)| path))
+}
+
+/// Was the thread's worktree here made by a handoff (rather than being one
+/// the user made)? Such a worktree lets go of the branch when the thread leaves.
+pub fn worktree_made_here(repo: &Repo, uuid: &str) -> Result<bool> {
+    Ok(read_worktree_record(repo, uuid)?.is_some_and(|(_, made)| made))
+}
+
+/// The record: the path on the first line, `made` on the second for a
+/// worktree a handoff made. The path's bytes are kept as they are: a
+/// worktree may live in a directory whose name is not UTF-8.
+fn read_worktree_record(repo: &Repo, uuid: &str) -> Result<Option<(PathBuf, bool)>> {
     use std::os::unix::ffi::OsStrExt;
     let file = repo.private_dir()?.join("worktrees").join(uuid);
     match std::fs::read(&file) {
         Ok(bytes) => {
-            let path = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-            Ok((!path.trim_ascii().is_empty()).then(|| std::ffi::OsStr::from_bytes(path).into()))
+            let mut lines = bytes.split(|b| *b == b'\n');
+            let path = lines.next().unwrap_or_default();
+            let made = lines.next() == Some(MADE_HERE.as_bytes());
+            Ok((!path.trim_ascii().is_empty()).then(|| (std::ffi::OsStr::from_bytes(path).into(), made)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &std::path::Path) -> Result<()> {
+const MADE_HERE: &str = "made";
+
+pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &Path, made_here: bool) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let dir = repo.private_dir()?.join("worktrees");
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("{uuid}.tmp"));
-    std::fs::write(&tmp, [path.as_os_str().as_bytes(), b"\n"].concat())?;
+    let mut text = [path.as_os_str().as_bytes(), b"\n"].concat();
+    if made_here {
+        text.extend_from_slice(MADE_HERE.as_bytes());
+        text.push(b'\n');
+    }
+    std::fs::write(&tmp, text)?;
     std::fs::rename(tmp, dir.join(uuid))?;
     Ok(())
+}
+
+/// DESIGN §5: a worktree a handoff made here lets go of its branch once the
+/// thread has left this machine — HEAD detached at the same commit, files
+/// and index untouched — so the branch can be checked out elsewhere here.
+/// The thread takes the branch again when it returns. A worktree the user
+/// made is left as it is. Returns what was done, for the user.
+pub fn let_go_of_branch(repo: &Repo, thread: &Thread, me: &Machine) -> Result<Option<String>> {
+    if thread.state.owned_by(me) || !worktree_made_here(repo, &thread.state.uuid)? {
+        return Ok(None);
+    }
+    let Some(path) = worktree_record(repo, &thread.state.uuid)?.filter(|p| p.exists()) else { return Ok(None) };
+    let worktree = Repo::open(&path)?;
+    let head = worktree.gix.head()?;
+    let (Some(branch), Some(id)) = (head.referent_name().map(|n| n.shorten().to_string()), head.id()) else {
+        return Ok(None);
+    };
+    let id = id.detach().to_string();
+    worktree.git().run([
+        "update-ref",
+        "--no-deref",
+        "-m",
+        "codex-handoff: the thread left; its branch is free here",
+        "HEAD",
+        &id,
+        &id,
+    ])?;
+    Ok(Some(format!("{} let go of branch {branch} (HEAD detached at {})", path.display(), &id[..12])))
 }
 
 /// Point HEAD at `branch` without touching files or the index: create the
@@ -194,10 +257,6 @@ pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &std::path::Path) -> R
 fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
     let git = repo.git();
     let full = format!("refs/heads/{branch}");
-    if git.run(["check-ref-format", &full]).is_err() || branch.starts_with('-') {
-        return Err(Error::usage("bad_branch", format!("{branch:?} is not a valid branch name"))
-            .with_help("see `git help check-ref-format`"));
-    }
     let (head, current) = snapshot::head_of(repo)?;
     if current.as_deref() == Some(branch) {
         return Ok(());
@@ -219,13 +278,13 @@ fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
 }
 
 /// Record the thread's Git state now, in its worktree on this machine.
-pub fn checkpoint(repo: &Repo, machine: &str, spec: &str) -> Result<Thread> {
+pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> {
     let thread = store::resolve(repo, spec)?;
     let _lock = lock_thread(repo, &thread.state.uuid)?;
     // Re-read under the lock: another writer may have moved it meanwhile.
     let thread = store::load(repo, &thread.state.uuid)?
         .ok_or_else(|| Error::not_found("thread_not_found", format!("thread {} disappeared", thread.state.uuid)))?;
-    if thread.state.owner_machine != machine {
+    if !thread.state.owned_by(machine) {
         return Err(Error::refused(
             "not_owner",
             format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),
@@ -259,6 +318,18 @@ pub fn thread_worktree(repo: &Repo, thread: &Thread) -> Result<Repo> {
         .with_help("restore the thread's last snapshot with `git codex-handoff thread restore <THREAD> <DIR>`"));
     }
     Repo::open(path)
+}
+
+/// Write a thread's latest snapshot into a new worktree at `dir` (a copy:
+/// the thread stays where it is). Its submodules' snapshots come from the
+/// thread's worktree here, else from the module repositories.
+pub fn restore_copy(repo: &Repo, thread: &Thread, dir: &std::path::Path, detach: bool) -> Result<restore::Restored> {
+    let modules = match worktree_record(repo, &thread.state.uuid)?.filter(|p| p.exists()) {
+        Some(path) => submodules::ModuleSource::Worktree(path),
+        None => submodules::ModuleSource::Modules(repo.common_dir()),
+    };
+    let expected = restore::Expected::of(repo, thread, &modules)?;
+    restore::into_new_worktree(repo, &expected, dir, detach)
 }
 
 /// The HEAD commits of `snapshot` and of every earlier snapshot of its

@@ -1,5 +1,8 @@
 //! Writing a snapshot back: files, modes, symlinks, the index (with fresh
-//! stat data) and HEAD, then verifying the result against the snapshot.
+//! stat data), HEAD and the submodules, then verifying the result against
+//! the snapshot. A new worktree that fails, verification included, is
+//! taken away again with the branch it made; a reused one is put back by
+//! the arrival that reused it.
 
 use std::path::{Path, PathBuf};
 
@@ -7,40 +10,49 @@ use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
 
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::git::Git;
 use crate::repo::Repo;
 use crate::thread::snapshot::{self, WorktreeState};
 use crate::thread::store::{self, Thread};
+use crate::thread::submodules::{self, ModuleSource};
+use crate::thread::{converted, lfs, submodule_restore, verify, worktree_config, worktree_data};
 
 /// What a snapshot says the worktree must look like.
 #[derive(Debug, Clone)]
 pub struct Expected {
     pub state: WorktreeState,
     pub snapshot: ObjectId,
+    /// The ref that pins the submodules' snapshots in their repositories.
+    pub pin: String,
 }
 
 impl Expected {
-    pub fn of(repo: &Repo, thread: &Thread) -> Result<Expected> {
+    /// The state thread `thread` records; its submodules' snapshots are read where `modules` says.
+    pub fn of(repo: &Repo, thread: &Thread, modules: &ModuleSource) -> Result<Expected> {
         let snapshot = thread.snapshot;
         let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
         let index_commit = store::parse_hex(&thread.state.index_commit)?;
         let index_tree = repo.gix.find_commit(index_commit)?.tree_id()?.detach();
         let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
         let data_commit = store::parse_hex(&thread.state.data_commit)?;
-        let intent_to_add = store::intent_to_add_paths(repo, data_commit)?;
-        if let Some(bad) = intent_to_add.iter().find(|p| !is_plain_path(p)) {
-            return Err(bad_intent_to_add(bad));
-        }
-        Ok(Expected {
-            snapshot,
-            state: WorktreeState {
-                head,
-                branch: thread.state.branch.clone(),
-                index_tree,
-                worktree_tree,
-                intent_to_add,
-            },
-        })
+        let extras = worktree_data::read(repo, repo.gix.find_commit(data_commit)?.tree_id()?.detach())?;
+        let submodules = submodules::load(repo, worktree_tree, &extras.submodules, modules)?;
+        let mut state = WorktreeState {
+            head,
+            branch: thread.state.branch.clone(),
+            index_tree,
+            worktree_tree,
+            intent_to_add: extras.intent_to_add,
+            exact_bytes: extras.exact_bytes,
+            lfs_pointers: extras.lfs_pointers,
+            lfs_objects: extras.lfs_objects,
+            sparse: extras.sparse,
+            settings: extras.settings,
+            submodules,
+        };
+        state.normalize();
+        Ok(Expected { snapshot, state, pin: store::thread_ref(&thread.state.uuid) })
     }
 }
 
@@ -58,6 +70,12 @@ enum BranchPlan {
     Existing(String),
     FastForward { branch: String, from: ObjectId },
     Orphan(String),
+}
+
+impl BranchPlan {
+    fn on_branch(&self) -> bool {
+        !matches!(self, BranchPlan::Detach)
+    }
 }
 
 /// Materialise `expected` into a new linked worktree of `repo` at `path`.
@@ -102,20 +120,25 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
             args.extend(["--orphan".into(), "-b".into(), branch.into(), path_arg]);
         }
     }
-    common.run(&args)?;
-
-    let result = populate_and_verify(path, expected, !matches!(plan, BranchPlan::Detach), false);
+    if let Err(e) = common.run(&args) {
+        undo_branch(&common, &plan, state.head);
+        return Err(e);
+    }
+    crate::fault::point(crate::fault::Step::ArrivalWorktreeAdded);
+    let result = Repo::open(path).and_then(|worktree| {
+        populate(&worktree, path, state, false, &expected.pin)?;
+        check(path, expected, plan.on_branch())
+    });
     match result {
         Ok(()) => Ok(Restored {
             worktree: path.to_owned(),
-            branch: if matches!(plan, BranchPlan::Detach) { None } else { state.branch.clone() },
+            branch: if plan.on_branch() { state.branch.clone() } else { None },
         }),
-        Err(e) if e.code == "verify_failed" => Err(e),
         Err(e) => {
-            // Nothing of value is in a worktree we just created: take it away again.
-            let _ =
-                common.run([std::ffi::OsStr::new("worktree"), "remove".as_ref(), "--force".as_ref(), path.as_os_str()]);
-            Err(e)
+            // Nothing of value is in a worktree just made: take it and its branch away again.
+            let _ = remove_worktree(repo, path);
+            undo_branch(&common, &plan, state.head);
+            Err(taken_back(e, "the new worktree and any branch it made were removed"))
         }
     }
 }
@@ -127,10 +150,17 @@ pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, det
     let state = &expected.state;
     let plan = branch_plan(repo, state, detach, Some(path))?;
     let worktree = Repo::open(path)?;
+    move_head(&worktree, &plan, state.head)?;
+    populate(&worktree, path, state, true, &expected.pin)?;
+    check(path, expected, plan.on_branch())?;
+    Ok(Restored { worktree: path.to_owned(), branch: if plan.on_branch() { state.branch.clone() } else { None } })
+}
+
+fn move_head(worktree: &Repo, plan: &BranchPlan, head: Option<ObjectId>) -> Result<()> {
     let git = worktree.git();
     let message = "codex-handoff: restore a thread";
-    let head = state.head.map(|h| h.to_string()).unwrap_or_default();
-    match &plan {
+    let head = head.map(|h| h.to_string()).unwrap_or_default();
+    match plan {
         BranchPlan::Detach => {
             git.run(["update-ref", "--no-deref", "-m", message, "HEAD", &head])?;
         }
@@ -146,11 +176,79 @@ pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, det
             git.run(["symbolic-ref", "-m", message, "HEAD", &format!("refs/heads/{branch}")])?;
         }
     }
-    populate_and_verify(path, expected, !matches!(plan, BranchPlan::Detach), true)?;
-    Ok(Restored {
-        worktree: path.to_owned(),
-        branch: if matches!(plan, BranchPlan::Detach) { None } else { state.branch.clone() },
-    })
+    Ok(())
+}
+
+/// Verify, after the test-only fault that makes the result differ.
+fn check(path: &Path, expected: &Expected, on_branch: bool) -> Result<()> {
+    if fault::trip(fault::Step::VerifyMismatch) {
+        std::fs::write(path.join("codex-handoff-fault.txt"), b"a file the snapshot does not have\n")?;
+    }
+    verify::verify(&Repo::open(path)?, expected, on_branch)
+}
+
+/// `e`, its help saying first what was taken back.
+pub fn taken_back(e: Error, what: &str) -> Error {
+    let help = match &e.help {
+        Some(help) => format!("{what}; {help}"),
+        None => what.to_owned(),
+    };
+    Error { help: Some(help), ..e }
+}
+
+/// Take back a branch change of `plan` (a created branch, a fast-forward).
+fn undo_branch(common: &Git, plan: &BranchPlan, head: Option<ObjectId>) {
+    let Some(head) = head.map(|h| h.to_string()) else { return };
+    let message = "codex-handoff: restore failed";
+    match plan {
+        BranchPlan::Create(branch) => {
+            let _ = common.run(["update-ref", "-m", message, "-d", &format!("refs/heads/{branch}"), &head]);
+        }
+        BranchPlan::FastForward { branch, from } => {
+            let _ =
+                common.run(["update-ref", "-m", message, &format!("refs/heads/{branch}"), &from.to_string(), &head]);
+        }
+        _ => {}
+    }
+}
+
+/// Remove the linked worktree at `path` and git's record of it, whatever
+/// state an interrupted `git worktree add` or restore left it in (locked,
+/// half-written, or its directory already gone). A directory there that is
+/// not a worktree of this repository (nor empty) is left alone. Returns
+/// whether there was a worktree to remove.
+pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<bool> {
+    let common = Git::new(repo.common_dir(), None);
+    let records = repo.common_dir().join("worktrees");
+    let ours = crate::thread::gitlocks::admin_dir(path).is_some_and(|admin| admin.starts_with(&records));
+    let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    let exists = path.symlink_metadata().is_ok();
+    if exists && !ours && !empty {
+        return Ok(false);
+    }
+    let removed = common.run([
+        std::ffi::OsStr::new("worktree"),
+        "remove".as_ref(),
+        "--force".as_ref(),
+        "--force".as_ref(),
+        path.as_os_str(),
+    ]);
+    if removed.is_err() {
+        if exists {
+            std::fs::remove_dir_all(path)?;
+        }
+        // `git worktree add` keeps its record locked until it is done, and
+        // prune leaves locked records alone: remove the record itself.
+        let dot_git = path.join(".git");
+        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+            let names = std::fs::read_to_string(entry.path().join("gitdir")).unwrap_or_default();
+            if Path::new(names.trim_end()) == dot_git {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        common.run(["worktree", "prune"])?;
+    }
+    Ok(exists)
 }
 
 pub fn same_path(a: &Path, b: &Path) -> bool {
@@ -211,17 +309,18 @@ pub fn checked_out_in(repo: &Repo, full_ref: &str) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
-/// Write files and index of `expected` into the worktree at `path`, whose
-/// HEAD is already set, then verify. A fresh worktree has no files yet; a
-/// reused one (`reuse`) has only what an earlier snapshot holds.
-fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse: bool) -> Result<()> {
-    let repo = Repo::open(path)?;
+/// Write the files and index of `state` into the worktree of `repo` (at
+/// `root`), whose HEAD is already set, then its submodules. A fresh
+/// worktree has no files yet; a reused one (`reuse`) has only what an
+/// earlier snapshot holds.
+pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: bool, pin: &str) -> Result<()> {
     let git_dir = repo.git_dir();
     let git = repo.git();
+    // Sparse patterns and line-ending settings decide what checkout writes.
+    worktree_config::apply(repo, state.sparse.as_ref(), &state.settings)?;
     let tmp_index = git_dir.join("index.codex-handoff.tmp");
     let _ = std::fs::remove_file(&tmp_index);
     let staged = git.with_index(&tmp_index);
-    let state = &expected.state;
     if reuse {
         // Make every present file (untracked ones too) an index entry, so
         // read-tree below replaces or removes it like any tracked file.
@@ -230,10 +329,21 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse:
     }
 
     // git's read-tree -u writes the files (with checkout filters, symlinks
-    // and modes as configured) and records their stat data; gix's checkout
-    // cannot merge from one tree to another, which reuse of a worktree needs.
-    // Parallel checkout (one worker per core) when there are many files.
-    staged.run(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()])?;
+    // and modes as configured, sparse patterns applied) and records their
+    // stat data; gix's checkout cannot merge from one tree to another, which
+    // reuse of a worktree needs. Parallel checkout (one worker per core) when
+    // there are many files. LFS files that were pointers at the source stay
+    // pointers: git-lfs writes every file as its pointer, then the others get
+    // their content (from objects that are here, never from the network).
+    let mut read_tree =
+        staged.command(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()]);
+    if !state.lfs_pointers.is_empty() {
+        read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
+    }
+    crate::git::run_command(&mut read_tree, None)?;
+    if !state.lfs_pointers.is_empty() {
+        lfs::smudge_except(&staged, root, &state.lfs_pointers)?;
+    }
 
     // Turn the index (= working files) into the snapshot's index: entries that
     // differ get the staged blob without stat data, so git re-checks them.
@@ -245,7 +355,16 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse:
         &state.worktree_tree.to_string(),
         &state.index_tree.to_string(),
     ])?;
-    let changes = parse_raw_diff(&diff)?;
+    let changes = converted::parse_raw_diff(&diff)?;
+    if state.sparse.is_some() {
+        // Changed and untracked files are in the worktree even outside the sparse patterns.
+        let present: Vec<&BString> = changes
+            .iter()
+            .filter(|c| c.old.as_ref().is_some_and(|(mode, _)| mode != "160000"))
+            .map(|c| &c.path)
+            .collect();
+        materialize(&staged, &present)?;
+    }
     let zero = ObjectId::null(repo.gix.object_hash()).to_string();
     let mut removals = Vec::new();
     let mut updates = Vec::new();
@@ -273,9 +392,25 @@ fn populate_and_verify(path: &Path, expected: &Expected, on_branch: bool, reuse:
         std::fs::rename(&tmp_index, git_dir.join("index"))?;
     }
     if !state.intent_to_add.is_empty() {
-        add_intent_to_add(&git, &repo.workdir()?, &state.intent_to_add)?;
+        add_intent_to_add(&git, root, &state.intent_to_add)?;
     }
-    verify(&repo, expected, on_branch)
+    converted::write_exact_bytes(repo, root, state)?;
+    submodule_restore::restore(repo, root, &state.submodules, pin)
+}
+
+/// Clear the skip-worktree bit of `paths` and write their files.
+fn materialize(staged: &Git, paths: &[&BString]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let mut list = Vec::new();
+    for path in paths {
+        list.extend_from_slice(path);
+        list.push(0);
+    }
+    staged.run_with_input(["update-index", "-z", "--no-skip-worktree", "--stdin"], Some(&list))?;
+    staged.run_with_input(["checkout-index", "-f", "-u", "-z", "--stdin"], Some(&list))?;
+    Ok(())
 }
 
 /// Mark `paths` intent-to-add. `git add -N` needs the file; an entry whose
@@ -315,12 +450,14 @@ fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
 }
 
 /// `root/relative` for a path recorded in a snapshot (which may come from
-/// another machine): plain names only, no `.git`, and no symlink or file on
-/// the way, so a stand-in written there stays inside the worktree.
+/// another machine): plain names only (`worktree_data::is_plain_path`), and
+/// no symlink or file on the way, so a stand-in written there stays inside
+/// the worktree.
 fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    if !is_plain_path(relative) {
-        return Err(bad_intent_to_add(relative));
+    let refused = || worktree_data::not_a_worktree_path("intent-to-add", relative);
+    if !worktree_data::is_plain_path(relative) {
+        return Err(refused());
     }
     let mut path = root.to_path_buf();
     let parts: Vec<&[u8]> = relative.split(|b| *b == b'/').collect();
@@ -328,91 +465,8 @@ fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
         path.push(std::ffi::OsStr::from_bytes(part));
         let last = i + 1 == parts.len();
         if !last && path.symlink_metadata().is_ok_and(|meta| !meta.is_dir()) {
-            return Err(bad_intent_to_add(relative));
+            return Err(refused());
         }
     }
     Ok(path)
-}
-
-/// A path git could track: plain names joined by `/`, none of them `.`, `..` or `.git`.
-fn is_plain_path(path: &[u8]) -> bool {
-    path.split(|b| *b == b'/').all(|part| {
-        !part.is_empty() && part != b"." && part != b".." && !part.eq_ignore_ascii_case(b".git") && !part.contains(&0)
-    })
-}
-
-fn bad_intent_to_add(path: &[u8]) -> Error {
-    Error::refused(
-        "bad_intent_to_add",
-        format!("the snapshot marks {:?} intent-to-add, which is not a path inside the worktree", path.as_bstr()),
-    )
-    .with_help("the snapshot was not made by git-codex-handoff; nothing was changed")
-}
-
-/// Recompute the worktree's state and compare it with the snapshot.
-pub fn verify(repo: &Repo, expected: &Expected, on_branch: bool) -> Result<()> {
-    let actual = snapshot::capture(repo)?;
-    let want = &expected.state;
-    let mut problems = Vec::new();
-    if actual.head != want.head {
-        problems.push(format!("HEAD is {:?}, expected {:?}", actual.head, want.head));
-    }
-    if on_branch && actual.branch != want.branch {
-        problems.push(format!("branch is {:?}, expected {:?}", actual.branch, want.branch));
-    }
-    if actual.index_tree != want.index_tree {
-        problems.push(format!("index tree is {}, expected {}", actual.index_tree, want.index_tree));
-    }
-    if actual.worktree_tree != want.worktree_tree {
-        problems.push(format!("working files tree is {}, expected {}", actual.worktree_tree, want.worktree_tree));
-    }
-    let mut got_ita = actual.intent_to_add.clone();
-    let mut want_ita = want.intent_to_add.clone();
-    got_ita.sort();
-    want_ita.sort();
-    if got_ita != want_ita {
-        problems.push(format!("{} intent-to-add entries, expected {}", got_ita.len(), want_ita.len()));
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(Error::failed(
-        "verify_failed",
-        format!(
-            "the restored worktree {} does not match snapshot {}: {}",
-            repo.workdir()?.display(),
-            expected.snapshot,
-            problems.join("; ")
-        ),
-    )
-    .with_help("the worktree was left as it is for inspection; please report this with the snapshot id"))
-}
-
-struct RawChange {
-    path: BString,
-    /// Mode and id on the new side; `None` when the path is gone there.
-    new: Option<(String, ObjectId)>,
-}
-
-/// Parse `git diff-tree -r -z` raw output.
-fn parse_raw_diff(out: &[u8]) -> Result<Vec<RawChange>> {
-    let bad = || Error::failed("bad_diff", "git diff-tree printed something unexpected");
-    let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());
-    let mut changes = Vec::new();
-    while let Some(header) = fields.next() {
-        let header = header.to_str().map_err(|_| bad())?;
-        let parts: Vec<&str> = header.trim_start_matches(':').split(' ').collect();
-        if parts.len() < 5 {
-            return Err(bad());
-        }
-        let path = fields.next().ok_or_else(bad)?.as_bstr().to_owned();
-        let status = parts[4];
-        let new = if status.starts_with('D') {
-            None
-        } else {
-            Some((parts[1].to_owned(), ObjectId::from_hex(parts[3].as_bytes()).map_err(|_| bad())?))
-        };
-        changes.push(RawChange { path, new });
-    }
-    Ok(changes)
 }

@@ -8,6 +8,9 @@ use gix::ObjectId;
 
 use crate::error::{Context, Error, Result};
 use crate::repo::Repo;
+use crate::thread::submodules::{self, SubmoduleState};
+use crate::thread::worktree_config::{self, Sparse};
+use crate::thread::{converted, lfs};
 
 /// The Git state of one worktree at one moment, as object ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,36 @@ pub struct WorktreeState {
     pub worktree_tree: ObjectId,
     /// Paths added with `git add -N`; a tree cannot tell them apart.
     pub intent_to_add: Vec<BString>,
+    /// Changed files whose bytes are not what git's checkout writes for
+    /// their blob (line-ending conversion, filters): the bytes as blobs.
+    pub exact_bytes: Vec<(BString, ObjectId)>,
+    /// Git LFS files whose working copy is the pointer, not the content.
+    pub lfs_pointers: Vec<BString>,
+    /// The LFS objects the snapshot refers to and its machine has: filled
+    /// in for a departure, to say what must travel; derived from the trees,
+    /// so never a difference of its own.
+    pub lfs_objects: Vec<lfs::Pointer>,
+    /// The sparse-checkout settings, when the worktree is sparse.
+    pub sparse: Option<Sparse>,
+    /// Settings that change the bytes checkout writes (`core.autocrlf`, `core.eol`).
+    pub settings: Vec<(String, String)>,
+    /// Populated submodules, each with its own state, by path.
+    pub submodules: Vec<SubmoduleState>,
+}
+
+impl WorktreeState {
+    /// Sort every list, so two states compare equal whatever order they were read in.
+    pub fn normalize(&mut self) {
+        self.intent_to_add.sort();
+        self.intent_to_add.dedup();
+        self.exact_bytes.sort();
+        self.lfs_pointers.sort();
+        self.lfs_pointers.dedup();
+        self.lfs_objects.sort();
+        self.lfs_objects.dedup();
+        self.settings.sort();
+        self.submodules.sort_by(|a, b| a.path.cmp(&b.path));
+    }
 }
 
 /// Refuse states a snapshot cannot carry exactly: an operation in progress
@@ -93,7 +126,10 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
     let cached_tree =
         index.tree().filter(|t| t.num_entries.is_some()).map(|t| t.id).filter(|id| repo.gix.has_object(*id));
     let (head, branch) = head_of(repo)?;
-    let (changed, changes) = parse_status(&status.finish()?, &repo.workdir()?);
+    let root = repo.workdir()?;
+    let parsed = parse_status(&status.finish()?, &root);
+    let changed = parsed.paths;
+    let mut changes = parsed.changes;
 
     let index_path = repo.gix.index_path();
     let mut tmp = None;
@@ -126,8 +162,32 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
         git.run_with_input(["update-index", "-z", "--add", "--remove", "--stdin"], Some(&list))?;
         parse_id(&git.text(["write-tree"])?)?
     };
+    // The index that holds the working files tree: the copy, or the real one when nothing changed.
+    let staged = tmp.as_ref().map(|(_, git)| git.clone()).unwrap_or_else(|| repo.git());
+    let may_convert = converted::may_convert(repo, &index, &changed);
+    let files = converted::check(repo, head, worktree_tree, &staged, may_convert)?;
     drop(tmp);
-    Ok((WorktreeState { head, branch, index_tree, worktree_tree, intent_to_add }, changes))
+    let mut lfs_pointers = files.pointers;
+    if lfs::in_use(repo) {
+        lfs_pointers.extend(lfs::unsmudged_tracked(repo)?);
+    }
+    let (submodules, submodule_changes) = submodules::capture(repo, &index, &parsed.submodules)?;
+    changes.submodules = submodule_changes;
+    let mut state = WorktreeState {
+        head,
+        branch,
+        index_tree,
+        worktree_tree,
+        intent_to_add,
+        exact_bytes: files.exact_bytes,
+        lfs_pointers,
+        lfs_objects: Vec::new(),
+        sparse: worktree_config::capture_sparse(repo)?,
+        settings: worktree_config::carried_settings(repo),
+        submodules,
+    };
+    state.normalize();
+    Ok((state, changes))
 }
 
 /// The index, read on one thread without verifying its checksum: git is
@@ -150,7 +210,20 @@ fn read_index(repo: &Repo) -> Result<gix::index::File> {
 
 pub fn head_of(repo: &Repo) -> Result<(Option<ObjectId>, Option<String>)> {
     let head = repo.gix.head()?;
-    let branch = head.referent_name().map(|name| name.shorten().to_str_lossy().into_owned());
+    // Branch names travel as JSON text: one that is not UTF-8 would arrive renamed.
+    let branch = match head.referent_name().map(|name| name.shorten()) {
+        Some(name) => Some(name.to_str().map(str::to_owned).map_err(|_| {
+            Error::refused(
+                "branch_not_utf8",
+                format!(
+                    "the branch name {:?} is not valid UTF-8, so it cannot travel with the thread",
+                    name.to_str_lossy()
+                ),
+            )
+            .with_help("rename the branch (`git branch -m <new-name>`), then try again")
+        })?),
+        None => None,
+    };
     let id = head.id().map(|id| id.detach());
     Ok((id, branch))
 }
@@ -201,40 +274,58 @@ impl Status {
     }
 }
 
+/// What one `git status --porcelain=v2 -z` says.
+pub(crate) struct Parsed {
+    /// Paths whose working-tree side differs from the index (modified,
+    /// deleted, untracked, intent-to-add, submodules that moved).
+    pub paths: Vec<BString>,
+    /// The counts of a plan (submodules not yet filled in).
+    pub changes: Changes,
+    /// Submodules with any change: path and the commit HEAD records for it.
+    pub submodules: Vec<(BString, Option<ObjectId>)>,
+}
+
 /// From `git status --porcelain=v2 -z`: the paths whose working-tree side
-/// differs from the index (modified, deleted, untracked, intent-to-add), and
-/// the counts of a plan.
-fn parse_status(out: &[u8], root: &Path) -> (Vec<BString>, Changes) {
+/// differs from the index, and the counts of a plan. A submodule counts as
+/// a submodule change, not as a directory's bytes.
+pub(crate) fn parse_status(out: &[u8], root: &Path) -> Parsed {
     use std::os::unix::ffi::OsStrExt;
     let size = |path: &[u8]| -> u64 {
         std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(path))).map(|m| m.len()).unwrap_or(0)
     };
-    let mut paths = Vec::new();
-    let mut changes = Changes::default();
+    let mut parsed = Parsed { paths: Vec::new(), changes: Changes::default(), submodules: Vec::new() };
     for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
         match record.first() {
             // Ordinary entry: `1 XY sub mH mI mW hH hI path`; X is the index, Y the working tree.
             Some(b'1') => {
                 let fields: Vec<&[u8]> = record.splitn(9, |b| *b == b' ').collect();
-                let (Some(xy), Some(path)) = (fields.get(1), fields.get(8)) else { continue };
+                let (Some(xy), Some(sub), Some(path)) = (fields.get(1), fields.get(2), fields.get(8)) else { continue };
+                if sub.first() == Some(&b'S') {
+                    let head = fields.get(6).and_then(|h| ObjectId::from_hex(h).ok()).filter(|h| !h.is_null());
+                    parsed.submodules.push((path.as_bstr().to_owned(), head));
+                    if xy.get(1) != Some(&b'.') {
+                        parsed.paths.push(path.as_bstr().to_owned());
+                    }
+                    continue;
+                }
                 if xy.first() != Some(&b'.') {
-                    changes.staged += 1;
+                    parsed.changes.staged += 1;
                 }
                 if xy.get(1) != Some(&b'.') {
-                    changes.unstaged += 1;
-                    paths.push(path.as_bstr().to_owned());
+                    parsed.changes.unstaged += 1;
+                    parsed.paths.push(path.as_bstr().to_owned());
                 }
-                changes.bytes += size(path);
+                parsed.changes.bytes += size(path);
             }
             Some(b'?') if record.len() > 2 => {
-                changes.untracked += 1;
-                changes.bytes += size(&record[2..]);
-                paths.push(record[2..].as_bstr().to_owned());
+                parsed.changes.untracked += 1;
+                parsed.changes.bytes += size(&record[2..]);
+                parsed.paths.push(record[2..].as_bstr().to_owned());
             }
             _ => {}
         }
     }
-    (paths, changes)
+    parsed
 }
 
 /// A private copy of the index and a git bound to it.
@@ -281,9 +372,35 @@ pub struct Changes {
     pub untracked: usize,
     /// Bytes of the changed and untracked files in the working tree.
     pub bytes: u64,
+    /// Submodules with changes of their own, nested ones by their full path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub submodules: Vec<SubmoduleChange>,
+}
+
+/// What changed in one submodule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubmoduleChange {
+    pub path: String,
+    /// Commits on the submodule's HEAD that the superproject's HEAD does not
+    /// record (`None` when git cannot count them, e.g. HEAD records an unknown commit).
+    pub new_commits: Option<u64>,
+    pub staged: usize,
+    pub unstaged: usize,
+    pub untracked: usize,
+    pub bytes: u64,
 }
 
 pub fn count_changes(repo: &Repo) -> Result<Changes> {
-    let out = repo.git().run(["status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames"])?;
-    Ok(parse_status(&out, &repo.workdir()?).1)
+    let out = repo.git().run([
+        "status",
+        "--porcelain=v2",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+        "--ignore-submodules=none",
+    ])?;
+    let parsed = parse_status(&out, &repo.workdir()?);
+    let mut changes = parsed.changes;
+    changes.submodules = submodules::count(repo, &parsed.submodules)?;
+    Ok(changes)
 }

@@ -8,12 +8,13 @@
 //!    previous T and the previous S, so every snapshot of a thread stays
 //!    reachable from its ref and survives `git gc`.
 
-use gix::bstr::{BString, ByteSlice};
+use gix::bstr::ByteSlice;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
 use gix::ObjectId;
 
 use crate::error::{Context, Error, Result};
+use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread::snapshot::WorktreeState;
 use crate::thread::state::ThreadState;
@@ -25,9 +26,8 @@ pub use super::resolve::resolve;
 
 pub const THREAD_REF_PREFIX: &str = "refs/codex-handoff/threads/";
 pub const NOTES_REF: &str = "refs/notes/codex-handoff";
-/// File names inside the thread-data tree.
+/// The transcript's file name inside the thread-data tree (`worktree_data` names the others).
 pub const TRANSCRIPT_FILE: &str = "transcript";
-pub const INTENT_TO_ADD_FILE: &str = "intent-to-add";
 
 /// A thread as found in the store: its latest snapshot and the state noted on it.
 #[derive(Debug, Clone)]
@@ -39,15 +39,11 @@ pub struct Thread {
 impl Thread {
     /// Where the thread is, as this computer names it: `local`, the host name
     /// this computer handed it to, or else the owner machine's own name.
-    pub fn owner_name(&self, this_machine: &str) -> String {
-        if self.state.owner_machine == this_machine {
+    pub fn owner_name(&self, this_machine: &Machine) -> String {
+        if self.state.owned_by(this_machine) {
             "local".to_owned()
         } else {
-            // A host name means something only on the machine that named it.
-            match &self.state.handoff {
-                Some(h) if h.initiator == this_machine && h.to_machine == self.state.owner_machine => h.to.clone(),
-                _ => self.state.owner_machine.clone(),
-            }
+            self.state.sent_by(this_machine).unwrap_or(&self.state.owner_machine).to_owned()
         }
     }
 }
@@ -161,6 +157,7 @@ pub fn write_snapshot(
     transcript: Option<crate::thread::transcript::TranscriptBlob>,
     notes_ref: &str,
 ) -> Result<Thread> {
+    state.schema = crate::thread::state::SCHEMA;
     let signature = signature(repo);
     let head_parents: Vec<ObjectId> = worktree.head.into_iter().collect();
 
@@ -192,15 +189,8 @@ pub fn write_snapshot(
     let transcript = transcript.id;
     let mut data_tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
     data_tree.upsert(TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, transcript)?;
-    if !worktree.intent_to_add.is_empty() {
-        let mut list = Vec::new();
-        for path in &worktree.intent_to_add {
-            list.extend_from_slice(path);
-            list.push(0);
-        }
-        let blob = repo.gix.write_blob(&list)?.detach();
-        data_tree.upsert(INTENT_TO_ADD_FILE, gix::object::tree::EntryKind::Blob, blob)?;
-    }
+    // Intent-to-add paths, exact bytes, LFS, sparse checkout, settings, submodule snapshots.
+    crate::thread::worktree_data::write(repo, &mut data_tree, worktree, &thread_ref(&state.uuid))?;
     let data_tree = data_tree.write()?.detach();
     let mut data_parents = Vec::new();
     data_parents.extend(previous_data);
@@ -229,7 +219,7 @@ pub fn write_snapshot(
     state.data_commit = data_commit.to_string();
     state.intent_to_add = worktree.intent_to_add.len();
 
-    state.source_machine = Some(crate::repo::machine_name(Some(repo)));
+    state.set_source(&Machine::this(Some(repo))?);
     write_note(repo, notes_ref, snapshot, &state)?;
     Ok(Thread { snapshot, state })
 }
@@ -299,15 +289,6 @@ pub fn transcript_blob(repo: &Repo, data_commit: ObjectId) -> Result<ObjectId> {
         .ok_or_else(|| Error::failed("transcript_missing", format!("thread data {data_commit} has no transcript")))
 }
 
-/// Intent-to-add paths recorded in thread-data commit `data_commit`.
-pub fn intent_to_add_paths(repo: &Repo, data_commit: ObjectId) -> Result<Vec<BString>> {
-    let Some(blob) = data_entry(repo, data_commit, INTENT_TO_ADD_FILE)? else {
-        return Ok(Vec::new());
-    };
-    let data = repo.gix.find_blob(blob)?.data.clone();
-    Ok(data.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| p.as_bstr().to_owned()).collect())
-}
-
 fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<ObjectId>> {
     let tree = repo.gix.find_commit(data_commit)?.tree()?;
     Ok(tree.find_entry(name).map(|e| e.object_id()))
@@ -318,7 +299,7 @@ pub fn parse_hex(text: &str) -> Result<ObjectId> {
 }
 
 /// The identity snapshot commits are made with: the user's, or a fixed one.
-fn signature(repo: &Repo) -> gix::actor::Signature {
+pub(crate) fn signature(repo: &Repo) -> gix::actor::Signature {
     let (name, email) = match repo.gix.committer() {
         Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
         _ => ("git-codex-handoff".into(), "git-codex-handoff@localhost".into()),
@@ -326,7 +307,7 @@ fn signature(repo: &Repo) -> gix::actor::Signature {
     gix::actor::Signature { name, email, time: gix::date::Time::now_utc() }
 }
 
-fn write_commit(
+pub(crate) fn write_commit(
     repo: &Repo,
     signature: &gix::actor::Signature,
     message: String,

@@ -141,7 +141,19 @@ pub fn make_home(home: &Path, machine: &str) -> PathBuf {
         ),
     )
     .unwrap();
+    // Each HOME is its own machine: a machine id of its own, as first use would make.
+    let state = home.join(".local/state/git-codex-handoff");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("machine-id"), format!("{}\n", fresh_id(machine))).unwrap();
     home.to_owned()
+}
+
+/// An id no other test HOME has.
+pub fn fresh_id(machine: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("test-{machine}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 #[derive(Debug)]

@@ -3,12 +3,16 @@
 mod clones;
 mod codex;
 mod codex_cli;
+#[cfg(feature = "test-faults")]
+mod crashes;
 mod git_command;
 mod handoff;
 mod harness;
 mod layers;
 mod mock_model;
+mod ownership;
 mod refusals;
+mod repos;
 mod roundtrip;
 mod running;
 mod security;

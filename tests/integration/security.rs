@@ -114,6 +114,8 @@ struct RawHelper {
     child: Child,
     input: ChildStdin,
     output: BufReader<ChildStdout>,
+    /// The host's machine id, as its hello says.
+    machine_id: String,
 }
 
 impl RawHelper {
@@ -131,9 +133,10 @@ impl RawHelper {
             .unwrap();
         let input = child.stdin.take().unwrap();
         let output = BufReader::new(child.stdout.take().unwrap());
-        let mut helper = RawHelper { child, input, output };
-        let hello = helper.call("hello", json!({ "protocol": 1 }));
+        let mut helper = RawHelper { child, input, output, machine_id: String::new() };
+        let hello = helper.call("hello", json!({ "protocol": 2 }));
         assert_eq!(hello["ok"], true, "{hello}");
+        helper.machine_id = hello["result"]["machine_id"].as_str().unwrap_or_default().to_owned();
         helper
     }
 
@@ -220,6 +223,7 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
     let fingerprint = projects["result"]["projects"][0]["fingerprint"].as_str().unwrap().to_owned();
     let found = helper.call("find_project", json!({ "fingerprint": fingerprint, "subdirectory": "" }));
     let repo = found["result"]["repo"].as_str().unwrap().to_owned();
+    let host_id = helper.machine_id.clone();
     let before = digest(&w, &[]);
 
     // 1. A note whose Codex session file is "../../.ssh/authorized_keys", its
@@ -227,6 +231,7 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
     let escape = craft(env, &env.home, &w.laptop, &base, &session_then("ssh-ed25519 AAAA attacker\n"), None, |note| {
         note["epoch"] = json!(1);
         note["owner_machine"] = json!("devbox");
+        note["owner_machine_id"] = json!(host_id);
         note["transcript"]["codex_session"] = json!(SESSION);
         note["transcript"]["codex_rollout"] = json!("../../.ssh/authorized_keys");
     });
@@ -249,6 +254,7 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
     let other_thread = craft(env, &env.home, &w.laptop, &base, b"", None, |note| {
         note["epoch"] = json!(1);
         note["owner_machine"] = json!("devbox");
+        note["owner_machine_id"] = json!(host_id);
         note["uuid"] = json!(hostile_uuid);
     });
     push(&w, &repo, &incoming(&other_thread)).unwrap();
@@ -262,10 +268,11 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
     let ita = craft(env, &env.home, &w.laptop, &base, b"", Some(b"../../../../../outside.txt\0"), |note| {
         note["epoch"] = json!(1);
         note["owner_machine"] = json!("devbox");
+        note["owner_machine_id"] = json!(host_id);
     });
     push(&w, &repo, &incoming(&ita)).unwrap();
     let answer = helper.call("receive", json!({ "repo": repo, "uuid": uuid, "snapshot": ita }));
-    assert_refused(&answer, 4, "bad_intent_to_add");
+    assert_refused(&answer, 4, "bad_snapshot_path");
     assert_unchanged(&before, &digest(&w, &[]), "intent-to-add paths outside the worktree");
 
     // 4. Garbage and unknown requests get answers, not a crash.
@@ -306,16 +313,16 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
 
 /// A helper that answers a hand-back with a snapshot prepared on the host
 /// (`refs/codex-handoff/outgoing/<uuid>`), as a hostile or compromised host would.
-fn hostile_helper(path: &Path, repo: &Path, snapshot: &str, epoch: u64) {
+fn hostile_helper(path: &Path, repo: &Path, snapshot: &str, epoch: u64, machine_id: &str) {
     let repo = repo.display();
     let script = format!(
         r#"#!/bin/sh
 while IFS= read -r line; do
   case "$line" in
-    *'"op":"hello"'*) echo '{{"ok":true,"result":{{"protocol":1,"version":"0.1.0","machine":"devbox"}}}}' ;;
+    *'"op":"hello"'*) echo '{{"ok":true,"result":{{"protocol":2,"version":"0.1.0","machine":"devbox","machine_id":"{machine_id}"}}}}' ;;
     *'"op":"find_project"'*) echo '{{"ok":true,"result":{{"repo":"{repo}","project":"{repo}"}}}}' ;;
     *'"op":"status"'*) echo '{{"ok":true,"result":{{"branch":null,"changes":{{"staged":0,"unstaged":0,"untracked":0,"bytes":0}}}}}}' ;;
-    *'"op":"begin"'*) echo '{{"ok":true,"result":{{"thread":{{"epoch":{epoch},"owner_machine":"devbox","snapshot":"{snapshot}"}}}}}}' ;;
+    *'"op":"begin"'*) echo '{{"ok":true,"result":{{"thread":{{"epoch":{epoch},"owner_machine":"devbox","owner_machine_id":"{machine_id}","snapshot":"{snapshot}"}}}}}}' ;;
     *'"op":"depart"'*) echo '{{"ok":true,"result":{{"snapshot":"{snapshot}"}}}}' ;;
     *'"op":"release"'*) echo '{{"ok":true,"result":{{}}}}' ;;
     *'"op":"bye"'*) exit 0 ;;
@@ -336,10 +343,15 @@ fn a_hostile_host_cannot_write_outside_its_place_here() {
     let out = w.run(&["1", "devbox", "--json"]).success().json();
     let uuid = out["uuid"].as_str().unwrap().to_owned();
     let there = out["snapshot"].as_str().unwrap().to_owned();
+    let note: Value =
+        serde_json::from_str(&env.git(&w.laptop, &["notes", "--ref", "codex-handoff", "show", &there])).unwrap();
+    let (host_id, laptop_id) = (note["owner_machine_id"].clone(), note["source_machine_id"].clone());
+    assert!(host_id.is_string() && laptop_id.is_string(), "{note}");
     // On the host: a snapshot whose note sends the transcript to ~/laptop-pwned.txt here.
     let snapshot = craft(env, &w.remote_home, &w.remote_clone, &there, &session_then("pwned\n"), None, |note| {
         note["epoch"] = json!(2);
         note["owner_machine"] = json!("laptop");
+        note["owner_machine_id"] = laptop_id.clone();
         note["transcript"]["codex_session"] = json!(SESSION);
         note["transcript"]["codex_rollout"] = json!("../../laptop-pwned.txt");
     });
@@ -349,7 +361,7 @@ fn a_hostile_host_cannot_write_outside_its_place_here() {
         &["update-ref", &format!("refs/codex-handoff/staged/{uuid}/notes"), "refs/notes/crafted"],
     );
     let script = env.path("hostile-helper");
-    hostile_helper(&script, &w.remote_clone.join(".git"), &snapshot, 1);
+    hostile_helper(&script, &w.remote_clone.join(".git"), &snapshot, 1, host_id.as_str().unwrap());
     env.git(&w.laptop, &["config", "--global", "codex-handoff.devbox.helper", script.to_str().unwrap()]);
 
     let before = digest(&w, &[]);
@@ -363,6 +375,7 @@ fn a_hostile_host_cannot_write_outside_its_place_here() {
     let other = craft(env, &w.remote_home, &w.remote_clone, &there, b"", None, |note| {
         note["epoch"] = json!(2);
         note["owner_machine"] = json!("laptop");
+        note["owner_machine_id"] = laptop_id.clone();
         note["uuid"] = json!("aaaaaaa\u{e9}-0000-4000-8000-000000000000");
     });
     w.git_remote(&w.remote_clone, &["update-ref", &format!("refs/codex-handoff/outgoing/{uuid}"), &other]);
@@ -370,7 +383,7 @@ fn a_hostile_host_cannot_write_outside_its_place_here() {
         &w.remote_clone,
         &["update-ref", &format!("refs/codex-handoff/staged/{uuid}/notes"), "refs/notes/crafted"],
     );
-    hostile_helper(&script, &w.remote_clone.join(".git"), &other, 1);
+    hostile_helper(&script, &w.remote_clone.join(".git"), &other, 1, host_id.as_str().unwrap());
     let before = digest(&w, &[]);
     w.run(&["1", "local"]).fails_with(4, "its note names thread");
     assert_unchanged(&before, &digest(&w, &[]), "a hand-back of another thread's note");
@@ -563,14 +576,13 @@ fn odd_and_hostile_input_ends_in_clear_errors() {
     w.run(&["project", "save", "--host", "devbox", link.to_str().unwrap()]).fails_with(4, "not a UTF-8 path");
     assert_unchanged(&before, &digest(&w, &made), "non-UTF-8 directories");
 
-    // A lock file left empty by a crash blocks only while it could be in the making.
+    // A lock file left empty or garbled by a crash blocks nobody (the lock is
+    // the process's flock, not the file's content).
     let uuid = w.run(&["thread", "show", "1", "--json"]).success().json()["uuid"].as_str().unwrap().to_owned();
     let lock = w.laptop.join(format!(".git/codex-handoff/locks/{uuid}.lock"));
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-    let file = std::fs::File::create(&lock).unwrap();
-    w.run(&["thread", "snapshot", "1"]).fails_with(4, "is busy");
-    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)).unwrap();
-    drop(file);
-    w.run(&["thread", "snapshot", "1"]).success();
-    assert!(!lock.exists());
+    for left_behind in [&b""[..], b"\xff\xfe not a pid", b"999999999\n"] {
+        std::fs::write(&lock, left_behind).unwrap();
+        w.run(&["thread", "snapshot", "1"]).success();
+    }
 }

@@ -132,8 +132,11 @@ fn snapshots_chain_and_survive_gc_and_are_readable_with_plain_git() {
     // Plain git reads the state.
     let note = env.git(&repo, &["notes", "--ref", "codex-handoff", "show", &second]);
     let state: serde_json::Value = serde_json::from_str(&note).unwrap();
-    assert_eq!(state["schema"], 1);
+    assert_eq!(state["schema"], 2);
     assert_eq!(state["number"], 1);
+    assert_eq!(state["owner_machine"], "laptop");
+    let id = std::fs::read_to_string(env.home.join(".local/state/git-codex-handoff/machine-id")).unwrap();
+    assert_eq!(state["owner_machine_id"], id.trim(), "ownership is recorded by machine id");
 
     // gc keeps every snapshot, and fsck finds nothing the store needs unreachable.
     env.git(&repo, &["gc", "-q", "--prune=now"]);
@@ -170,6 +173,7 @@ fn new_with_branch_moves_head_only() {
 
 #[test]
 fn a_busy_thread_is_refused_and_a_stale_lock_is_taken_over() {
+    use std::os::fd::AsRawFd;
     let env = TestEnv::new();
     let repo = env.committed_repo("repo");
     let thread = new_thread(&env, &repo, "locked");
@@ -177,18 +181,21 @@ fn a_busy_thread_is_refused_and_a_stale_lock_is_taken_over() {
     let locks = repo.join(".git/codex-handoff/locks");
     std::fs::create_dir_all(&locks).unwrap();
     let lock = locks.join(format!("{uuid}.lock"));
-    // Held by a live process (this test).
-    std::fs::write(&lock, format!("{} laptop\n", std::process::id())).unwrap();
+    // Held by a live process (this test), as the tool holds it: an OS lock on the file.
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let held = std::fs::File::open(&lock).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
     let before = env.git(&repo, &["for-each-ref"]);
     env.run(&repo, &["thread", "snapshot", "1"]).fails_with(4, "is busy").fails_with(4, "pid");
     assert_eq!(env.git(&repo, &["for-each-ref"]), before);
-    // Left by a process that is gone.
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let pid = gone.id();
-    gone.wait().unwrap();
-    std::fs::write(&lock, format!("{pid} laptop\n")).unwrap();
-    env.run(&repo, &["thread", "snapshot", "1"]).success();
-    assert!(!lock.exists(), "the lock is released afterwards");
+    // The same file, left by a process that is gone (nobody holds it), empty or not.
+    drop(held);
+    for left in [&b""[..], b"12345\n", b"garbage"] {
+        std::fs::write(&lock, left).unwrap();
+        env.run(&repo, &["thread", "snapshot", "1"]).success();
+        assert!(!lock.exists(), "the lock is released afterwards");
+    }
 }
 
 #[test]

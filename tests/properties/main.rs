@@ -107,7 +107,7 @@ fn helper_input() -> impl Strategy<Value = Vec<u8>> {
     (any::<bool>(), prop::collection::vec(request_line(), 0..6)).prop_map(|(hello, lines)| {
         let mut input = Vec::new();
         if hello {
-            input.extend_from_slice(b"{\"op\":\"hello\",\"params\":{\"protocol\":1}}\n");
+            input.extend_from_slice(b"{\"op\":\"hello\",\"params\":{\"protocol\":2}}\n");
         }
         for line in lines {
             input.extend_from_slice(&line);
@@ -273,7 +273,7 @@ fn the_fuzz_corpus_replays_cleanly() {
 #[test]
 fn generated_requests_reach_the_saved_project() {
     let input = format!(
-        "{{\"op\":\"hello\",\"params\":{{\"protocol\":1}}}}\n{{\"op\":\"begin\",\"params\":{{\"repo\":\"@R\",\"uuid\":\"{THREAD}\"}}}}\n\
+        "{{\"op\":\"hello\",\"params\":{{\"protocol\":2}}}}\n{{\"op\":\"begin\",\"params\":{{\"repo\":\"@R\",\"uuid\":\"{THREAD}\"}}}}\n\
          {{\"op\":\"status\",\"params\":{{\"repo\":\"@R\",\"uuid\":\"{THREAD}\"}}}}\n{{\"op\":\"projects\",\"params\":{{}}}}\n"
     );
     let answers = cases::helper_answers(input.as_bytes());

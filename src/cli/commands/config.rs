@@ -106,6 +106,7 @@ fn effective(setting: &Setting, values: &[&Found], repo: Option<&crate::repo::Re
             Some(repo) => crate::repo::machine_name(Some(repo)),
             None => crate::config::machine_name(),
         }),
+        crate::machine::MACHINE_ID_KEY => crate::machine::known_id(),
         "codex-handoff.worktreeRoot" => crate::config::worktree_root().ok().map(|p| p.to_string_lossy().into_owned()),
         git_config::ALLOW_COMMITS_ELSEWHERE => Some("false".to_owned()),
         _ => None,

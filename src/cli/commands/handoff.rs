@@ -123,6 +123,9 @@ fn plan_text(plan: &Plan) -> String {
         c.untracked,
         human_bytes(c.bytes)
     );
+    for sub in &c.submodules {
+        text += &format!("\n  {}: {}", sub.path, submodule_text(sub));
+    }
     if plan.transcript_bytes > 0 {
         text += &format!("\n  conversation  copied to {} ({})", plan.to, human_bytes(plan.transcript_bytes));
     }
@@ -135,6 +138,30 @@ fn plan_text(plan: &Plan) -> String {
     }
     if plan.running {
         text += "\n  running   its command will be interrupted (SIGINT) before the transfer";
+    }
+    text
+}
+
+/// "1 new commit, 1 unstaged, 2 untracked (12 B)": what changed in one submodule.
+fn submodule_text(sub: &crate::thread::snapshot::SubmoduleChange) -> String {
+    let plural = |n: u64, one: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") };
+    let mut parts = Vec::new();
+    match sub.new_commits {
+        Some(0) => {}
+        Some(n) => parts.push(plural(n, "new commit")),
+        None => parts.push("moved to a commit the superproject does not record".to_owned()),
+    }
+    for (n, what) in [(sub.staged, "staged"), (sub.unstaged, "unstaged"), (sub.untracked, "untracked")] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        return "unchanged".to_owned();
+    }
+    let mut text = parts.join(", ");
+    if sub.bytes > 0 {
+        text += &format!(" ({})", human_bytes(sub.bytes));
     }
     text
 }

@@ -90,6 +90,7 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({
         "host": host.name,
         "machine": conn.hello.machine,
+        "machine_id": conn.hello.machine_id,
         "helper_version": conn.hello.version,
         "client_version": env!("CARGO_PKG_VERSION"),
         "protocol": conn.hello.protocol,

@@ -35,18 +35,19 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
 
 /// A thread as editors see it (`--json`): DESIGN §3 field names. `status`
 /// is live: `running` while `thread run` has its command going.
-pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &str) -> Value {
+pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &crate::machine::Machine) -> Value {
     let s = &thread.state;
     let running = matches!(crate::thread::running::current(repo, &s.uuid), Ok(Some(_)));
     let status = if running { crate::thread::state::Status::Running } else { s.status };
     json!({
-        "schema": s.schema,
+        "schema": crate::cli::manual::JSON_SCHEMA,
         "number": s.number,
         "uuid": s.uuid,
         "title": s.title,
         "branch": s.branch,
         "owner": thread.owner_name(this_machine),
         "owner_machine": s.owner_machine,
+        "owner_machine_id": s.owner_machine_id,
         "status": status,
         "codex_session": s.transcript.codex_session,
         "epoch": s.epoch,

@@ -8,10 +8,11 @@ use crate::cli::commands::thread_view;
 use crate::cli::output::Ui;
 use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::error::{Error, Result};
-use crate::repo::{absolute, machine_name, Repo};
+use crate::machine::Machine;
+use crate::repo::{absolute, Repo};
 use crate::text::printable;
 use crate::thread::state::Status;
-use crate::thread::{self, restore, store};
+use crate::thread::{self, store};
 
 pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -27,7 +28,7 @@ pub fn run(command: ThreadCommand, ui: &mut Ui) -> Result<()> {
 
 fn new(args: ThreadNewArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = thread::create(&repo, &machine, args.title, args.branch, args.codex_session)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     ui.say(format!(
@@ -45,7 +46,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     if args.codex {
         return list_codex(&repo, ui);
     }
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
     let threads: Vec<store::Thread> = store::list(&repo)?
         .into_iter()
@@ -122,7 +123,7 @@ fn within(dir: &str, project: &str) -> bool {
 
 fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = store::resolve(&repo, &args.thread)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
@@ -152,6 +153,7 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
                 "snapshot": id.to_string(),
                 "epoch": s.epoch,
                 "owner_machine": s.owner_machine,
+                "owner_machine_id": s.owner_machine_id,
                 "status": s.status,
                 "branch": s.branch,
                 "head": s.head,
@@ -181,7 +183,7 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 
 fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = thread::checkpoint(&repo, &machine, &args.thread)?;
     ui.json(&json!({ "snapshot": thread.snapshot.to_string(), "thread": thread_view(&repo, &thread, &machine) }));
     ui.say(thread.snapshot.to_string());
@@ -191,9 +193,8 @@ fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let thread = store::resolve(&repo, &args.thread)?;
-    let expected = restore::Expected::of(&repo, &thread)?;
     let dir: PathBuf = absolute(&args.dir);
-    let restored = restore::into_new_worktree(&repo, &expected, &dir, args.detach)?;
+    let restored = thread::restore_copy(&repo, &thread, &dir, args.detach)?;
     ui.json(&json!({
         "thread": thread.state.uuid,
         "snapshot": thread.snapshot.to_string(),
@@ -213,9 +214,9 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
 /// Run the thread's agent command in its worktree; exits with its exit code.
 fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let machine = machine_name(Some(&repo));
+    let machine = Machine::this(Some(&repo))?;
     let thread = store::resolve(&repo, &args.thread)?;
-    if thread.state.owner_machine != machine {
+    if !thread.state.owned_by(&machine) {
         return Err(Error::refused(
             "not_owner",
             format!("thread #{} is on {}, not on this machine", thread.state.number, thread.state.owner_machine),

@@ -30,6 +30,10 @@ pub fn start(host: &Host) -> Result<LocalLink> {
         "GIT_PREFIX",
         "GIT_CONFIG_GLOBAL",
         "CODEX_HOME",
+        // The helper plays another machine: its own state, config and machine id under its HOME.
+        "XDG_STATE_HOME",
+        "XDG_CONFIG_HOME",
+        crate::fault::ENV,
     ] {
         cmd.env_remove(var);
     }
@@ -69,6 +73,9 @@ impl Link for LocalLink {
         self.0.stderr_text()
     }
     fn connection_failed(&self, _exit_code: Option<i32>) -> bool {
+        false
+    }
+    fn connection_lost(&self, _stderr: &str) -> bool {
         false
     }
     fn git_url(&self, path: &str) -> String {

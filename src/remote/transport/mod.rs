@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::protocol::{self, Hello, Request, Response, PROTOCOL_MAX, PROTOCOL_MIN};
+use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
 
@@ -42,6 +42,8 @@ pub trait Link {
     fn stderr_text(&self) -> String;
     /// Did connecting itself fail (rather than the helper)?
     fn connection_failed(&self, exit_code: Option<i32>) -> bool;
+    /// After the session started: does what the transport said mean the connection dropped?
+    fn connection_lost(&self, stderr: &str) -> bool;
     /// The URL git uses to reach the repository at `path` on the host.
     fn git_url(&self, path: &str) -> String;
     /// Environment for git commands that talk to the host over this connection.
@@ -74,23 +76,41 @@ impl Connection {
                     )))
             }
         };
-        let placeholder = Hello { protocol: 0, version: String::new(), machine: String::new(), worktree_root: None };
+        let placeholder = Hello {
+            protocol: 0,
+            version: String::new(),
+            machine: String::new(),
+            machine_id: String::new(),
+            worktree_root: None,
+        };
         let mut conn = Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, link };
         let hello: Hello = conn.call_by(
             "hello",
-            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MIN, "version": env!("CARGO_PKG_VERSION") }),
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
+            || {},
             Some((started + timeout, timeout)),
         )?;
-        if hello.protocol < PROTOCOL_MIN || hello.protocol > PROTOCOL_MAX {
+        if hello.protocol < PROTOCOL_MACHINE_IDS || hello.protocol > PROTOCOL_MAX {
             return Err(Error::new(
                 Kind::Helper,
                 "helper_incompatible",
                 format!(
-                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MIN}-{PROTOCOL_MAX}",
+                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
                     host.name, hello.version, hello.protocol
                 ),
             )
             .with_help(install_help(host)));
+        }
+        if crate::machine::check_id(&hello.machine_id).is_err() {
+            return Err(Error::new(
+                Kind::Helper,
+                "helper_incompatible",
+                format!("the helper on {} (version {}) does not say which machine it is", host.name, hello.version),
+            )
+            .with_help(install_help(host)));
+        }
+        if hello.machine_id == crate::machine::this_id()? {
+            return Err(same_machine(host, &hello.machine_id));
         }
         conn.hello = hello;
         conn.connect_time = started.elapsed();
@@ -99,19 +119,26 @@ impl Connection {
 
     /// Send one request and wait for its answer.
     pub fn call<T: DeserializeOwned>(&mut self, op: &str, params: Value) -> Result<T> {
-        self.call_by(op, params, None)
+        self.call_then(op, params, || {})
     }
 
-    /// `call`, giving up at `deadline` (the instant, and the limit it came from).
+    /// [`Connection::call`], running `sent` once the request is on its way
+    /// (while the helper works on it).
+    pub fn call_then<T: DeserializeOwned>(&mut self, op: &str, params: Value, sent: impl FnOnce()) -> Result<T> {
+        self.call_by(op, params, sent, None)
+    }
+
+    /// `call_then`, giving up at `deadline` (the instant, and the limit it came from).
     fn call_by<T: DeserializeOwned>(
         &mut self,
         op: &str,
         params: Value,
+        sent: impl FnOnce(),
         deadline: Option<(Instant, Duration)>,
     ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         let sent = match self.link.input() {
-            Some(input) => protocol::write_json(input, &request),
+            Some(input) => protocol::write_json(input, &request).map(|()| sent()),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
         let line = match (sent, deadline) {
@@ -183,14 +210,43 @@ impl Connection {
         .with_source(source)
     }
 
-    /// Why the helper stopped answering: unreachable host, missing helper, or a crash.
+    /// Why the helper stopped answering: unreachable host, missing helper,
+    /// a crash of the helper or a connection lost after it had started.
     fn failure(&mut self, op: &str) -> Error {
         self.link.close_input();
         let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
         std::thread::sleep(Duration::from_millis(50));
-        let stderr = crate::text::printable_lines(self.link.stderr_text().trim());
+        // The helper logs each request it serves; what it said besides is the news.
+        let stderr: Vec<String> = self
+            .link
+            .stderr_text()
+            .lines()
+            .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
+            .map(str::to_owned)
+            .collect();
+        // The other machine's words: shown as text, never as terminal controls.
+        let stderr = crate::text::printable_lines(stderr.join("\n").trim());
         let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
         let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
+        // After the hello the connection was up: ssh's 255 then also means the
+        // helper died of a signal, not that the host could not be reached.
+        let started = self.hello.protocol != 0;
+        if started {
+            let step = step_of(op);
+            if self.link.connection_lost(&stderr) {
+                return Error::new(
+                    Kind::Unreachable,
+                    "connection_lost",
+                    format!("the connection to {} was lost during {step}{said}", self.host.name),
+                )
+                .with_help(RERUN_HELP);
+            }
+            return Error::failed(
+                "helper_died",
+                format!("the helper on {} stopped during {step}{said}", self.host.name),
+            )
+            .with_help(RERUN_HELP);
+        }
         if self.link.connection_failed(code) {
             return Error::new(
                 Kind::Unreachable,
@@ -210,8 +266,8 @@ impl Connection {
             )
             .with_help(install_help(&self.host));
         }
-        Error::failed("helper_died", format!("the helper on {} stopped during {op}{said}", self.host.name))
-            .with_help("run the same command again: it finishes or cleanly restarts the handoff")
+        Error::failed("helper_died", format!("the helper on {} stopped during {}{said}", self.host.name, step_of(op)))
+            .with_help(RERUN_HELP)
     }
 
     /// The URL git uses to reach the repository at `path` on the host.
@@ -242,6 +298,45 @@ impl Drop for Connection {
             self.link.kill();
         }
     }
+}
+
+/// How the helper's log lines on stderr begin.
+const HELPER_LOG: &str = "git-codex-handoff helper: ";
+
+const RERUN_HELP: &str = "run the same command again: it finishes or cleanly restarts the handoff";
+
+/// A request as the step of a handoff it is, for messages.
+fn step_of(op: &str) -> String {
+    match op {
+        "hello" => "the start of the session".into(),
+        "find_project" => "the search for the project".into(),
+        "plan" => "planning".into(),
+        "begin" => "the start of the handoff".into(),
+        "status" => "reading the thread's state".into(),
+        "receive" => "the restore".into(),
+        "depart" => "the snapshot".into(),
+        "release" => "letting go of the thread".into(),
+        other => format!("`{other}`"),
+    }
+}
+
+/// Two machines with one id would both believe they own a thread.
+fn same_machine(host: &Host, id: &str) -> Error {
+    let file =
+        crate::machine::id_file().map(|p| p.display().to_string()).unwrap_or_else(|_| "the machine-id file".into());
+    Error::refused(
+        "same_machine_id",
+        format!(
+            "{} answered with this computer's own machine id ({id}): the two cannot tell each other apart",
+            host.name
+        ),
+    )
+    .with_help(format!(
+        "a copied home directory or a synced `{}` setting gives two machines one id; on one of them (one that owns \
+         no threads), remove {file} and unset {} so it makes a new id",
+        crate::machine::MACHINE_ID_KEY,
+        crate::machine::MACHINE_ID_KEY
+    ))
 }
 
 pub fn install_help(host: &Host) -> String {

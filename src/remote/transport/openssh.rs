@@ -127,6 +127,12 @@ impl Link for OpensshLink {
     fn connection_failed(&self, exit_code: Option<i32>) -> bool {
         exit_code == Some(255)
     }
+    /// ssh's own words when the connection drops (the helper's death says none of these).
+    fn connection_lost(&self, stderr: &str) -> bool {
+        ["closed by remote host", "Broken pipe", "Connection reset", "Timeout, server", "client_loop:"]
+            .iter()
+            .any(|s| stderr.contains(s))
+    }
     fn git_url(&self, path: &str) -> String {
         if self.destination.starts_with("ssh://") {
             format!("{}{}", self.destination.trim_end_matches('/'), path)

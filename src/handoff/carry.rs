@@ -1,0 +1,246 @@
+//! What travels beside a snapshot's own commits, over the handoff's
+//! connection: each submodule's snapshot, pushed or fetched between module
+//! repositories (`<git dir>/modules/<name>`) by git, and the Git LFS
+//! objects the destination lacks, as the blobs of one carrier commit that
+//! goes with the snapshot in the same push or fetch. git's pack protocol
+//! compresses and streams them, and sends only objects the other side
+//! lacks; no LFS server is involved.
+
+use gix::ObjectId;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::remote::transport::Connection;
+use crate::repo::Repo;
+use crate::thread::carried;
+use crate::thread::lfs::{self, Pointer};
+use crate::thread::restore::Expected;
+use crate::thread::store::{self, Thread};
+use crate::thread::submodules::{self, Carry, ModuleSource};
+use crate::thread::worktree_data;
+
+/// LFS oids per request: keeps each protocol line far below its limit.
+const BATCH: usize = 4000;
+
+/// The submodule snapshots and LFS objects of a snapshot taken here in the worktree `worktree`.
+pub(super) struct Carried {
+    pub modules: Vec<Carry>,
+    pub lfs: Vec<Pointer>,
+}
+
+pub(super) fn of_departure(repo: &Repo, worktree: &Repo, departing: &Thread) -> Result<Carried> {
+    let expected = Expected::of(repo, departing, &ModuleSource::Worktree(worktree.workdir()?))?;
+    Ok(Carried { modules: submodules::carries(&expected.state.submodules), lfs: expected.state.lfs_objects })
+}
+
+/// Push each submodule snapshot into the host's module repository, under the thread's incoming ref.
+pub(super) fn push_submodules(conn: &Connection, project_repo: &str, uuid: &str, modules: &[Carry]) -> Result<()> {
+    for carry in modules {
+        let mut cmd = Git::new(&carry.git_dir, None).command([
+            "push",
+            "--recurse-submodules=no",
+            "--porcelain",
+            "--no-verify",
+            "--quiet",
+        ]);
+        cmd.arg(conn.git_url(&format!("{project_repo}/{}", carry.module)));
+        cmd.arg(format!("+{}:{}", carry.snapshot, store::incoming_ref(uuid, "snapshot")));
+        for (k, v) in conn.git_env() {
+            cmd.env(k, v);
+        }
+        crate::git::run_command(&mut cmd, None).map_err(|e| {
+            Error::failed(
+                "push_failed",
+                format!("could not push submodule {} to {}: {}", carry.path, conn.host.name, e.message),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The carrier of the LFS objects the host lacks (asked in batches), if any.
+pub(super) fn lfs_carrier_for_host(
+    repo: &Repo,
+    conn: &mut Connection,
+    project_repo: &str,
+    uuid: &str,
+    objects: &[Pointer],
+) -> Result<Option<ObjectId>> {
+    #[derive(Deserialize)]
+    struct Missing {
+        missing: Vec<String>,
+    }
+    let mut missing = Vec::new();
+    for batch in objects.chunks(BATCH) {
+        let oids: Vec<&str> = batch.iter().map(|p| p.oid.as_str()).collect();
+        let answer: Missing = conn.call("lfs_missing", json!({ "repo": project_repo, "uuid": uuid, "oids": oids }))?;
+        missing.extend(batch.iter().filter(|p| answer.missing.contains(&p.oid)).cloned());
+    }
+    lfs::pack(repo, &missing)
+}
+
+/// Fetch each submodule snapshot the host exposed into this clone's module repository.
+pub(super) fn fetch_submodules(
+    repo: &Repo,
+    conn: &Connection,
+    project_repo: &str,
+    uuid: &str,
+    modules: &[String],
+) -> Result<()> {
+    let common = repo.common_dir();
+    for module in modules {
+        submodules::check_module(module)?;
+        let local = common.join(module);
+        let mut cmd = Git::new(&local, None).command([
+            "fetch",
+            "--recurse-submodules=no",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+        ]);
+        cmd.arg(conn.git_url(&format!("{project_repo}/{module}")));
+        cmd.arg(format!("+{}:{}", store::outgoing_ref(uuid), store::incoming_ref(uuid, "snapshot")));
+        for (k, v) in conn.git_env() {
+            cmd.env(k, v);
+        }
+        crate::git::run_command(&mut cmd, None).map_err(|e| {
+            Error::failed("fetch_failed", format!("could not fetch {module} from {}: {}", conn.host.name, e.message))
+        })?;
+    }
+    Ok(())
+}
+
+/// Ask the host for the LFS objects of `snapshot` (fetched, its note in
+/// `notes_ref`) that this clone lacks, and fetch their carrier.
+pub(super) fn fetch_lfs(
+    repo: &Repo,
+    conn: &mut Connection,
+    project_repo: &str,
+    uuid: &str,
+    snapshot: ObjectId,
+    notes_ref: &str,
+) -> Result<usize> {
+    let state = store::read_note_in(repo, snapshot, notes_ref)?;
+    let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
+    let missing: Vec<String> = worktree_data::read(repo, data)?
+        .lfs_objects
+        .into_iter()
+        .filter(|p| !lfs::has_object(repo, p))
+        .map(|p| p.oid)
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let batches: Vec<&[String]> = missing.chunks(BATCH).collect();
+    for (i, batch) in batches.iter().enumerate() {
+        let _: serde_json::Value = conn.call(
+            "lfs_expose",
+            json!({ "repo": project_repo, "uuid": uuid, "oids": batch, "done": i + 1 == batches.len() }),
+        )?;
+    }
+    let mut cmd = Git::new(repo.common_dir(), None).command([
+        "fetch",
+        "--recurse-submodules=no",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+    ]);
+    cmd.arg(conn.git_url(project_repo));
+    cmd.arg(format!("+{}:{}", carried::outgoing_lfs_ref(uuid), carried::lfs_ref(uuid)));
+    for (k, v) in conn.git_env() {
+        cmd.env(k, v);
+    }
+    crate::git::run_command(&mut cmd, None).map_err(|e| {
+        Error::failed("fetch_failed", format!("could not fetch the LFS objects from {}: {}", conn.host.name, e.message))
+    })?;
+    Ok(missing.len())
+}
+
+/// On the departing side: put each submodule snapshot of `departing` into
+/// this clone's module repository under `refname`, where the other machine
+/// fetches it. Returns the module repositories, parents first.
+pub fn expose_submodules(repo: &Repo, worktree: &Repo, departing: &Thread, refname: &str) -> Result<Vec<String>> {
+    let carried = of_departure(repo, worktree, departing)?;
+    let common = repo.common_dir();
+    for carry in &carried.modules {
+        let target = common.join(&carry.module);
+        let module = Repo::open(&target).map_err(|_| {
+            Error::failed(
+                "submodule_missing",
+                format!("submodule {} has no module repository at {}", carry.path, target.display()),
+            )
+            .with_help(format!("initialise it with `git submodule update --init {}` in the saved project", carry.path))
+        })?;
+        if crate::thread::restore::same_path(&carry.git_dir, &target) {
+            let old = store::ref_target(&module, refname)?;
+            store::set_ref(&module, refname, old, Some(carry.snapshot), "codex-handoff: outgoing")?;
+        } else {
+            let mut cmd =
+                Git::new(&carry.git_dir, None).command(["push", "--recurse-submodules=no", "--quiet", "--no-verify"]);
+            cmd.arg(&target).arg(format!("+{}:{refname}", carry.snapshot));
+            crate::git::run_command(&mut cmd, None)?;
+        }
+    }
+    Ok(carried.modules.into_iter().map(|c| c.module).collect())
+}
+
+/// On the departing side: a carrier of the asked LFS objects of the
+/// thread's outgoing snapshot, under the outgoing LFS ref. Only objects
+/// that snapshot lists and this clone has are carried.
+pub fn expose_lfs(repo: &Repo, uuid: &str, asked: &[String]) -> Result<usize> {
+    let snapshot = store::ref_target(repo, &store::outgoing_ref(uuid))?
+        .ok_or_else(|| Error::usage("not_departed", "nothing is departing for that thread"))?;
+    let state = store::read_note_in(repo, snapshot, &store::staged_notes_ref(uuid))
+        .or_else(|_| store::read_note(repo, snapshot))?;
+    let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
+    let objects: Vec<Pointer> = worktree_data::read(repo, data)?
+        .lfs_objects
+        .into_iter()
+        .filter(|p| asked.contains(&p.oid) && lfs::has_object(repo, p))
+        .collect();
+    let refname = carried::outgoing_lfs_ref(uuid);
+    let old = store::ref_target(repo, &refname)?;
+    match lfs::pack(repo, &objects)? {
+        Some(carrier) => store::set_ref(repo, &refname, old, Some(carrier), "codex-handoff: outgoing LFS objects")?,
+        None => store::set_ref(repo, &refname, old, None, "codex-handoff: no LFS objects")?,
+    }
+    Ok(objects.len())
+}
+
+/// Which of `oids` this clone's LFS storage lacks.
+pub fn lfs_missing_here(repo: &Repo, oids: &[String]) -> Result<Vec<String>> {
+    let storage = lfs::storage(repo);
+    let mut missing = Vec::new();
+    for oid in oids {
+        if !lfs::valid_oid(oid) {
+            return Err(Error::usage("bad_request", format!("{oid:?} is not a Git LFS object id")));
+        }
+        if !storage.join("objects").join(&oid[0..2]).join(&oid[2..4]).join(oid).is_file() {
+            missing.push(oid.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// After a hand-back: drop the refs that exposed the thread's LFS objects and submodule snapshots.
+pub fn clean_outgoing(repo: &Repo, uuid: &str) {
+    let _ = store::set_ref(repo, &carried::outgoing_lfs_ref(uuid), None, None, "codex-handoff: released");
+    for dir in submodules::module_repositories(&repo.common_dir()) {
+        if let Ok(module) = Repo::open(&dir) {
+            let _ = store::set_ref(&module, &store::outgoing_ref(uuid), None, None, "codex-handoff: released");
+        }
+    }
+}
+
+/// An arrival here failed: the notes ref goes back to where it was and the
+/// incoming refs go, so nothing of the thread's new state stays behind.
+pub fn undo_incoming(repo: &Repo, uuid: &str, notes_before: Option<ObjectId>) {
+    if let Ok(now) = store::ref_target(repo, store::NOTES_REF) {
+        if now != notes_before {
+            let _ = store::set_ref(repo, store::NOTES_REF, now, notes_before, "codex-handoff: handoff failed");
+        }
+    }
+    carried::clean_incoming(repo, uuid);
+}

@@ -1,0 +1,398 @@
+//! Submodules. A populated submodule is a repository of its own inside the
+//! worktree: it is captured, snapshotted (in its own repository), carried
+//! and restored like the worktree that holds it, recursively.
+//!
+//! Between machines, a submodule's commits travel from module repository to
+//! module repository (`<git dir>/modules/<name>`, nested ones under their
+//! parent's), over the handoff's connection. A new worktree's submodule is
+//! a clone of the destination's own module repository, made as `git
+//! submodule update` makes it but never from the network: its `origin`
+//! stays the submodule's own URL.
+
+use std::path::{Path, PathBuf};
+
+use gix::bstr::{BString, ByteSlice};
+use gix::ObjectId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::thread::snapshot::{self, SubmoduleChange, WorktreeState};
+
+/// A populated submodule's state, with where that state can be found.
+#[derive(Debug, Clone, Eq)]
+pub struct SubmoduleState {
+    /// Relative to the worktree of the repository that holds it.
+    pub path: String,
+    /// Its name in `.gitmodules`: where its repository lives (`modules/<name>`).
+    pub name: String,
+    pub state: WorktreeState,
+    /// Its snapshot commit, once written or when loaded from a snapshot.
+    pub snapshot: Option<ObjectId>,
+    /// The repository that holds its objects (the snapshot's, once written or loaded).
+    pub git_dir: Option<PathBuf>,
+}
+
+impl PartialEq for SubmoduleState {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.name == other.name && self.state == other.state
+    }
+}
+
+/// A submodule as a snapshot records it (its state is its own snapshot commit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmoduleRecord {
+    pub path: String,
+    pub name: String,
+    pub snapshot: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// Where the submodules of a snapshot being restored find their objects.
+#[derive(Debug, Clone)]
+pub enum ModuleSource {
+    /// In the module repositories under this git dir (`<git dir>/modules/<name>`,
+    /// nested ones under their parent's), where they arrived.
+    Modules(PathBuf),
+    /// In the submodules of this worktree (where the snapshot was taken).
+    Worktree(PathBuf),
+}
+
+/// A submodule checked out in a worktree.
+pub struct Populated {
+    pub path: String,
+    pub name: String,
+    pub repo: Repo,
+}
+
+/// The populated submodules of the worktree `repo` is opened at: gitlinks
+/// of its index whose directory holds a repository.
+pub fn populated(repo: &Repo, index: &gix::index::File) -> Result<Vec<Populated>> {
+    let root = repo.workdir()?;
+    let gitlinks: Vec<BString> = index
+        .entries()
+        .iter()
+        .filter(|e| e.mode.is_submodule() && e.stage_raw() == 0)
+        .map(|e| e.path(index).to_owned())
+        .filter(|p| root.join(&*p.to_os_str_lossy()).join(".git").exists())
+        .collect();
+    if gitlinks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = names_by_path(repo)?;
+    let mut found = Vec::new();
+    for path in gitlinks {
+        let Ok(path) = String::from_utf8(path.to_vec()) else {
+            return Err(Error::refused("submodule_path", format!("a submodule's path is not UTF-8: {path:?}"))
+                .with_help("rename the submodule"));
+        };
+        let Some(name) = names.iter().find(|(p, _)| *p == path).map(|(_, n)| n.clone()) else {
+            return Err(Error::refused("submodule_unnamed", format!("submodule {path} has no entry in .gitmodules"))
+                .with_help(format!("add it properly with `git submodule add <url> {path}`, or remove it")));
+        };
+        check_name(&name)?;
+        let repo = Repo::open(&root.join(&path))?;
+        found.push(Populated { path, name, repo });
+    }
+    Ok(found)
+}
+
+/// path -> name, from `.gitmodules` in the worktree (else in the index).
+fn names_by_path(repo: &Repo) -> Result<Vec<(String, String)>> {
+    let root = repo.workdir()?;
+    let file = root.join(".gitmodules");
+    let source: Vec<String> = if file.is_file() {
+        vec!["--file".into(), file.to_string_lossy().into_owned()]
+    } else {
+        vec!["--blob".into(), ":.gitmodules".into()]
+    };
+    let mut cmd = repo.git().command(["config", "-z"]);
+    cmd.args(&source).args(["--get-regexp", r"^submodule\..*\.path$"]);
+    // Exit 1: no submodule has a path.
+    let out = cmd.output()?;
+    let mut names = Vec::new();
+    for record in out.stdout.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let text = String::from_utf8_lossy(record);
+        let Some((key, path)) = text.split_once('\n') else { continue };
+        if let Some(name) = key.strip_prefix("submodule.").and_then(|k| k.strip_suffix(".path")) {
+            names.push((path.trim_end_matches('/').to_owned(), name.to_owned()));
+        }
+    }
+    Ok(names)
+}
+
+/// A submodule name must stay inside `modules/`: git's own rule (no `..`
+/// component), and no absolute or empty names.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\0')
+        || name.split(['/', '\\']).any(|part| part == ".." || part == "." || part.is_empty());
+    if bad {
+        return Err(Error::refused("submodule_name", format!("{name:?} is not a usable submodule name"))
+            .with_help("fix the submodule's name in .gitmodules"));
+    }
+    Ok(())
+}
+
+/// A submodule path from a snapshot must be a plain relative path.
+fn check_path(path: &str) -> Result<()> {
+    let bad = path.is_empty()
+        || path.starts_with('/')
+        || path.contains('\0')
+        || path.split('/').any(|part| part == ".." || part == "." || part == ".git" || part.is_empty());
+    if bad {
+        return Err(Error::failed("bad_snapshot", format!("the snapshot names a submodule at {path:?}")));
+    }
+    Ok(())
+}
+
+/// The module repository of submodule `name` of the repository whose git dir is `git_dir`.
+pub fn module_dir(git_dir: &Path, name: &str) -> Result<PathBuf> {
+    check_name(name)?;
+    Ok(git_dir.join("modules").join(name))
+}
+
+/// Capture every populated submodule (recursively), with the plan's counts.
+pub fn capture(
+    repo: &Repo,
+    index: &gix::index::File,
+    changed: &[(BString, Option<ObjectId>)],
+) -> Result<(Vec<SubmoduleState>, Vec<SubmoduleChange>)> {
+    let mut states = Vec::new();
+    let mut changes = Vec::new();
+    for sub in populated(repo, index)? {
+        let (state, counts) = snapshot::capture_counted(&sub.repo).map_err(|e| in_submodule(&sub.path, e))?;
+        if let Some((_, recorded)) = changed.iter().find(|(p, _)| p.as_bytes() == sub.path.as_bytes()) {
+            changes.extend(change_of(&sub.repo, &sub.path, *recorded, state.head, counts));
+        }
+        states.push(SubmoduleState {
+            path: sub.path,
+            name: sub.name,
+            state,
+            snapshot: None,
+            git_dir: Some(sub.repo.git_dir()),
+        });
+    }
+    Ok((states, changes))
+}
+
+/// The plan's counts for the submodules `git status` named.
+pub fn count(repo: &Repo, changed: &[(BString, Option<ObjectId>)]) -> Result<Vec<SubmoduleChange>> {
+    let root = repo.workdir()?;
+    let mut changes = Vec::new();
+    for (path, recorded) in changed {
+        let dir = root.join(&*path.to_os_str_lossy());
+        if !dir.join(".git").exists() {
+            continue;
+        }
+        let path = path.to_str_lossy().into_owned();
+        let sub = Repo::open(&dir)?;
+        let counts = snapshot::count_changes(&sub).map_err(|e| in_submodule(&path, e))?;
+        let (head, _) = snapshot::head_of(&sub)?;
+        changes.extend(change_of(&sub, &path, *recorded, head, counts));
+    }
+    Ok(changes)
+}
+
+fn change_of(
+    sub: &Repo,
+    path: &str,
+    recorded: Option<ObjectId>,
+    head: Option<ObjectId>,
+    counts: snapshot::Changes,
+) -> Vec<SubmoduleChange> {
+    let new_commits = match (recorded, head) {
+        (Some(recorded), Some(head)) if recorded == head => Some(0),
+        (Some(recorded), Some(head)) => sub
+            .git()
+            .text(["rev-list", "--count", &head.to_string(), "--not", &recorded.to_string()])
+            .ok()
+            .and_then(|n| n.parse().ok()),
+        _ => None,
+    };
+    let mut out = vec![SubmoduleChange {
+        path: path.to_owned(),
+        new_commits,
+        staged: counts.staged,
+        unstaged: counts.unstaged,
+        untracked: counts.untracked,
+        bytes: counts.bytes,
+    }];
+    for mut nested in counts.submodules {
+        nested.path = format!("{path}/{}", nested.path);
+        out.push(nested);
+    }
+    out
+}
+
+pub(crate) fn in_submodule(path: &str, e: Error) -> Error {
+    Error { message: format!("in submodule {path}: {}", e.message), ..e }
+}
+
+/// Write each submodule's snapshot in its own repository (recursively) and
+/// pin it there under `pin`; the records for the enclosing snapshot.
+pub fn write_snapshots(subs: &mut [SubmoduleState], pin: &str) -> Result<Vec<SubmoduleRecord>> {
+    let mut records = Vec::new();
+    for sub in subs.iter_mut() {
+        let git_dir = sub
+            .git_dir
+            .clone()
+            .ok_or_else(|| Error::failed("submodule_lost", "a submodule's repository is unknown"))?;
+        let repo = Repo::open(&git_dir)?;
+        let snapshot = crate::thread::worktree_data::write_submodule_snapshot(&repo, &sub.state, &sub.path, pin)
+            .map_err(|e| in_submodule(&sub.path, e))?;
+        sub.snapshot = Some(snapshot);
+        records.push(SubmoduleRecord {
+            path: sub.path.clone(),
+            name: sub.name.clone(),
+            snapshot: snapshot.to_string(),
+            branch: sub.state.branch.clone(),
+        });
+    }
+    Ok(records)
+}
+
+/// The states `records` describe, read from where `source` says the
+/// submodules' objects are. `worktree_tree` is the enclosing snapshot's
+/// working files: every record must be a gitlink there.
+pub fn load(
+    repo: &Repo,
+    worktree_tree: ObjectId,
+    records: &[SubmoduleRecord],
+    source: &ModuleSource,
+) -> Result<Vec<SubmoduleState>> {
+    let tree = repo.gix.find_tree(worktree_tree)?;
+    let mut states = Vec::new();
+    for record in records {
+        check_path(&record.path)?;
+        check_name(&record.name)?;
+        let gitlink = tree.lookup_entry_by_path(&record.path)?.is_some_and(|e| e.mode().is_commit());
+        if !gitlink {
+            return Err(Error::failed(
+                "bad_snapshot",
+                format!("the snapshot names a submodule at {} that it does not hold", record.path),
+            ));
+        }
+        let snapshot = crate::thread::store::parse_hex(&record.snapshot)?;
+        let (git_dir, nested) = match source {
+            ModuleSource::Modules(git_dir) => {
+                let dir = module_dir(git_dir, &record.name)?;
+                (dir.clone(), ModuleSource::Modules(dir))
+            }
+            ModuleSource::Worktree(root) => {
+                let dir = root.join(&record.path);
+                (Repo::open(&dir)?.git_dir(), ModuleSource::Worktree(dir))
+            }
+        };
+        let sub = Repo::open(&git_dir).map_err(|_| missing_module(&record.path, &git_dir))?;
+        if sub.gix.find_commit(snapshot).is_err() {
+            return Err(Error::failed(
+                "submodule_snapshot_missing",
+                format!("submodule {}: its snapshot {snapshot} is not in {}", record.path, git_dir.display()),
+            )
+            .with_help("run the handoff again"));
+        }
+        let state =
+            crate::thread::worktree_data::read_submodule_snapshot(&sub, snapshot, record.branch.clone(), &nested)
+                .map_err(|e| in_submodule(&record.path, e))?;
+        states.push(SubmoduleState {
+            path: record.path.clone(),
+            name: record.name.clone(),
+            state,
+            snapshot: Some(snapshot),
+            git_dir: Some(git_dir),
+        });
+    }
+    Ok(states)
+}
+
+fn missing_module(path: &str, dir: &Path) -> Error {
+    Error::refused("submodule_missing", format!("submodule {path} has no repository at {}", dir.display()))
+        .with_help(format!("initialise it there with `git submodule update --init {path}`"))
+}
+
+/// One submodule snapshot to carry to the other machine.
+#[derive(Debug, Clone)]
+pub struct Carry {
+    /// Its path from the top worktree (`vendor/lib/deep/inner`).
+    pub path: String,
+    /// Its module repository relative to a clone's common git dir
+    /// (`modules/vendor/lib/modules/deep/inner`).
+    pub module: String,
+    /// The repository here that holds the snapshot.
+    pub git_dir: PathBuf,
+    pub snapshot: ObjectId,
+}
+
+/// Every written submodule snapshot of `subs`, parents before their nested ones.
+pub fn carries(subs: &[SubmoduleState]) -> Vec<Carry> {
+    let mut out = Vec::new();
+    collect(subs, "", "", &mut out);
+    out
+}
+
+fn collect(subs: &[SubmoduleState], path_prefix: &str, module_prefix: &str, out: &mut Vec<Carry>) {
+    for sub in subs {
+        let path = format!("{path_prefix}{}", sub.path);
+        let module = format!("{module_prefix}modules/{}", sub.name);
+        if let (Some(git_dir), Some(snapshot)) = (&sub.git_dir, sub.snapshot) {
+            out.push(Carry { path: path.clone(), module: module.clone(), git_dir: git_dir.clone(), snapshot });
+        }
+        collect(&sub.state.submodules, &format!("{path}/"), &format!("{module}/"), out);
+    }
+}
+
+/// A module path (`modules/a/modules/b`) from the other machine, checked:
+/// relative, under `modules/`, never leaving it.
+pub fn check_module(module: &str) -> Result<()> {
+    let inside = module.strip_prefix("modules/").is_some_and(|rest| check_name(rest).is_ok());
+    if !inside {
+        return Err(Error::usage("bad_request", format!("{module:?} is not a module repository path")));
+    }
+    Ok(())
+}
+
+/// Every module repository under `git_dir/modules`, nested ones too.
+pub fn module_repositories(git_dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![(git_dir.join("modules"), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Never follow a symlink out of the repository; names are never that deep.
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) || depth > 32 {
+                continue;
+            }
+            if path.join("HEAD").is_file() {
+                pending.push((path.join("modules"), depth + 1));
+                found.push(path);
+            } else {
+                pending.push((path, depth + 1));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_module_paths_stay_inside_modules() {
+        for good in ["vendor/lib", "lib", "a.b-c_d"] {
+            assert!(check_name(good).is_ok(), "{good}");
+            assert!(check_module(&format!("modules/{good}/modules/inner")).is_ok(), "{good}");
+        }
+        for bad in ["", "/etc", "../x", "a/../../b", "a//b", "a/./b", "a\\..\\b", "a\0b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+            assert!(check_module(&format!("modules/{bad}")).is_err(), "{bad:?}");
+        }
+        assert!(check_module("objects").is_err());
+        assert!(check_path("vendor/lib/.git").is_err());
+        assert!(check_path("vendor/lib").is_ok());
+    }
+}
