@@ -46,6 +46,11 @@ pub struct HandoffArgs {
     #[arg(long, value_name = "NAME")]
     pub branch: Option<String>,
 
+    /// Work on a detached HEAD at the destination and leave the branch there alone, even where it is free
+    /// (what happens anyway where the branch is checked out in another worktree).
+    #[arg(long, conflicts_with = "branch")]
+    pub detach: bool,
+
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -223,6 +223,18 @@ fn description_extra() -> Roff {
     );
     paragraph(
         &mut r,
+        "Where the thread's branch is checked out in another worktree on the destination (typically `main` in \
+         the host's own clone), the thread's worktree there works on a detached HEAD at the thread's commit; \
+         the plan says so in one line, and that other worktree and the branch there are never touched. The \
+         thread keeps its branch: commits made on the detached HEAD travel with it, and where it arrives and \
+         the branch is free (or the branch is checked out in the thread's own worktree there) the branch moves \
+         forward to them, fast-forward only. A branch that has diverged there is refused before anything \
+         changes, offering `--branch NEW`. The same holds on this computer when a thread comes back while its \
+         branch is checked out in another worktree here. `--detach` asks for the detached HEAD even where the \
+         branch is free. `thread show` and `thread list` show such a branch as `main (detached on devbox)`.",
+    );
+    paragraph(
+        &mut r,
         "Run as `git codex-handoff`, it works like any git command: `git -C <dir> codex-handoff ...`, aliases \
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
@@ -343,6 +355,7 @@ fn json_output() -> Roff {
         (
             "A thread (thread show, thread new)",
             r#"{"schema": 1, "number": 42, "uuid": "...", "title": "...", "branch": "fix/parser" | null,
+ "branch_detached_on": null | "local" | "<host>", "branch_checked_out_in": null | "<path there>",
  "owner": "local" | "<host>", "owner_machine": "...", "owner_machine_id": "..." | null,
  "status": "idle" | "running",
  "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "..." | null,
@@ -352,7 +365,7 @@ fn json_output() -> Roff {
         (
             "thread log",
             r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
- "owner_machine_id", "status", "branch", "head", "at", "handoff": null | {...}}, ...]}"#,
+ "owner_machine_id", "status", "branch", "branch_detached_on", "head", "at", "handoff": null | {...}}, ...]}"#,
         ),
         ("thread snapshot", r#"{"schema": 1, "snapshot": "<commit>", "thread": <thread>}"#),
         (
@@ -362,7 +375,7 @@ fn json_output() -> Roff {
         (
             "A handoff (git codex-handoff THREAD HOST)",
             r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "...",
- "branch": "..." | null, "epoch": 4, "snapshot": "<commit>", "already_there": false,
+ "branch": "..." | null, "branch_detached_on": null | "<host>" | "local", "epoch": 4, "snapshot": "<commit>", "already_there": false,
  "dry_run": false, "plan": {...} | null}"#,
         ),
         (
@@ -405,6 +418,13 @@ fn json_output() -> Roff {
         r.text(inline_code(title));
         preformatted(&mut r, shape);
     }
+    paragraph(
+        &mut r,
+        "A thread's `branch` is null when the thread works on a detached HEAD of its own. A thread whose branch is \
+         checked out in another worktree where it is works there on a detached HEAD and keeps its `branch`; \
+         `branch_detached_on` then names that machine as this computer does (`local`, or the host), and \
+         `branch_checked_out_in` the worktree there that has the branch (null after `--detach`).",
+    );
     r
 }
 
@@ -433,32 +453,27 @@ fn hooks_section() -> Roff {
 fn security() -> Roff {
     let mut r = Roff::new();
     r.control("SH", ["SECURITY"]);
-    paragraph(
-        &mut r,
-        "The helper writes only into saved projects and under the worktree root. Whatever arrives from the \
-         other machine (a note, a pushed ref, a request) is checked before anything is written: the thread is \
-         the one the request names, and a Codex thread's file is written only where this machine's Codex \
-         keeps it (`rollout-...-<thread id>.jsonl` under `$CODEX_HOME/sessions`, no symlink leading out), \
-         never at a path the note names; a note naming another file, a path outside the worktree or a \
-         malformed branch is refused (exit status 4) with nothing written. Titles and branch names are shown \
-         with control characters escaped.",
-    );
-    paragraph(
-        &mut r,
+    let [checks, forced, restricted] = [
+        "The helper writes only into saved projects and under the worktree root. What arrives from the other \
+         machine (a note, a pushed ref, a request) is checked before anything is written: the thread is the one \
+         the request names; a Codex thread's file goes only where Codex here keeps it (`rollout-...-<id>.jsonl` \
+         under `$CODEX_HOME/sessions`, no symlink leading out), never where a note says; a note naming another \
+         file, a path outside the worktree or a bad branch is refused (exit status 4), nothing written. Titles \
+         and branch names are shown with control characters escaped.",
         "To limit what a key may do on a host, give it a forced command in the host's \
          `~/.ssh/authorized_keys`, with `restrict` (which turns off port, agent and X11 forwarding and \
          terminals; without it `ssh -L` through the host still works):",
-    );
-    preformatted(
-        &mut r,
-        "restrict,command=\"/path/to/git-codex-handoff remote serve --restricted\" ssh-ed25519 AAAA... laptop",
-    );
-    paragraph(
-        &mut r,
         "Such a key may run only the helper and git's receive-pack and upload-pack on projects the host's own \
          user saved there; everything else, a shell included, is refused. Over it the helper changes no \
          configuration (`project save --host`, or a request to forget a project, is refused).",
+    ];
+    paragraph(&mut r, checks);
+    paragraph(&mut r, forced);
+    preformatted(
+        &mut r,
+        r#"restrict,command="/path/to/git-codex-handoff remote serve --restricted" ssh-ed25519 AAAA... laptop"#,
     );
+    paragraph(&mut r, restricted);
     r
 }
 

@@ -139,9 +139,13 @@ fn untouched(repo: &Repo, thread: &Thread, path: &Path) -> Result<Option<(Object
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Arrival {
     pub worktree: String,
+    /// The thread's branch.
     pub branch: Option<String>,
     pub epoch: u64,
     pub snapshot: String,
+    /// The worktree works on a detached HEAD: the branch is checked out elsewhere there.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 /// Make the snapshot `snapshot` (present here with its note) the thread's
@@ -159,6 +163,7 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreig
             let worktree = thread::worktree_record(repo, &uuid)?.unwrap_or_default();
             return Ok(Arrival {
                 worktree: worktree.to_string_lossy().into_owned(),
+                detached: state.detached_on(me),
                 branch: state.branch,
                 epoch: state.epoch,
                 snapshot: snapshot.to_string(),
@@ -194,7 +199,9 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreig
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
     carried::take_in(repo, &uuid, &expected)?;
     let target = arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?;
-    let branch = incoming.state.branch.clone();
+    // Detached here: the branch is checked out in another worktree, which keeps it; the restore leaves it alone.
+    let detach = incoming.state.detached_on(me);
+    let branch = incoming.state.branch.clone().filter(|_| !detach);
     let branch_before = match &branch {
         Some(b) => store::ref_target(repo, &format!("refs/heads/{b}"))?.map(|id| id.to_string()),
         None => None,
@@ -218,12 +225,12 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreig
     };
     let committed = (|| -> Result<restore::Restored> {
         let restored = if target.reuse {
-            restore::into_existing_worktree(repo, &expected, &target.path, false)?
+            restore::into_existing_worktree(repo, &expected, &target.path, detach)?
         } else {
             if let Some(parent) = target.path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            restore::into_new_worktree(repo, &expected, &target.path, false)?
+            restore::into_new_worktree(repo, &expected, &target.path, detach)?
         };
         fault::point(Step::ArrivalRestored);
         crate::thread::transcript::install(repo, &incoming.state, transcript, &restored.worktree)?;
@@ -253,7 +260,8 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreig
     clear_marker(repo, ARRIVAL, &uuid)?;
     Ok(Arrival {
         worktree: restored.worktree.to_string_lossy().into_owned(),
-        branch: restored.branch,
+        detached: restored.branch.is_none() && incoming.state.branch.is_some(),
+        branch: incoming.state.branch,
         epoch: incoming.state.epoch,
         snapshot: snapshot.to_string(),
     })

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread::snapshot;
-use crate::thread::state::Handoff;
+use crate::thread::state::{DetachedOn, Handoff};
 use crate::thread::store::{self, Thread};
 use crate::time::now_rfc3339;
 
@@ -16,6 +16,8 @@ pub struct Departure {
     pub from: String,
     pub to: String,
     pub branch: Option<String>,
+    /// The thread will work on a detached HEAD at the destination (its branch is checked out elsewhere there).
+    pub detached: Option<DetachedOn>,
 }
 
 /// Snapshot the thread's worktree at the next epoch, owned by the
@@ -38,7 +40,10 @@ pub fn departure(
     captured.lfs_objects =
         crate::thread::lfs::needed(worktree, captured.head, captured.index_tree, captured.worktree_tree)?;
     let mut state = thread.state.clone();
-    state.branch = to.branch.or_else(|| captured.branch.clone());
+    // A worktree here that works detached (its branch checked out elsewhere here) still carries the branch.
+    let (carried, _) = thread.state.branch_from_worktree(captured.branch.clone(), &me);
+    state.branch = to.branch.or(carried);
+    state.branch_detached_on = to.detached.filter(|_| state.branch.is_some());
     state.epoch = thread.state.epoch + 1;
     state.set_owner(&to.to_machine);
     state.worktree = Some(worktree.workdir()?.to_string_lossy().into_owned());

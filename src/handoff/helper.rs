@@ -23,7 +23,7 @@ use crate::thread::carried::Needs;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
 use crate::thread::snapshot;
-use crate::thread::state::is_thread_uuid;
+use crate::thread::state::{is_thread_uuid, DetachedOn};
 use crate::thread::store;
 
 struct Session {
@@ -156,10 +156,23 @@ struct DepartParams {
     initiator_id: String,
     #[serde(default)]
     branch: Option<String>,
+    /// The thread will work on a detached HEAD on the receiving machine (its branch checked out elsewhere there).
+    #[serde(default)]
+    detached: bool,
+    /// The worktree there that has the branch checked out, for the note (`None`: `--detach`).
+    #[serde(default)]
+    checked_out_in: Option<String>,
     #[serde(default)]
     no_interrupt: bool,
     #[serde(default = "default_interrupt_ms")]
     interrupt_timeout_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct DescendsParams {
+    repo: String,
+    uuid: String,
+    commit: String,
 }
 
 fn default_interrupt_ms() -> u64 {
@@ -201,7 +214,8 @@ impl Session {
             "find_project" => projects::find_project(params(request)?, &self.me.name),
             "plan" => plan(params(request)?, &self.me.name),
             "begin" => self.begin(params(request)?),
-            "status" => status(params(request)?),
+            "status" => status(params(request)?, &self.me),
+            "descends" => descends(params(request)?),
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
             "release" => self.release(params(request)?),
@@ -309,6 +323,8 @@ impl Session {
             crate::repo::check_received_branch_name(branch)?;
         }
         let worktree = thread::thread_worktree(&repo, &thread)?;
+        let to_machine = Machine { id: p.to_machine_id, name: p.to_machine };
+        let detached = p.detached.then(|| DetachedOn::on(&to_machine, p.checked_out_in));
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
         crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
         let departing = handoff::departure(
@@ -316,11 +332,12 @@ impl Session {
             &worktree,
             &thread,
             Departure {
-                to_machine: Machine { id: p.to_machine_id, name: p.to_machine },
+                to_machine,
                 initiator: Machine { id: p.initiator_id, name: p.initiator },
                 from: p.from,
                 to: p.to,
                 branch: p.branch,
+                detached,
             },
             None,
         )?;
@@ -432,21 +449,42 @@ fn lfs_missing(p: LfsParams) -> Result<Value> {
     Ok(json!({ "missing": missing }))
 }
 
-fn status(p: ThreadParams) -> Result<Value> {
+fn status(p: ThreadParams, me: &Machine) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
         return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
     };
     let worktree = thread::thread_worktree(&repo, &thread)?;
-    let (_, branch) = snapshot::head_of(&worktree)?;
+    let (head, branch) = snapshot::head_of(&worktree)?;
+    let (branch, _) = thread.state.branch_from_worktree(branch, me);
     let running = crate::thread::running::current(&repo, &p.uuid)?.is_some();
     let transcript_bytes = crate::thread::transcript::current_size(&repo, &thread.state);
     Ok(json!({
         "branch": branch,
+        "head": head.map(|h| h.to_string()),
         "changes": snapshot::count_changes(&worktree)?,
         "running": running,
         "transcript_bytes": transcript_bytes,
         "needs": thread::carried::needs(&worktree)?,
     }))
+}
+
+/// Does the HEAD of the thread's worktree here descend from (or equal) the
+/// given commit? `null` when this repository does not have that commit.
+fn descends(p: DescendsParams) -> Result<Value> {
+    let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
+    let commit = store::parse_hex(&p.commit)?;
+    let thread = store::load(&repo, &p.uuid)?
+        .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
+    let (head, _) = snapshot::head_of(&thread::thread_worktree(&repo, &thread)?)?;
+    if repo.gix.find_commit(commit).is_err() {
+        return Ok(json!({ "descends": null }));
+    }
+    let descends = match head {
+        Some(head) => repo.is_ancestor(commit, head)?,
+        None => false,
+    };
+    Ok(json!({ "descends": descends }))
 }

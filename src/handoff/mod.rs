@@ -52,6 +52,10 @@ pub struct Plan {
     pub reuse_worktree: bool,
     pub branch: Option<String>,
     pub branch_action: String,
+    /// The thread will work on a detached HEAD at the destination, its branch left alone there.
+    pub detached: bool,
+    /// Why: the worktree there that has the branch checked out (`None`: asked for with `--detach`).
+    pub branch_checked_out_in: Option<String>,
     pub changes: Changes,
     pub transcript_bytes: u64,
     /// Where the Codex thread's rollout goes on the destination.
@@ -66,7 +70,10 @@ pub struct Outcome {
     pub uuid: String,
     pub host: String,
     pub worktree: String,
+    /// The thread's branch.
     pub branch: Option<String>,
+    /// The thread works on a detached HEAD there (its branch is checked out elsewhere there).
+    pub detached: bool,
     pub epoch: u64,
     pub snapshot: String,
     /// Nothing had to move: an earlier run already finished, or the thread was there.
@@ -89,6 +96,8 @@ pub struct Request {
     pub thread: String,
     pub destination: String,
     pub branch: Option<String>,
+    /// Work on a detached HEAD at the destination even where the branch is free.
+    pub detach: bool,
     pub dry_run: bool,
     /// Refuse a running thread instead of interrupting it.
     pub no_interrupt: bool,
@@ -183,7 +192,13 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
                     host.name
                 ));
             }
-            let back = to_local::run(repo, thread, &current, &Request { branch: None, ..clone_request(request) }, ui)?;
+            let back = to_local::run(
+                repo,
+                thread,
+                &current,
+                &Request { branch: None, detach: false, ..clone_request(request) },
+                ui,
+            )?;
             if request.dry_run {
                 return Ok(back);
             }
@@ -226,6 +241,7 @@ fn clone_request(r: &Request) -> Request {
         thread: r.thread.clone(),
         destination: r.destination.clone(),
         branch: r.branch.clone(),
+        detach: r.detach,
         dry_run: r.dry_run,
         no_interrupt: r.no_interrupt,
         interrupt_timeout: r.interrupt_timeout,
@@ -277,6 +293,7 @@ fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
         host: plan.to.clone(),
         worktree: plan.worktree.clone(),
         branch: plan.branch.clone(),
+        detached: plan.detached,
         epoch: thread.state.epoch + 1,
         snapshot: thread.snapshot.to_string(),
         already_there: false,

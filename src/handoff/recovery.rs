@@ -29,7 +29,12 @@ pub fn repair_here(repo: &Repo, lock: &Lock, uuid: &str, me: &Machine) -> Result
         true => thread::worktree_record(repo, uuid)?,
         false => None,
     };
-    let branch = arrival.as_ref().and_then(|m| m.branch.clone()).or_else(|| thread.and_then(|t| t.state.branch));
+    // The branch a handoff here may have been writing: an arrival's, else the thread's own, unless the
+    // thread works detached here (its branch belongs to another worktree here and is never written).
+    let branch = match &arrival {
+        Some(marker) => marker.branch.clone(),
+        None => thread.filter(|t| !t.state.detached_on(me)).and_then(|t| t.state.branch),
+    };
     let touched =
         Touched { uuid, branch: branch.as_deref(), arriving: arriving.as_deref(), made_here: made_here.as_deref() };
     done.extend(gitlocks::clear_stale(repo, lock, &touched)?);

@@ -21,6 +21,7 @@ use crate::repo::Repo;
 use crate::thread;
 use crate::thread::carried;
 use crate::thread::snapshot;
+use crate::thread::state::DetachedOn;
 use crate::thread::store::{self, Thread};
 
 pub(super) fn run(
@@ -107,7 +108,9 @@ pub(super) fn run(
             .with_help("bring the thread back from where it is first"));
         }
     }
-    let branch = request.branch.clone().or(current_branch);
+    // A worktree here that works detached (its branch checked out elsewhere here) still carries the branch.
+    let (carried, _) = thread.state.branch_from_worktree(current_branch, &me);
+    let branch = request.branch.clone().or(carried);
     let answer: PlanAnswer = conn.call(
         "plan",
         json!({ "repo": project.repo, "uuid": thread.state.uuid, "number": thread.state.number,
@@ -116,7 +119,9 @@ pub(super) fn run(
                 "codex_created": crate::thread::transcript::codex_created(repo, &thread.state),
                 "needs": needs }),
     )?;
-    let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer)?;
+    let there = Machine { id: conn.hello.machine_id.clone(), name: conn.hello.machine.clone() };
+    let detached = detached_there(branch.as_deref(), request.detach, &answer, &there);
+    let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer, detached.is_some())?;
     let plan = Plan {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
@@ -127,6 +132,8 @@ pub(super) fn run(
         reuse_worktree: answer.reuse,
         branch: branch.clone(),
         branch_action,
+        detached: detached.is_some(),
+        branch_checked_out_in: detached.as_ref().and_then(|d| d.checked_out_in.clone()),
         changes,
         transcript_bytes: crate::thread::transcript::current_size(repo, &thread.state)
             .unwrap_or(thread.state.transcript.size),
@@ -155,11 +162,12 @@ pub(super) fn run(
         &worktree,
         &thread,
         Departure {
-            to_machine: Machine { id: conn.hello.machine_id.clone(), name: conn.hello.machine.clone() },
+            to_machine: there,
             initiator: me.clone(),
             from: "local".into(),
             to: host.name.clone(),
             branch: request.branch.clone(),
+            detached,
         },
         captured,
     )?;
@@ -214,6 +222,7 @@ pub(super) fn run(
         host: host.name.clone(),
         worktree: arrived.worktree,
         branch: arrived.branch,
+        detached: arrived.detached,
         epoch: departing.state.epoch,
         snapshot: departing.snapshot.to_string(),
         already_there: false,
@@ -221,22 +230,39 @@ pub(super) fn run(
     })
 }
 
+/// DESIGN §5: a branch checked out in another worktree on the host (or
+/// `--detach`) makes the thread work on a detached HEAD there, leaving that
+/// worktree and the branch alone.
+fn detached_there(branch: Option<&str>, detach: bool, answer: &PlanAnswer, there: &Machine) -> Option<DetachedOn> {
+    branch?;
+    match &answer.branch_checked_out {
+        Some(other) => Some(DetachedOn::on(there, Some(other.clone()))),
+        None => detach.then(|| DetachedOn::on(there, None)),
+    }
+}
+
 /// What the host's branch will do, refusing early (before anything changes)
-/// when it has diverged or is checked out in another worktree there.
+/// when it has diverged there.
 pub(super) fn branch_action(
     repo: &Repo,
     host: &Host,
     branch: Option<&str>,
     head: Option<ObjectId>,
     answer: &PlanAnswer,
+    detached: bool,
 ) -> Result<String> {
     let Some(branch) = branch else { return Ok("detached HEAD".into()) };
-    if let Some(other) = &answer.branch_checked_out {
-        return Err(Error::refused(
-            "branch_checked_out",
-            format!("branch {branch} is checked out in another worktree on {}: {other}", host.name),
-        )
-        .with_help("hand the thread off onto a new branch with `--branch NEW`, or switch that worktree away"));
+    if detached {
+        if head.is_none() {
+            // An unborn branch has no commit to detach at.
+            let other = answer.branch_checked_out.as_deref().unwrap_or("another worktree");
+            return Err(Error::refused(
+                "branch_checked_out",
+                format!("branch {branch} has no commits yet and is checked out on {}: {other}", host.name),
+            )
+            .with_help("hand the thread off onto a new branch with `--branch NEW`, or switch that worktree away"));
+        }
+        return Ok("detached HEAD".into());
     }
     let Some(tip) = &answer.branch_tip else { return Ok("create".into()) };
     let tip = store::parse_hex(tip)?;
@@ -298,6 +324,7 @@ pub(super) fn adopt_remote(
     let_go_here(repo, &thread.state.uuid, &Machine::this(Some(repo))?, ui)?;
     let mut outcome = already(thread, host, remote, false);
     outcome.epoch = state.epoch;
+    outcome.detached = state.branch_detached_on.is_some() && state.branch.is_some();
     outcome.branch = state.branch;
     Ok(outcome)
 }
@@ -309,6 +336,7 @@ fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -
         host: host.name.clone(),
         worktree: remote.worktree.clone().unwrap_or_default(),
         branch: thread.state.branch.clone(),
+        detached: false,
         epoch: remote.epoch,
         snapshot: remote.snapshot.clone(),
         already_there: true,
@@ -337,6 +365,7 @@ pub(super) fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interac
         host: host.name.clone(),
         worktree: String::new(),
         branch: thread.state.branch.clone(),
+        detached: thread.state.branch.is_some() && thread.state.branch_detached_on.is_some(),
         epoch: thread.state.epoch,
         snapshot: thread.snapshot.to_string(),
         already_there: true,

@@ -4,10 +4,10 @@
 use super::carry;
 use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
 use super::transfer::fetch;
-use super::wire::{BeginAnswer, DepartAnswer, ProjectMatch, StatusAnswer};
+use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
 use super::{
     arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
-    present, thread_heads, ForeignChanges, Interaction, Outcome, Plan, Request,
+    present, thread_heads, ArrivalWorktree, ForeignChanges, Interaction, Outcome, Plan, Request,
 };
 use serde_json::json;
 
@@ -78,22 +78,13 @@ pub(super) fn run(
     let destination =
         arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
     let branch = request.branch.clone().or(status.branch.clone());
-    // Refuse before anything changes: the new worktree could not check the branch out.
-    if let Some(branch) = &branch {
-        let pending = pending_arrival_worktree(repo, &thread.state.uuid)?;
-        let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
-            .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)))
-            .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)));
-        if let Some(wt) = elsewhere {
-            return Err(Error::refused(
-                "branch_checked_out",
-                format!("branch {branch} is checked out in {}, which has changes since the thread left", wt.display()),
-            )
-            .with_help(
-                "bring the thread back onto a new branch with `--branch NEW`, or commit or stash those changes first",
-            ));
-        }
-    }
+    let coming = match branch.as_deref() {
+        None => BranchHere { action: "detached HEAD".into(), detached: false, checked_out_in: None },
+        Some(branch) => match detached_here(repo, &thread, branch, &destination, request.detach, &status)? {
+            Some(detached) => detached,
+            None => fast_forward_here(repo, &mut conn, &project, &thread, branch, &status)?,
+        },
+    };
     let plan = Plan {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
@@ -103,7 +94,9 @@ pub(super) fn run(
         worktree: destination.path.to_string_lossy().into_owned(),
         reuse_worktree: destination.reuse,
         branch: branch.clone(),
-        branch_action: "restore".into(),
+        branch_action: coming.action,
+        detached: coming.detached,
+        branch_checked_out_in: coming.checked_out_in.clone(),
         changes: status.changes.clone(),
         transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
         codex: match &thread.state.transcript.codex_session {
@@ -125,7 +118,8 @@ pub(super) fn run(
         json!({ "repo": project.repo, "uuid": uuid, "epoch": thread.state.epoch + 1,
                 "to_machine": me.name, "to_machine_id": me.id,
                 "from": host.name, "to": "local", "initiator": me.name, "initiator_id": me.id,
-                "branch": request.branch, "no_interrupt": request.no_interrupt,
+                "branch": request.branch, "detached": coming.detached, "checked_out_in": coming.checked_out_in,
+                "no_interrupt": request.no_interrupt,
                 "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
     )?;
     fault::point(Step::ToLocalDeparted);
@@ -140,6 +134,16 @@ pub(super) fn run(
         ));
     }
     check_incoming(repo, &uuid, snapshot, "this computer")?;
+    let noted = store::read_note_in(repo, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if noted.detached_on(&me) != coming.detached {
+        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+        return Err(Error::new(
+            crate::error::Kind::Helper,
+            "helper_incompatible",
+            format!("the helper on {} does not know how to hand the thread back on a detached HEAD", host.name),
+        )
+        .with_help(format!("upgrade git-codex-handoff on {}", host.name)));
+    }
     carry::fetch_submodules(repo, &conn, &project.repo, &uuid, &departed.modules)?;
     let lfs_objects =
         carry::fetch_lfs(repo, &mut conn, &project.repo, &uuid, snapshot, &store::incoming_ref(&uuid, "notes"))?;
@@ -176,11 +180,101 @@ pub(super) fn run(
         host: "local".into(),
         worktree: arrived.worktree,
         branch: arrived.branch,
+        detached: arrived.detached,
         epoch: arrived.epoch,
         snapshot: departed.snapshot,
         already_there: false,
         dry_run: false,
     })
+}
+
+/// What the thread's branch here will do when it comes back.
+struct BranchHere {
+    action: String,
+    /// The thread comes back on a detached HEAD; the branch here is left alone.
+    detached: bool,
+    /// Why: the worktree here that has the branch checked out (`None`: `--detach`).
+    checked_out_in: Option<String>,
+}
+
+/// DESIGN §5: a branch checked out in another worktree here (or `--detach`)
+/// brings the thread back on a detached HEAD, leaving that worktree and the
+/// branch alone.
+fn detached_here(
+    repo: &Repo,
+    thread: &Thread,
+    branch: &str,
+    destination: &ArrivalWorktree,
+    detach: bool,
+    status: &StatusAnswer,
+) -> Result<Option<BranchHere>> {
+    let pending = pending_arrival_worktree(repo, &thread.state.uuid)?;
+    // Not another worktree: the one the thread comes back into, or one an interrupted arrival was writing.
+    let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
+        .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)))
+        .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)));
+    if elsewhere.is_none() && !detach {
+        return Ok(None);
+    }
+    if status.head.is_none() && thread.state.head.is_none() {
+        return Err(Error::refused(
+            "branch_checked_out",
+            format!("branch {branch} has no commits yet: there is no commit to work on detached here"),
+        )
+        .with_help("bring the thread back onto a new branch with `--branch NEW`"));
+    }
+    let checked_out_in = elsewhere.map(|wt| wt.to_string_lossy().into_owned());
+    Ok(Some(BranchHere { action: "detached HEAD".into(), detached: true, checked_out_in }))
+}
+
+/// The branch here must be new or move forward to the thread's HEAD on the
+/// host; one that has diverged is refused now, before anything changes on
+/// either side.
+fn fast_forward_here(
+    repo: &Repo,
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    thread: &Thread,
+    branch: &str,
+    status: &StatusAnswer,
+) -> Result<BranchHere> {
+    let full = format!("refs/heads/{branch}");
+    let host_head = status.head.as_deref().map(store::parse_hex).transpose()?;
+    let last_head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+    let Some(tip) = store::ref_target(repo, &full)? else {
+        return Ok(BranchHere { action: "create".into(), detached: false, checked_out_in: None });
+    };
+    let fast_forward = |action: &str| Ok(BranchHere { action: action.into(), detached: false, checked_out_in: None });
+    let host = conn.host.name.clone();
+    let diverged = || {
+        Err(Error::refused("branch_diverged", format!("branch {branch} here has diverged from the thread's on {host}"))
+            .with_help("bring the thread back onto a new branch with `--branch NEW`"))
+    };
+    let Some(head) = host_head else {
+        // No HEAD from the host (an unborn branch, or a helper too old to say): the restore checks.
+        return fast_forward("restore");
+    };
+    if tip == head {
+        return fast_forward("up to date");
+    }
+    if repo.gix.find_commit(head).is_ok() {
+        return if repo.is_ancestor(tip, head)? { fast_forward("fast-forward") } else { diverged() };
+    }
+    // The host made commits this computer has not seen: it knows whether they grow from the branch here.
+    let asked: Result<DescendsAnswer> =
+        conn.call("descends", json!({ "repo": project.repo, "uuid": thread.state.uuid, "commit": tip.to_string() }));
+    match asked {
+        Ok(DescendsAnswer { descends: Some(true) }) => fast_forward("fast-forward"),
+        Ok(DescendsAnswer { descends: Some(false) }) => diverged(),
+        // The host lacks the tip: its history can hold it only below a shallow cut, where the
+        // thread's HEAD as it left here still leads to it.
+        Ok(DescendsAnswer { descends: None }) => match last_head {
+            Some(last) if repo.is_ancestor(tip, last)? => fast_forward("fast-forward"),
+            _ => diverged(),
+        },
+        Err(e) if e.code == "unknown_op" => fast_forward("restore"),
+        Err(e) => Err(e),
+    }
 }
 
 /// Tell the host to let go of the thread it sent here as `snapshot`.
@@ -254,6 +348,7 @@ pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Inte
         host: "local".into(),
         worktree: worktree.unwrap_or_default(),
         branch: thread.state.branch.clone(),
+        detached: thread.state.detached_on(me),
         epoch: thread.state.epoch,
         snapshot: thread.snapshot.to_string(),
         already_there: true,

@@ -97,7 +97,11 @@ pub struct DepartAnswer {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusAnswer {
+    /// The thread's branch (also where its worktree there works on a detached HEAD).
     pub branch: Option<String>,
+    /// The HEAD commit of the thread's worktree there (absent from older helpers).
+    #[serde(default)]
+    pub head: Option<String>,
     pub changes: Changes,
     #[serde(default)]
     pub running: bool,
@@ -106,4 +110,11 @@ pub struct StatusAnswer {
     /// What a snapshot of the host's worktree needs here.
     #[serde(default)]
     pub needs: Needs,
+}
+
+/// Does the thread's HEAD on the host descend from (or equal) a commit?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DescendsAnswer {
+    /// `None`: the host does not have that commit.
+    pub descends: Option<bool>,
 }

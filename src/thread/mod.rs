@@ -95,6 +95,7 @@ pub fn create(
         uuid,
         number,
         branch: worktree.branch.clone(),
+        branch_detached_on: None,
         head: None,
         epoch: 0,
         owner_machine: machine.name.clone(),
@@ -152,6 +153,7 @@ pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Res
         number,
         title: codex.name.clone().unwrap_or_else(|| format!("Thread {number}")),
         branch,
+        branch_detached_on: None,
         head: head.map(|h| h.to_string()),
         epoch: 0,
         owner_machine: machine.name.clone(),
@@ -294,7 +296,11 @@ pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> 
     let worktree_repo = thread_worktree(repo, &thread)?;
     let worktree = snapshot::capture(&worktree_repo)?;
     let mut state = thread.state.clone();
-    state.branch.clone_from(&worktree.branch);
+    let (branch, still_detached) = thread.state.branch_from_worktree(worktree.branch.clone(), machine);
+    state.branch = branch;
+    if !still_detached {
+        state.branch_detached_on = None;
+    }
     state.worktree = Some(worktree_repo.workdir()?.to_string_lossy().into_owned());
     state.updated_at = now_rfc3339();
     state.handoff = None;

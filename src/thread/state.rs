@@ -7,7 +7,9 @@ use crate::machine::Machine;
 
 /// Version of the note's JSON layout. 2 added the machine ids; notes of
 /// schema 1 name machines only by their display names, and still work.
-pub const SCHEMA: u32 = 2;
+/// 3 added `branch_detached_on`: `branch` is the thread's branch even where
+/// its worktree works on a detached HEAD.
+pub const SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,8 +24,13 @@ pub struct ThreadState {
     pub uuid: String,
     pub number: u64,
     pub title: String,
-    /// Short branch name; `None` for a detached HEAD.
+    /// Short branch name; `None` for a thread on a detached HEAD.
     pub branch: Option<String>,
+    /// The machine where the thread's worktree has a detached HEAD although
+    /// the thread has a branch (the branch is checked out in another worktree
+    /// there); the branch there is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_detached_on: Option<DetachedOn>,
     /// The HEAD commit; `None` on an unborn branch.
     pub head: Option<String>,
     pub epoch: u64,
@@ -59,6 +66,29 @@ pub struct ThreadState {
     /// Fields written by newer versions are kept when this version rewrites a note.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where, and why, a thread with a branch works on a detached HEAD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachedOn {
+    /// The machine's display name and id.
+    pub machine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    /// The worktree there that has the branch checked out; `None` when the
+    /// handoff asked for a detached HEAD (`--detach`).
+    #[serde(default)]
+    pub checked_out_in: Option<String>,
+}
+
+impl DetachedOn {
+    pub fn on(machine: &Machine, checked_out_in: Option<String>) -> DetachedOn {
+        DetachedOn { machine: machine.name.clone(), machine_id: Some(machine.id.clone()), checked_out_in }
+    }
+
+    pub fn is(&self, machine: &Machine) -> bool {
+        machine.is(self.machine_id.as_deref(), &self.machine)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -103,6 +133,24 @@ impl ThreadState {
     pub fn set_owner(&mut self, machine: &Machine) {
         self.owner_machine.clone_from(&machine.name);
         self.owner_machine_id = Some(machine.id.clone());
+    }
+
+    /// Does the thread work on a detached HEAD on `machine` while its branch
+    /// is checked out elsewhere there?
+    pub fn detached_on(&self, machine: &Machine) -> bool {
+        self.branch.is_some() && self.branch_detached_on.as_ref().is_some_and(|d| d.is(machine))
+    }
+
+    /// The thread's branch, given the branch its worktree on `machine` is on
+    /// now, and whether it still works detached there: a HEAD detached by a
+    /// handoff keeps the thread's branch; one the user put on a branch (or
+    /// detached) decides.
+    pub fn branch_from_worktree(&self, worktree_branch: Option<String>, machine: &Machine) -> (Option<String>, bool) {
+        match worktree_branch {
+            Some(branch) => (Some(branch), false),
+            None if self.detached_on(machine) => (self.branch.clone(), true),
+            None => (None, false),
+        }
     }
 
     /// Was this snapshot taken on `machine`?
@@ -205,5 +253,42 @@ mod tests {
         for bad in ["/etc", "..", "a/../..", "a//b", "./a", "a/", ".git/hooks", "a/.GIT"] {
             assert!(!is_relative_dir(bad), "{bad:?}");
         }
+    }
+
+    fn machine(id: &str, name: &str) -> Machine {
+        Machine { id: id.into(), name: name.into() }
+    }
+
+    fn note(extra: &str) -> ThreadState {
+        let text = format!(
+            r#"{{"schema": 2, "uuid": "u", "number": 1, "title": "t", "branch": "main", "head": null, "epoch": 1,
+                "owner_machine": "devbox", "owner_machine_id": "d", "status": "idle", "worktree": null,
+                "index_commit": "", "data_commit": "", "transcript": {{"sha256": "", "size": 0}},
+                "created_at": "", "updated_at": ""{extra}}}"#
+        );
+        ThreadState::from_note(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_note_without_the_field_is_on_its_branch_everywhere() {
+        let state = note("");
+        assert_eq!(state.branch_detached_on, None);
+        assert!(!state.detached_on(&machine("d", "devbox")));
+        assert_eq!(state.branch_from_worktree(None, &machine("d", "devbox")), (None, false));
+    }
+
+    #[test]
+    fn a_detached_worktree_keeps_the_branch_only_on_the_machine_the_note_names() {
+        let state = note(r#", "branch_detached_on": {"machine": "devbox", "machine_id": "d", "checked_out_in": "/x"}"#);
+        let devbox = machine("d", "devbox");
+        let other = machine("o", "devbox");
+        assert!(state.detached_on(&devbox));
+        assert!(!state.detached_on(&other), "ids decide, not names");
+        assert_eq!(state.branch_from_worktree(None, &devbox), (Some("main".into()), true));
+        assert_eq!(state.branch_from_worktree(Some("feat".into()), &devbox), (Some("feat".into()), false));
+        assert_eq!(state.branch_from_worktree(None, &other), (None, false));
+        let again = ThreadState::from_note(&state.to_note()).unwrap();
+        assert_eq!(again.branch_detached_on, state.branch_detached_on);
+        assert!(again.extra.is_empty(), "the field is not kept twice: {:?}", again.extra);
     }
 }

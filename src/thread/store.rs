@@ -46,6 +46,27 @@ impl Thread {
             self.state.sent_by(this_machine).unwrap_or(&self.state.owner_machine).to_owned()
         }
     }
+
+    /// The machine where the thread works on a detached HEAD although it has
+    /// a branch (checked out elsewhere there), as this computer names it.
+    pub fn branch_detached_on(&self, this_machine: &Machine) -> Option<String> {
+        let detached = self.state.branch_detached_on.as_ref().filter(|_| self.state.branch.is_some())?;
+        let owner = Machine {
+            id: self.state.owner_machine_id.clone().unwrap_or_default(),
+            name: self.state.owner_machine.clone(),
+        };
+        let on_owner = match (&detached.machine_id, &self.state.owner_machine_id) {
+            (Some(_), Some(_)) => detached.is(&owner),
+            _ => detached.machine == owner.name,
+        };
+        Some(if detached.is(this_machine) {
+            "local".to_owned()
+        } else if on_owner {
+            self.owner_name(this_machine)
+        } else {
+            detached.machine.clone()
+        })
+    }
 }
 
 pub fn thread_ref(uuid: &str) -> String {

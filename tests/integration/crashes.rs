@@ -7,7 +7,9 @@
 //! leftover ref on either machine; and the thread travels on normally.
 //!
 //! Every step runs over the `local` transport, a representative set over
-//! the real sshd as well.
+//! the real sshd as well. Some steps run again with the thread's branch
+//! checked out in another worktree where it arrives, so that it works there
+//! on a detached HEAD: that worktree and the branch must come out untouched.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +30,18 @@ enum Direction {
     ToLocal,
 }
 
+/// Where the thread's branch is checked out in a worktree that is not the thread's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// Nowhere: the thread takes its branch where it arrives.
+    Free,
+    /// In a worktree of the host's own: the thread works there on a detached HEAD.
+    OnHost,
+    /// In the thread's original worktree here, which changed while it was away:
+    /// it comes back into a new worktree on a detached HEAD.
+    Here,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Case {
     step: &'static str,
@@ -37,6 +51,7 @@ struct Case {
     new_worktree: bool,
     /// What the rerun reports it did (its progress on stderr).
     rerun_says: &'static str,
+    held: Held,
 }
 
 const fn case(
@@ -46,7 +61,12 @@ const fn case(
     new_worktree: bool,
     rerun_says: &'static str,
 ) -> Case {
-    Case { step, side, direction, new_worktree, rerun_says }
+    Case { step, side, direction, new_worktree, rerun_says, held: Held::Free }
+}
+
+/// `case`, with the thread's branch held in another worktree as `held` says.
+const fn held(held: Held, case: Case) -> Case {
+    Case { held, ..case }
 }
 
 const RESTARTS_TO_HOST: &str = "pushing to devbox";
@@ -58,6 +78,7 @@ const RESTARTS_TO_LOCAL: &str = "fetching from devbox";
 const RELEASES: &str = "finishing the earlier hand-back: telling devbox to let go";
 
 use Direction::{ToHost, ToLocal};
+use Held::{Here, OnHost};
 use Side::{Client, Helper};
 
 const TO_HOST: &[Case] = &[
@@ -74,6 +95,9 @@ const TO_HOST: &[Case] = &[
     case("arrival-committed", Helper, ToHost, true, FINISHES),
     case("arrival-restored", Helper, ToHost, false, PUTS_BACK),
     case("arrival-committed", Helper, ToHost, false, FINISHES),
+    held(OnHost, case("arrival-restored", Helper, ToHost, true, REMOVES)),
+    held(OnHost, case("arrival-committed", Helper, ToHost, true, FINISHES)),
+    held(OnHost, case("arrival-restored", Helper, ToHost, false, PUTS_BACK)),
 ];
 
 const TO_LOCAL: &[Case] = &[
@@ -90,6 +114,9 @@ const TO_LOCAL: &[Case] = &[
     case("depart-snapshotted", Helper, ToLocal, false, RESTARTS_TO_LOCAL),
     case("before-release", Helper, ToLocal, false, RELEASES),
     case("release-recorded", Helper, ToLocal, false, RELEASES),
+    held(OnHost, case("arrival-restored", Client, ToLocal, false, PUTS_BACK)),
+    held(Here, case("arrival-restored", Client, ToLocal, true, REMOVES)),
+    held(Here, case("arrival-committed", Client, ToLocal, true, FINISHES)),
 ];
 
 /// Over the real sshd: a kill on each side in each direction, where the
@@ -99,6 +126,7 @@ const OVER_SSH: &[Case] = &[
     case("to-host-receiving", Client, ToHost, true, ADOPTS),
     case("arrival-restored", Client, ToLocal, false, PUTS_BACK),
     case("before-release", Helper, ToLocal, false, RELEASES),
+    held(OnHost, case("arrival-restored", Helper, ToHost, true, REMOVES)),
 ];
 
 #[test]
@@ -133,9 +161,21 @@ fn run_case(w: &World, n: usize, case: &Case) {
     env.run(&wt, &["thread", "new", "--title", case.step, "--branch", &branch]).success();
     every_kind_of_change(env, &wt);
     let what = format!("{case:?}");
+    let holder = (case.held == OnHost).then(|| {
+        // The host's own worktree on the thread's branch, with work of its own.
+        let holder = w.env.path(&format!("host-wt-{n}"));
+        w.git_remote(&w.remote_clone, &["worktree", "add", "-q", "-b", &branch, holder.to_str().unwrap(), "HEAD"]);
+        write(&holder, b"host-own.txt", b"the host's own work\n");
+        holder
+    });
+    let held_before = holder.as_ref().map(|h| (env.facts(h), w.git_remote(h, &["rev-parse", &branch])));
     match case.direction {
         ToHost => to_host(w, &wt, &number, case, &what),
         ToLocal => to_local(w, &wt, &number, &branch, case, &what),
+    }
+    if let (Some(holder), Some(before)) = (&holder, held_before) {
+        let after = (env.facts(holder), w.git_remote(holder, &["rev-parse", &branch]));
+        assert_eq!(after, before, "{what}: the host's own worktree and its branch were touched");
     }
 }
 
@@ -174,6 +214,7 @@ fn to_host(w: &World, wt: &Path, n: &str, case: &Case, what: &str) {
     }
     assert_eq!(env.carried_facts(&remote_wt), before, "{what}: the host holds exactly the thread's state");
     assert_eq!(env.facts(wt), source, "{what}: the source worktree is untouched");
+    assert_eq!(is_detached(w, &w.remote_home, &remote_wt), case.held == OnHost, "{what}: HEAD on the host");
     nothing_left_over(w, what);
 
     // And it travels on: back here, with what was done there.
@@ -195,12 +236,17 @@ fn to_local(w: &World, wt: &Path, n: &str, branch: &str, case: &Case, what: &str
     write(&remote_wt, b"a.txt", b"edited on the host\n");
     write(&remote_wt, b"host-untracked.txt", b"untracked on the host\n");
     let state = env.carried_facts(&remote_wt);
+    let host_tip = w.git_remote(&remote_wt, &["rev-parse", "HEAD"]);
+    let branch_here = env.git(wt, &["rev-parse", branch]);
     let mut command: Vec<String> = vec![n.into(), "local".into(), "--yes".into()];
     let new_branch = format!("{branch}-back");
     if case.new_worktree {
-        // A change here that the thread did not make: it comes back into a new worktree.
+        // A change here that the thread did not make: it comes back into a new worktree,
+        // on a new branch, or detached while the branch stays checked out here.
         write(wt, b"not-the-threads.txt", b"made here while the thread was away\n");
-        command.extend(["--branch".into(), new_branch.clone()]);
+        if case.held != Here {
+            command.extend(["--branch".into(), new_branch.clone()]);
+        }
     }
     let left_here = env.facts(wt);
     let args: Vec<&str> = command.iter().map(String::as_str).collect();
@@ -230,18 +276,15 @@ fn to_local(w: &World, wt: &Path, n: &str, branch: &str, case: &Case, what: &str
         assert_eq!(arrived, wt, "{what}");
     }
     assert_eq!(env.carried_facts(&arrived), state, "{what}: this computer holds exactly the host's state");
+    if case.held == Here {
+        assert!(is_detached(w, &env.home, &arrived), "{what}: back on a detached HEAD");
+        assert_eq!(env.git(wt, &["rev-parse", branch]), branch_here, "{what}: the branch here stays");
+    } else if !case.new_worktree {
+        assert_eq!(env.git(wt, &["rev-parse", branch]), host_tip, "{what}: the branch moved forward here");
+    }
     // The host's worktree: files and index untouched, its branch let go.
     assert_eq!(env.carried_facts(&remote_wt), state, "{what}: the host's worktree is untouched");
-    assert!(
-        w.env
-            .command_with_home("git", &remote_wt, &w.remote_home)
-            .args(["symbolic-ref", "-q", "HEAD"])
-            .status()
-            .unwrap()
-            .code()
-            == Some(1),
-        "{what}: the host's worktree let go of the branch"
-    );
+    assert!(is_detached(w, &w.remote_home, &remote_wt), "{what}: the host's worktree let go of the branch");
     nothing_left_over(w, what);
 
     // And it travels on: out again, into the host's worktree, which takes the branch back.
@@ -250,9 +293,19 @@ fn to_local(w: &World, wt: &Path, n: &str, branch: &str, case: &Case, what: &str
     let out = env.run(&arrived, &[n, "devbox", "--yes", "--json"]).success().json();
     assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt, "{what}: the host's worktree is reused");
     assert_eq!(env.carried_facts(&remote_wt), here, "{what}");
-    let expected = if case.new_worktree { new_branch } else { branch.to_owned() };
-    assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "--short", "HEAD"]).trim(), expected, "{what}");
+    if case.held == OnHost {
+        assert!(is_detached(w, &w.remote_home, &remote_wt), "{what}: detached on the host again");
+    } else {
+        let expected = if case.new_worktree && case.held != Here { new_branch } else { branch.to_owned() };
+        assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "--short", "HEAD"]).trim(), expected, "{what}");
+    }
     nothing_left_over(w, what);
+}
+
+fn is_detached(w: &World, home: &Path, worktree: &Path) -> bool {
+    let mut cmd = w.env.command_with_home("git", worktree, home);
+    cmd.args(["symbolic-ref", "-q", "HEAD"]);
+    cmd.status().unwrap().code() == Some(1)
 }
 
 /// Run `git codex-handoff <args>` with the fault armed on the case's side.

@@ -37,11 +37,10 @@ over_both!(
     handoff_and_back_keep_the_exact_state,
     dry_run_changes_nothing_on_either_side,
     diverged_branch_is_refused_and_branch_new_goes_through,
-    branch_checked_out_on_the_host_is_refused,
     reused_worktree_with_foreign_changes_is_refused,
     host_without_the_project_is_refused,
     hostile_branch_and_title_execute_nothing,
-    hand_back_to_a_changed_original_needs_a_new_branch,
+    hand_back_while_the_branch_is_checked_out_here_comes_back_detached,
     host_check_and_destinations,
     missing_helper_is_exit_6,
 );
@@ -279,15 +278,6 @@ fn diverged_branch_is_refused_and_branch_new_goes_through(via: Via) {
     assert_eq!(std::fs::read(wt.join("a.txt")).unwrap(), b"dirty\n");
 }
 
-fn branch_checked_out_on_the_host_is_refused(via: Via) {
-    let w = World::new(via);
-    w.run(&["thread", "new"]).success(); // on main, which the host's clone now checks out
-    w.git_remote(&w.remote_clone, &["checkout", "-q", "main"]);
-    let before = w.everything();
-    w.run(&["1", "devbox"]).fails_with(4, "checked out in another worktree").fails_with(4, "--branch NEW");
-    assert_eq!(w.everything(), before);
-}
-
 fn reused_worktree_with_foreign_changes_is_refused(via: Via) {
     let w = World::new(via);
     w.run(&["thread", "new", "--branch", "feat/reuse"]).success();
@@ -342,27 +332,60 @@ fn hostile_branch_and_title_execute_nothing(via: Via) {
         .fails_with(2, "not a usable helper path");
 }
 
-fn hand_back_to_a_changed_original_needs_a_new_branch(via: Via) {
+fn hand_back_while_the_branch_is_checked_out_here_comes_back_detached(via: Via) {
     let w = World::new(via);
+    let env = &w.env;
     w.run(&["thread", "new", "--branch", "feat/back"]).success();
     write(&w.laptop, b"a.txt", b"thread's edit\n");
     let out = w.run(&["1", "devbox", "--json"]).success().json();
     let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    w.git_remote(&remote_wt, &["commit", "-q", "-am", "on the host"]);
+    let host_tip = w.git_remote(&remote_wt, &["rev-parse", "HEAD"]);
     write(&remote_wt, b"b.txt", b"edited on the host\n");
-    let remote_state = w.env.carried_facts(&remote_wt);
-    // Meanwhile the original worktree here changes.
+    let remote_state = env.carried_facts(&remote_wt);
+    // Meanwhile the original worktree here changes, with feat/back still checked out.
     write(&w.laptop, b"local-only.txt", b"not the thread's\n");
-    let local_state = w.env.carried_facts(&w.laptop);
-    let before = w.everything();
-    w.run(&["1", "local"]).fails_with(4, "checked out").fails_with(4, "--branch");
-    assert_eq!(w.everything(), before);
-    let out = w.run(&["1", "local", "--branch", "feat/back-2", "--json"]).success().json();
+    let local_state = env.facts(&w.laptop);
+    let branch_here = env.git(&w.laptop, &["rev-parse", "feat/back"]);
+
+    // The thread comes back into a new worktree on a detached HEAD; the original and the branch stay as they are.
+    let out = w.run(&["1", "local", "--json"]).success().json();
     let new_wt = PathBuf::from(out["worktree"].as_str().unwrap());
-    assert_ne!(new_wt, w.laptop, "the changed original is left alone");
-    assert!(new_wt.starts_with(w.env.home.join(".codex/worktrees")), "{}", new_wt.display());
-    assert_eq!(w.env.carried_facts(&w.laptop), local_state);
-    assert_eq!(w.env.carried_facts(&new_wt), remote_state);
-    assert_eq!(out["branch"], "feat/back-2");
+    assert!(new_wt.starts_with(env.home.join(".codex/worktrees")), "{}", new_wt.display());
+    assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("feat/back"), Some("local")));
+    assert_eq!(env.carried_facts(&new_wt), remote_state);
+    assert_eq!(env.git(&new_wt, &["rev-parse", "HEAD"]), host_tip);
+    assert_eq!(env.facts(&w.laptop), local_state);
+    assert_eq!(env.git(&w.laptop, &["rev-parse", "feat/back"]), branch_here);
+    assert_eq!(env.git(&w.laptop, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
+    let shown = w.run(&["thread", "show", "1"]);
+    assert!(shown.success().stdout.contains("feat/back (detached here)"), "{}", shown.stdout);
+    assert!(shown.stdout.contains(&format!("checked out in {} here", w.laptop.display())), "{}", shown.stdout);
+
+    // Out again from the detached worktree: the branch is free on the host, which takes it again.
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("feat/back"), None));
+    assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
+    assert_eq!(env.carried_facts(&remote_wt), remote_state);
+
+    // The original here moves to another branch: feat/back is free, and the thread brings it forward.
+    env.git(&w.laptop, &["checkout", "-q", "-b", "laptop-side"]);
+    let out = w.run(&["1", "local", "--json"]).success().json();
+    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), new_wt, "the detached worktree is reused");
+    assert_eq!(out["branch_detached_on"], serde_json::Value::Null);
+    assert_eq!(env.git(&new_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
+    assert_eq!(env.git(&w.laptop, &["rev-parse", "feat/back"]), host_tip, "fast-forwarded to the host's commit");
+    assert_eq!(env.carried_facts(&new_wt), remote_state);
+
+    // --detach leaves a free branch alone all the same; it does not go with --branch.
+    env.git(&new_wt, &["commit", "-q", "-am", "here"]);
+    let out = w.run(&["1", "devbox", "--detach", "--json"]).success().json();
+    assert_eq!(out["branch_detached_on"], "devbox");
+    assert!(w.git_remote(&remote_wt, &["status", "--porcelain=v2", "--branch"]).contains("# branch.head (detached)"));
+    assert_eq!(w.git_remote(&remote_wt, &["rev-parse", "HEAD"]), env.git(&new_wt, &["rev-parse", "HEAD"]));
+    assert_eq!(w.git_remote(&w.remote_clone, &["rev-parse", "feat/back"]), host_tip, "the host's branch stays");
+    w.run(&["1", "local", "--detach", "--branch", "x"]).fails_with(2, "cannot be used with");
 }
 
 fn host_check_and_destinations(via: Via) {

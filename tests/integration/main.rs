@@ -5,6 +5,7 @@ mod codex;
 mod codex_cli;
 #[cfg(feature = "test-faults")]
 mod crashes;
+mod detached;
 mod git_command;
 mod handoff;
 mod harness;

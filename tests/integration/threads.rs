@@ -132,7 +132,7 @@ fn snapshots_chain_and_survive_gc_and_are_readable_with_plain_git() {
     // Plain git reads the state.
     let note = env.git(&repo, &["notes", "--ref", "codex-handoff", "show", &second]);
     let state: serde_json::Value = serde_json::from_str(&note).unwrap();
-    assert_eq!(state["schema"], 2);
+    assert_eq!(state["schema"], 3);
     assert_eq!(state["number"], 1);
     assert_eq!(state["owner_machine"], "laptop");
     let id = std::fs::read_to_string(env.home.join(".local/state/git-codex-handoff/machine-id")).unwrap();

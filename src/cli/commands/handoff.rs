@@ -27,6 +27,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         thread,
         destination: host,
         branch: args.branch,
+        detach: args.detach,
         dry_run: args.dry_run,
         no_interrupt: args.no_interrupt,
         interrupt_timeout: std::time::Duration::from_secs(interrupt_timeout(&repo, args.interrupt_timeout)?),
@@ -41,6 +42,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         "host": outcome.host,
         "worktree": outcome.worktree,
         "branch": outcome.branch,
+        "branch_detached_on": outcome.detached.then_some(&outcome.host),
         "epoch": outcome.epoch,
         "snapshot": outcome.snapshot,
         "already_there": outcome.already_there,
@@ -53,7 +55,14 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
     } else {
         let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
-        let branch = outcome.branch.as_deref().map(printable).unwrap_or("detached HEAD".into());
+        let branch = match (outcome.branch.as_deref().map(printable), outcome.detached) {
+            (Some(branch), true) => {
+                let place = if outcome.host == "local" { "here" } else { "there" };
+                format!("{branch} (detached HEAD; {branch} {place} is left as it is)")
+            }
+            (Some(branch), false) => branch.into_owned(),
+            (None, _) => "detached HEAD".into(),
+        };
         ui.say(format!(
             "Thread #{} is now on {place} (epoch {}): {} on {branch}",
             outcome.thread,
@@ -116,6 +125,9 @@ fn plan_text(plan: &Plan) -> String {
     text += &format!("  worktree  {} ({reuse})\n", printable(&plan.worktree));
     let branch = plan.branch.as_deref().map(printable).unwrap_or("(detached HEAD)".into());
     text += &format!("  branch    {branch} ({})\n", plan.branch_action);
+    if let (true, Some(branch)) = (plan.detached, &plan.branch) {
+        text += &format!("  detached  {}\n", printable(&detached_line(branch, plan)));
+    }
     text += &format!(
         "  changes   {} staged, {} unstaged, {} untracked ({})",
         c.staged,
@@ -164,6 +176,21 @@ fn submodule_text(sub: &crate::thread::snapshot::SubmoduleChange) -> String {
         text += &format!(" ({})", human_bytes(sub.bytes));
     }
     text
+}
+
+/// Why the thread works on a detached HEAD at the destination, in one line.
+fn detached_line(branch: &str, plan: &Plan) -> String {
+    let home = plan.to == "local";
+    let place = if home { "here".to_owned() } else { format!("on {}", plan.to) };
+    let then = if home {
+        format!("the thread comes back on a detached HEAD; {branch} here stays where it is")
+    } else {
+        format!("the thread works on a detached HEAD there and brings {branch}'s new commits home")
+    };
+    match &plan.branch_checked_out_in {
+        Some(worktree) => format!("{branch} is checked out in {worktree} {place}: {then}"),
+        None => format!("--detach: {then}"),
+    }
 }
 
 pub fn human_bytes(bytes: u64) -> String {

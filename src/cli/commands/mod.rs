@@ -39,12 +39,17 @@ pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &cra
     let s = &thread.state;
     let running = matches!(crate::thread::running::current(repo, &s.uuid), Ok(Some(_)));
     let status = if running { crate::thread::state::Status::Running } else { s.status };
+    // Where the thread works on a detached HEAD because its branch is checked out in another worktree there.
+    let detached_on = thread.branch_detached_on(this_machine);
+    let checked_out_in = detached_on.as_ref().and(s.branch_detached_on.as_ref()).and_then(|d| d.checked_out_in.clone());
     json!({
         "schema": crate::cli::manual::JSON_SCHEMA,
         "number": s.number,
         "uuid": s.uuid,
         "title": s.title,
         "branch": s.branch,
+        "branch_detached_on": detached_on,
+        "branch_checked_out_in": checked_out_in,
         "owner": thread.owner_name(this_machine),
         "owner_machine": s.owner_machine,
         "owner_machine_id": s.owner_machine_id,

@@ -68,7 +68,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
             printable(&s.uuid.chars().take(8).collect::<String>()),
             printable(&t.owner_name(&machine)),
             status_text(s.status),
-            branch_text(&s.branch),
+            thread_branch_text(t, &machine),
             printable(&s.title)
         ));
     }
@@ -129,7 +129,13 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let s = &thread.state;
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
     ui.say(format!("title     {}", printable(&s.title)));
-    ui.say(format!("branch    {}", branch_text(&s.branch)));
+    ui.say(format!("branch    {}", thread_branch_text(&thread, &machine)));
+    if let (Some(on), Some(worktree)) =
+        (thread.branch_detached_on(&machine), s.branch_detached_on.as_ref().and_then(|d| d.checked_out_in.as_ref()))
+    {
+        let place = if on == "local" { "here" } else { "there" };
+        ui.say(format!("          (the branch is checked out in {} {place})", printable(worktree)));
+    }
     ui.say(format!("head      {}", s.head.as_deref().unwrap_or("(none: unborn branch)")));
     ui.say(format!("owner     {} ({})", printable(&thread.owner_name(&machine)), printable(&s.owner_machine)));
     ui.say(format!("status    {}", status_text(s.status)));
@@ -156,6 +162,7 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
                 "owner_machine_id": s.owner_machine_id,
                 "status": s.status,
                 "branch": s.branch,
+                "branch_detached_on": s.branch_detached_on.as_ref().filter(|_| s.branch.is_some()).map(|d| &d.machine),
                 "head": s.head,
                 "at": s.updated_at,
                 "handoff": s.handoff,
@@ -174,7 +181,10 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
             s.epoch,
             printable(&s.updated_at),
             printable(&s.owner_machine),
-            branch_text(&s.branch),
+            match (&s.branch, &s.branch_detached_on) {
+                (Some(branch), Some(d)) => format!("{} (detached on {})", printable(branch), printable(&d.machine)),
+                _ => branch_text(&s.branch),
+            },
             what
         ));
     }
@@ -242,6 +252,16 @@ fn branch_text(branch: &Option<String>) -> String {
     match branch {
         Some(b) => printable(b).into_owned(),
         None => "(detached HEAD)".to_owned(),
+    }
+}
+
+/// `main`, or `main (detached on devbox)` where the thread's worktree works
+/// on a detached HEAD because its branch is checked out elsewhere there.
+fn thread_branch_text(thread: &store::Thread, machine: &Machine) -> String {
+    match (&thread.state.branch, thread.branch_detached_on(machine)) {
+        (Some(branch), Some(on)) if on == "local" => format!("{} (detached here)", printable(branch)),
+        (Some(branch), Some(on)) => format!("{} (detached on {})", printable(branch), printable(&on)),
+        _ => branch_text(&thread.state.branch),
     }
 }
 
