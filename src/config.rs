@@ -240,6 +240,12 @@ pub fn add_host(host: &Host) -> Result<()> {
     Ok(())
 }
 
+/// Remember where a host's helper is (its `helper` setting).
+pub fn set_helper(host: &str, helper: &str) -> Result<()> {
+    check_helper(helper)?;
+    set_global(&[&format!("codex-handoff.{host}.helper"), helper])
+}
+
 pub fn remove_host(name: &str) -> Result<()> {
     find_host(name)?;
     let mut cmd = git_config();

@@ -10,8 +10,8 @@
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `repo`, `config`, `fingerprint`,
-//!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, and `fault`
-//!   (crash points for the tests).
+//!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
+//!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod cli;
 pub mod codex;
@@ -22,6 +22,7 @@ pub mod fingerprint;
 pub mod git;
 pub mod handoff;
 pub mod hooks;
+pub mod login_shell;
 pub mod machine;
 pub mod process;
 pub mod promisor;

@@ -189,7 +189,7 @@ pub enum HostCommand {
     List(HostListArgs),
     /// Remove a host.
     Remove(HostNameArg),
-    /// Connect to a host and check its helper.
+    /// Connect to a host and check its helper: versions, where it is and how it was found, the Codex CLI and CODEX_HOME there.
     Check(HostNameArg),
 }
 
@@ -211,7 +211,7 @@ pub struct HostAddArgs {
     /// How to connect.
     #[arg(long, value_enum)]
     pub transport: Option<Transport>,
-    /// The helper's path on the host (default: `git-codex-handoff` on its PATH).
+    /// The helper's path on the host (default: `git-codex-handoff`, looked for on its PATH, then through its login shell).
     #[arg(long, value_name = "PATH")]
     pub helper: Option<String>,
 }

@@ -201,6 +201,16 @@ fn description_extra() -> Roff {
     );
     paragraph(
         &mut r,
+        "The helper is started by one fixed command line. When the host's plain PATH lacks it (ssh runs commands \
+         through a non-login shell, and installers such as rustup add their folders to PATH in login files only), \
+         the host's login shell is asked on the same connection (sh, bash, zsh, fish and csh/tcsh alike), then \
+         `~/.cargo/bin`, `~/.local/bin`, `/usr/local/bin` and `/opt/homebrew/bin`; the helper found is used, the \
+         handoff says where, and its path is stored in the host's `helper` setting so later handoffs start it \
+         directly. A key restricted by a forced command runs that command whatever is asked, so it is never \
+         looked up this way.",
+    );
+    paragraph(
+        &mut r,
         "A host takes a thread into a saved project (`project save`) that is a clone of the same repository: one \
          whose root commits agree with this clone's or, when either clone is shallow and so cannot know its \
          roots, one that has a remote URL in common (compared without scheme, user, port and `.git`, so \
@@ -303,7 +313,7 @@ fn environment() -> Roff {
     let mut r = Roff::new();
     r.control("SH", ["ENVIRONMENT"]);
     for (name, text) in [
-        ("CODEX_HOME", "The Codex CLI's home (default `~/.codex`): linked sessions are read from and written to its `sessions/` folder and `session_index.jsonl`."),
+        ("CODEX_HOME", "The Codex CLI's home (default `~/.codex`): linked sessions are read from and written to its `sessions/` folder and `session_index.jsonl`. The helper on a host, whose environment is that of a non-login shell, takes it from the host's login shell when its own environment lacks it."),
         ("CODEX_HANDOFF_THREAD", "Set by `thread run` to the thread's UUID for the command it runs; handing off that same thread from inside it is refused."),
         ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
@@ -390,7 +400,10 @@ fn json_output() -> Roff {
         (
             "host add / host remove / host check",
             r#"{"schema": 1, "host": {...}} / {"schema": 1, "removed": "<name>"} /
-{"schema": 1, "host", "machine", "machine_id", "helper_version", "client_version", "protocol", "round_trip_ms"}"#,
+{"schema": 1, "host", "machine", "machine_id", "helper_version", "helper_path",
+ "helper_found": "setting" | "path" | "login_shell" | "folder", "client_version", "protocol", "round_trip_ms",
+ "login_shell", "codex": {"path", "found", "version"} | null, "codex_home",
+ "codex_home_from": "environment" | "login_shell" | "default"}"#,
         ),
         (
             "project list",

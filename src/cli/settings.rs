@@ -74,7 +74,7 @@ pub const SETTINGS: &[Setting] = &[
         scope: Scope::Host,
         default: "git-codex-handoff",
         multi: false,
-        description: "The helper's path on the host; give an absolute path when its PATH lacks it.",
+        description: "The helper's path on the host. When a command over ssh does not find it, the login shell there is asked (then ~/.cargo/bin, ~/.local/bin, /usr/local/bin, /opt/homebrew/bin) and the path found is stored here.",
     },
     Setting {
         key: CONNECT_TIMEOUT,

@@ -21,11 +21,48 @@ use serde_json::Value;
 
 use crate::error::Result;
 
+/// Where Codex keeps its files: `CODEX_HOME`, else (in the helper, whose
+/// environment is a non-login shell's) what the login shell sets it to, else `~/.codex`.
 pub fn codex_home() -> Result<PathBuf> {
-    match std::env::var_os("CODEX_HOME").filter(|h| !h.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home)),
-        None => Ok(crate::config::home()?.join(".codex")),
+    Ok(codex_home_and_origin()?.0)
+}
+
+/// Where `codex_home` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HomeOrigin {
+    Environment,
+    LoginShell,
+    Default,
+}
+
+pub fn codex_home_and_origin() -> Result<(PathBuf, HomeOrigin)> {
+    if let Some(home) = std::env::var_os("CODEX_HOME").filter(|h| !h.is_empty()) {
+        return Ok((PathBuf::from(home), HomeOrigin::Environment));
     }
+    if let Some(home) = crate::login_shell::codex_home() {
+        return Ok((home, HomeOrigin::LoginShell));
+    }
+    Ok((crate::config::home()?.join(".codex"), HomeOrigin::Default))
+}
+
+/// What Codex on this machine would use, as its login shell sets it up:
+/// `CODEX_HOME` and where it came from, and the Codex CLI (path, version).
+pub fn environment() -> Result<Value> {
+    use crate::login_shell::{self, Question};
+    let answer = login_shell::answer_here(Question::Check);
+    let (codex_home, origin) = codex_home_and_origin()?;
+    Ok(serde_json::json!({
+        "login_shell": std::env::var("SHELL").ok(),
+        "asked_login_shell": answer.is_some(),
+        "codex_home": codex_home,
+        "codex_home_from": origin,
+        "codex": answer.as_ref().and_then(|a| a.codex.as_ref()).map(|found| serde_json::json!({
+            "path": found.path,
+            "found": found.how,
+            "version": answer.as_ref().and_then(|a| a.codex_version.clone()),
+        })),
+    }))
 }
 
 /// Every thread name in `session_index.jsonl` (the last entry for an id wins).

@@ -86,6 +86,9 @@ fn params<T: for<'de> Deserialize<'de>>(request: &Request) -> Result<T> {
 #[derive(Deserialize)]
 struct HelloParams {
     protocol: u32,
+    /// The client's version (absent from the oldest clients).
+    #[serde(default)]
+    version: Option<String>,
 }
 #[derive(Deserialize)]
 struct PathParams {
@@ -208,6 +211,7 @@ impl Session {
         }
         match request.op.as_str() {
             "hello" => self.hello(params(request)?),
+            "environment" => crate::codex::environment(),
             "projects" => projects::projects(),
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
@@ -231,9 +235,19 @@ impl Session {
             return Err(Error::new(
                 crate::error::Kind::Helper,
                 "helper_incompatible",
-                format!("this helper speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}, the client at most {}", p.protocol),
+                format!(
+                    "this helper (version {}) speaks protocol {PROTOCOL_MIN}-{PROTOCOL_MAX}; the client (version {}) \
+                     at most {}",
+                    env!("CARGO_PKG_VERSION"),
+                    p.version.as_deref().unwrap_or("unknown"),
+                    p.protocol
+                ),
             )
-            .with_help("upgrade git-codex-handoff on this computer"));
+            .with_help(format!(
+                "upgrade git-codex-handoff on the computer that started the handoff to version {}: \
+                 `cargo install --locked --path .` in a checkout of it (or `make install`)",
+                env!("CARGO_PKG_VERSION")
+            )));
         }
         let protocol = p.protocol.min(PROTOCOL_MAX);
         self.protocol = Some(protocol);
@@ -243,6 +257,7 @@ impl Session {
             "machine": self.me.name,
             "machine_id": self.me.id,
             "worktree_root": config::worktree_root().ok(),
+            "executable": std::env::current_exe().ok(),
         }))
     }
 

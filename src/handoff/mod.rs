@@ -112,6 +112,15 @@ pub fn is_local(destination: &str) -> bool {
     destination == "local" || destination == "."
 }
 
+/// Connect to `host`, saying how its helper was found if it had to be looked for.
+fn connect(host: &Host, ui: &mut dyn Interaction) -> Result<crate::remote::transport::Connection> {
+    let conn = crate::remote::transport::Connection::open(host)?;
+    if let Some(text) = conn.notice() {
+        ui.notice(&text);
+    }
+    Ok(conn)
+}
+
 /// Run one handoff from this computer.
 pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<Outcome> {
     let destination = request.destination.as_str();

@@ -56,7 +56,7 @@ pub(super) fn run(
         None
     };
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let mut conn = Connection::open(host)?;
+    let mut conn = super::connect(host, ui)?;
     let (captured, changes) = match early {
         Some(handle) => {
             let (state, changes) = handle

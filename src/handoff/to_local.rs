@@ -39,7 +39,7 @@ pub(super) fn run(
         promisor::check_available(repo, &[tree.detach()], "this computer")?;
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let mut conn = Connection::open(host)?;
+    let mut conn = super::connect(host, ui)?;
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let begun: BeginAnswer =
@@ -325,7 +325,7 @@ pub(super) fn settle_release(
 fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mut dyn Interaction) -> Result<()> {
     let host = config::find_host(&pending.host)?;
     ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
-    let mut conn = Connection::open(&host)?;
+    let mut conn = super::connect(&host, ui)?;
     let identity = Identity::of_this_clone(repo)?;
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
     let begun: BeginAnswer =

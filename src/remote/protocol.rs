@@ -87,6 +87,9 @@ pub struct Hello {
     pub machine_id: String,
     #[serde(default)]
     pub worktree_root: Option<String>,
+    /// The helper's own executable (absent from older helpers).
+    #[serde(default)]
+    pub executable: Option<String>,
 }
 
 /// Read one line (without the newline); `None` at end of input.

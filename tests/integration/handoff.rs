@@ -61,6 +61,14 @@ impl World {
     /// A world whose laptop repository gets `setup` (e.g. submodules, LFS)
     /// on top of the base commit, before the host clones it.
     pub fn with_laptop(via: Via, setup: impl FnOnce(&TestEnv, &Path)) -> World {
+        let (env, laptop, remote_home, remote_clone) = World::fixture(setup);
+        World::connect(env, laptop, remote_home, remote_clone, via)
+    }
+
+    /// This computer's repository `laptop` (with `setup` on top of the base
+    /// commit), the host's HOME and its clone (saved as a project there), not
+    /// yet connected.
+    pub fn fixture(setup: impl FnOnce(&TestEnv, &Path)) -> (TestEnv, PathBuf, PathBuf, PathBuf) {
         let env = TestEnv::new();
         let remote_home = crate::harness::make_home(&env.path("remote-home"), "devbox");
         let laptop = env.init_repo("laptop");
@@ -77,7 +85,7 @@ impl World {
         // The clone's own checkout stays off the thread's branches.
         env.git_as(&remote_home, &remote_clone, &["checkout", "-q", "-b", "devbox-home"]);
         env.run_as(&remote_home, &remote_clone, &["project", "save"]).success();
-        World::connect(env, laptop, remote_home, remote_clone, via)
+        (env, laptop, remote_home, remote_clone)
     }
 
     /// This computer's repository `laptop`, and the host "devbox" (whose HOME is `remote_home`) over `via`.

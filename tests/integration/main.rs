@@ -9,6 +9,7 @@ mod detached;
 mod git_command;
 mod handoff;
 mod harness;
+mod helper_lookup;
 mod layers;
 mod mock_model;
 mod ownership;

@@ -52,6 +52,20 @@ impl Sshd {
     /// Like `start`, with more variables for every session (e.g. a `PATH`
     /// holding the binary under test; the default is sshd's own PATH).
     pub fn start_with_env(env: &TestEnv, remote_home: &Path, vars: &[(&str, &str)]) -> Sshd {
+        Sshd::start_as(env, remote_home, vars, None)
+    }
+
+    /// Like `start_with_env`, with `shell` as the user's login shell: sshd
+    /// runs in a mount namespace of its own where /etc/passwd is a copy
+    /// naming that shell, so it starts logins and runs commands with it as
+    /// it would for a user whose passwd entry says so. The machine's own
+    /// /etc/passwd is untouched.
+    pub fn start_with_login_shell(env: &TestEnv, remote_home: &Path, vars: &[(&str, &str)], shell: &str) -> Sshd {
+        assert!(Path::new(shell).exists(), "{shell} is missing: install it (.ci/run does) to run this test");
+        Sshd::start_as(env, remote_home, vars, Some(shell))
+    }
+
+    fn start_as(env: &TestEnv, remote_home: &Path, vars: &[(&str, &str)], shell: Option<&str>) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (.ci/run does) to run the SSH tests"
@@ -78,12 +92,26 @@ impl Sshd {
             write_sshd_config(&dir, port, &set_env);
             write_client_config(&dir, port);
             let log = fs::File::create(dir.join("sshd.log")).unwrap();
-            let child = Command::new(SSHD)
+            let mut command = match shell {
+                None => Command::new(SSHD),
+                Some(shell) => {
+                    let passwd = dir.join("passwd");
+                    fs::write(&passwd, passwd_with_shell(shell)).unwrap();
+                    // unshare and sh exec in turn: the child's pid stays sshd's.
+                    let mut command = Command::new("unshare");
+                    command.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"]);
+                    command.arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"").arg(passwd).arg(SSHD);
+                    command
+                }
+            };
+            let child = command
                 .arg("-D")
                 .arg("-e")
                 .arg("-f")
                 .arg(dir.join("sshd_config"))
                 .env_clear()
+                // For unshare, mount and sh; sshd sets its sessions' PATH itself.
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -163,6 +191,21 @@ impl Sshd {
     pub fn accepted_connections(&self) -> usize {
         self.log().lines().filter(|l| l.contains("Accepted publickey")).count()
     }
+
+    /// Wait (at most 5 s) until every connection so far has been closed by its client.
+    #[track_caller]
+    pub fn assert_all_closed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            let closed = log.lines().filter(|l| l.contains("Disconnected from user")).count();
+            if closed == self.accepted_connections() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "a connection was left open:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Sshd {
@@ -181,6 +224,21 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The machine's /etc/passwd with `shell` as root's login shell (sshd runs as root here).
+fn passwd_with_shell(shell: &str) -> String {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let mut out = String::new();
+    for line in passwd.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.first() == Some(&"root") && fields.len() == 7 {
+            fields[6] = shell;
+        }
+        out += &fields.join(":");
+        out.push('\n');
+    }
+    out
 }
 
 /// A new directory `sshd`, `sshd-2`, ... under `root` (several servers may share a TestEnv).

@@ -44,8 +44,8 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
         let (identity, subdirectory, common_dir, heads) =
             (identity.clone(), subdirectory.clone(), common_dir.clone(), heads.clone());
         std::thread::spawn(move || {
-            let answer = ask(&host, &common_dir, &identity, &subdirectory, &heads);
-            let _ = tx.send((host.name.clone(), answer));
+            let (notice, answer) = ask(&host, &common_dir, &identity, &subdirectory, &heads);
+            let _ = tx.send((host.name.clone(), notice, answer));
         });
     }
     drop(tx);
@@ -54,7 +54,12 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     while answers.len() < hosts.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(answer) => answers.push(answer),
+            Ok((name, notice, answer)) => {
+                if let Some(text) = notice {
+                    ui.note(text);
+                }
+                answers.push((name, answer));
+            }
             Err(_) => break,
         }
     }
@@ -103,19 +108,27 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
+/// Ask one host; also what to say about how its helper was found, if it had to be looked for.
 fn ask(
     host: &Host,
     common_dir: &Path,
     identity: &Identity,
     subdirectory: &str,
     heads: &[gix::ObjectId],
-) -> Result<ProjectMatch> {
+) -> (Option<String>, Result<ProjectMatch>) {
     // Each thread opens the repository for itself (a gix repository is not shared across threads).
-    let repo = Repo::open(common_dir)?;
-    let mut conn = Connection::open(host)?;
+    let repo = match Repo::open(common_dir) {
+        Ok(repo) => repo,
+        Err(err) => return (None, Err(err)),
+    };
+    let mut conn = match Connection::open(host) {
+        Ok(conn) => conn,
+        Err(err) => return (None, Err(err)),
+    };
     let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, heads);
+    let notice = conn.notice();
     let _ = conn.close();
-    found
+    (notice, found)
 }
 
 fn reason(err: &Error) -> &'static str {

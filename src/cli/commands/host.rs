@@ -1,12 +1,13 @@
 //! `git codex-handoff host ...`
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cli::output::Ui;
 use crate::cli::{HostAddArgs, HostCommand, HostListArgs, HostNameArg, Transport};
 use crate::config::{self, Host, TransportKind};
 use crate::error::Result;
 use crate::remote::transport::Connection;
+use crate::text::printable;
 
 pub fn run(command: HostCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -85,24 +86,78 @@ fn remove(args: HostNameArg, ui: &mut Ui) -> Result<()> {
 
 fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
     let host = config::find_host(&args.name)?;
-    let conn = Connection::open(&host)?;
+    let mut conn = Connection::open(&host)?;
+    if let Some(text) = conn.notice() {
+        ui.note(text);
+    }
     let millis = conn.connect_time.as_secs_f64() * 1000.0;
+    let (helper_path, helper_found) = match &conn.located {
+        Some(located) => (Some(located.path.clone()), serde_json::to_value(located.how).unwrap_or_default()),
+        None if host.helper.starts_with(['/', '~']) => (Some(host.helper.clone()), json!("setting")),
+        None => (conn.hello.executable.clone(), json!("path")),
+    };
+    // Older helpers do not answer this; they are still usable.
+    let environment: Value = conn.call("environment", json!({})).unwrap_or(Value::Null);
     ui.json(&json!({
         "host": host.name,
         "machine": conn.hello.machine,
         "machine_id": conn.hello.machine_id,
         "helper_version": conn.hello.version,
+        "helper_path": helper_path,
+        "helper_found": helper_found,
         "client_version": env!("CARGO_PKG_VERSION"),
         "protocol": conn.hello.protocol,
         "round_trip_ms": millis,
+        "login_shell": environment["login_shell"],
+        "codex": environment["codex"],
+        "codex_home": environment["codex_home"],
+        "codex_home_from": environment["codex_home_from"],
     }));
     ui.say(format!(
         "{}: reachable; helper {} (protocol {}), machine {}, this client {}; connect and hello took {millis:.0} ms",
         host.name,
-        conn.hello.version,
+        printable(&conn.hello.version),
         conn.hello.protocol,
-        conn.hello.machine,
+        printable(&conn.hello.machine),
         env!("CARGO_PKG_VERSION")
     ));
+    let found = match helper_found.as_str() {
+        Some("setting") => "the host's helper setting".to_owned(),
+        Some("path") => "on the PATH of a command run over ssh".to_owned(),
+        _ => conn.located.as_ref().map(|l| format!("{}; remembered", l.how.describe())).unwrap_or_default(),
+    };
+    ui.say(format!("  helper      {} ({found})", printable(helper_path.as_deref().unwrap_or("(path unknown)"))));
+    ui.say(format!("  Codex CLI   {}", codex_text(&environment)));
+    ui.say(format!("  CODEX_HOME  {}", codex_home_text(&environment)));
     conn.close()
+}
+
+fn codex_text(environment: &Value) -> String {
+    if environment.is_null() {
+        return "unknown (the helper is older than this client)".to_owned();
+    }
+    let codex = &environment["codex"];
+    let Some(path) = codex["path"].as_str() else {
+        return if environment["asked_login_shell"] == true {
+            "not found (through the login shell, nor in the usual folders)".to_owned()
+        } else {
+            "not looked for (the helper may not ask its login shell: a restricted key?)".to_owned()
+        };
+    };
+    let how = match codex["found"].as_str() {
+        Some("folder") => "in a usual install folder",
+        _ => "through the login shell",
+    };
+    let version = codex["version"].as_str().unwrap_or("version unknown: `codex --version` said nothing");
+    format!("{} at {} ({how})", printable(version), printable(path))
+}
+
+fn codex_home_text(environment: &Value) -> String {
+    let Some(path) = environment["codex_home"].as_str() else { return "unknown".to_owned() };
+    let from = match environment["codex_home_from"].as_str() {
+        Some("environment") => "from the helper's environment",
+        Some("login_shell") => "set by the login shell",
+        _ => "the default: CODEX_HOME is not set",
+    };
+    format!("{} ({from})", printable(path))
 }

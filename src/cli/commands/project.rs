@@ -23,11 +23,11 @@ fn save(args: ProjectSaveArgs, ui: &mut Ui) -> Result<()> {
     let answer: Value = match &args.host {
         Some(host) => {
             // The directory is a path on the host.
-            let mut conn = Connection::open(&config::find_host(host)?)?;
             let path = dir.to_str().ok_or_else(|| {
                 Error::usage("non_utf8_path", format!("{} is not a UTF-8 path", dir.display()))
                     .with_help("paths on a host are sent as text: give a UTF-8 one")
             })?;
+            let mut conn = open(host, ui)?;
             let answer = conn.call("project_save", json!({ "path": path }))?;
             conn.close()?;
             answer
@@ -52,7 +52,7 @@ fn save(args: ProjectSaveArgs, ui: &mut Ui) -> Result<()> {
 fn list(args: ProjectListArgs, ui: &mut Ui) -> Result<()> {
     let answer: Value = match &args.host {
         Some(host) => {
-            let mut conn = Connection::open(&config::find_host(host)?)?;
+            let mut conn = open(host, ui)?;
             let answer = conn.call("projects", json!({}))?;
             conn.close()?;
             answer
@@ -91,4 +91,13 @@ fn forget(args: ProjectForgetArgs, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({ "path": dir.to_string_lossy(), "removed": true }));
     ui.say(format!("Forgot {}", dir.display()));
     Ok(())
+}
+
+/// Connect to the host named `name`, saying how its helper was found if it had to be looked for.
+fn open(name: &str, ui: &mut Ui) -> Result<Connection> {
+    let conn = Connection::open(&config::find_host(name)?)?;
+    if let Some(text) = conn.notice() {
+        ui.note(text);
+    }
+    Ok(conn)
 }

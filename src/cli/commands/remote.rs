@@ -17,6 +17,10 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
                 return Err(Error::failed("git_missing", format!("could not run git {service}")).with_source(error));
             }
         }
+    } else {
+        // The helper learns CODEX_HOME from the login shell, as Codex there gets it;
+        // a forced command runs exactly what authorized_keys says, and nothing more.
+        crate::login_shell::allow_asking();
     }
     let stdin = std::io::stdin();
     crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr(), args.restricted)

@@ -7,8 +7,12 @@
 //!   the helper; git reaches the host through it via `GIT_SSH_COMMAND`.
 //! - `local`: the helper is a child process (HOME = the host's "ssh" value),
 //!   git goes over the file system.
+//!
+//! When the helper is not on a host's plain PATH, `locate` asks the login
+//! shell there, on the same connection, and starts the helper it finds.
 
 mod local;
+mod locate;
 mod openssh;
 mod process;
 
@@ -21,6 +25,7 @@ use serde_json::{json, Value};
 use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
+pub use locate::Located;
 
 /// What a transport provides once the helper runs on the other side.
 pub trait Link {
@@ -48,6 +53,17 @@ pub trait Link {
     fn git_url(&self, path: &str) -> String;
     /// Environment for git commands that talk to the host over this connection.
     fn git_env(&self) -> Vec<(String, String)>;
+    /// Start the user's login shell on the same connection, as a login starts
+    /// it (no command, no terminal), feed it `input`, and return its output
+    /// up to the end of its answer. `None`: this transport cannot.
+    fn ask_login_shell(&mut self, _input: &[u8]) -> Option<Result<Vec<u8>>> {
+        None
+    }
+    /// Start the helper at `path` on the same connection, in place of the
+    /// first start, which found no helper.
+    fn restart_helper(&mut self, _path: &str) -> Result<()> {
+        Err(Error::failed("unsupported", "this transport cannot start the helper again"))
+    }
 }
 
 pub struct Connection {
@@ -55,13 +71,16 @@ pub struct Connection {
     pub hello: Hello,
     /// Round-trip time of the hello exchange, including connecting.
     pub connect_time: Duration,
+    /// Where the helper was found this time, when the host's plain PATH lacked it.
+    pub located: Option<Located>,
     link: Box<dyn Link>,
 }
 
 impl Connection {
-    /// Connect to `host`, start its helper and negotiate the protocol, all
-    /// within `codex-handoff.connectTimeout`: a host that accepts the
-    /// connection but never answers must not hang the command.
+    /// Connect to `host`, start its helper (looking for it through the login
+    /// shell when the plain PATH lacks it) and negotiate the protocol, the
+    /// helper answering within `codex-handoff.connectTimeout`: a host that
+    /// accepts the connection but never answers must not hang the command.
     pub fn open(host: &Host) -> Result<Connection> {
         let timeout = crate::config::connect_timeout()?;
         let started = Instant::now();
@@ -82,24 +101,24 @@ impl Connection {
             machine: String::new(),
             machine_id: String::new(),
             worktree_root: None,
+            executable: None,
         };
-        let mut conn = Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, link };
-        let hello: Hello = conn.call_by(
-            "hello",
-            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
-            || {},
-            Some((started + timeout, timeout)),
-        )?;
+        let mut conn =
+            Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, located: None, link };
+        let hello = match conn.hello(timeout) {
+            Err(mut err) if err.code == "helper_missing" => {
+                let located = locate::helper(&mut *conn.link).map_err(|why| {
+                    err.message = format!("{}; {why}", err.message);
+                    err
+                })?;
+                conn.link.restart_helper(&located.path)?;
+                conn.located = Some(located);
+                conn.hello(timeout)?
+            }
+            other => other?,
+        };
         if hello.protocol < PROTOCOL_MACHINE_IDS || hello.protocol > PROTOCOL_MAX {
-            return Err(Error::new(
-                Kind::Helper,
-                "helper_incompatible",
-                format!(
-                    "the helper on {} (version {}) speaks protocol {}, this version speaks {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
-                    host.name, hello.version, hello.protocol
-                ),
-            )
-            .with_help(install_help(host)));
+            return Err(incompatible(host, &hello, conn.located.as_ref()));
         }
         if crate::machine::check_id(&hello.machine_id).is_err() {
             return Err(Error::new(
@@ -112,9 +131,29 @@ impl Connection {
         if hello.machine_id == crate::machine::this_id()? {
             return Err(same_machine(host, &hello.machine_id));
         }
+        // The helper works; failing to write the setting only costs a lookup next time.
+        if let Some(located) = &mut conn.located {
+            located.not_remembered =
+                crate::config::set_helper(&host.name, &located.path).err().map(|e| e.full_message());
+        }
         conn.hello = hello;
         conn.connect_time = started.elapsed();
         Ok(conn)
+    }
+
+    /// The hello exchange, given up after `timeout`.
+    fn hello(&mut self, timeout: Duration) -> Result<Hello> {
+        self.call_by(
+            "hello",
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
+            || {},
+            Some((Instant::now() + timeout, timeout)),
+        )
+    }
+
+    /// What to tell the person about how the helper was found, once.
+    pub fn notice(&self) -> Option<String> {
+        self.located.as_ref().map(|l| l.notice(&self.host.name))
     }
 
     /// Send one request and wait for its answer.
@@ -300,6 +339,35 @@ impl Drop for Connection {
     }
 }
 
+/// A helper outside this computer's protocol range: which side to upgrade, and how.
+fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error {
+    let at = located.map(|l| format!(" at {}", l.shown)).unwrap_or_default();
+    let here = env!("CARGO_PKG_VERSION");
+    let help = if hello.protocol < PROTOCOL_MACHINE_IDS {
+        format!(
+            "upgrade the helper on {} to version {here}: `cargo install --locked --path .` in a checkout of it there \
+             (or `make install`, the way it was installed{at})",
+            host.name
+        )
+    } else {
+        format!(
+            "upgrade git-codex-handoff on this computer to version {}: `cargo install --locked --path .` in a \
+             checkout of it (or `make install`)",
+            hello.version
+        )
+    };
+    Error::new(
+        Kind::Helper,
+        "helper_incompatible",
+        format!(
+            "the helper on {}{at} is version {} and speaks protocol {}; this computer's git-codex-handoff {here} \
+             speaks protocol {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
+            host.name, hello.version, hello.protocol
+        ),
+    )
+    .with_help(help)
+}
+
 /// How the helper's log lines on stderr begin.
 const HELPER_LOG: &str = "git-codex-handoff helper: ";
 
@@ -341,13 +409,46 @@ fn same_machine(host: &Host, id: &str) -> Error {
 
 pub fn install_help(host: &Host) -> String {
     format!(
-        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there) and make sure a non-interactive \
-         ssh session finds it, or give its absolute path: `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
-        host.name, host.ssh
+        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there): it is looked for on the PATH, \
+         through the login shell and in {2}; or give its absolute path: \
+         `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
+        host.name,
+        host.ssh,
+        crate::login_shell::USUAL_FOLDERS.join(", ")
     )
 }
 
 /// The helper's fixed command line after the program name.
 fn helper_args() -> [&'static str; 2] {
     ["remote", "serve"]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incompatible_helper_says_which_side_to_upgrade() {
+        let host = Host {
+            name: "devbox".into(),
+            ssh: "me@devbox".into(),
+            transport: TransportKind::Openssh,
+            helper: "git-codex-handoff".into(),
+        };
+        let hello = |protocol, version: &str| Hello {
+            protocol,
+            version: version.into(),
+            machine: "devbox".into(),
+            machine_id: String::new(),
+            worktree_root: None,
+            executable: None,
+        };
+        let newer = incompatible(&host, &hello(PROTOCOL_MAX + 1, "9.0.0"), None);
+        assert_eq!((newer.exit_code(), newer.code.as_ref()), (6, "helper_incompatible"));
+        assert!(newer.message.contains("is version 9.0.0 and speaks protocol"), "{}", newer.message);
+        assert!(newer.message.contains(env!("CARGO_PKG_VERSION")), "{}", newer.message);
+        assert!(newer.help.unwrap().starts_with("upgrade git-codex-handoff on this computer to version 9.0.0"));
+        let older = incompatible(&host, &hello(0, "0.0.1"), None);
+        assert!(older.help.unwrap().starts_with("upgrade the helper on devbox to version"));
+    }
 }

@@ -1,11 +1,14 @@
 //! The `openssh` transport: the system `ssh` opens one ControlMaster
 //! connection (socket in a private 0700 temp directory, named after this
-//! process so a later run can remove it if this one is killed) running the helper;
-//! git reaches the host through the same connection via `GIT_SSH_COMMAND`.
-//! `~/.ssh/config`, ProxyJump, agents and certificates apply as for git.
+//! process so a later run can remove it if this one is killed) whose first session
+//! runs the helper; git, and when the helper is not on the plain PATH the
+//! login shell that finds it, reach the host through the same connection as
+//! further sessions. `~/.ssh/config`, ProxyJump, agents and certificates
+//! apply as for git.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -15,9 +18,18 @@ use super::{helper_args, Link};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 
+/// How long the connection outlives its last session. The helper's session
+/// lasts the whole handoff and the connection is closed on purpose at the
+/// end; this only bounds what a killed process leaves behind, while giving
+/// the moment between a missing helper and the lookup that follows.
+const PERSIST: &str = "ControlPersist=30";
+
 pub struct OpensshLink {
     process: ProcessLink,
     destination: String,
+    /// The user's ssh command (shell syntax, as git takes it).
+    base_command: String,
+    socket: String,
     /// Holds the ControlMaster socket; removed when the link is dropped.
     _dir: tempfile::TempDir,
     /// The ssh command that reuses the connection (for `GIT_SSH_COMMAND`).
@@ -38,24 +50,22 @@ pub fn start(host: &Host, connect_timeout: Duration) -> Result<OpensshLink> {
         .prefix(&format!("{SOCKET_DIR_PREFIX}{}-", std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(base)?;
-    let socket = dir.path().join("cm");
-    let base_cmd = base_ssh_command();
-    let socket_text = socket.to_string_lossy().into_owned();
-    let mut cmd = Command::new("sh");
-    // Like git, run the ssh command through the shell so GIT_SSH_COMMAND may carry options.
-    cmd.arg("-c").arg(format!("{base_cmd} \"$@\"")).arg("ssh");
-    cmd.args(["-o", "ControlMaster=yes", "-o"]);
-    cmd.arg(format!("ControlPath={socket_text}"));
+    let socket = dir.path().join("cm").to_string_lossy().into_owned();
+    let base_command = base_ssh_command();
+    // With ControlPersist the first ssh becomes a client of the connection
+    // it opened, so the connection outlives the helper's session.
+    let mut cmd = ssh(&base_command);
+    cmd.args(["-o", "ControlMaster=yes", "-o", &format!("ControlPath={socket}"), "-o", PERSIST]);
     cmd.arg("-o").arg(format!("ConnectTimeout={}", connect_timeout.as_secs().max(1)));
-    cmd.args(["-o", "ControlPersist=no", "--", &host.ssh, &host.helper]);
+    cmd.args(["--", &host.ssh, &host.helper]);
     cmd.args(helper_args());
-    let reuse_command = format!("{base_cmd} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket_text));
+    let reuse_command = format!("{base_command} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket));
     let process = ProcessLink::spawn(cmd).map_err(|e| {
         Error::new(Kind::Unreachable, "spawn_failed", format!("could not start the connection to {}", host.name))
             .with_help("is `ssh` installed and on PATH?")
             .with_source(e)
     })?;
-    Ok(OpensshLink { process, destination: host.ssh.clone(), _dir: dir, reuse_command })
+    Ok(OpensshLink { process, destination: host.ssh.clone(), base_command, socket, _dir: dir, reuse_command })
 }
 
 /// Remove the socket directories of our earlier runs that were killed
@@ -80,6 +90,74 @@ fn remove_stale_socket_dirs(base: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// Like git, run the ssh command through the shell so GIT_SSH_COMMAND may carry options.
+fn ssh(base_command: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("{base_command} \"$@\"")).arg("ssh");
+    cmd
+}
+
+impl OpensshLink {
+    /// A further session on the connection. Should the connection be gone,
+    /// ssh would quietly open a new one; the proxy that cannot connect
+    /// turns that into a failure instead.
+    fn session(&self) -> Command {
+        let mut cmd = ssh(&self.base_command);
+        cmd.args(["-o", "ControlMaster=no", "-o", &format!("ControlPath={}", self.socket)]);
+        cmd.args(["-o", "ProxyCommand=false"]);
+        cmd
+    }
+}
+
+impl Drop for OpensshLink {
+    /// Close the connection now rather than when ControlPersist runs out.
+    fn drop(&mut self) {
+        let _ = request_exit(Path::new(&self.socket));
+    }
+}
+
+/// Ask the connection's master to exit over its control socket, as
+/// `ssh -O exit` does but without starting a process: ssh's multiplexing
+/// protocol (PROTOCOL.mux in OpenSSH), version 4: both sides say hello,
+/// then `MUX_C_TERMINATE`, answered by `MUX_S_OK` or, as the master often
+/// exits before its answer goes out, by the socket closing.
+fn request_exit(socket: &Path) -> std::io::Result<bool> {
+    const HELLO: u32 = 0x0000_0001;
+    const TERMINATE: u32 = 0x1000_0005;
+    const OK: u32 = 0x8000_0001;
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let packet = |words: &[u32]| -> Vec<u8> {
+        let mut bytes = ((words.len() * 4) as u32).to_be_bytes().to_vec();
+        words.iter().for_each(|w| bytes.extend_from_slice(&w.to_be_bytes()));
+        bytes
+    };
+    stream.write_all(&packet(&[HELLO, 4]))?;
+    if first_word(&mut stream)? != HELLO {
+        return Ok(false);
+    }
+    stream.write_all(&packet(&[TERMINATE, 1]))?;
+    match first_word(&mut stream) {
+        Ok(answer) => Ok(answer == OK),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// The type of the next mux packet (the rest of it is skipped).
+fn first_word(stream: &mut UnixStream) -> std::io::Result<u32> {
+    let mut word = [0u8; 4];
+    stream.read_exact(&mut word)?;
+    let length = u32::from_be_bytes(word);
+    if !(4..=65536).contains(&length) {
+        return Err(std::io::Error::other("not a multiplexing packet"));
+    }
+    let mut body = vec![0u8; length as usize];
+    stream.read_exact(&mut body)?;
+    Ok(u32::from_be_bytes([body[0], body[1], body[2], body[3]]))
 }
 
 /// The user's ssh command as git would use it: GIT_SSH_COMMAND, core.sshCommand, or `ssh`.
@@ -119,6 +197,20 @@ impl Link for OpensshLink {
     }
     fn kill(&mut self) {
         self.process.kill()
+    }
+    fn ask_login_shell(&mut self, input: &[u8]) -> Option<Result<Vec<u8>>> {
+        // No command: sshd starts the login shell, as for a login (no terminal).
+        let mut cmd = self.session();
+        cmd.args(["-T", "-o", "RemoteCommand=none", "--", &self.destination]);
+        Some(crate::login_shell::converse(cmd, input, crate::login_shell::TIMEOUT))
+    }
+    fn restart_helper(&mut self, path: &str) -> Result<()> {
+        crate::config::check_helper(path)?;
+        let mut cmd = self.session();
+        cmd.args(["--", &self.destination, path]);
+        cmd.args(helper_args());
+        self.process = ProcessLink::spawn(cmd)?;
+        Ok(())
     }
     fn stderr_text(&self) -> String {
         self.process.stderr_text()
