@@ -466,27 +466,12 @@ fn hooks_section() -> Roff {
 fn security() -> Roff {
     let mut r = Roff::new();
     r.control("SH", ["SECURITY"]);
-    let [checks, forced, restricted] = [
-        "The helper writes only into saved projects and under the worktree root. What arrives from the other \
-         machine (a note, a pushed ref, a request) is checked before anything is written: the thread is the one \
-         the request names; a Codex thread's file goes only where Codex here keeps it (`rollout-...-<id>.jsonl` \
-         under `$CODEX_HOME/sessions`, no symlink leading out), never where a note says; a note naming another \
-         file, a path outside the worktree or a bad branch is refused (exit status 4), nothing written. Titles \
-         and branch names are shown with control characters escaped.",
-        "To limit what a key may do on a host, give it a forced command in the host's \
-         `~/.ssh/authorized_keys`, with `restrict` (which turns off port, agent and X11 forwarding and \
-         terminals; without it `ssh -L` through the host still works):",
-        "Such a key may run only the helper and git's receive-pack and upload-pack on projects the host's own \
-         user saved there; everything else, a shell included, is refused. Over it the helper changes no \
-         configuration (`project save --host`, or a request to forget a project, is refused).",
-    ];
-    paragraph(&mut r, checks);
-    paragraph(&mut r, forced);
-    preformatted(
-        &mut r,
-        r#"restrict,command="/path/to/git-codex-handoff remote serve --restricted" ssh-ed25519 AAAA... laptop"#,
-    );
-    paragraph(&mut r, restricted);
+    paragraph(&mut r, "What arrives from the other machine is checked before anything is written: the thread is the one \
+        the request names, a Codex thread's file goes only where Codex here keeps it, and a note naming another file, a \
+        path outside the worktree or a bad branch is refused (exit status 4). Titles and branch names are shown with \
+        control characters escaped. A key given `restrict,command=\"/path/to/git-codex-handoff remote serve --restricted\"` \
+        in the host's `~/.ssh/authorized_keys` runs only the helper and git on projects the host's user saved there, and \
+        changes no configuration; without `restrict`, `ssh -L` through the host would still work.");
     r
 }
 

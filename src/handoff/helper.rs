@@ -37,9 +37,8 @@ struct Session {
     lfs_asked: Vec<String>,
 }
 
-/// Serve requests until `bye` or end of input. `restricted`: the client came
-/// in with a key limited to handoffs, which may not change this machine's
-/// configuration.
+/// Serve requests until `bye` or end of input. `restricted`: a key limited to
+/// handoffs, which may not change this machine's configuration.
 pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write, restricted: bool) -> Result<()> {
     // An inherited repository would redirect every git call.
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
@@ -187,15 +186,8 @@ impl Session {
         if request.op != "hello" && self.protocol.is_none() {
             return Err(Error::usage("no_hello", "the first request must be hello"));
         }
-        if self.restricted && matches!(request.op.as_str(), "project_save" | "project_forget") {
-            return Err(Error::refused(
-                "restricted",
-                format!(
-                    "{} is not allowed with a restricted key: it would change this machine's configuration",
-                    request.op
-                ),
-            )
-            .with_help("save or forget projects on that machine itself, without the restricted key"));
+        if self.restricted && projects::changes_configuration(&request.op) {
+            return Err(projects::refused_over_restricted_key(&request.op));
         }
         let hands_over = matches!(request.op.as_str(), "begin" | "receive" | "depart" | "release");
         if hands_over && self.protocol.is_some_and(|p| p < PROTOCOL_MACHINE_IDS) {

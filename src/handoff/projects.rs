@@ -73,6 +73,20 @@ pub fn projects() -> Result<Value> {
     Ok(json!({ "projects": list }))
 }
 
+/// Requests that would change this machine's configuration.
+pub(super) fn changes_configuration(op: &str) -> bool {
+    matches!(op, "project_save" | "project_forget")
+}
+
+/// Over a restricted key only projects this machine's own user saved are reachable.
+pub(super) fn refused_over_restricted_key(op: &str) -> Error {
+    Error::refused(
+        "restricted",
+        format!("{op} is not allowed with a restricted key: it would change this machine's configuration"),
+    )
+    .with_help("save or forget projects on that machine itself, without the restricted key")
+}
+
 pub(super) fn project_save(path: &Path) -> Result<Value> {
     let dir = validate_project_dir(path)?;
     let added = config::save_project(&dir)?;
