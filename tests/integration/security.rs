@@ -293,6 +293,21 @@ fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories()
     assert_eq!(helper.call("projects", json!({}))["result"]["projects"].as_array().unwrap().len(), 1);
     let err = push(&w, other.to_str().unwrap(), &["HEAD:refs/heads/main".to_owned()]).unwrap_err();
     assert!(err.contains("not a saved project"), "{err}");
+    // Nor does the key move the saved project's own branches or notes: pushes
+    // land only under refs/codex-handoff/incoming/, where the helper checks them.
+    let refs_before = w.git_remote(&w.remote_clone, &["for-each-ref"]);
+    for target in ["refs/heads/main", "refs/heads/new-branch", "refs/notes/codex-handoff", "refs/tags/v1"] {
+        let err = push(&w, &repo, &[format!("+{escape}:{target}")]).unwrap_err();
+        assert!(err.contains("may push only to refs/codex-handoff/incoming/"), "{target}: {err}");
+    }
+    let err = push(
+        &w,
+        &repo,
+        &[format!("+{escape}:refs/codex-handoff/incoming/{uuid}/x"), format!("+{escape}:refs/heads/main")],
+    )
+    .unwrap_err();
+    assert!(err.contains("refs/heads/main"), "one wrong ref refuses the whole push: {err}");
+    assert_eq!(w.git_remote(&w.remote_clone, &["for-each-ref"]), refs_before, "no ref moved");
     let url = format!("{}:{}", crate::sshd::HOST, other.display());
     let listed = env.git_with_env(&w.laptop, &["ls-remote", &url], &[]);
     assert!(!listed.status.success() && String::from_utf8_lossy(&listed.stderr).contains("not a saved project"));

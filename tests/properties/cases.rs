@@ -242,3 +242,16 @@ fn rollout_stays_inside(relative: &str, id: &str) {
         }
     }
 }
+
+/// A restricted key's push: the command list is read exactly (what is passed
+/// on to git is a prefix of what came), and every ref it names is reported.
+pub fn restricted_push(data: &[u8]) {
+    use git_codex_handoff::remote::incoming_only::{read_commands, refs_of};
+    let mut input = data;
+    let Ok(commands) = read_commands(&mut input) else { return };
+    assert!(data.starts_with(&commands.raw), "passed on bytes that did not come");
+    assert_eq!(commands.raw.len() + input.len(), data.len(), "read past the command list");
+    let named = refs_of(&commands);
+    let naming = commands.lines.iter().filter(|l| !l.starts_with(b"shallow ")).count();
+    assert_eq!(named.len(), naming, "a command line went unchecked");
+}

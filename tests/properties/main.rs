@@ -244,6 +244,39 @@ proptest! {
     fn rollout_names_that_pass_stay_in_sessions(input in rollout_input()) {
         cases::rollout_name(&input);
     }
+
+    #[test]
+    fn restricted_pushes_are_read_exactly(input in push_input()) {
+        cases::restricted_push(&input);
+    }
+}
+
+/// pkt-lines as git push sends them, with hostile lengths and ref names.
+fn push_input() -> impl Strategy<Value = Vec<u8>> {
+    let id = prop_oneof![Just("0".repeat(40)), Just("a".repeat(40)), Just("f".repeat(64)), "[0-9a-z]{0,41}"];
+    let name = prop_oneof![
+        Just("refs/codex-handoff/incoming/u/snapshot".to_owned()),
+        Just("refs/heads/main".to_owned()),
+        Just("refs/codex-handoff/incoming/../../heads/main".to_owned()),
+        ".{0,20}",
+    ];
+    let line = (id.clone(), id, name, prop::bool::ANY).prop_map(|(old, new, name, caps)| {
+        let mut text = format!("{old} {new} {name}").into_bytes();
+        if caps {
+            text.extend_from_slice(b"\0report-status atomic");
+        }
+        text.push(b'\n');
+        let mut packet = format!("{:04x}", text.len() + 4).into_bytes();
+        packet.extend(text);
+        packet
+    });
+    let packet = prop_oneof![
+        6 => line,
+        1 => Just(b"0000".to_vec()),
+        1 => prop::collection::vec(any::<u8>(), 0..12),
+        1 => "[0-9a-f]{4}".prop_map(String::into_bytes),
+    ];
+    prop::collection::vec(packet, 0..6).prop_map(|parts| parts.concat())
 }
 
 /// Every file of `tests/fuzz-corpus/<target>/` through `case`.
@@ -266,6 +299,7 @@ fn the_fuzz_corpus_replays_cleanly() {
     replay("note", cases::note);
     replay("restricted_command", cases::restricted_command);
     replay("rollout_name", cases::rollout_name);
+    replay("restricted_push", cases::restricted_push);
 }
 
 /// The helper's machine is set up so that requests get past the project

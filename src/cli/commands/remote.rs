@@ -10,6 +10,10 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
         let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
         match restricted::decide(original.as_deref(), &crate::handoff::projects::saved_repositories()?)? {
             Allowed::Serve => {}
+            Allowed::Git { service: "receive-pack", repository } => {
+                let code = crate::remote::incoming_only::receive_pack(&repository)?;
+                std::process::exit(code);
+            }
             Allowed::Git { service, repository } => {
                 use std::os::unix::process::CommandExt;
                 // No shell: git gets the path as one argument.
