@@ -26,6 +26,8 @@ use crate::thread::store;
 
 struct Session {
     me: Machine,
+    /// Run by a restricted key (`remote serve --restricted`): no configuration changes.
+    restricted: bool,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
@@ -33,13 +35,16 @@ struct Session {
     lfs_asked: Vec<String>,
 }
 
-/// Serve requests until `bye` or end of input.
-pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write) -> Result<()> {
+/// Serve requests until `bye` or end of input. `restricted`: the client came
+/// in with a key limited to handoffs, which may not change this machine's
+/// configuration.
+pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write, restricted: bool) -> Result<()> {
     // An inherited repository would redirect every git call.
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { me: Machine::this(None)?, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
+    let mut session =
+        Session { me: Machine::this(None)?, restricted, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -208,6 +213,7 @@ impl Session {
             "release" => self.release(params(request)?),
             "lfs_missing" => lfs_missing(params(request)?),
             "lfs_expose" => self.lfs_expose(params(request)?),
+            "attach" => handoff::attach::prepare(params(request)?, &self.me, self.restricted),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binary on real repositories.
 
+mod attach;
 mod clones;
 mod codex;
 mod codex_cli;
