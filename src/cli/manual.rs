@@ -248,6 +248,9 @@ fn description_extra() -> Roff {
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
     );
+    for text in super::manual_attach::DESCRIPTION {
+        paragraph(&mut r, text);
+    }
     r
 }
 
@@ -274,7 +277,7 @@ fn exit_status() -> Roff {
     }
     paragraph(
         &mut r,
-        "`thread run` exits with its command's exit status. Under `--json` an error is also printed on stdout, \
+        "`thread run`, and a handoff with `--attach`, exit with their command's exit status. Under `--json` an error is also printed on stdout, \
          with its exit code (see JSON OUTPUT).",
     );
     r
@@ -313,7 +316,7 @@ fn environment() -> Roff {
     r.control("SH", ["ENVIRONMENT"]);
     for (name, text) in [
         ("CODEX_HOME", "The Codex CLI's home (default `~/.codex`): linked sessions are read from and written to its `sessions/` folder and `session_index.jsonl`. The helper on a host, whose environment is that of a non-login shell, takes it from the host's login shell when its own environment lacks it."),
-        ("CODEX_HANDOFF_THREAD", "Set by `thread run` to the thread's UUID for the command it runs; handing off that same thread from inside it is refused."),
+        ("CODEX_HANDOFF_THREAD", "Set by `thread run` and `--attach` to the thread's UUID for the command they run; handing off that same thread from inside it is refused."),
         ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
         ("NO_COLOR", "When set (and not empty), error reports are not coloured. Otherwise git's `color.ui` decides, as for git's own output."),
@@ -336,6 +339,8 @@ fn files() -> Roff {
         ("$GIT_COMMON_DIR/codex-handoff/worktrees/<uuid>", "The worktree a thread lives (or last lived) in on this machine. Paths do not travel."),
         ("$GIT_COMMON_DIR/codex-handoff/pending/", "Handoffs in flight, so that running the same command again finishes or cleanly restarts one."),
         ("$XDG_STATE_HOME/git-codex-handoff/machine-id", "This machine's id (default `~/.local/state/git-codex-handoff/machine-id`), made on first use. Not kept in `~/.gitconfig`, which is often synced between machines."),
+        ("$CODEX_HOME/skills/git-codex-handoff/SKILL.md", "The Codex skill `install-skill` writes (see DESCRIPTION)."),
+        ("$XDG_STATE_HOME/git-codex-handoff/attach/", "Tickets for `--attach` on a host: what to run, readable by its user only, used once within a minute."),
         ("~/.codex/worktrees/<repository>/<number>-<uuid>", "Where arriving threads get new worktrees (see `codex-handoff.worktreeRoot`)."),
         ("<hooks>/pre-commit", "The hook `install-hooks` installs, in `core.hooksPath` or the repository's hooks directory (see HOOKS)."),
     ] {
@@ -418,6 +423,10 @@ fn json_output() -> Roff {
             "config",
             r#"{"schema": 1, "settings": [{"key", "scope", "host", "multi_valued", "default", "values": [{"value", "origin"}],
  "effective", "description"}, ...], "unknown": [{"key", "value", "origin"}, ...]}"#,
+        ),
+        (
+            "install-skill",
+            r#"{"schema": 1, "skill": "git-codex-handoff", "path": "...", "change": "installed" | "updated" | "unchanged" | "removed" | "absent"}"#,
         ),
         (
             "install-hooks",

@@ -47,6 +47,12 @@ pub fn launch(repo: &Repo, thread: &Thread, template: Option<&str>, find_codex: 
         (Some(template), _) => {
             let values = Values { thread, worktree: &worktree, codex_id: codex_id.as_deref() };
             let (script, args) = shell_script(template, |name| values.get(name))?;
+            // A command that starts Codex finds it where a login finds it.
+            if template.contains("codex") && on_path("codex").is_none() {
+                if let Some(folder) = find_codex().as_deref().and_then(Path::parent) {
+                    env.push(("PATH".into(), prefixed_path(folder)));
+                }
+            }
             let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), script, "sh".to_owned()];
             argv.extend(args);
             (argv, template.to_owned())

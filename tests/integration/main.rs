@@ -3,6 +3,7 @@
 mod attach;
 mod clones;
 mod codex;
+mod codex_agent;
 mod codex_cli;
 #[cfg(feature = "test-faults")]
 mod crashes;
