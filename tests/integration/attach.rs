@@ -178,3 +178,29 @@ fn a_restricted_key_gets_no_session() {
     assert!(!w.remote_home.join("ran").exists());
     assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "devbox");
 }
+
+/// The attached command is the thread's agent there: bringing the thread
+/// back from another terminal interrupts it (SIGINT), then moves the thread.
+#[test]
+fn a_hand_back_from_elsewhere_interrupts_the_attached_command() {
+    let w = World::new(Via::Ssh);
+    w.run(&["thread", "new", "--branch", "feat/busy"]).success();
+    w.env.git(&w.laptop, &["config", "--global", "codex-handoff.attachCommand", "echo working; sleep 60"]);
+    let attached = std::thread::scope(|scope| {
+        let mut command = w.env.command("git", &w.laptop);
+        command.args(["codex-handoff", "1", "devbox", "--yes", "--attach"]);
+        let session = scope.spawn(move || crate::harness::run_in_terminal(command, b""));
+        let started = std::time::Instant::now();
+        while w.run_remote(&["thread", "show", "1", "--json"]).json()["status"] != "running" {
+            assert!(started.elapsed().as_secs() < 30, "the attached command never ran");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let back = w.run(&["1", "local", "--yes", "--json"]).success().json();
+        assert_eq!(back["host"], "local");
+        assert!(started.elapsed().as_secs() < 30, "the attached command was not interrupted");
+        session.join().unwrap()
+    });
+    assert_eq!(attached.code, 130, "ended by SIGINT:\n{}", attached.stdout);
+    assert!(attached.stdout.contains("working"), "{}", attached.stdout);
+    assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "local");
+}
