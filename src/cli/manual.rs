@@ -43,6 +43,7 @@ pub fn man_page() -> String {
     page += &roff(files());
     page += &roff(json_output());
     page += &roff(hooks_section());
+    page += &roff(security());
     page += &roff(see_also());
     page += &render(|w| man.render_version_section(w), false);
     code_spans(&page)
@@ -248,9 +249,7 @@ fn description_extra() -> Roff {
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
     );
-    for text in super::manual_attach::DESCRIPTION {
-        paragraph(&mut r, text);
-    }
+    super::manual_attach::description(&mut r, paragraph);
     r
 }
 
@@ -277,8 +276,8 @@ fn exit_status() -> Roff {
     }
     paragraph(
         &mut r,
-        "`thread run`, and a handoff with `--attach`, exit with their command's exit status. Under `--json` an error is also printed on stdout, \
-         with its exit code (see JSON OUTPUT).",
+        "`thread run`, and a handoff with `--attach`, exit with their command's exit status. Under `--json` an \
+         error is also printed on stdout, with its exit code (see JSON OUTPUT).",
     );
     r
 }
@@ -339,13 +338,12 @@ fn files() -> Roff {
         ("$GIT_COMMON_DIR/codex-handoff/worktrees/<uuid>", "The worktree a thread lives (or last lived) in on this machine. Paths do not travel."),
         ("$GIT_COMMON_DIR/codex-handoff/pending/", "Handoffs in flight, so that running the same command again finishes or cleanly restarts one."),
         ("$XDG_STATE_HOME/git-codex-handoff/machine-id", "This machine's id (default `~/.local/state/git-codex-handoff/machine-id`), made on first use. Not kept in `~/.gitconfig`, which is often synced between machines."),
-        ("$CODEX_HOME/skills/git-codex-handoff/SKILL.md", "The Codex skill `install-skill` writes (see DESCRIPTION)."),
-        ("$XDG_STATE_HOME/git-codex-handoff/attach/", "Tickets for `--attach` on a host: what to run, readable by its user only, used once within a minute."),
         ("~/.codex/worktrees/<repository>/<number>-<uuid>", "Where arriving threads get new worktrees (see `codex-handoff.worktreeRoot`)."),
         ("<hooks>/pre-commit", "The hook `install-hooks` installs, in `core.hooksPath` or the repository's hooks directory (see HOOKS)."),
     ] {
         item(&mut r, vec![bold(name)], text);
     }
+    super::manual_attach::files(&mut r, item);
     r
 }
 
@@ -425,16 +423,12 @@ fn json_output() -> Roff {
  "effective", "description"}, ...], "unknown": [{"key", "value", "origin"}, ...]}"#,
         ),
         (
-            "install-skill",
-            r#"{"schema": 1, "skill": "git-codex-handoff", "path": "...", "change": "installed" | "updated" | "unchanged" | "removed" | "absent"}"#,
-        ),
-        (
             "install-hooks",
             r#"{"schema": 1, "hooks_dir": "...", "hooks": [{"name": "pre-commit", "path": "...",
  "action": "created" | "added" | "updated" | "unchanged" | "removed" | "deleted" | "absent"}]}"#,
         ),
     ];
-    for (title, shape) in shapes {
+    for (title, shape) in shapes.into_iter().chain(super::manual_attach::JSON) {
         r.control("TP", []);
         r.text(inline_code(title));
         preformatted(&mut r, shape);
@@ -468,6 +462,18 @@ fn hooks_section() -> Roff {
          `git config codex-handoff.allowCommitsElsewhere true`. `make install` also puts the stand-alone hook \
          scripts in `share/git-codex-handoff/hooks`, for use as a `core.hooksPath`.",
     );
+    r
+}
+
+fn security() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["SECURITY"]);
+    paragraph(&mut r, "What arrives from the other machine is checked before anything is written: the thread is the one \
+        the request names, a Codex thread's file goes only where Codex here keeps it, and a note naming another file, a \
+        path outside the worktree or a bad branch is refused (exit status 4). Titles and branch names are shown with \
+        control characters escaped. A key given `restrict,command=\"/path/to/git-codex-handoff remote serve --restricted\"` \
+        in the host's `~/.ssh/authorized_keys` runs only the helper and git on projects the host's user saved there, and \
+        changes no configuration; without `restrict`, `ssh -L` through the host would still work.");
     r
 }
 

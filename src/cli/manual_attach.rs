@@ -1,7 +1,38 @@
-//! The man page's paragraphs on going on with a thread where it is:
-//! `--attach` and the Codex skill.
+//! The man page's text on going on with a thread where it is: `--attach`
+//! and the Codex skill (paragraphs of DESCRIPTION, FILES, JSON OUTPUT).
 
-pub const DESCRIPTION: [&str; 3] = [
+use clap_mangen::roff::{bold, Inline, Roff};
+
+/// Add the DESCRIPTION paragraphs with `paragraph`.
+pub fn description(r: &mut Roff, paragraph: fn(&mut Roff, &str)) {
+    for text in DESCRIPTION {
+        paragraph(r, text);
+    }
+}
+
+/// Add the FILES entries with `item`.
+pub fn files(r: &mut Roff, item: fn(&mut Roff, Vec<Inline>, &str)) {
+    for (name, text) in FILES {
+        item(r, vec![bold(name)], text);
+    }
+}
+
+const FILES: [(&str, &str); 2] = [
+    ("$CODEX_HOME/skills/git-codex-handoff/SKILL.md", "The Codex skill `install-skill` writes (see DESCRIPTION)."),
+    (
+        "$XDG_STATE_HOME/git-codex-handoff/attach/",
+        "Tickets for `--attach` on a host: what to run, readable by its user only, used once within a minute.",
+    ),
+];
+
+/// JSON OUTPUT shapes.
+pub const JSON: [(&str, &str); 1] = [(
+    "install-skill",
+    r#"{"schema": 1, "skill": "git-codex-handoff", "path": "...",
+ "change": "installed" | "updated" | "unchanged" | "removed" | "absent"}"#,
+)];
+
+const DESCRIPTION: [&str; 3] = [
     "`--attach` goes on with the thread where it arrived, in the same terminal. Once the thread is there (or at \
      once, when it already was), the helper works out what to run in the thread's worktree, and this computer \
      starts it over the handoff's own connection with a terminal of its own there (`ssh -t`): \

@@ -1,7 +1,7 @@
 //! Every git config key the tool reads, with its scope and default: one list
 //! for `git codex-handoff config` and the man page's CONFIGURATION section.
 
-use crate::config::{ALLOW_COMMITS_ELSEWHERE, ATTACH_COMMAND, INTERRUPT_TIMEOUT};
+use crate::config::{ALLOW_COMMITS_ELSEWHERE, ATTACH_COMMAND, CONNECT_TIMEOUT, INTERRUPT_TIMEOUT};
 
 /// Where a key is normally set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -75,6 +75,13 @@ pub const SETTINGS: &[Setting] = &[
         default: "git-codex-handoff",
         multi: false,
         description: "The helper's path on the host. When a command over ssh does not find it, the login shell there is asked (then ~/.cargo/bin, ~/.local/bin, /usr/local/bin, /opt/homebrew/bin) and the path found is stored here.",
+    },
+    Setting {
+        key: CONNECT_TIMEOUT,
+        scope: Scope::Global,
+        default: "20",
+        multi: false,
+        description: "Seconds to wait for a host: connecting, logging in and the helper's first answer together (a passphrase typed at a prompt counts too); past it the command fails with exit status 5.",
     },
     Setting {
         key: INTERRUPT_TIMEOUT,

@@ -147,7 +147,7 @@ pub fn prepare(p: AttachParams, me: &Machine, restricted: bool) -> Result<Value>
         return Err(Error::refused("restricted", "this host's key allows handoffs only, not a terminal session")
             .with_help("attach with a key that may log in, or hand off without --attach"));
     }
-    if uuid::Uuid::parse_str(&p.uuid).is_err() {
+    if !crate::thread::state::is_thread_uuid(&p.uuid) {
         return Err(Error::usage("bad_thread", format!("{:?} is not a thread UUID", p.uuid)));
     }
     let repo = match &p.repo {

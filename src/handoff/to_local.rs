@@ -155,7 +155,7 @@ pub(super) fn run(
     set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
     fault::point(Step::ToLocalFetched);
     ui.progress("restoring here");
-    let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
+    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
         // The host still owns the thread: nothing to release, nothing of it kept here.
         let _ = clear_marker(repo, RELEASE, &uuid);
         carry::undo_incoming(repo, &uuid, notes_before);

@@ -96,7 +96,7 @@ fn thread_dir(worktree: &Path, subdirectory: &str) -> Result<PathBuf> {
 /// The thread's Codex thread id, checked: it comes from a note and reaches a command line.
 fn codex_id(thread: &Thread) -> Result<Option<String>> {
     let Some(id) = &thread.state.transcript.codex_session else { return Ok(None) };
-    if uuid::Uuid::parse_str(id).is_err() || id.len() != 36 {
+    if !crate::codex::rollout::is_uuid(id) {
         return Err(Error::refused("bad_codex_thread", format!("the thread's Codex thread id {id:?} is not an id")));
     }
     Ok(Some(id.clone()))

@@ -192,15 +192,18 @@ pub fn worktree_made_here(repo: &Repo, uuid: &str) -> Result<bool> {
     Ok(read_worktree_record(repo, uuid)?.is_some_and(|(_, made)| made))
 }
 
-/// The record: the path on the first line, `made` on the second for a worktree a handoff made.
+/// The record: the path on the first line, `made` on the second for a
+/// worktree a handoff made. The path's bytes are kept as they are: a
+/// worktree may live in a directory whose name is not UTF-8.
 fn read_worktree_record(repo: &Repo, uuid: &str) -> Result<Option<(PathBuf, bool)>> {
+    use std::os::unix::ffi::OsStrExt;
     let file = repo.private_dir()?.join("worktrees").join(uuid);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => {
-            let mut lines = text.lines();
+    match std::fs::read(&file) {
+        Ok(bytes) => {
+            let mut lines = bytes.split(|b| *b == b'\n');
             let path = lines.next().unwrap_or_default();
-            let made = lines.next() == Some(MADE_HERE);
-            Ok((!path.trim().is_empty()).then(|| (PathBuf::from(path), made)))
+            let made = lines.next() == Some(MADE_HERE.as_bytes());
+            Ok((!path.trim_ascii().is_empty()).then(|| (std::ffi::OsStr::from_bytes(path).into(), made)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
@@ -210,13 +213,14 @@ fn read_worktree_record(repo: &Repo, uuid: &str) -> Result<Option<(PathBuf, bool
 const MADE_HERE: &str = "made";
 
 pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &Path, made_here: bool) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
     let dir = repo.private_dir()?.join("worktrees");
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("{uuid}.tmp"));
-    let mut text = format!("{}\n", path.to_string_lossy());
+    let mut text = [path.as_os_str().as_bytes(), b"\n"].concat();
     if made_here {
-        text.push_str(MADE_HERE);
-        text.push('\n');
+        text.extend_from_slice(MADE_HERE.as_bytes());
+        text.push(b'\n');
     }
     std::fs::write(&tmp, text)?;
     std::fs::rename(tmp, dir.join(uuid))?;

@@ -454,3 +454,49 @@ pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
         stderr: String::new(),
     }
 }
+
+/// Everything under `root` that a user could lose or an attacker could plant,
+/// one line per path (kind, permission bits, sha256 of the bytes, symlink
+/// target), leaving out the `expected` places (paths relative to `root`; a
+/// place covers everything below it). Compare two with `assert_unchanged`.
+pub fn tree_digest(root: &Path, expected: &[PathBuf]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap();
+            if expected.iter().any(|e| rel.starts_with(e)) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if meta.file_type().is_symlink() {
+                format!("symlink -> {:?}", std::fs::read_link(&path).unwrap())
+            } else if meta.is_dir() {
+                pending.push(path.clone());
+                format!("dir {mode:o}")
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                let sum: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                format!("file {mode:o} {} bytes {sum}", bytes.len())
+            } else {
+                format!("special {mode:o}")
+            };
+            lines.push(format!("{:?} {what}", rel.as_os_str()));
+        }
+    }
+    lines.sort();
+    lines.join("\n")
+}
+
+/// The places inside a repository that a refused handoff may still touch:
+/// objects and refs that arrived and were removed again, reflogs, the index's
+/// stat data, and the tool's own locks and markers. Hooks and config are not among them.
+pub fn git_internals(repo: &str) -> Vec<PathBuf> {
+    ["objects", "refs", "logs", "packed-refs", "index", "codex-handoff", "FETCH_HEAD"]
+        .iter()
+        .map(|p| Path::new(repo).join(".git").join(p))
+        .collect()
+}

@@ -19,5 +19,6 @@ mod refusals;
 mod repos;
 mod roundtrip;
 mod running;
+mod security;
 mod sshd;
 mod threads;

@@ -14,6 +14,7 @@ use crate::fingerprint::Identity;
 use crate::handoff::{self, ProjectMatch};
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
+use crate::text::printable;
 use crate::thread::resolve::{resolve_target, Target};
 use crate::thread::store;
 
@@ -89,7 +90,11 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     }
     for row in &rows {
         let text = if row["available"] == true {
-            format!("{:<16} {}", row["host"].as_str().unwrap_or_default(), row["project"].as_str().unwrap_or_default())
+            format!(
+                "{:<16} {}",
+                row["host"].as_str().unwrap_or_default(),
+                printable(row["project"].as_str().unwrap_or_default())
+            )
         } else {
             format!(
                 "{:<16} unavailable: {} ({})",

@@ -7,6 +7,7 @@ use crate::cli::{HostAddArgs, HostCommand, HostListArgs, HostNameArg, Transport}
 use crate::config::{self, Host, TransportKind};
 use crate::error::Result;
 use crate::remote::transport::Connection;
+use crate::text::printable;
 
 pub fn run(command: HostCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -149,11 +150,6 @@ fn codex_text(environment: &Value) -> String {
     };
     let version = codex["version"].as_str().unwrap_or("version unknown: `codex --version` said nothing");
     format!("{} at {} ({how})", printable(version), printable(path))
-}
-
-/// Text from the host, fit for a terminal: control characters (which a terminal would obey) shown as `?`.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn codex_home_text(environment: &Value) -> String {

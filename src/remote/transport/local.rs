@@ -66,6 +66,9 @@ impl Link for LocalLink {
     fn output(&mut self) -> &mut dyn BufRead {
         self.process.output()
     }
+    fn output_ready(&mut self, timeout: Duration) -> bool {
+        self.process.output_ready(timeout)
+    }
     fn close_input(&mut self) {
         self.process.close_input()
     }

@@ -33,6 +33,9 @@ pub trait Link {
     fn input(&mut self) -> Option<&mut dyn Write>;
     /// The helper's standard output.
     fn output(&mut self) -> &mut dyn BufRead;
+    /// Wait at most `timeout` until `output` can be read without blocking
+    /// (data, or its end); false if nothing came.
+    fn output_ready(&mut self, timeout: Duration) -> bool;
     /// Close the helper's input (it then ends its session).
     fn close_input(&mut self);
     /// Wait at most `timeout` for the helper (or the connection) to end:
@@ -82,12 +85,15 @@ pub struct Connection {
 
 impl Connection {
     /// Connect to `host`, start its helper (looking for it through the login
-    /// shell when the plain PATH lacks it) and negotiate the protocol.
+    /// shell when the plain PATH lacks it) and negotiate the protocol, the
+    /// helper answering within `codex-handoff.connectTimeout`: a host that
+    /// accepts the connection but never answers must not hang the command.
     pub fn open(host: &Host) -> Result<Connection> {
+        let timeout = crate::config::connect_timeout()?;
         let started = Instant::now();
         let link: Box<dyn Link> = match host.transport {
             TransportKind::Local => Box::new(local::start(host)?),
-            TransportKind::Openssh => Box::new(openssh::start(host)?),
+            TransportKind::Openssh => Box::new(openssh::start(host, timeout)?),
             TransportKind::Ssh2 => {
                 return Err(Error::failed("transport_unavailable", "the ssh2 transport is not built into this version")
                     .with_help(format!(
@@ -106,7 +112,7 @@ impl Connection {
         };
         let mut conn =
             Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, located: None, link };
-        let hello = match conn.hello() {
+        let hello = match conn.hello(timeout) {
             Err(mut err) if err.code == "helper_missing" => {
                 let located = locate::helper(&mut *conn.link).map_err(|why| {
                     err.message = format!("{}; {why}", err.message);
@@ -114,7 +120,7 @@ impl Connection {
                 })?;
                 conn.link.restart_helper(&located.path)?;
                 conn.located = Some(located);
-                conn.hello()?
+                conn.hello(timeout)?
             }
             other => other?,
         };
@@ -142,10 +148,13 @@ impl Connection {
         Ok(conn)
     }
 
-    fn hello(&mut self) -> Result<Hello> {
-        self.call(
+    /// The hello exchange, given up after `timeout`.
+    fn hello(&mut self, timeout: Duration) -> Result<Hello> {
+        self.call_by(
             "hello",
             json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
+            || {},
+            Some((Instant::now() + timeout, timeout)),
         )
     }
 
@@ -162,14 +171,26 @@ impl Connection {
     /// [`Connection::call`], running `sent` once the request is on its way
     /// (while the helper works on it).
     pub fn call_then<T: DeserializeOwned>(&mut self, op: &str, params: Value, sent: impl FnOnce()) -> Result<T> {
+        self.call_by(op, params, sent, None)
+    }
+
+    /// `call_then`, giving up at `deadline` (the instant, and the limit it came from).
+    fn call_by<T: DeserializeOwned>(
+        &mut self,
+        op: &str,
+        params: Value,
+        sent: impl FnOnce(),
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         let sent = match self.link.input() {
             Some(input) => protocol::write_json(input, &request).map(|()| sent()),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
-        let line = match sent {
-            Ok(()) => protocol::read_line(self.link.output())?,
-            Err(_) => None,
+        let line = match (sent, deadline) {
+            (Ok(()), None) => protocol::read_line(self.link.output())?,
+            (Ok(()), Some(deadline)) => self.read_line_by(deadline)?,
+            (Err(_), _) => None,
         };
         let Some(line) = line else { return Err(self.failure(op)) };
         let response: Response = serde_json::from_slice(&line).map_err(|e| self.garbled(op, e))?;
@@ -184,6 +205,43 @@ impl Connection {
                 exit_code: 1,
             });
             Err(error.into_error(&self.host.name))
+        }
+    }
+
+    /// One answer line, as `protocol::read_line` reads it, unless the deadline passes first.
+    fn read_line_by(&mut self, (deadline, limit): (Instant, Duration)) -> Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        loop {
+            if !self.link.output_ready(deadline.saturating_duration_since(Instant::now())) {
+                self.link.kill();
+                return Err(Error::new(
+                    Kind::Unreachable,
+                    "connect_timeout",
+                    format!("{} ({}) did not answer within {} s", self.host.name, self.host.ssh, limit.as_secs()),
+                )
+                .with_help(format!(
+                    "check that the host is up and `ssh {}` works; codex-handoff.connectTimeout sets how many seconds to wait",
+                    self.host.ssh
+                )));
+            }
+            let output = self.link.output();
+            let available = output.fill_buf()?;
+            if available.is_empty() {
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            let (taken, done) = match available.iter().position(|b| *b == b'\n') {
+                Some(end) => (end + 1, true),
+                None => (available.len(), false),
+            };
+            line.extend_from_slice(available.get(..taken).unwrap_or_default());
+            output.consume(taken);
+            if line.len() > protocol::MAX_LINE {
+                return Err(Error::failed("line_too_long", "the helper's answer is too long"));
+            }
+            if done {
+                line.pop();
+                return Ok(Some(line));
+            }
         }
     }
 
@@ -212,7 +270,8 @@ impl Connection {
             .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
             .map(str::to_owned)
             .collect();
-        let stderr = stderr.join("\n").trim().to_owned();
+        // The other machine's words: shown as text, never as terminal controls.
+        let stderr = crate::text::printable_lines(stderr.join("\n").trim());
         let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
         let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
         // After the hello the connection was up: ssh's 255 then also means the
