@@ -335,7 +335,8 @@ impl Connection {
                 format!("the helper on {} gave no usable ticket", self.host.name),
             ));
         }
-        // The session holds the thread's lock; the attached command must not.
+        // The helper's session holds the thread's lock: it ends first, so that a handoff
+        // from elsewhere can take the lock and interrupt the attached command.
         if let Some(input) = self.link.input() {
             let _ = protocol::write_json(input, &Request { op: "bye".into(), params: Value::Null });
         }
