@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 /// How long a handoff waits for a running thread to stop.
 pub const INTERRUPT_TIMEOUT: &str = "codex-handoff.interruptTimeout";
 
+/// What `--attach` runs where the thread arrived (a `/bin/sh` command line with placeholders).
+pub const ATTACH_COMMAND: &str = "codex-handoff.attachCommand";
+
 /// How long connecting to a host (and its helper's first answer) may take.
 pub const CONNECT_TIMEOUT: &str = "codex-handoff.connectTimeout";
 

@@ -249,6 +249,7 @@ fn description_extra() -> Roff {
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
     );
+    super::manual_attach::description(&mut r, paragraph);
     r
 }
 
@@ -275,8 +276,8 @@ fn exit_status() -> Roff {
     }
     paragraph(
         &mut r,
-        "`thread run` exits with its command's exit status. Under `--json` an error is also printed on stdout, \
-         with its exit code (see JSON OUTPUT).",
+        "`thread run`, and a handoff with `--attach`, exit with their command's exit status. Under `--json` an \
+         error is also printed on stdout, with its exit code (see JSON OUTPUT).",
     );
     r
 }
@@ -314,7 +315,7 @@ fn environment() -> Roff {
     r.control("SH", ["ENVIRONMENT"]);
     for (name, text) in [
         ("CODEX_HOME", "The Codex CLI's home (default `~/.codex`): linked sessions are read from and written to its `sessions/` folder and `session_index.jsonl`. The helper on a host, whose environment is that of a non-login shell, takes it from the host's login shell when its own environment lacks it."),
-        ("CODEX_HANDOFF_THREAD", "Set by `thread run` to the thread's UUID for the command it runs; handing off that same thread from inside it is refused."),
+        ("CODEX_HANDOFF_THREAD", "Set by `thread run` and `--attach` to the thread's UUID for the command they run; handing off that same thread from inside it is refused."),
         ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
         ("NO_COLOR", "When set (and not empty), error reports are not coloured. Otherwise git's `color.ui` decides, as for git's own output."),
@@ -342,6 +343,7 @@ fn files() -> Roff {
     ] {
         item(&mut r, vec![bold(name)], text);
     }
+    super::manual_attach::files(&mut r, item);
     r
 }
 
@@ -426,7 +428,7 @@ fn json_output() -> Roff {
  "action": "created" | "added" | "updated" | "unchanged" | "removed" | "deleted" | "absent"}]}"#,
         ),
     ];
-    for (title, shape) in shapes {
+    for (title, shape) in shapes.into_iter().chain(super::manual_attach::JSON) {
         r.control("TP", []);
         r.text(inline_code(title));
         preformatted(&mut r, shape);

@@ -217,6 +217,7 @@ impl Session {
             "release" => self.release(params(request)?),
             "lfs_missing" => lfs_missing(params(request)?),
             "lfs_expose" => self.lfs_expose(params(request)?),
+            "attach" => handoff::attach::prepare(params(request)?, &self.me, self.restricted),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }

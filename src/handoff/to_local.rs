@@ -185,6 +185,7 @@ pub(super) fn run(
         snapshot: departed.snapshot,
         already_there: false,
         dry_run: false,
+        kept: None,
     })
 }
 
@@ -353,5 +354,6 @@ pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Inte
         snapshot: thread.snapshot.to_string(),
         already_there: true,
         dry_run: false,
+        kept: None,
     })
 }

@@ -7,6 +7,7 @@
 //! May use the root helpers and `codex` (rollout files); knows nothing of
 //! hosts, connections or the command line.
 
+pub mod attach;
 pub mod carried;
 pub mod converted;
 pub mod gitlocks;
@@ -306,6 +307,24 @@ pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> 
     state.handoff = None;
     let transcript = crate::thread::transcript::capture(repo, &thread.state)?;
     store::record(repo, &worktree, state, Some(&thread), transcript)
+}
+
+/// The environment of a thread's agent command here (`thread run`, an
+/// attached session): which thread it is (so it cannot hand itself off),
+/// where its transcript is, and `CODEX_HOME` where only the login shell sets it.
+pub fn agent_env(repo: &Repo, thread: &Thread) -> Result<Vec<(String, String)>> {
+    let transcript = crate::thread::transcript::local_path(repo, &thread.state)?;
+    if let Some(parent) = transcript.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut env = vec![
+        ("CODEX_HANDOFF_THREAD".to_owned(), thread.state.uuid.clone()),
+        ("CODEX_HANDOFF_TRANSCRIPT".to_owned(), transcript.to_string_lossy().into_owned()),
+    ];
+    if let Ok((home, crate::codex::HomeOrigin::LoginShell)) = crate::codex::codex_home_and_origin() {
+        env.push(("CODEX_HOME".to_owned(), home.to_string_lossy().into_owned()));
+    }
+    Ok(env)
 }
 
 /// Open the worktree the thread lives in on this machine.

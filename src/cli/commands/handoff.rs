@@ -23,6 +23,13 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         }
     };
     let repo = Repo::discover()?;
+    if args.attach && !ui.has_terminal() {
+        return Err(Error::usage("attach_needs_terminal", "--attach needs a terminal (stdin and stdout)").with_help(
+            "run it in a terminal, or hand off without --attach and go on there with \
+             `ssh -t <host>`, then `codex resume <id>` in the worktree",
+        ));
+    }
+    let attach_command = repo.config_string(crate::config::ATTACH_COMMAND);
     let request = handoff::Request {
         thread,
         destination: host,
@@ -32,10 +39,12 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         no_interrupt: args.no_interrupt,
         interrupt_timeout: std::time::Duration::from_secs(interrupt_timeout(&repo, args.interrupt_timeout)?),
         interactive: !args.yes && !args.dry_run && ui.can_prompt(),
+        attach: args.attach,
     };
     let mut console = Console { ui, yes: args.yes, dry_run: args.dry_run, plan: None };
     let outcome = handoff::run(&repo, &request, &mut console)?;
     let plan = console.plan.take();
+    let dry_run = outcome.dry_run;
     ui.json(&json!({
         "thread": outcome.thread,
         "uuid": outcome.uuid,
@@ -69,6 +78,13 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
             outcome.epoch,
             printable(&outcome.worktree)
         ));
+    }
+    if args.attach && !dry_run {
+        ui.flush();
+        let mut console = Console { ui, yes: true, dry_run: false, plan: None };
+        let code = handoff::attach::attach(&repo, outcome, attach_command.as_deref(), &mut console)?;
+        console.ui.flush();
+        std::process::exit(code);
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `git-codex-handoff remote serve`: the helper run over SSH.
+//! `git-codex-handoff remote serve`: the helper run over SSH; `remote attach`:
+//! the session `--attach` starts beside it.
 
-use crate::cli::RemoteServeArgs;
+use crate::cli::{RemoteAttachArgs, RemoteServeArgs};
 use crate::error::{Error, Result};
 use crate::remote::restricted::{self, Allowed};
 
@@ -28,4 +29,10 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
     }
     let stdin = std::io::stdin();
     crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr(), args.restricted)
+}
+
+/// Run what `serve` left in the ticket, in this terminal, and exit with its status.
+pub fn attach(args: RemoteAttachArgs) -> Result<()> {
+    let code = crate::handoff::attach::run_ticket(&args.ticket)?;
+    std::process::exit(code);
 }

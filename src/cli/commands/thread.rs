@@ -235,14 +235,7 @@ fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
     }
     let worktree = thread::thread_worktree(&repo, &thread)?.workdir()?;
     let dir = worktree.join(&thread.state.subdirectory);
-    let transcript = crate::thread::transcript::local_path(&repo, &thread.state)?;
-    let env = vec![
-        ("CODEX_HANDOFF_THREAD".to_owned(), thread.state.uuid.clone()),
-        ("CODEX_HANDOFF_TRANSCRIPT".to_owned(), transcript.to_string_lossy().into_owned()),
-    ];
-    if let Some(parent) = transcript.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    let env = thread::agent_env(&repo, &thread)?;
     let code = crate::thread::running::run(&repo, &thread.state.uuid, &dir, &args.command, &env)?;
     ui.flush();
     std::process::exit(code);

@@ -64,6 +64,13 @@ pub trait Link {
     fn restart_helper(&mut self, _path: &str) -> Result<()> {
         Err(Error::failed("unsupported", "this transport cannot start the helper again"))
     }
+    /// Run the helper at `program` with `args` on the same connection as an
+    /// interactive session: with a terminal of its own on the other side,
+    /// this process's terminal as its input and output. Returns its exit
+    /// code. `None`: this transport cannot.
+    fn interactive(&mut self, _program: &str, _args: &[&str]) -> Option<Result<i32>> {
+        None
+    }
 }
 
 pub struct Connection {
@@ -317,6 +324,40 @@ impl Connection {
     /// Environment for git commands that talk to the host over this connection.
     pub fn git_env(&self) -> Vec<(String, String)> {
         self.link.git_env()
+    }
+
+    /// End the helper's session, then run `remote attach <ticket>` on the
+    /// same connection in this terminal. Returns the attached command's exit code.
+    pub fn attach(mut self, ticket: &str) -> Result<i32> {
+        if ticket.len() != 32 || !ticket.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::failed(
+                "helper_garbled",
+                format!("the helper on {} gave no usable ticket", self.host.name),
+            ));
+        }
+        // The helper's session holds the thread's lock: it ends first, so that a handoff
+        // from elsewhere can take the lock and interrupt the attached command.
+        if let Some(input) = self.link.input() {
+            let _ = protocol::write_json(input, &Request { op: "bye".into(), params: Value::Null });
+        }
+        self.link.close_input();
+        self.link.wait_exit(Duration::from_secs(30));
+        let program = self.located.as_ref().map_or(self.host.helper.as_str(), |l| l.path.as_str()).to_owned();
+        match self.link.interactive(&program, &["remote", "attach", ticket]) {
+            Some(code) => code,
+            None => Err(Error::failed(
+                "attach_unsupported",
+                format!(
+                    "the {} transport cannot open a terminal session on {}",
+                    self.host.transport.name(),
+                    self.host.name
+                ),
+            )
+            .with_help(format!(
+                "use the system ssh for it: `git codex-handoff host add {} {} --transport openssh`",
+                self.host.name, self.host.ssh
+            ))),
+        }
     }
 
     /// End the session and wait for the connection to close.

@@ -204,6 +204,16 @@ impl Link for OpensshLink {
         cmd.args(["-T", "-o", "RemoteCommand=none", "--", &self.destination]);
         Some(crate::login_shell::converse(cmd, input, crate::login_shell::TIMEOUT))
     }
+    fn interactive(&mut self, program: &str, args: &[&str]) -> Option<Result<i32>> {
+        if let Err(err) = crate::config::check_helper(program) {
+            return Some(Err(err));
+        }
+        // `-t`: a terminal there; LogLevel: no "Shared connection closed" line after it.
+        let mut cmd = self.session();
+        cmd.args(["-t", "-o", "RemoteCommand=none", "-o", "LogLevel=ERROR", "--", &self.destination, program]);
+        cmd.args(args);
+        Some(super::process::run_in_terminal(cmd))
+    }
     fn restart_helper(&mut self, path: &str) -> Result<()> {
         crate::config::check_helper(path)?;
         let mut cmd = self.session();

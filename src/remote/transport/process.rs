@@ -91,3 +91,25 @@ impl ProcessLink {
         self.stderr.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 }
+
+/// Run `command` in the foreground with this process's terminal as its
+/// input and output, and return its exit code (128 + the signal that ended
+/// it). Meanwhile this process ignores the terminal's interrupt and quit
+/// keys: they are the command's.
+pub fn run_in_terminal(mut command: Command) -> crate::error::Result<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    let mut child = command.spawn()?;
+    // After the spawn: an ignored signal would stay ignored in the child.
+    // SAFETY: setting a disposition to SIG_IGN and back is sound at any time.
+    let before: Vec<_> = [libc::SIGINT, libc::SIGQUIT]
+        .into_iter()
+        .map(|signal| (signal, unsafe { libc::signal(signal, libc::SIG_IGN) }))
+        .collect();
+    let status = child.wait();
+    for (signal, handler) in before {
+        unsafe { libc::signal(signal, handler) };
+    }
+    let status = status?;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
