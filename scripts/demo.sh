@@ -1,6 +1,8 @@
 #!/bin/sh
 # A real handoff and hand-back on this machine: a throw-away sshd on
-# 127.0.0.1 plays the dev box, with its own keys and its own HOME.
+# 127.0.0.1 plays the dev box, with its own keys and its own HOME. Where npm
+# (or an earlier test run) provides the Codex CLI, a real Codex thread goes
+# to the dev box and back too, its model played by scripts/mock_model.py.
 set -eu
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,10 +29,39 @@ git config --global codex-handoff.machine laptop
 as_devbox git config --global codex-handoff.machine devbox
 
 SSHD_PID=""
-cleanup() { [ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null || true; }
+MODEL_PID=""
+cleanup() {
+  [ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
+  [ -n "$MODEL_PID" ] && kill "$MODEL_PID" 2>/dev/null
+  true
+}
 trap cleanup EXIT INT TERM
 
-# Start an sshd on loopback with throw-away keys; every session gets HOME=$DEVBOX_HOME.
+# The Codex CLI the tests use (pinned), installed from npm into target/tmp once.
+CODEX_VERSION=0.169.0
+CODEX_PREFIX="$ROOT/target/tmp/codex-cli-$CODEX_VERSION"
+CODEX="$CODEX_PREFIX/node_modules/.bin/codex"
+find_codex() {
+  command -v python3 >/dev/null || { CODEX_MISSING="python3 is not installed"; return 1; }
+  [ -x "$CODEX" ] && return 0
+  command -v npm >/dev/null || { CODEX_MISSING="npm is not installed"; return 1; }
+  echo "Installing the Codex CLI $CODEX_VERSION from npm into $CODEX_PREFIX (once)..."
+  npm install --no-audit --no-fund --silent --cache "$WORK/npm-cache" --prefix "$CODEX_PREFIX" \
+    "@openai/codex@$CODEX_VERSION" >"$WORK/npm.log" 2>&1 && [ -x "$CODEX" ] && return 0
+  CODEX_MISSING="npm could not install it (see $WORK/npm.log)"
+  return 1
+}
+SESSION_PATH="/usr/local/bin:/usr/bin:/bin"
+if find_codex; then
+  # Codex and node on every PATH, the dev box's sessions included.
+  NODE_DIR="$(dirname "$(command -v node || echo /usr/bin/node)")"
+  PATH="$(dirname "$CODEX"):$NODE_DIR:$PATH"
+  SESSION_PATH="$(dirname "$CODEX"):$NODE_DIR:$SESSION_PATH"
+  # As an npm install under nvm does: Codex on the dev box's login PATH, where `host check` looks.
+  printf 'PATH="%s:$PATH"\nexport PATH\n' "$(dirname "$CODEX"):$NODE_DIR" > "$DEVBOX_HOME/.profile"
+fi
+
+# Start an sshd on loopback with throw-away keys; every session gets HOME=$DEVBOX_HOME (and Codex on its PATH).
 start_sshd() {
   [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || return 1
   S="$WORK/ssh"; mkdir -p "$S"; chmod 700 "$S"
@@ -52,7 +83,7 @@ PermitRootLogin prohibit-password
 UsePAM no
 StrictModes no
 LogLevel VERBOSE
-SetEnv HOME=$DEVBOX_HOME
+SetEnv HOME=$DEVBOX_HOME PATH=$SESSION_PATH
 CONF
   /usr/sbin/sshd -D -e -f "$S/sshd_config" 2> "$S/sshd.log" &
   SSHD_PID=$!
@@ -142,6 +173,12 @@ show git log --oneline -2
 
 bold "The thread's history"
 show git codex-handoff thread log 1
+
+if [ -n "${CODEX_MISSING:-}" ]; then
+  bold "A real Codex thread: skipped ($CODEX_MISSING); the Git-only demo above is complete"
+else
+  . "$ROOT/scripts/demo-codex.sh"
+fi
 if [ "$SSH" = yes ]; then
   echo
   echo "SSH connections accepted by the demo sshd: $(grep -c 'Accepted publickey' "$WORK/ssh/sshd.log") (host check, destinations, and one per handoff)"

@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 /// How long a handoff waits for a running thread to stop.
 pub const INTERRUPT_TIMEOUT: &str = "codex-handoff.interruptTimeout";
 
+/// What `--attach` runs where the thread arrived (a `/bin/sh` command line with placeholders).
+pub const ATTACH_COMMAND: &str = "codex-handoff.attachCommand";
+
+/// How long connecting to a host (and its helper's first answer) may take.
+pub const CONNECT_TIMEOUT: &str = "codex-handoff.connectTimeout";
+
 /// The allow-commits override of the pre-commit hook.
 pub const ALLOW_COMMITS_ELSEWHERE: &str = "codex-handoff.allowCommitsElsewhere";
 
@@ -129,6 +135,16 @@ pub fn worktree_root() -> Result<PathBuf> {
         return Ok(expand_home(&root));
     }
     Ok(home()?.join(".codex").join("worktrees"))
+}
+
+/// `codex-handoff.connectTimeout` (whole seconds, at least 1), default 20.
+pub fn connect_timeout() -> Result<std::time::Duration> {
+    let Some(text) = global_value(CONNECT_TIMEOUT)? else { return Ok(std::time::Duration::from_secs(20)) };
+    match text.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(std::time::Duration::from_secs(seconds)),
+        _ => Err(Error::usage("bad_config", format!("{CONNECT_TIMEOUT} = {text:?} is not a number of seconds"))
+            .with_help(format!("fix it with `git config --global {CONNECT_TIMEOUT} 20`"))),
+    }
 }
 
 pub fn home() -> Result<PathBuf> {

@@ -39,8 +39,14 @@ pub enum Action {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HookReport {
     pub name: String,
+    /// As text (JSON has no other way; a non-UTF-8 byte becomes U+FFFD).
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     pub action: Action,
+}
+
+fn lossy_path<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 /// The directory git runs hooks from: `core.hooksPath` if set (relative to

@@ -10,8 +10,8 @@
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `repo`, `config`, `fingerprint`,
-//!   `promisor`, `hooks`, `machine`, `time`, `login_shell` (what the user's
-//!   login shell finds), and `fault` (crash points for the tests).
+//!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
+//!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod cli;
 pub mod codex;
@@ -24,10 +24,12 @@ pub mod handoff;
 pub mod hooks;
 pub mod login_shell;
 pub mod machine;
+pub mod process;
 pub mod promisor;
 pub mod remote;
 pub mod repo;
 pub mod ssh_config;
+pub mod text;
 pub mod thread;
 pub mod time;
 

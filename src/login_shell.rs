@@ -346,19 +346,20 @@ mod tests {
     /// (an agent a profile started), or prints without end, is not waited for.
     #[test]
     fn the_answer_is_read_up_to_its_end_line_and_no_further() {
-        let timeout = Duration::from_secs(5);
+        // Generous against a loaded machine: only waiting for the lingering
+        // process (two minutes) or for the whole timeout would exceed it.
+        let timeout = Duration::from_secs(60);
         let mut lingering = Command::new("/bin/sh");
-        lingering.args(["-c", "sleep 15 & echo; echo cxh-probe-1 begin; echo home /h; echo cxh-probe-1 end"]);
+        lingering.args(["-c", "sleep 120 & echo; echo cxh-probe-1 begin; echo home /h; echo cxh-probe-1 end"]);
         let started = Instant::now();
         let output = converse(lingering, b"", timeout).unwrap();
         assert!(started.elapsed() < timeout, "waited for the lingering process");
         assert_eq!(parse(&output).unwrap().home.as_deref(), Some("/h"));
 
+        // Stopped by the size cap, not the clock.
         let mut endless = Command::new("/bin/sh");
         endless.args(["-c", "while :; do echo chatter; done"]);
-        let started = Instant::now();
         let output = converse(endless, b"", timeout).unwrap();
-        assert!(started.elapsed() < timeout, "read an endless output to the timeout");
         assert!(output.len() > MAX_OUTPUT && output.len() < 2 * MAX_OUTPUT, "{}", output.len());
         assert_eq!(parse(&output), None);
     }

@@ -108,6 +108,11 @@ fn make_id(file: &std::path::Path) -> Result<String> {
 
 /// `$XDG_STATE_HOME/git-codex-handoff/machine-id`, default `~/.local/state/...`.
 pub fn id_file() -> Result<PathBuf> {
+    Ok(state_dir()?.join("machine-id"))
+}
+
+/// This tool's per-user state on this machine: `$XDG_STATE_HOME/git-codex-handoff`, default `~/.local/state/...`.
+pub fn state_dir() -> Result<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         // The XDG rules ignore a relative path.
@@ -116,7 +121,7 @@ pub fn id_file() -> Result<PathBuf> {
         Some(dir) => dir,
         None => crate::config::home()?.join(".local").join("state"),
     };
-    Ok(base.join("git-codex-handoff").join("machine-id"))
+    Ok(base.join("git-codex-handoff"))
 }
 
 /// Ids are short printable words: they travel in notes and on the wire.

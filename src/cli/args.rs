@@ -67,6 +67,12 @@ pub struct HandoffArgs {
     /// Refuse to hand off a running thread instead of interrupting it.
     #[arg(long)]
     pub no_interrupt: bool,
+
+    /// Then go on with the thread there, in this terminal: over the same connection, in its worktree, run
+    /// codex-handoff.attachCommand (default: `codex resume <id>` for a Codex thread, else the login shell);
+    /// exits with that command's status.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub attach: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +90,8 @@ pub enum Command {
     Project(ProjectCommand),
     /// Install the git hooks (pre-commit guard for threads owned elsewhere, ...).
     InstallHooks(InstallHooksArgs),
+    /// Install the Codex skill that lets Codex hand off another named thread (in $CODEX_HOME/skills).
+    InstallSkill(InstallSkillArgs),
     /// List every setting (git config key) with its value here and its default.
     Config,
     /// Run one of the git hooks `install-hooks` installs (called by the hook itself).
@@ -272,6 +280,13 @@ pub struct InstallHooksArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct InstallSkillArgs {
+    /// Remove the skill instead.
+    #[arg(long)]
+    pub uninstall: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct HookArgs {
     /// The hook's name (`pre-commit`).
     #[arg(value_name = "NAME")]
@@ -320,6 +335,15 @@ pub struct CompleteArgs {
 pub enum RemoteCommand {
     /// Serve requests (JSON lines) on stdin/stdout.
     Serve(RemoteServeArgs),
+    /// Run the command a ticket from `serve` names, in this terminal (for --attach).
+    Attach(RemoteAttachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteAttachArgs {
+    /// The ticket `serve` gave (hex).
+    #[arg(value_name = "TICKET")]
+    pub ticket: String,
 }
 
 #[derive(Debug, Args)]

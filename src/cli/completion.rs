@@ -346,7 +346,10 @@ mod tests {
     #[test]
     fn bash_knows_every_visible_command_and_value_kind() {
         let text = bash();
-        assert!(text.contains("\t\"\") subs=\"destinations thread host project install-hooks config\""), "{text}");
+        assert!(
+            text.contains("\t\"\") subs=\"destinations thread host project install-hooks install-skill config\""),
+            "{text}"
+        );
         assert!(text.contains("pos=\"thread destination\""));
         assert!(
             text.contains("\t\"thread show\") subs=\"\"; opts=\"--json --progress --help\"; pos=\"thread\" ;;"),

@@ -46,6 +46,7 @@ pub fn man_page() -> String {
     page += &roff(files());
     page += &roff(json_output());
     page += &roff(hooks_section());
+    page += &roff(security());
     page += &roff(see_also());
     page += &render(|w| man.render_version_section(w), false);
     code_spans(&page)
@@ -252,6 +253,7 @@ fn description_extra() -> Roff {
          (`git config alias.ho codex-handoff`), and `git help codex-handoff` (or `git codex-handoff --help`) \
          for this page.",
     );
+    super::manual_attach::description(&mut r, paragraph);
     r
 }
 
@@ -278,8 +280,8 @@ fn exit_status() -> Roff {
     }
     paragraph(
         &mut r,
-        "`thread run` exits with its command's exit status. Under `--json` an error is also printed on stdout, \
-         with its exit code (see JSON OUTPUT).",
+        "`thread run`, and a handoff with `--attach`, exit with their command's exit status. Under `--json` an \
+         error is also printed on stdout, with its exit code (see JSON OUTPUT).",
     );
     r
 }
@@ -317,7 +319,7 @@ fn environment() -> Roff {
     r.control("SH", ["ENVIRONMENT"]);
     for (name, text) in [
         ("CODEX_HOME", "The Codex CLI's home (default `~/.codex`): linked sessions are read from and written to its `sessions/` folder and `session_index.jsonl`. The helper on a host, whose environment is that of a non-login shell, takes it from the host's login shell when its own environment lacks it."),
-        ("CODEX_HANDOFF_THREAD", "Set by `thread run` to the thread's UUID for the command it runs; handing off that same thread from inside it is refused."),
+        ("CODEX_HANDOFF_THREAD", "Set by `thread run` and `--attach` to the thread's UUID for the command they run; handing off that same thread from inside it is refused."),
         ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
         ("SSH_AUTH_SOCK", "The ssh-agent the ssh2 transport logs in with first, before the identity files of ~/.ssh/config."),
@@ -346,6 +348,7 @@ fn files() -> Roff {
     ] {
         item(&mut r, vec![bold(name)], text);
     }
+    super::manual_attach::files(&mut r, item);
     r
 }
 
@@ -435,7 +438,7 @@ fn json_output() -> Roff {
  "action": "created" | "added" | "updated" | "unchanged" | "removed" | "deleted" | "absent"}]}"#,
         ),
     ];
-    for (title, shape) in shapes {
+    for (title, shape) in shapes.into_iter().chain(super::manual_attach::JSON) {
         r.control("TP", []);
         r.text(inline_code(title));
         preformatted(&mut r, shape);
@@ -469,6 +472,18 @@ fn hooks_section() -> Roff {
          `git config codex-handoff.allowCommitsElsewhere true`. `make install` also puts the stand-alone hook \
          scripts in `share/git-codex-handoff/hooks`, for use as a `core.hooksPath`.",
     );
+    r
+}
+
+fn security() -> Roff {
+    let mut r = Roff::new();
+    r.control("SH", ["SECURITY"]);
+    paragraph(&mut r, "What arrives from the other machine is checked before anything is written: the thread is the one \
+        the request names, a Codex thread's file goes only where Codex here keeps it, and a note naming another file, a \
+        path outside the worktree or a bad branch is refused (exit status 4). Titles and branch names are shown with \
+        control characters escaped. A key given `restrict,command=\"/path/to/git-codex-handoff remote serve --restricted\"` \
+        in the host's `~/.ssh/authorized_keys` runs only the helper and git on projects the host's user saved there, and \
+        changes no configuration; without `restrict`, `ssh -L` through the host would still work.");
     r
 }
 

@@ -9,6 +9,7 @@ pub mod args;
 pub mod commands;
 pub mod completion;
 pub mod manual;
+mod manual_attach;
 pub mod output;
 pub mod settings;
 

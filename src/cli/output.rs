@@ -58,6 +58,11 @@ impl Ui {
         let _ = self.stderr.flush();
     }
 
+    /// Are stdin and stdout a terminal (for a session attached to a thread)?
+    pub fn has_terminal(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+    }
+
     /// Ask a yes/no question; only when stdin and stderr are terminals.
     pub fn can_prompt(&self) -> bool {
         std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

@@ -1,7 +1,7 @@
 //! Every git config key the tool reads, with its scope and default: one list
 //! for `git codex-handoff config` and the man page's CONFIGURATION section.
 
-use crate::config::{ALLOW_COMMITS_ELSEWHERE, INTERRUPT_TIMEOUT};
+use crate::config::{ALLOW_COMMITS_ELSEWHERE, ATTACH_COMMAND, CONNECT_TIMEOUT, INTERRUPT_TIMEOUT};
 
 /// Where a key is normally set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -77,11 +77,27 @@ pub const SETTINGS: &[Setting] = &[
         description: "The helper's path on the host. When a command over ssh does not find it, the login shell there is asked (then ~/.cargo/bin, ~/.local/bin, /usr/local/bin, /opt/homebrew/bin) and the path found is stored here.",
     },
     Setting {
+        key: CONNECT_TIMEOUT,
+        scope: Scope::Global,
+        default: "20",
+        multi: false,
+        description: "Seconds to wait for a host: connecting, logging in and the helper's first answer together (a passphrase typed at a prompt counts too); past it the command fails with exit status 5.",
+    },
+    Setting {
         key: INTERRUPT_TIMEOUT,
         scope: Scope::Repository,
         default: "10",
         multi: false,
         description: "Seconds a handoff waits after SIGINT (and again after SIGTERM) for a running thread to stop; --interrupt-timeout overrides it.",
+    },
+    Setting {
+        key: ATTACH_COMMAND,
+        scope: Scope::Repository,
+        default: "codex resume {codex_thread} for a Codex thread, else the login shell",
+        multi: false,
+        description: "What --attach runs in the thread's worktree where it arrived, in this terminal: a /bin/sh command \
+                      line (run there, with its exit status returned) whose placeholders {thread} (UUID), {number}, \
+                      {title}, {branch}, {codex_thread} and {worktree} are passed as arguments, never parsed as code.",
     },
     Setting {
         key: ALLOW_COMMITS_ELSEWHERE,

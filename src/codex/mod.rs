@@ -10,6 +10,7 @@
 pub mod placement;
 pub mod relocate;
 pub mod rollout;
+pub mod skills;
 pub mod state_db;
 pub mod threads;
 

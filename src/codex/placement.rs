@@ -10,9 +10,9 @@
 //! `-<thread id>.jsonl` before anything is written.
 
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use super::rollout::{self, COMPRESSED, PLAIN};
+use super::rollout::{self, is_rollout_path_for};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -114,36 +114,6 @@ fn plain_of(path: &Path) -> Option<PathBuf> {
 
 fn compressed_of(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.zst", path.display()))
-}
-
-/// Is `path` a plain rollout file name for `id` under `sessions`, with no
-/// `..`, and no symlink leading out of `sessions` among the folders that exist?
-fn is_rollout_path_for(sessions: &Path, path: &Path, id: &str) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if !name.ends_with(PLAIN) || name.ends_with(COMPRESSED) || rollout::id_of_name(&name).as_deref() != Some(id) {
-        return false;
-    }
-    let Ok(relative) = path.strip_prefix(sessions) else { return false };
-    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
-        return false;
-    }
-    match (path.parent().and_then(resolved), resolved(sessions)) {
-        (Some(dir), Some(root)) => dir.starts_with(root),
-        _ => false,
-    }
-}
-
-/// `path` with its deepest existing ancestor's symlinks resolved.
-fn resolved(path: &Path) -> Option<PathBuf> {
-    let mut rest = Vec::new();
-    let mut ancestor = path;
-    loop {
-        if let Ok(real) = ancestor.canonicalize() {
-            return Some(rest.iter().rev().fold(real, |p, part| p.join(part)));
-        }
-        rest.push(ancestor.file_name()?.to_owned());
-        ancestor = ancestor.parent()?;
-    }
 }
 
 #[cfg(test)]

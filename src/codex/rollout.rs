@@ -6,7 +6,7 @@
 //! plain file beside a compressed one wins, as in Codex.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
@@ -244,9 +244,89 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + s)
 }
 
+/// A thread id as Codex writes it: a hyphenated lowercase UUID.
+pub fn is_uuid(text: &str) -> bool {
+    uuid::Uuid::parse_str(text).is_ok_and(|id| id.hyphenated().to_string() == text)
+}
+
+/// Is `relative`, as a note from another machine names a thread's rollout
+/// below `sessions/`, a rollout file name of thread `id` (`rollout-…-<id>.jsonl`
+/// or `.jsonl.zst`) under plain folder names only (no `..`, nothing absolute)?
+pub fn is_relative_for(relative: &str, id: &str) -> bool {
+    let path = Path::new(relative);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    is_uuid(id)
+        && !relative.ends_with('/')
+        && relative.split('/').all(|part| !part.is_empty())
+        && path.components().all(|c| matches!(c, Component::Normal(_)))
+        && id_of_name(name).as_deref() == Some(id)
+}
+
+/// May thread `id`'s rollout be written at `path`? Only as a plain
+/// `rollout-…-<id>.jsonl` under `sessions`, with no `..`, and no symlink
+/// leading out of `sessions` among the folders that exist (they are resolved).
+pub fn is_rollout_path_for(sessions: &Path, path: &Path, id: &str) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !name.ends_with(PLAIN) || name.ends_with(COMPRESSED) || id_of_name(&name).as_deref() != Some(id) {
+        return false;
+    }
+    let Ok(relative) = path.strip_prefix(sessions) else { return false };
+    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+        return false;
+    }
+    match (path.parent().and_then(resolved), resolved(sessions)) {
+        (Some(dir), Some(root)) => dir.starts_with(root),
+        _ => false,
+    }
+}
+
+/// `path` with its deepest existing ancestor's symlinks resolved.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut rest = Vec::new();
+    let mut ancestor = path;
+    loop {
+        if let Ok(real) = ancestor.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |p, part| p.join(part)));
+        }
+        rest.push(ancestor.file_name()?.to_owned());
+        ancestor = ancestor.parent()?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ID: &str = "0199a213-81c0-7800-8aa1-bbab2a035a53";
+
+    #[test]
+    fn a_note_names_only_rollouts_of_its_thread_below_sessions() {
+        for good in [
+            format!("2026/11/24/rollout-2026-11-24T08-00-00-{ID}.jsonl"),
+            format!("2026/11/24/rollout-2026-11-24T08-00-00-{ID}.jsonl.zst"),
+            format!("rollout-x-{ID}.jsonl"),
+        ] {
+            assert!(is_relative_for(&good, ID), "{good:?}");
+        }
+        for bad in [
+            "../../.ssh/authorized_keys".to_owned(),
+            format!("/etc/rollout-x-{ID}.jsonl"),
+            format!("2026/11/../../rollout-x-{ID}.jsonl"),
+            format!("./rollout-x-{ID}.jsonl"),
+            format!("2026//24/rollout-x-{ID}.jsonl"),
+            format!("2026/11/24/rollout-x-{ID}.json"),
+            format!("2026/11/24/rollout-x-{ID}.jsonl/"),
+            format!("2026/11/24/rollout-{ID}.jsonl/x"),
+            format!("2026/11/24/other-x-{ID}.jsonl"),
+            "2026/11/24/rollout-x-0199a213-81c0-7800-8aa1-bbab2a035a54.jsonl".to_owned(),
+            String::new(),
+        ] {
+            assert!(!is_relative_for(&bad, ID), "{bad:?}");
+        }
+        let good = format!("rollout-x-{ID}.jsonl");
+        assert!(!is_relative_for(&good, "../x"));
+        assert!(!is_relative_for(&good.to_uppercase(), &ID.to_uppercase()));
+    }
 
     #[test]
     fn ids_come_from_well_formed_names_only() {

@@ -82,12 +82,17 @@ fn new_worktree_path(repo: &Repo, uuid: &str, number: u64) -> Result<PathBuf> {
         .and_then(|p| p.file_name().map(|n| sanitize(&n.to_string_lossy())))
         .unwrap_or_else(|| "repo".into());
     let base = config::worktree_root()?.join(repo_name);
-    let short = &uuid[..8.min(uuid.len())];
+    let short: String = uuid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
     let mut path = base.join(format!("{number}-{short}"));
     let mut n = 2;
     while path.symlink_metadata().is_ok() {
         path = base.join(format!("{number}-{short}-{n}"));
         n += 1;
+    }
+    if path.to_str().is_none() {
+        // Paths cross the wire and sit in notes as text.
+        return Err(Error::refused("non_utf8_path", format!("the worktree root {} is not UTF-8", base.display()))
+            .with_help("set codex-handoff.worktreeRoot to a directory whose path is UTF-8"));
     }
     Ok(path)
 }
@@ -147,9 +152,11 @@ pub struct Arrival {
 /// state on this machine: restore and verify it in a worktree, then record
 /// this machine as the owner. Call [`recover_arrival`] first: an earlier,
 /// interrupted arrival must be rolled back or finished before another.
-pub fn arrival(repo: &Repo, snapshot: ObjectId, me: &Machine, foreign: ForeignChanges) -> Result<Arrival> {
+/// `uuid` is the thread the request named: the note must agree.
+pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreign: ForeignChanges) -> Result<Arrival> {
     let state = store::read_note(repo, snapshot)?;
-    let uuid = state.uuid.clone();
+    state.check_arrived(uuid)?;
+    let uuid = uuid.to_owned();
     let current = store::load(repo, &uuid)?;
     if let Some(current) = &current {
         if current.snapshot == snapshot {
@@ -333,8 +340,12 @@ fn roll_back_branch(repo: &Repo, marker: &ArrivalMarker, arrived_head: &Option<O
 pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId, here: &str) -> Result<()> {
     let checked = (|| {
         let state = store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?;
+        state.check_arrived(uuid)?;
         let transcript = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
         crate::thread::transcript::check_incoming(repo, &state, transcript)?;
+        // The paths the snapshot's records name, checked while nothing has changed yet.
+        let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
+        crate::thread::worktree_data::read(repo, data)?;
         // A partial clone fetches the files it lacks while restoring: refuse now if it cannot.
         let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
         let index_tree = repo.gix.find_commit(store::parse_hex(&state.index_commit)?)?.tree_id()?.detach();

@@ -1,6 +1,8 @@
 //! The helper, `git-codex-handoff remote serve`: answers one client over
 //! stdin/stdout (JSON lines), logs to stderr, and writes only into saved
-//! projects and under the worktree root.
+//! projects and under the worktree root. Every request is hostile until
+//! checked: identity (thread UUID, snapshot) comes from the request and is
+//! checked against what was pushed, never the other way round.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -21,11 +23,13 @@ use crate::thread::carried::Needs;
 use crate::thread::lock::Lock;
 use crate::thread::restore;
 use crate::thread::snapshot;
-use crate::thread::state::DetachedOn;
+use crate::thread::state::{is_thread_uuid, DetachedOn};
 use crate::thread::store;
 
 struct Session {
     me: Machine,
+    /// Run by a restricted key (`remote serve --restricted`): no configuration changes.
+    restricted: bool,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
     locks: Vec<(String, Lock)>,
@@ -33,13 +37,15 @@ struct Session {
     lfs_asked: Vec<String>,
 }
 
-/// Serve requests until `bye` or end of input.
-pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write) -> Result<()> {
+/// Serve requests until `bye` or end of input. `restricted`: a key limited to
+/// handoffs, which may not change this machine's configuration.
+pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write, restricted: bool) -> Result<()> {
     // An inherited repository would redirect every git call.
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session = Session { me: Machine::this(None)?, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
+    let mut session =
+        Session { me: Machine::this(None)?, restricted, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -180,6 +186,9 @@ impl Session {
         if request.op != "hello" && self.protocol.is_none() {
             return Err(Error::usage("no_hello", "the first request must be hello"));
         }
+        if self.restricted && projects::changes_configuration(&request.op) {
+            return Err(projects::refused_over_restricted_key(&request.op));
+        }
         let hands_over = matches!(request.op.as_str(), "begin" | "receive" | "depart" | "release");
         if hands_over && self.protocol.is_some_and(|p| p < PROTOCOL_MACHINE_IDS) {
             // Such a client records owners by hostname, which two machines may share.
@@ -208,6 +217,7 @@ impl Session {
             "release" => self.release(params(request)?),
             "lfs_missing" => lfs_missing(params(request)?),
             "lfs_expose" => self.lfs_expose(params(request)?),
+            "attach" => handoff::attach::prepare(params(request)?, &self.me, self.restricted),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
         }
@@ -294,12 +304,13 @@ impl Session {
         let notes_before = store::ref_target(&repo, store::NOTES_REF)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived = handoff::arrival(&repo, snapshot, &self.me, ForeignChanges::Refuse).inspect_err(|_| {
-            // The thread stays where it was: no note of it here either.
-            handoff::undo_incoming(&repo, &p.uuid, notes_before);
-        })?;
+        let arrived =
+            handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse).inspect_err(|_| {
+                // The thread stays where it was: no note of it here either.
+                handoff::undo_incoming(&repo, &p.uuid, notes_before);
+            })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
-        Ok(serde_json::to_value(arrived).expect("serializes"))
+        answer(arrived)
     }
 
     fn depart(&mut self, p: DepartParams) -> Result<Value> {
@@ -386,7 +397,7 @@ impl Session {
 }
 
 fn check_uuid(uuid: &str) -> Result<()> {
-    if uuid::Uuid::parse_str(uuid).is_err() {
+    if !is_thread_uuid(uuid) {
         return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
     }
     Ok(())
@@ -425,14 +436,17 @@ fn plan(p: PlanParams, machine: &str) -> Result<Value> {
         Some(id) => Some(handoff::codex_plan(id, p.codex_created.as_deref())?),
         None => None,
     };
-    let answer = PlanAnswer {
+    answer(PlanAnswer {
         worktree: target.path.to_string_lossy().into_owned(),
         reuse: target.reuse,
         branch_tip,
         branch_checked_out,
         codex,
-    };
-    Ok(serde_json::to_value(answer).expect("serializes"))
+    })
+}
+
+fn answer(value: impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }
 
 /// Which of these LFS objects this clone lacks.
@@ -445,6 +459,7 @@ fn lfs_missing(p: LfsParams) -> Result<Value> {
 
 fn status(p: ThreadParams, me: &Machine) -> Result<Value> {
     let repo = project_repo(&p.repo)?;
+    check_uuid(&p.uuid)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
         return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
     };

@@ -7,6 +7,7 @@
 //! epoch always says who owns the thread.
 
 mod arrival;
+pub mod attach;
 mod carry;
 mod departure;
 pub mod helper;
@@ -64,7 +65,7 @@ pub struct Plan {
     pub running: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Outcome {
     pub thread: u64,
     pub uuid: String,
@@ -79,6 +80,9 @@ pub struct Outcome {
     /// Nothing had to move: an earlier run already finished, or the thread was there.
     pub already_there: bool,
     pub dry_run: bool,
+    /// The connection to the host, still open when the request asked to attach.
+    #[serde(skip)]
+    pub kept: Option<attach::Kept>,
 }
 
 /// Lets the caller show the plan, ask for confirmation and report progress.
@@ -105,6 +109,8 @@ pub struct Request {
     pub interrupt_timeout: std::time::Duration,
     /// A person will be asked to confirm the plan (so the snapshot must wait for the answer).
     pub interactive: bool,
+    /// Keep the connection open to attach to the thread where it arrives.
+    pub attach: bool,
 }
 
 /// The two destinations that name this computer.
@@ -255,6 +261,7 @@ fn clone_request(r: &Request) -> Request {
         no_interrupt: r.no_interrupt,
         interrupt_timeout: r.interrupt_timeout,
         interactive: r.interactive,
+        attach: r.attach,
     }
 }
 
@@ -307,5 +314,6 @@ fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
         snapshot: thread.snapshot.to_string(),
         already_there: false,
         dry_run: true,
+        kept: None,
     }
 }

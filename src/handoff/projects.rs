@@ -60,7 +60,7 @@ pub fn projects() -> Result<Value> {
             let identity = p.repo.as_ref().and_then(|repo| Identity::of(repo).ok());
             let subdirectory = p.repo.as_ref().map(|repo| subdirectory_of(repo, &p.dir));
             json!({
-                "path": p.dir,
+                "path": p.dir.to_string_lossy(),
                 "exists": p.repo.is_some(),
                 "fingerprint": identity.as_ref().and_then(Identity::value),
                 "fingerprint_kind": identity.as_ref().filter(|i| i.value().is_some()).map(Identity::kind),
@@ -73,10 +73,24 @@ pub fn projects() -> Result<Value> {
     Ok(json!({ "projects": list }))
 }
 
+/// Requests that would change this machine's configuration.
+pub(super) fn changes_configuration(op: &str) -> bool {
+    matches!(op, "project_save" | "project_forget")
+}
+
+/// Over a restricted key only projects this machine's own user saved are reachable.
+pub(super) fn refused_over_restricted_key(op: &str) -> Error {
+    Error::refused(
+        "restricted",
+        format!("{op} is not allowed with a restricted key: it would change this machine's configuration"),
+    )
+    .with_help("save or forget projects on that machine itself, without the restricted key")
+}
+
 pub(super) fn project_save(path: &Path) -> Result<Value> {
     let dir = validate_project_dir(path)?;
     let added = config::save_project(&dir)?;
-    Ok(json!({ "path": dir, "added": added }))
+    Ok(json!({ "path": dir.to_string_lossy(), "added": added }))
 }
 
 pub(super) fn project_forget(path: &Path) -> Result<Value> {
@@ -85,14 +99,19 @@ pub(super) fn project_forget(path: &Path) -> Result<Value> {
     if !removed {
         return Err(Error::not_found("project_not_found", format!("{} is not a saved project", dir.display())));
     }
-    Ok(json!({ "path": dir, "removed": true }))
+    Ok(json!({ "path": dir.to_string_lossy(), "removed": true }))
 }
 
-/// A project must be a directory inside a git worktree.
+/// A project must be a directory inside a git worktree, with a UTF-8 path
+/// (saved in git's config and sent over the wire as text).
 pub fn validate_project_dir(dir: &Path) -> Result<PathBuf> {
     let dir = dir.canonicalize().map_err(|e| {
         Error::not_found("project_not_found", format!("{} does not exist", dir.display())).with_source(e)
     })?;
+    if dir.to_str().is_none() {
+        return Err(Error::refused("non_utf8_path", format!("{} is not a UTF-8 path", dir.display()))
+            .with_help("projects are saved as text: rename the directory (or a parent) to a UTF-8 name"));
+    }
     let repo = Repo::discover_at(&dir)?;
     repo.workdir()?;
     Ok(dir)
@@ -190,7 +209,8 @@ pub(super) fn find_project(p: FindParams, machine: &str) -> Result<Value> {
         found.push((rank, answer));
     }
     if let Some((_, best)) = found.into_iter().min_by_key(|(rank, _)| *rank) {
-        return Ok(serde_json::to_value(best).expect("serializes"));
+        return serde_json::to_value(best)
+            .map_err(|e| Error::failed("json", "could not encode the answer").with_source(e));
     }
     Err(no_match(&p, p.host.as_deref().unwrap_or(machine), &mismatches))
 }

@@ -215,7 +215,12 @@ pub(super) fn run(
     store::move_thread_ref(repo, &uuid, Some(thread.snapshot), departing.snapshot)?;
     fault::point(Step::ToHostRecorded);
     let_go_here(repo, &uuid, &me, ui)?;
-    conn.close()?;
+    let kept = if request.attach {
+        Some(super::attach::Kept { conn, repo: project.repo.clone() })
+    } else {
+        conn.close()?;
+        None
+    };
     Ok(Outcome {
         thread: thread.state.number,
         uuid,
@@ -227,6 +232,7 @@ pub(super) fn run(
         snapshot: departing.snapshot.to_string(),
         already_there: false,
         dry_run: false,
+        kept,
     })
 }
 
@@ -341,6 +347,7 @@ fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -
         snapshot: remote.snapshot.clone(),
         already_there: true,
         dry_run,
+        kept: None,
     }
 }
 
@@ -370,5 +377,6 @@ pub(super) fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interac
         snapshot: thread.snapshot.to_string(),
         already_there: true,
         dry_run: false,
+        kept: None,
     })
 }

@@ -155,7 +155,7 @@ pub(super) fn run(
     set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
     fault::point(Step::ToLocalFetched);
     ui.progress("restoring here");
-    let arrived = arrival(repo, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
+    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
         // The host still owns the thread: nothing to release, nothing of it kept here.
         let _ = clear_marker(repo, RELEASE, &uuid);
         carry::undo_incoming(repo, &uuid, notes_before);
@@ -185,6 +185,7 @@ pub(super) fn run(
         snapshot: departed.snapshot,
         already_there: false,
         dry_run: false,
+        kept: None,
     })
 }
 
@@ -353,5 +354,6 @@ pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Inte
         snapshot: thread.snapshot.to_string(),
         already_there: true,
         dry_run: false,
+        kept: None,
     })
 }

@@ -6,6 +6,7 @@
 //! May use the root helpers only; knows nothing of threads or snapshots:
 //! what the messages mean is `handoff`'s business.
 
+pub mod incoming_only;
 pub mod protocol;
 pub mod restricted;
 pub mod transport;

@@ -68,8 +68,10 @@ impl WireError {
             6 => Kind::Helper,
             _ => Kind::Failed,
         };
-        let mut err = Error::new(kind, self.code, format!("{host}: {}", self.message));
-        err.help = self.help;
+        // The other machine's words: shown as text, never as terminal controls.
+        let code = crate::text::printable(&self.code).into_owned();
+        let mut err = Error::new(kind, code, format!("{host}: {}", crate::text::printable_lines(&self.message)));
+        err.help = self.help.as_deref().map(crate::text::printable_lines);
         err
     }
 }

@@ -32,8 +32,8 @@ pub fn decide(original: Option<&str>, saved_repositories: &[PathBuf]) -> Result<
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         [program, "remote", "serve"] if is_helper(program) => Ok(Allowed::Serve),
-        [program, path] | ["git", program, path] if service(program).is_some() => {
-            let service = service(program).expect("checked");
+        [program, path] | ["git", program, path] => {
+            let service = service(program).ok_or_else(|| refused(original.to_owned()))?;
             let repository = saved_repository(path, saved_repositories)
                 .ok_or_else(|| refused(format!("{service} of {path}, which is not a saved project")))?;
             Ok(Allowed::Git { service, repository })

@@ -7,6 +7,7 @@
 //! May use the root helpers and `codex` (rollout files); knows nothing of
 //! hosts, connections or the command line.
 
+pub mod attach;
 pub mod carried;
 pub mod converted;
 pub mod gitlocks;
@@ -191,15 +192,18 @@ pub fn worktree_made_here(repo: &Repo, uuid: &str) -> Result<bool> {
     Ok(read_worktree_record(repo, uuid)?.is_some_and(|(_, made)| made))
 }
 
-/// The record: the path on the first line, `made` on the second for a worktree a handoff made.
+/// The record: the path on the first line, `made` on the second for a
+/// worktree a handoff made. The path's bytes are kept as they are: a
+/// worktree may live in a directory whose name is not UTF-8.
 fn read_worktree_record(repo: &Repo, uuid: &str) -> Result<Option<(PathBuf, bool)>> {
+    use std::os::unix::ffi::OsStrExt;
     let file = repo.private_dir()?.join("worktrees").join(uuid);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => {
-            let mut lines = text.lines();
+    match std::fs::read(&file) {
+        Ok(bytes) => {
+            let mut lines = bytes.split(|b| *b == b'\n');
             let path = lines.next().unwrap_or_default();
-            let made = lines.next() == Some(MADE_HERE);
-            Ok((!path.trim().is_empty()).then(|| (PathBuf::from(path), made)))
+            let made = lines.next() == Some(MADE_HERE.as_bytes());
+            Ok((!path.trim_ascii().is_empty()).then(|| (std::ffi::OsStr::from_bytes(path).into(), made)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
@@ -209,13 +213,14 @@ fn read_worktree_record(repo: &Repo, uuid: &str) -> Result<Option<(PathBuf, bool
 const MADE_HERE: &str = "made";
 
 pub fn set_worktree_record(repo: &Repo, uuid: &str, path: &Path, made_here: bool) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
     let dir = repo.private_dir()?.join("worktrees");
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("{uuid}.tmp"));
-    let mut text = format!("{}\n", path.to_string_lossy());
+    let mut text = [path.as_os_str().as_bytes(), b"\n"].concat();
     if made_here {
-        text.push_str(MADE_HERE);
-        text.push('\n');
+        text.extend_from_slice(MADE_HERE.as_bytes());
+        text.push(b'\n');
     }
     std::fs::write(&tmp, text)?;
     std::fs::rename(tmp, dir.join(uuid))?;
@@ -302,6 +307,24 @@ pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> 
     state.handoff = None;
     let transcript = crate::thread::transcript::capture(repo, &thread.state)?;
     store::record(repo, &worktree, state, Some(&thread), transcript)
+}
+
+/// The environment of a thread's agent command here (`thread run`, an
+/// attached session): which thread it is (so it cannot hand itself off),
+/// where its transcript is, and `CODEX_HOME` where only the login shell sets it.
+pub fn agent_env(repo: &Repo, thread: &Thread) -> Result<Vec<(String, String)>> {
+    let transcript = crate::thread::transcript::local_path(repo, &thread.state)?;
+    if let Some(parent) = transcript.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut env = vec![
+        ("CODEX_HANDOFF_THREAD".to_owned(), thread.state.uuid.clone()),
+        ("CODEX_HANDOFF_TRANSCRIPT".to_owned(), transcript.to_string_lossy().into_owned()),
+    ];
+    if let Ok((home, crate::codex::HomeOrigin::LoginShell)) = crate::codex::codex_home_and_origin() {
+        env.push(("CODEX_HOME".to_owned(), home.to_string_lossy().into_owned()));
+    }
+    Ok(env)
 }
 
 /// Open the worktree the thread lives in on this machine.

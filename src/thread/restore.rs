@@ -416,13 +416,12 @@ fn materialize(staged: &Git, paths: &[&BString]) -> Result<()> {
 /// Mark `paths` intent-to-add. `git add -N` needs the file; an entry whose
 /// file was deleted after `add -N` gets a stand-in file for the moment.
 fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     let mut list = Vec::new();
     let mut stand_ins = Vec::new();
     for p in paths {
         list.extend_from_slice(p);
         list.push(0);
-        let file = root.join(std::ffi::OsStr::from_bytes(p));
+        let file = inside_worktree(root, p)?;
         if file.symlink_metadata().is_err() {
             // Remember which directories we make, to take them away again.
             let mut created_dirs = Vec::new();
@@ -448,4 +447,26 @@ fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
         }
     }
     result.map(|_| ())
+}
+
+/// `root/relative` for a path recorded in a snapshot (which may come from
+/// another machine): plain names only (`worktree_data::is_plain_path`), and
+/// no symlink or file on the way, so a stand-in written there stays inside
+/// the worktree.
+fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let refused = || worktree_data::not_a_worktree_path("intent-to-add", relative);
+    if !worktree_data::is_plain_path(relative) {
+        return Err(refused());
+    }
+    let mut path = root.to_path_buf();
+    let parts: Vec<&[u8]> = relative.split(|b| *b == b'/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(std::ffi::OsStr::from_bytes(part));
+        let last = i + 1 == parts.len();
+        if !last && path.symlink_metadata().is_ok_and(|meta| !meta.is_dir()) {
+            return Err(refused());
+        }
+    }
+    Ok(path)
 }

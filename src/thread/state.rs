@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::machine::Machine;
 
 /// Version of the note's JSON layout. 2 added the machine ids; notes of
@@ -184,11 +185,75 @@ impl ThreadState {
     pub fn from_note(data: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(data)
     }
+
+    /// Check a note that came from another machine before anything is made
+    /// from it: it must be about the thread the request named (identity comes
+    /// from the request, never from the note), and every field that becomes a
+    /// file name or a git argument here must be well-formed.
+    pub fn check_arrived(&self, uuid: &str) -> Result<()> {
+        let refuse = |what: String| {
+            Error::refused("bad_note", format!("refused the incoming state of thread {uuid}: {what}"))
+                .with_help("it was not written by git-codex-handoff; nothing was changed")
+        };
+        if self.uuid != uuid || !is_thread_uuid(uuid) {
+            return Err(refuse(format!("its note names thread {:?}", self.uuid)));
+        }
+        if let Some(branch) = &self.branch {
+            crate::repo::check_received_branch_name(branch)?;
+        }
+        if !is_relative_dir(&self.subdirectory) {
+            return Err(refuse(format!("{:?} is not a subdirectory", self.subdirectory)));
+        }
+        match (&self.transcript.codex_session, &self.transcript.codex_rollout) {
+            (Some(session), _) if !is_thread_uuid(session) => {
+                Err(refuse(format!("{session:?} is not a Codex thread id")))
+            }
+            (Some(session), Some(relative)) if !crate::codex::rollout::is_relative_for(relative, session) => {
+                Err(Error::refused(
+                    "bad_rollout_path",
+                    format!("refused the Codex session file name {relative:?} of thread {uuid}"),
+                )
+                .with_help(format!(
+                    "a Codex thread's file is named rollout-…-{session}.jsonl below $CODEX_HOME/sessions; \
+                     the note was not written by git-codex-handoff, and nothing was changed"
+                )))
+            }
+            (None, Some(_)) => Err(refuse("a Codex session file without a Codex thread id".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A thread or Codex thread id: a UUID, hyphenated, lower case (as generated).
+pub fn is_thread_uuid(text: &str) -> bool {
+    crate::codex::rollout::is_uuid(text)
+}
+
+/// "" or a relative path of plain names (no `.`, `..`, empty parts or `.git`).
+pub fn is_relative_dir(path: &str) -> bool {
+    path.is_empty()
+        || path.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && !part.eq_ignore_ascii_case(".git")
+                && !part.contains('\0')
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subdirectories_stay_below_the_root() {
+        for good in ["", "sub", "a/b", "\u{fc}ber"] {
+            assert!(is_relative_dir(good), "{good:?}");
+        }
+        for bad in ["/etc", "..", "a/../..", "a//b", "./a", "a/", ".git/hooks", "a/.GIT"] {
+            assert!(!is_relative_dir(bad), "{bad:?}");
+        }
+    }
 
     fn machine(id: &str, name: &str) -> Machine {
         Machine { id: id.into(), name: name.into() }

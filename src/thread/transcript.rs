@@ -13,7 +13,7 @@ use crate::codex;
 use crate::codex::relocate::next_comparable;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::state::ThreadState;
+use crate::thread::state::{is_thread_uuid, ThreadState};
 
 #[derive(Debug, Clone)]
 pub struct TranscriptBlob {
@@ -24,13 +24,15 @@ pub struct TranscriptBlob {
 
 /// Where this machine keeps the thread's transcript: for a Codex thread
 /// its rollout (found by the thread id), else a file beside the repository.
+/// No path a note names is used: a note may come from another machine.
 pub fn local_path(repo: &Repo, state: &ThreadState) -> Result<PathBuf> {
     match &state.transcript.codex_session {
         Some(id) => match codex::rollout::locate(id)? {
             Some(path) => Ok(path),
             None => Ok(codex::placement::place(id, None)?.path),
         },
-        None => Ok(repo.private_dir()?.join("transcripts").join(&state.uuid)),
+        None if is_thread_uuid(&state.uuid) => Ok(repo.private_dir()?.join("transcripts").join(&state.uuid)),
+        None => Err(Error::refused("bad_thread", format!("{:?} is not a thread UUID", state.uuid))),
     }
 }
 

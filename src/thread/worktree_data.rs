@@ -109,10 +109,10 @@ pub fn read(repo: &Repo, tree: ObjectId) -> Result<Extras> {
         }
     };
     if let Some(data) = blob(INTENT_TO_ADD_FILE)? {
-        extras.intent_to_add = split_paths(&data);
+        extras.intent_to_add = checked_paths(split_paths(&data), "intent-to-add")?;
     }
     if let Some(data) = blob(LFS_POINTERS_FILE)? {
-        extras.lfs_pointers = split_paths(&data);
+        extras.lfs_pointers = checked_paths(split_paths(&data), "LFS pointer")?;
     }
     if let Some(data) = blob(LFS_OBJECTS_FILE)? {
         extras.lfs_objects = lfs::decode_list(&data)?;
@@ -122,6 +122,9 @@ pub fn read(repo: &Repo, tree: ObjectId) -> Result<Extras> {
             return Err(bad(EXACT_BYTES_DIR));
         }
         collect_blobs(repo, entry.object_id(), &mut BString::default(), &mut extras.exact_bytes)?;
+        if let Some((bad, _)) = extras.exact_bytes.iter().find(|(path, _)| !is_plain_path(path)) {
+            return Err(not_a_worktree_path("exact-bytes", bad));
+        }
     }
     if let Some(data) = blob(WORKTREE_FILE)? {
         let json: WorktreeJson = serde_json::from_slice(&data).map_err(|_| bad(WORKTREE_FILE))?;
@@ -135,6 +138,30 @@ pub fn read(repo: &Repo, tree: ObjectId) -> Result<Extras> {
         extras.submodules = json.submodules;
     }
     Ok(extras)
+}
+
+/// A path git could track in a worktree: plain names joined by `/`, none of
+/// them `.`, `..` or `.git`. Paths in a snapshot's records come from another
+/// machine and are held to this before anything is written from them.
+pub fn is_plain_path(path: &[u8]) -> bool {
+    path.split(|b| *b == b'/').all(|part| {
+        !part.is_empty() && part != b"." && part != b".." && !part.eq_ignore_ascii_case(b".git") && !part.contains(&0)
+    })
+}
+
+fn checked_paths(paths: Vec<BString>, what: &str) -> Result<Vec<BString>> {
+    match paths.iter().find(|p| !is_plain_path(p)) {
+        Some(bad) => Err(not_a_worktree_path(what, bad)),
+        None => Ok(paths),
+    }
+}
+
+pub fn not_a_worktree_path(what: &str, path: &[u8]) -> Error {
+    Error::refused(
+        "bad_snapshot_path",
+        format!("the snapshot names {:?} ({what}), which is not a path inside the worktree", path.as_bstr()),
+    )
+    .with_help("the snapshot was not made by git-codex-handoff; nothing was changed")
 }
 
 fn bad(name: &str) -> Error {

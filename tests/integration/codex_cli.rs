@@ -41,7 +41,7 @@ pub fn codex_cli() -> Option<PathBuf> {
 }
 
 /// `$HOME/.codex` set up to talk to the mock model.
-fn codex_home(home: &Path, model: &MockModel) -> PathBuf {
+pub fn codex_home(home: &Path, model: &MockModel) -> PathBuf {
     let codex_home = home.join(".codex");
     std::fs::create_dir_all(&codex_home).unwrap();
     std::fs::write(codex_home.join("config.toml"), model.config_toml()).unwrap();
@@ -49,7 +49,7 @@ fn codex_home(home: &Path, model: &MockModel) -> PathBuf {
 }
 
 /// Run the Codex CLI as the user whose HOME is `home`, in `dir`, with a time limit.
-fn codex(env: &TestEnv, bin: &Path, home: &Path, dir: &Path, args: &[&str]) -> Run {
+pub fn codex(env: &TestEnv, bin: &Path, home: &Path, dir: &Path, args: &[&str]) -> Run {
     let mut cmd = env.command_with_home(bin.to_str().unwrap(), dir, home);
     cmd.env("CODEX_HOME", home.join(".codex")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start codex");
@@ -65,7 +65,7 @@ fn codex(env: &TestEnv, bin: &Path, home: &Path, dir: &Path, args: &[&str]) -> R
 }
 
 /// The texts of a model request's `input`, in order, as `role: text`.
-fn input_texts(request: &Value) -> Vec<String> {
+pub fn input_texts(request: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for item in request["input"].as_array().unwrap_or_else(|| panic!("no input: {request}")) {
         for part in item["content"].as_array().into_iter().flatten() {
@@ -79,7 +79,7 @@ fn input_texts(request: &Value) -> Vec<String> {
 
 /// Positions of texts containing each needle, in order; panics naming the first missing one.
 #[track_caller]
-fn in_order(texts: &[String], needles: &[&str]) {
+pub fn in_order(texts: &[String], needles: &[&str]) {
     let mut from = 0;
     for needle in needles {
         match texts[from..].iter().position(|t| t.contains(needle)) {

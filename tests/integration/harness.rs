@@ -376,3 +376,127 @@ pub fn assert_unchanged(before: &str, after: &str, what: &str) {
         new.iter().filter(|l| !old.contains(l)).map(|l| format!("+ {}", &l[..l.len().min(300)])).collect();
     panic!("{what} changed something:\n{}\n{}", gone.join("\n"), added.join("\n"));
 }
+
+impl TestEnv {
+    /// Run `git codex-handoff <args>` in `dir` in a terminal of its own: its
+    /// stdin, stdout and stderr are a new pseudo-terminal (its controlling
+    /// terminal), as when a person types the command. Returns the exit code
+    /// and everything the terminal showed (as `stdout`; `stderr` is empty).
+    pub fn run_in_terminal(&self, dir: &Path, args: &[&str]) -> Run {
+        self.type_in_terminal(dir, args, b"")
+    }
+
+    /// [`TestEnv::run_in_terminal`], with `keys` typed into the terminal once it starts.
+    pub fn type_in_terminal(&self, dir: &Path, args: &[&str], keys: &[u8]) -> Run {
+        let mut cmd = self.command("git", dir);
+        cmd.arg("codex-handoff").args(args);
+        run_in_terminal(cmd, keys)
+    }
+}
+
+/// Run `cmd` with a new pseudo-terminal as its controlling terminal and
+/// stdio (60 s at most), `keys` typed into it (the terminal keeps them until read).
+pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors it opened; nothing else is passed.
+    let size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    let opened = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are open and owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    cmd.env("TERM", "dumb")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("start the command in a terminal");
+    drop(cmd); // the parent's copies of the terminal's side
+    let mut master = std::fs::File::from(master);
+    master.write_all(keys).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once every process has closed the terminal.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the command in a terminal did not finish in 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let out = reader.join().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out).replace("\r\n", "\n"),
+        stderr: String::new(),
+    }
+}
+
+/// Everything under `root` that a user could lose or an attacker could plant,
+/// one line per path (kind, permission bits, sha256 of the bytes, symlink
+/// target), leaving out the `expected` places (paths relative to `root`; a
+/// place covers everything below it). Compare two with `assert_unchanged`.
+pub fn tree_digest(root: &Path, expected: &[PathBuf]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap();
+            if expected.iter().any(|e| rel.starts_with(e)) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if meta.file_type().is_symlink() {
+                format!("symlink -> {:?}", std::fs::read_link(&path).unwrap())
+            } else if meta.is_dir() {
+                pending.push(path.clone());
+                format!("dir {mode:o}")
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                let sum: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                format!("file {mode:o} {} bytes {sum}", bytes.len())
+            } else {
+                format!("special {mode:o}")
+            };
+            lines.push(format!("{:?} {what}", rel.as_os_str()));
+        }
+    }
+    lines.sort();
+    lines.join("\n")
+}
+
+/// The places inside a repository that a refused handoff may still touch:
+/// objects and refs that arrived and were removed again, reflogs, the index's
+/// stat data, and the tool's own locks and markers. Hooks and config are not among them.
+pub fn git_internals(repo: &str) -> Vec<PathBuf> {
+    ["objects", "refs", "logs", "packed-refs", "index", "codex-handoff", "FETCH_HEAD"]
+        .iter()
+        .map(|p| Path::new(repo).join(".git").join(p))
+        .collect()
+}

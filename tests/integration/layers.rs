@@ -10,7 +10,7 @@ fn layer(module: &str) -> u8 {
         "handoff" => 3,
         "thread" => 2,
         "remote" | "codex" => 1,
-        _ => 0, // the root helpers: error, git, repo, config, fingerprint, hooks, time, fault
+        _ => 0, // the root helpers: error, git, repo, config, fingerprint, hooks, process, text, time, fault
     }
 }
 

@@ -1,7 +1,9 @@
 //! End-to-end tests: the real binary on real repositories.
 
+mod attach;
 mod clones;
 mod codex;
+mod codex_agent;
 mod codex_cli;
 #[cfg(feature = "test-faults")]
 mod crashes;
@@ -18,6 +20,7 @@ mod refusals;
 mod repos;
 mod roundtrip;
 mod running;
+mod security;
 #[cfg(feature = "ssh2")]
 mod ssh2;
 mod sshd;

@@ -37,10 +37,16 @@ impl Sshd {
     }
 
     /// From now on the user key may only run `command` (an authorized_keys
-    /// forced command; sshd reads the file on every connection).
+    /// forced command, with `restrict` as documented; sshd reads the file on
+    /// every connection).
     pub fn restrict_to(&self, command: &str) {
+        self.authorize(&format!("restrict,command=\"{command}\""));
+    }
+
+    /// From now on the user key's authorized_keys line starts with `options`.
+    pub fn authorize(&self, options: &str) {
         let key = fs::read_to_string(self.dir.join("user_key.pub")).unwrap();
-        fs::write(self.dir.join("authorized_keys"), format!("command=\"{command}\" {key}")).unwrap();
+        fs::write(self.dir.join("authorized_keys"), format!("{options} {key}")).unwrap();
     }
 
     /// Like `start`, with more variables for every session (e.g. a `PATH`

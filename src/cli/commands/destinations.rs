@@ -14,6 +14,7 @@ use crate::fingerprint::Identity;
 use crate::handoff::{self, ProjectMatch};
 use crate::remote::transport::{Connection, Opening};
 use crate::repo::Repo;
+use crate::text::printable;
 use crate::thread::resolve::{resolve_target, Target};
 use crate::thread::store;
 
@@ -113,14 +114,14 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
         ui.say(if row["available"] == true {
             format!(
                 "{name:<16} {}  ({:.0} ms)",
-                row["project"].as_str().unwrap_or_default(),
+                printable(row["project"].as_str().unwrap_or_default()),
                 row["round_trip_ms"].as_f64().unwrap_or_default()
             )
         } else {
             format!(
                 "{name:<16} unavailable: {} ({})",
                 row["reason"].as_str().unwrap_or_default(),
-                row["message"].as_str().unwrap_or_default()
+                printable(row["message"].as_str().unwrap_or_default())
             )
         });
     }
@@ -128,7 +129,7 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
         ui.say("Unreachable:");
         for row in &unreachable {
             let name = row["host"].as_str().unwrap_or_default();
-            ui.say(format!("  {name:<14} {}", row["message"].as_str().unwrap_or_default()));
+            ui.say(format!("  {name:<14} {}", printable(row["message"].as_str().unwrap_or_default())));
         }
     }
     Ok(())

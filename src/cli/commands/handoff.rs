@@ -7,6 +7,7 @@ use crate::cli::HandoffArgs;
 use crate::error::{Error, Result};
 use crate::handoff::{self, Interaction, Plan};
 use crate::repo::Repo;
+use crate::text::printable;
 
 pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
     let (thread, host) = match (args.thread, args.host) {
@@ -22,6 +23,13 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         }
     };
     let repo = Repo::discover()?;
+    if args.attach && !ui.has_terminal() {
+        return Err(Error::usage("attach_needs_terminal", "--attach needs a terminal (stdin and stdout)").with_help(
+            "run it in a terminal, or hand off without --attach and go on there with \
+             `ssh -t <host>`, then `codex resume <id>` in the worktree",
+        ));
+    }
+    let attach_command = repo.config_string(crate::config::ATTACH_COMMAND);
     let request = handoff::Request {
         thread,
         destination: host,
@@ -31,10 +39,12 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         no_interrupt: args.no_interrupt,
         interrupt_timeout: std::time::Duration::from_secs(interrupt_timeout(&repo, args.interrupt_timeout)?),
         interactive: !args.yes && !args.dry_run && ui.can_prompt(),
+        attach: args.attach,
     };
     let mut console = Console { ui, yes: args.yes, dry_run: args.dry_run, plan: None };
     let outcome = handoff::run(&repo, &request, &mut console)?;
     let plan = console.plan.take();
+    let dry_run = outcome.dry_run;
     ui.json(&json!({
         "thread": outcome.thread,
         "uuid": outcome.uuid,
@@ -54,18 +64,27 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
     } else {
         let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
-        let branch = match (&outcome.branch, outcome.detached) {
+        let branch = match (outcome.branch.as_deref().map(printable), outcome.detached) {
             (Some(branch), true) => {
                 let place = if outcome.host == "local" { "here" } else { "there" };
                 format!("{branch} (detached HEAD; {branch} {place} is left as it is)")
             }
-            (Some(branch), false) => branch.clone(),
+            (Some(branch), false) => branch.into_owned(),
             (None, _) => "detached HEAD".into(),
         };
         ui.say(format!(
             "Thread #{} is now on {place} (epoch {}): {} on {branch}",
-            outcome.thread, outcome.epoch, outcome.worktree
+            outcome.thread,
+            outcome.epoch,
+            printable(&outcome.worktree)
         ));
+    }
+    if args.attach && !dry_run {
+        ui.flush();
+        let mut console = Console { ui, yes: true, dry_run: false, plan: None };
+        let code = handoff::attach::attach(&repo, outcome, attach_command.as_deref(), &mut console)?;
+        console.ui.flush();
+        std::process::exit(code);
     }
     Ok(())
 }
@@ -115,13 +134,15 @@ impl Interaction for Console<'_> {
 
 fn plan_text(plan: &Plan) -> String {
     let c = &plan.changes;
-    let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, plan.title);
+    let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, printable(&plan.title));
     text += &format!("  from      {}\n", plan.from);
     text += &format!("  to        {}\n", plan.to);
-    text += &format!("  worktree  {} ({})\n", plan.worktree, if plan.reuse_worktree { "reused" } else { "new" });
-    text += &format!("  branch    {} ({})\n", plan.branch.as_deref().unwrap_or("(detached HEAD)"), plan.branch_action);
+    let reuse = if plan.reuse_worktree { "reused" } else { "new" };
+    text += &format!("  worktree  {} ({reuse})\n", printable(&plan.worktree));
+    let branch = plan.branch.as_deref().map(printable).unwrap_or("(detached HEAD)".into());
+    text += &format!("  branch    {branch} ({})\n", plan.branch_action);
     if let (true, Some(branch)) = (plan.detached, &plan.branch) {
-        text += &format!("  detached  {}\n", detached_line(branch, plan));
+        text += &format!("  detached  {}\n", printable(&detached_line(branch, plan)));
     }
     text += &format!(
         "  changes   {} staged, {} unstaged, {} untracked ({})",

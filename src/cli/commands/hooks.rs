@@ -12,7 +12,7 @@ pub fn install(args: InstallHooksArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let dir = hooks::hooks_dir(&repo)?;
     let reports = if args.uninstall { hooks::uninstall(&dir)? } else { hooks::install(&dir)? };
-    ui.json(&json!({ "hooks_dir": dir, "hooks": reports }));
+    ui.json(&json!({ "hooks_dir": dir.to_string_lossy(), "hooks": reports }));
     for r in &reports {
         let what = match r.action {
             Action::Created => "installed",

@@ -7,6 +7,7 @@ use crate::cli::{HostAddArgs, HostCommand, HostListArgs, HostNameArg, Transport}
 use crate::config::{self, Host, TransportKind};
 use crate::error::Result;
 use crate::remote::transport::{self, Connection, Reached};
+use crate::text::printable;
 
 pub fn run(command: HostCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -39,7 +40,7 @@ fn add(args: HostAddArgs, ui: &mut Ui) -> Result<()> {
     transport::check_settings(&host)?;
     config::add_host(&host)?;
     // Where the transport can tell, say at once how the host answers (it may be down now: no failure).
-    let reached = transport::handshake(&host, transport::CONNECT_TIMEOUT);
+    let reached = transport::handshake(&host, config::connect_timeout()?);
     let (reached_json, reached_text) = match &reached {
         Ok(Some(r)) => (json!(r), format!("; {}", reached_line(r))),
         Ok(None) => (Value::Null, String::new()),
@@ -165,11 +166,6 @@ fn codex_text(environment: &Value) -> String {
     };
     let version = codex["version"].as_str().unwrap_or("version unknown: `codex --version` said nothing");
     format!("{} at {} ({how})", printable(version), printable(path))
-}
-
-/// Text from the host, fit for a terminal: control characters (which a terminal would obey) shown as `?`.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn codex_home_text(environment: &Value) -> String {

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod host;
 pub mod project;
 pub mod remote;
+pub mod skill;
 pub mod thread;
 
 use serde_json::{json, Value};
@@ -29,6 +30,8 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
         Some(Command::Generate(command)) => generate::generate(command, ui),
         Some(Command::Complete(args)) => generate::complete(args, ui),
         Some(Command::Remote(RemoteCommand::Serve(args))) => remote::run(args),
+        Some(Command::Remote(RemoteCommand::Attach(args))) => remote::attach(args),
+        Some(Command::InstallSkill(args)) => skill::run(args, ui),
         None => handoff::run(cli.handoff, ui),
     }
 }

@@ -5,9 +5,10 @@ use serde_json::{json, Value};
 use crate::cli::output::Ui;
 use crate::cli::{ProjectCommand, ProjectForgetArgs, ProjectListArgs, ProjectSaveArgs};
 use crate::config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handoff::projects;
 use crate::remote::transport::Connection;
+use crate::text::printable;
 
 pub fn run(command: ProjectCommand, ui: &mut Ui) -> Result<()> {
     match command {
@@ -22,24 +23,28 @@ fn save(args: ProjectSaveArgs, ui: &mut Ui) -> Result<()> {
     let answer: Value = match &args.host {
         Some(host) => {
             // The directory is a path on the host.
+            let path = dir.to_str().ok_or_else(|| {
+                Error::usage("non_utf8_path", format!("{} is not a UTF-8 path", dir.display()))
+                    .with_help("paths on a host are sent as text: give a UTF-8 one")
+            })?;
             let mut conn = open(host, ui)?;
-            let answer = conn.call("project_save", json!({ "path": dir }))?;
+            let answer = conn.call("project_save", json!({ "path": path }))?;
             conn.close()?;
             answer
         }
         None => {
             let dir = projects::validate_project_dir(&dir)?;
             let added = config::save_project(&dir)?;
-            json!({ "path": dir, "added": added })
+            json!({ "path": dir.to_string_lossy(), "added": added })
         }
     };
     ui.json(&answer);
     let where_ = args.host.as_deref().unwrap_or("this computer");
     let path = answer["path"].as_str().unwrap_or_default();
     if answer["added"].as_bool() == Some(false) {
-        ui.say(format!("{path} was already saved on {where_}"));
+        ui.say(format!("{} was already saved on {where_}", printable(path)));
     } else {
-        ui.say(format!("Saved {path} as a project on {where_}"));
+        ui.say(format!("Saved {} as a project on {where_}", printable(path)));
     }
     Ok(())
 }
@@ -60,7 +65,7 @@ fn list(args: ProjectListArgs, ui: &mut Ui) -> Result<()> {
         ui.say("No saved projects. Save one with `git codex-handoff project save [DIR]`.");
     }
     for p in projects {
-        let path = p["path"].as_str().unwrap_or_default();
+        let path = printable(p["path"].as_str().unwrap_or_default());
         if p["exists"].as_bool() == Some(false) {
             ui.say(format!("{path}  (missing)"));
             continue;
@@ -80,13 +85,10 @@ fn list(args: ProjectListArgs, ui: &mut Ui) -> Result<()> {
 fn forget(args: ProjectForgetArgs, ui: &mut Ui) -> Result<()> {
     let dir = args.dir.canonicalize().unwrap_or_else(|_| crate::repo::absolute(&args.dir));
     if !config::forget_project(&dir)? {
-        return Err(crate::error::Error::not_found(
-            "project_not_found",
-            format!("{} is not a saved project", dir.display()),
-        )
-        .with_help("`git codex-handoff project list` shows the saved projects"));
+        return Err(Error::not_found("project_not_found", format!("{} is not a saved project", dir.display()))
+            .with_help("`git codex-handoff project list` shows the saved projects"));
     }
-    ui.json(&json!({ "path": dir, "removed": true }));
+    ui.json(&json!({ "path": dir.to_string_lossy(), "removed": true }));
     ui.say(format!("Forgot {}", dir.display()));
     Ok(())
 }

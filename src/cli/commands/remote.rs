@@ -1,6 +1,7 @@
-//! `git-codex-handoff remote serve`: the helper run over SSH.
+//! `git-codex-handoff remote serve`: the helper run over SSH; `remote attach`:
+//! the session `--attach` starts beside it.
 
-use crate::cli::RemoteServeArgs;
+use crate::cli::{RemoteAttachArgs, RemoteServeArgs};
 use crate::error::{Error, Result};
 use crate::remote::restricted::{self, Allowed};
 
@@ -10,6 +11,10 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
         let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
         match restricted::decide(original.as_deref(), &crate::handoff::projects::saved_repositories()?)? {
             Allowed::Serve => {}
+            Allowed::Git { service: "receive-pack", repository } => {
+                let code = crate::remote::incoming_only::receive_pack(&repository)?;
+                std::process::exit(code);
+            }
             Allowed::Git { service, repository } => {
                 use std::os::unix::process::CommandExt;
                 // No shell: git gets the path as one argument.
@@ -23,5 +28,11 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
         crate::login_shell::allow_asking();
     }
     let stdin = std::io::stdin();
-    crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr())
+    crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr(), args.restricted)
+}
+
+/// Run what `serve` left in the ticket, in this terminal, and exit with its status.
+pub fn attach(args: RemoteAttachArgs) -> Result<()> {
+    let code = crate::handoff::attach::run_ticket(&args.ticket)?;
+    std::process::exit(code);
 }

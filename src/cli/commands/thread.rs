@@ -10,6 +10,7 @@ use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, Thread
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::repo::{absolute, Repo};
+use crate::text::printable;
 use crate::thread::state::Status;
 use crate::thread::{self, store};
 
@@ -64,11 +65,11 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
         ui.say(format!(
             "#{:<4} {}  {:<8} {:<7} {:<24} {}",
             s.number,
-            &s.uuid[..8.min(s.uuid.len())],
-            t.owner_name(&machine),
+            printable(&s.uuid.chars().take(8).collect::<String>()),
+            printable(&t.owner_name(&machine)),
             status_text(s.status),
             thread_branch_text(t, &machine),
-            s.title
+            printable(&s.title)
         ));
     }
     Ok(())
@@ -127,21 +128,21 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
-    ui.say(format!("title     {}", s.title));
+    ui.say(format!("title     {}", printable(&s.title)));
     ui.say(format!("branch    {}", thread_branch_text(&thread, &machine)));
     if let (Some(on), Some(worktree)) =
         (thread.branch_detached_on(&machine), s.branch_detached_on.as_ref().and_then(|d| d.checked_out_in.as_ref()))
     {
         let place = if on == "local" { "here" } else { "there" };
-        ui.say(format!("          (the branch is checked out in {worktree} {place})"));
+        ui.say(format!("          (the branch is checked out in {} {place})", printable(worktree)));
     }
     ui.say(format!("head      {}", s.head.as_deref().unwrap_or("(none: unborn branch)")));
-    ui.say(format!("owner     {} ({})", thread.owner_name(&machine), s.owner_machine));
+    ui.say(format!("owner     {} ({})", printable(&thread.owner_name(&machine)), printable(&s.owner_machine)));
     ui.say(format!("status    {}", status_text(s.status)));
     ui.say(format!("epoch     {}", s.epoch));
     ui.say(format!("snapshot  {}", thread.snapshot));
     if let Some(worktree) = &s.worktree {
-        ui.say(format!("worktree  {worktree}"));
+        ui.say(format!("worktree  {}", printable(worktree)));
     }
     ui.say(format!("updated   {}", s.updated_at));
     Ok(())
@@ -171,17 +172,17 @@ fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({ "schema": 1, "thread": thread.state.uuid, "number": thread.state.number, "entries": values }));
     for (id, s) in &entries {
         let what = match &s.handoff {
-            Some(h) => format!("handoff {} -> {}", h.from_machine, h.to_machine),
+            Some(h) => format!("handoff {} -> {}", printable(&h.from_machine), printable(&h.to_machine)),
             None => "snapshot".to_owned(),
         };
         ui.say(format!(
             "{}  epoch {:<3} {}  on {}  {}  {}",
             short(&id.to_string()),
             s.epoch,
-            s.updated_at,
-            s.owner_machine,
+            printable(&s.updated_at),
+            printable(&s.owner_machine),
             match (&s.branch, &s.branch_detached_on) {
-                (Some(branch), Some(d)) => format!("{branch} (detached on {})", d.machine),
+                (Some(branch), Some(d)) => format!("{} (detached on {})", printable(branch), printable(&d.machine)),
                 _ => branch_text(&s.branch),
             },
             what
@@ -207,7 +208,7 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
     ui.json(&json!({
         "thread": thread.state.uuid,
         "snapshot": thread.snapshot.to_string(),
-        "worktree": restored.worktree,
+        "worktree": restored.worktree.to_string_lossy(),
         "branch": restored.branch,
     }));
     ui.say(format!(
@@ -234,14 +235,7 @@ fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
     }
     let worktree = thread::thread_worktree(&repo, &thread)?.workdir()?;
     let dir = worktree.join(&thread.state.subdirectory);
-    let transcript = crate::thread::transcript::local_path(&repo, &thread.state)?;
-    let env = vec![
-        ("CODEX_HANDOFF_THREAD".to_owned(), thread.state.uuid.clone()),
-        ("CODEX_HANDOFF_TRANSCRIPT".to_owned(), transcript.to_string_lossy().into_owned()),
-    ];
-    if let Some(parent) = transcript.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    let env = thread::agent_env(&repo, &thread)?;
     let code = crate::thread::running::run(&repo, &thread.state.uuid, &dir, &args.command, &env)?;
     ui.flush();
     std::process::exit(code);
@@ -249,7 +243,7 @@ fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
 
 fn branch_text(branch: &Option<String>) -> String {
     match branch {
-        Some(b) => b.clone(),
+        Some(b) => printable(b).into_owned(),
         None => "(detached HEAD)".to_owned(),
     }
 }
@@ -258,8 +252,8 @@ fn branch_text(branch: &Option<String>) -> String {
 /// on a detached HEAD because its branch is checked out elsewhere there.
 fn thread_branch_text(thread: &store::Thread, machine: &Machine) -> String {
     match (&thread.state.branch, thread.branch_detached_on(machine)) {
-        (Some(branch), Some(on)) if on == "local" => format!("{branch} (detached here)"),
-        (Some(branch), Some(on)) => format!("{branch} (detached on {on})"),
+        (Some(branch), Some(on)) if on == "local" => format!("{} (detached here)", printable(branch)),
+        (Some(branch), Some(on)) => format!("{} (detached on {})", printable(branch), printable(&on)),
         _ => branch_text(&thread.state.branch),
     }
 }
@@ -272,5 +266,5 @@ fn status_text(status: Status) -> &'static str {
 }
 
 fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
+    id.get(..12).unwrap_or(id)
 }

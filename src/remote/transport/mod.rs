@@ -18,6 +18,7 @@ mod local;
 mod locate;
 mod openssh;
 mod process;
+mod socket_dir;
 #[cfg(feature = "ssh2")]
 mod ssh2;
 
@@ -38,6 +39,9 @@ pub trait Link {
     fn input(&mut self) -> Option<&mut dyn Write>;
     /// The helper's standard output.
     fn output(&mut self) -> &mut dyn BufRead;
+    /// Wait at most `timeout` until `output` can be read without blocking
+    /// (data, or its end); false if nothing came.
+    fn output_ready(&mut self, timeout: Duration) -> bool;
     /// Close the helper's input (it then ends its session).
     fn close_input(&mut self);
     /// Wait at most `timeout` for the helper (or the connection) to end:
@@ -70,6 +74,13 @@ pub trait Link {
     fn reached(&self) -> Reached {
         Reached::default()
     }
+    /// Run the helper at `program` with `args` on the same connection as an
+    /// interactive session: with a terminal of its own on the other side,
+    /// this process's terminal as its input and output. Returns its exit
+    /// code. `None`: this transport cannot.
+    fn interactive(&mut self, _program: &str, _args: &[&str]) -> Option<Result<i32>> {
+        None
+    }
 }
 
 /// How a connection reached its host: the transport, and (where the
@@ -83,20 +94,19 @@ pub struct Reached {
     pub auth: Option<String>,
 }
 
-/// How long connecting (up to the helper's first answer) may take by default.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// What a connection may do while it is made.
 #[derive(Debug, Clone, Copy)]
 pub struct Opening {
+    /// How long connecting, up to the helper's first answer, may take.
     pub connect_timeout: Duration,
     /// Never ask for a password or passphrase (a probe of many hosts at once).
     pub batch: bool,
 }
 
-impl Default for Opening {
-    fn default() -> Opening {
-        Opening { connect_timeout: CONNECT_TIMEOUT, batch: false }
+impl Opening {
+    /// The limits a command's own connection has: `codex-handoff.connectTimeout`.
+    pub fn configured() -> Result<Opening> {
+        Ok(Opening { connect_timeout: crate::config::connect_timeout()?, batch: false })
     }
 }
 
@@ -112,19 +122,22 @@ pub struct Connection {
 
 impl Connection {
     /// Connect to `host`, start its helper (looking for it through the login
-    /// shell when the plain PATH lacks it) and negotiate the protocol.
+    /// shell when the plain PATH lacks it) and negotiate the protocol, the
+    /// helper answering within `codex-handoff.connectTimeout`: a host that
+    /// accepts the connection but never answers must not hang the command.
     pub fn open(host: &Host) -> Result<Connection> {
-        Connection::open_with(host, Opening::default())
+        Connection::open_with(host, Opening::configured()?)
     }
 
     /// [`Connection::open`] with the given limits.
     pub fn open_with(host: &Host, opening: Opening) -> Result<Connection> {
+        let timeout = opening.connect_timeout;
         let started = Instant::now();
         let link: Box<dyn Link> = match host.transport {
             TransportKind::Local => Box::new(local::start(host)?),
             TransportKind::Openssh => Box::new(openssh::start(host, opening)?),
             #[cfg(feature = "ssh2")]
-            TransportKind::Ssh2 => Box::new(ssh2::start(host, opening.connect_timeout)?),
+            TransportKind::Ssh2 => Box::new(ssh2::start(host, timeout)?),
             #[cfg(not(feature = "ssh2"))]
             TransportKind::Ssh2 => return Err(ssh2_not_built(host)),
         };
@@ -138,7 +151,7 @@ impl Connection {
         };
         let mut conn =
             Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, located: None, link };
-        let hello = match conn.hello() {
+        let hello = match conn.hello(timeout) {
             Err(mut err) if err.code == "helper_missing" => {
                 let located = locate::helper(&mut *conn.link).map_err(|why| {
                     err.message = format!("{}; {why}", err.message);
@@ -146,7 +159,7 @@ impl Connection {
                 })?;
                 conn.link.restart_helper(&located.path)?;
                 conn.located = Some(located);
-                conn.hello()?
+                conn.hello(timeout)?
             }
             other => other?,
         };
@@ -174,10 +187,13 @@ impl Connection {
         Ok(conn)
     }
 
-    fn hello(&mut self) -> Result<Hello> {
-        self.call(
+    /// The hello exchange, given up after `timeout`.
+    fn hello(&mut self, timeout: Duration) -> Result<Hello> {
+        self.call_by(
             "hello",
             json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
+            || {},
+            Some((Instant::now() + timeout, timeout)),
         )
     }
 
@@ -194,14 +210,26 @@ impl Connection {
     /// [`Connection::call`], running `sent` once the request is on its way
     /// (while the helper works on it).
     pub fn call_then<T: DeserializeOwned>(&mut self, op: &str, params: Value, sent: impl FnOnce()) -> Result<T> {
+        self.call_by(op, params, sent, None)
+    }
+
+    /// `call_then`, giving up at `deadline` (the instant, and the limit it came from).
+    fn call_by<T: DeserializeOwned>(
+        &mut self,
+        op: &str,
+        params: Value,
+        sent: impl FnOnce(),
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         let sent = match self.link.input() {
             Some(input) => protocol::write_json(input, &request).map(|()| sent()),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
-        let line = match sent {
-            Ok(()) => protocol::read_line(self.link.output())?,
-            Err(_) => None,
+        let line = match (sent, deadline) {
+            (Ok(()), None) => protocol::read_line(self.link.output())?,
+            (Ok(()), Some(deadline)) => self.read_line_by(deadline)?,
+            (Err(_), _) => None,
         };
         let Some(line) = line else { return Err(self.failure(op)) };
         let response: Response = serde_json::from_slice(&line).map_err(|e| self.garbled(op, e))?;
@@ -216,6 +244,43 @@ impl Connection {
                 exit_code: 1,
             });
             Err(error.into_error(&self.host.name))
+        }
+    }
+
+    /// One answer line, as `protocol::read_line` reads it, unless the deadline passes first.
+    fn read_line_by(&mut self, (deadline, limit): (Instant, Duration)) -> Result<Option<Vec<u8>>> {
+        let mut line = Vec::new();
+        loop {
+            if !self.link.output_ready(deadline.saturating_duration_since(Instant::now())) {
+                self.link.kill();
+                return Err(Error::new(
+                    Kind::Unreachable,
+                    "connect_timeout",
+                    format!("{} ({}) did not answer within {} s", self.host.name, self.host.ssh, limit.as_secs()),
+                )
+                .with_help(format!(
+                    "check that the host is up and `ssh {}` works; codex-handoff.connectTimeout sets how many seconds to wait",
+                    self.host.ssh
+                )));
+            }
+            let output = self.link.output();
+            let available = output.fill_buf()?;
+            if available.is_empty() {
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            let (taken, done) = match available.iter().position(|b| *b == b'\n') {
+                Some(end) => (end + 1, true),
+                None => (available.len(), false),
+            };
+            line.extend_from_slice(available.get(..taken).unwrap_or_default());
+            output.consume(taken);
+            if line.len() > protocol::MAX_LINE {
+                return Err(Error::failed("line_too_long", "the helper's answer is too long"));
+            }
+            if done {
+                line.pop();
+                return Ok(Some(line));
+            }
         }
     }
 
@@ -244,7 +309,8 @@ impl Connection {
             .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
             .map(str::to_owned)
             .collect();
-        let stderr = stderr.join("\n").trim().to_owned();
+        // The other machine's words: shown as text, never as terminal controls.
+        let stderr = crate::text::printable_lines(stderr.join("\n").trim());
         let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
         let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
         // After the hello the connection was up: ssh's 255 then also means the
@@ -302,6 +368,40 @@ impl Connection {
     /// Environment for git commands that talk to the host over this connection.
     pub fn git_env(&self) -> Vec<(String, String)> {
         self.link.git_env()
+    }
+
+    /// End the helper's session, then run `remote attach <ticket>` on the
+    /// same connection in this terminal. Returns the attached command's exit code.
+    pub fn attach(mut self, ticket: &str) -> Result<i32> {
+        if ticket.len() != 32 || !ticket.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::failed(
+                "helper_garbled",
+                format!("the helper on {} gave no usable ticket", self.host.name),
+            ));
+        }
+        // The helper's session holds the thread's lock: it ends first, so that a handoff
+        // from elsewhere can take the lock and interrupt the attached command.
+        if let Some(input) = self.link.input() {
+            let _ = protocol::write_json(input, &Request { op: "bye".into(), params: Value::Null });
+        }
+        self.link.close_input();
+        self.link.wait_exit(Duration::from_secs(30));
+        let program = self.located.as_ref().map_or(self.host.helper.as_str(), |l| l.path.as_str()).to_owned();
+        match self.link.interactive(&program, &["remote", "attach", ticket]) {
+            Some(code) => code,
+            None => Err(Error::failed(
+                "attach_unsupported",
+                format!(
+                    "the {} transport cannot open a terminal session on {}",
+                    self.host.transport.name(),
+                    self.host.name
+                ),
+            )
+            .with_help(format!(
+                "use the system ssh for it: `git codex-handoff host add {} {} --transport openssh`",
+                self.host.name, self.host.ssh
+            ))),
+        }
     }
 
     /// End the session and wait for the connection to close.

@@ -1,5 +1,6 @@
 //! The `openssh` transport: the system `ssh` opens one ControlMaster
-//! connection (socket in a private 0700 temp directory) whose first session
+//! connection (socket in a private 0700 temp directory, named after this
+//! process so a later run can remove it if this one is killed) whose first session
 //! runs the helper; git, and when the helper is not on the plain PATH the
 //! login shell that finds it, reach the host through the same connection as
 //! further sessions. `~/.ssh/config`, ProxyJump, agents and certificates
@@ -7,7 +8,7 @@
 
 use std::io::{BufRead, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,10 +38,7 @@ pub struct OpensshLink {
 pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
     crate::config::check_destination(&host.ssh)?;
     crate::config::check_helper(&host.helper)?;
-    // Unix socket paths are short: keep the directory near the root.
-    let base = if std::env::temp_dir().as_os_str().len() > 60 { PathBuf::from("/tmp") } else { std::env::temp_dir() };
-    let dir = tempfile::Builder::new().prefix("cxh-").tempdir_in(base)?;
-    // tempfile creates the directory 0700: only this user can reach the socket.
+    let dir = super::socket_dir::create()?;
     let socket = dir.path().join("cm").to_string_lossy().into_owned();
     let base_command = base_ssh_command();
     // With ControlPersist the first ssh becomes a client of the connection
@@ -156,6 +154,9 @@ impl Link for OpensshLink {
     fn output(&mut self) -> &mut dyn BufRead {
         self.process.output()
     }
+    fn output_ready(&mut self, timeout: Duration) -> bool {
+        self.process.output_ready(timeout)
+    }
     fn close_input(&mut self) {
         self.process.close_input()
     }
@@ -170,6 +171,16 @@ impl Link for OpensshLink {
         let mut cmd = self.session();
         cmd.args(["-T", "-o", "RemoteCommand=none", "--", &self.destination]);
         Some(crate::login_shell::converse(cmd, input, crate::login_shell::TIMEOUT))
+    }
+    fn interactive(&mut self, program: &str, args: &[&str]) -> Option<Result<i32>> {
+        if let Err(err) = crate::config::check_helper(program) {
+            return Some(Err(err));
+        }
+        // `-t`: a terminal there; LogLevel: no "Shared connection closed" line after it.
+        let mut cmd = self.session();
+        cmd.args(["-t", "-o", "RemoteCommand=none", "-o", "LogLevel=ERROR", "--", &self.destination, program]);
+        cmd.args(args);
+        Some(super::process::run_in_terminal(cmd))
     }
     fn restart_helper(&mut self, path: &str) -> Result<()> {
         crate::config::check_helper(path)?;

@@ -46,6 +46,12 @@ impl ProcessLink {
         &mut self.stdout
     }
 
+    /// Wait at most `timeout` for output (or its end) to be readable without blocking.
+    pub fn output_ready(&mut self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        !self.stdout.buffer().is_empty() || readable_within(self.stdout.get_ref().as_raw_fd(), timeout)
+    }
+
     pub fn close_input(&mut self) {
         self.stdin = None;
     }
@@ -69,5 +75,43 @@ impl ProcessLink {
 
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+}
+
+/// Run `command` in the foreground with this process's terminal as its
+/// input and output, and return its exit code (128 + the signal that ended
+/// it). Meanwhile this process ignores the terminal's interrupt and quit
+/// keys: they are the command's.
+pub fn run_in_terminal(mut command: Command) -> crate::error::Result<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    let mut child = command.spawn()?;
+    // After the spawn: an ignored signal would stay ignored in the child.
+    // SAFETY: setting a disposition to SIG_IGN and back is sound at any time.
+    let before: Vec<_> = [libc::SIGINT, libc::SIGQUIT]
+        .into_iter()
+        .map(|signal| (signal, unsafe { libc::signal(signal, libc::SIG_IGN) }))
+        .collect();
+    let status = child.wait();
+    for (signal, handler) in before {
+        unsafe { libc::signal(signal, handler) };
+    }
+    let status = status?;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Wait at most `timeout` until `fd` can be read without blocking: data, its
+/// end, or an error the next read reports.
+pub fn readable_within(fd: std::os::fd::RawFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut poll, 1, millis) };
+        if rc >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return rc != 0;
+        }
     }
 }

@@ -18,6 +18,7 @@ mod known_hosts;
 mod pump;
 mod shim;
 mod target;
+mod terminal;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -127,6 +128,10 @@ impl Link for Ssh2Link {
     fn output(&mut self) -> &mut dyn BufRead {
         &mut self.output
     }
+    fn output_ready(&mut self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        !self.output.buffer().is_empty() || super::process::readable_within(self.output.get_ref().as_raw_fd(), timeout)
+    }
     fn close_input(&mut self) {
         if let Some(socket) = self.input.take() {
             // The output shares the socket: half-close only.
@@ -180,6 +185,15 @@ impl Link for Ssh2Link {
             Ok(crate::login_shell::read_answer(piped.io, crate::login_shell::TIMEOUT))
         });
         Some(asked.map_err(Error::from))
+    }
+    fn interactive(&mut self, program: &str, args: &[&str]) -> Option<Result<i32>> {
+        if let Err(err) = crate::config::check_helper(program) {
+            return Some(Err(err));
+        }
+        let pump = self.pump.as_ref()?;
+        let command: Vec<String> =
+            std::iter::once(program).chain(args.iter().copied()).map(shim::shell_quote).collect();
+        Some(terminal::run(&pump.mux, command.join(" ")))
     }
     fn restart_helper(&mut self, path: &str) -> Result<()> {
         crate::config::check_helper(path)?;

@@ -41,9 +41,18 @@ pub struct ExecSpec {
     pub command: Option<String>,
     /// Sent as `env` requests; the server applies what its AcceptEnv allows.
     pub env: Vec<(String, String)>,
+    /// A terminal on the remote side, as `ssh -t` asks for one.
+    pub pty: Option<Pty>,
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+}
+
+/// The remote terminal's type and size.
+pub struct Pty {
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
 }
 
 enum Request {
@@ -128,6 +137,7 @@ impl Mux {
         let exit = self.exec(ExecSpec {
             command: command.map(str::to_owned),
             env: Vec::new(),
+            pty: None,
             stdin: Some(theirs.into()),
             stdout: Some(theirs_out.into()),
             stderr: Some(err_theirs.into()),
@@ -266,6 +276,18 @@ impl Pump {
                 _ => {
                     open.spec.env.remove(0);
                 }
+            }
+        }
+        if let Some(pty) = &open.spec.pty {
+            match channel.request_pty(&pty.term, None, Some((pty.cols, pty.rows, 0, 0))) {
+                Err(e) if is_eagain(&e) => return Ok(false),
+                Err(e) => {
+                    if let Some(open) = self.opening.pop_front() {
+                        let _ = open.done.send(Exit::Failed(format!("cannot get a terminal there: {e}")));
+                    }
+                    return Ok(true);
+                }
+                Ok(()) => open.spec.pty = None,
             }
         }
         let started = match &open.spec.command {

@@ -41,13 +41,7 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn start(mux: Mux) -> io::Result<Bridge> {
-        // Unix socket paths are short: keep the directory near the root.
-        let base =
-            if std::env::temp_dir().as_os_str().len() > 60 { PathBuf::from("/tmp") } else { std::env::temp_dir() };
-        let dir = tempfile::Builder::new()
-            .prefix("cxh-ssh2-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir_in(base)?;
+        let dir = super::super::socket_dir::create()?;
         let socket = dir.path().join("git");
         let listener = Arc::new(UnixListener::bind(&socket)?);
         let accepting = Arc::clone(&listener);
@@ -121,6 +115,7 @@ fn serve_one(mux: &Mux, mut control: UnixStream) {
         .exec(ExecSpec {
             command: Some(command),
             env,
+            pty: None,
             stdin: Some(stdin),
             stdout: Some(stdout),
             stderr: Some(err_w.into()),
