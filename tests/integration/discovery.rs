@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::handoff::{every_kind_of_change, World};
-use crate::harness::{Run, BIN};
+use crate::harness::BIN;
 use crate::sshd::Sshd;
 
 /// The dev box behind a real sshd whose sessions find the helper on PATH,
@@ -146,10 +146,10 @@ fn without_an_ssh_binary_discovered_hosts_go_over_ssh2() {
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink("/usr/bin/git", bin.join("git")).unwrap();
     std::os::unix::fs::symlink(BIN, bin.join("git-codex-handoff")).unwrap();
-    let run = |args: &[&str]| -> Run {
+    let run = |args: &[&str]| -> crate::harness::Run {
         let mut cmd = w.env.command("git", &w.laptop);
         cmd.env("PATH", &bin).env_remove("GIT_SSH_COMMAND").arg("codex-handoff").args(args);
-        Run::from(cmd.output().unwrap())
+        crate::harness::Run::from(cmd.output().unwrap())
     };
     let list = run(&["host", "list", "--json"]).success().json();
     assert!(host_names(&list).contains(&("devbox".to_owned(), true, "ssh2".to_owned())), "{list}");

@@ -12,6 +12,7 @@ use crate::sshd::Sshd;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
     Openssh,
+    #[cfg_attr(not(feature = "ssh2"), allow(dead_code))]
     Ssh2,
     Local,
 }

@@ -14,6 +14,8 @@
 //! When the helper is not on a host's plain PATH, `locate` asks the login
 //! shell there, on the same connection, and starts the helper it finds.
 
+mod explain;
+mod kinds;
 mod local;
 mod locate;
 mod openssh;
@@ -31,6 +33,11 @@ use serde_json::{json, Value};
 use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
+pub use explain::install_help;
+use explain::{incompatible, same_machine, step_of, HELPER_LOG, RERUN_HELP};
+#[cfg(not(feature = "ssh2"))]
+use kinds::ssh2_not_built;
+pub use kinds::{check_settings, handshake, run_git_shim, ssh2_built, SHIM_COMMAND};
 pub use locate::Located;
 
 /// What a transport provides once the helper runs on the other side.
@@ -422,141 +429,6 @@ impl Drop for Connection {
             self.link.kill();
         }
     }
-}
-
-/// A helper outside this computer's protocol range: which side to upgrade, and how.
-fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error {
-    let at = located.map(|l| format!(" at {}", l.shown)).unwrap_or_default();
-    let here = env!("CARGO_PKG_VERSION");
-    let help = if hello.protocol < PROTOCOL_MACHINE_IDS {
-        format!(
-            "upgrade the helper on {} to version {here}: `cargo install --locked --path .` in a checkout of it there \
-             (or `make install`, the way it was installed{at})",
-            host.name
-        )
-    } else {
-        format!(
-            "upgrade git-codex-handoff on this computer to version {}: `cargo install --locked --path .` in a \
-             checkout of it (or `make install`)",
-            hello.version
-        )
-    };
-    Error::new(
-        Kind::Helper,
-        "helper_incompatible",
-        format!(
-            "the helper on {}{at} is version {} and speaks protocol {}; this computer's git-codex-handoff {here} \
-             speaks protocol {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
-            host.name, hello.version, hello.protocol
-        ),
-    )
-    .with_help(help)
-}
-
-/// How the helper's log lines on stderr begin.
-const HELPER_LOG: &str = "git-codex-handoff helper: ";
-
-const RERUN_HELP: &str = "run the same command again: it finishes or cleanly restarts the handoff";
-
-/// A request as the step of a handoff it is, for messages.
-fn step_of(op: &str) -> String {
-    match op {
-        "hello" => "the start of the session".into(),
-        "find_project" => "the search for the project".into(),
-        "plan" => "planning".into(),
-        "begin" => "the start of the handoff".into(),
-        "status" => "reading the thread's state".into(),
-        "receive" => "the restore".into(),
-        "depart" => "the snapshot".into(),
-        "release" => "letting go of the thread".into(),
-        other => format!("`{other}`"),
-    }
-}
-
-/// Two machines with one id would both believe they own a thread.
-fn same_machine(host: &Host, id: &str) -> Error {
-    let file =
-        crate::machine::id_file().map(|p| p.display().to_string()).unwrap_or_else(|_| "the machine-id file".into());
-    Error::refused(
-        "same_machine_id",
-        format!(
-            "{} answered with this computer's own machine id ({id}): the two cannot tell each other apart",
-            host.name
-        ),
-    )
-    .with_help(format!(
-        "a copied home directory or a synced `{}` setting gives two machines one id; on one of them (one that owns \
-         no threads), remove {file} and unset {} so it makes a new id",
-        crate::machine::MACHINE_ID_KEY,
-        crate::machine::MACHINE_ID_KEY
-    ))
-}
-
-pub fn install_help(host: &Host) -> String {
-    format!(
-        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there): it is looked for on the PATH, \
-         through the login shell and in {2}; or give its absolute path: \
-         `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
-        host.name,
-        host.ssh,
-        crate::login_shell::USUAL_FOLDERS.join(", ")
-    )
-}
-
-/// Check what can be checked about `host` without connecting (for `ssh2`:
-/// what `~/.ssh/config` sets for it, refused when it cannot be followed).
-pub fn check_settings(host: &Host) -> Result<()> {
-    match host.transport {
-        #[cfg(feature = "ssh2")]
-        TransportKind::Ssh2 => ssh2::preflight(host),
-        #[cfg(not(feature = "ssh2"))]
-        TransportKind::Ssh2 => Err(ssh2_not_built(host)),
-        TransportKind::Openssh | TransportKind::Local => Ok(()),
-    }
-}
-
-/// Connect and authenticate without starting the helper, where the
-/// transport can tell what it negotiated (`ssh2`); `None` for the others.
-pub fn handshake(host: &Host, connect_timeout: Duration) -> Result<Option<Reached>> {
-    match host.transport {
-        #[cfg(feature = "ssh2")]
-        TransportKind::Ssh2 => ssh2::handshake(host, connect_timeout).map(Some),
-        _ => {
-            let _ = connect_timeout;
-            Ok(None)
-        }
-    }
-}
-
-/// The hidden subcommand git runs as its ssh for the `ssh2` transport.
-#[cfg(feature = "ssh2")]
-pub use self::ssh2::SHIM_COMMAND;
-#[cfg(not(feature = "ssh2"))]
-pub const SHIM_COMMAND: &str = "__ssh2-shim";
-
-/// Run as git's ssh for the `ssh2` transport (`__ssh2-shim ARGS`): the exit code.
-pub fn run_git_shim(args: &[String], stderr: &mut dyn Write) -> i32 {
-    #[cfg(feature = "ssh2")]
-    return ssh2::run_shim(args, stderr);
-    #[cfg(not(feature = "ssh2"))]
-    {
-        let _ = (args, writeln!(stderr, "git-codex-handoff: the ssh2 transport is not built into this version"));
-        255
-    }
-}
-
-/// Is the `ssh2` transport built into this binary?
-pub fn ssh2_built() -> bool {
-    cfg!(feature = "ssh2")
-}
-
-#[cfg(not(feature = "ssh2"))]
-fn ssh2_not_built(host: &Host) -> Error {
-    Error::failed("transport_unavailable", "the ssh2 transport is not built into this version (cargo feature `ssh2`)")
-        .with_help(format!(
-            "use the system ssh: `git codex-handoff host add {} {} --transport openssh`",
-            host.name, host.ssh
-        ))
 }
 
 /// The helper's fixed command line after the program name.
