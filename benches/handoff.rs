@@ -2,7 +2,10 @@
 //! of moving the same work (stash create, push, ssh + `git worktree add` +
 //! `stash apply`), over a real sshd on 127.0.0.1, on a repository of roughly
 //! git's own size (DESIGN.md §5: one SSH connection per handoff; the goal is
-//! at most half the plain-git time).
+//! at most half the plain-git time). Each of our rows is measured over the
+//! `openssh` transport (the system ssh) and, where built, over `ssh2`
+//! (libssh2 in-process), both reaching the same sshd through the same
+//! `~/.ssh/config`.
 //!
 //! Prints figures only; it never asserts timings. `BENCH_QUICK=1` makes a
 //! smoke run (a small repository, 3 runs); `BENCH_ONLY=rollout` runs only
@@ -29,6 +32,9 @@ use std::time::{Duration, Instant};
 use harness::{make_home, write, Rng, TestEnv, BIN};
 use sshd::{shell_quote, Sshd, HOST};
 
+/// The same dev box, reached with the `ssh2` transport.
+const SSH2_HOST: &str = "devbox-ssh2";
+
 /// Lines per generated file (about 3 KB each, like git's sources).
 const LINES: usize = 60;
 
@@ -50,7 +56,7 @@ struct World {
 
 /// The median of one way, and its SSH connections per run.
 struct Row {
-    way: &'static str,
+    way: String,
     median: Duration,
     connections: f64,
 }
@@ -82,13 +88,17 @@ fn main() {
     println!("each run: 3 tracked files changed (1 staged), 2 untracked added; {} runs after 1 warm-up", w.size.runs);
 
     let (fresh, plain) = w.fresh_and_plain();
-    let (repeat, back) = w.repeat();
+    let mut rows = Vec::new();
+    for (way, host) in w.transports() {
+        let (repeat, back) = w.repeat(host, way);
+        rows.extend([repeat, back]);
+    }
 
     println!();
-    println!("{:<26} {:>10} {:>9} {:>9}", "way", "median ms", "conn/run", "vs plain");
-    for row in [&fresh, &repeat, &back, &plain] {
+    println!("{:<34} {:>10} {:>9} {:>9}", "way", "median ms", "conn/run", "vs plain");
+    for row in fresh.iter().chain(&rows).chain([&plain]) {
         let ratio = ms(row.median) / ms(plain.median);
-        println!("{:<26} {:>10.1} {:>9.1} {:>8.2}x", row.way, ms(row.median), row.connections, ratio);
+        println!("{:<34} {:>10.1} {:>9.1} {:>8.2}x", row.way, ms(row.median), row.connections, ratio);
     }
     println!("goal: ours <= 0.5x plain git, 1 connection");
     println!("plain git does not carry the untracked files (`git stash create` has no -u); ours does");
@@ -312,31 +322,47 @@ impl World {
         let sshd = Sshd::start_with_env(&env, &remote_home, &[("GIT_CONFIG_NOSYSTEM", "1")]);
         let remote_home = sshd.remote_home().to_owned(); // canonical, as the helper sees it
         let remote_clone = remote_home.join("src/project");
-        env.set_var("GIT_SSH_COMMAND", &sshd.ssh_command());
-        env.run(&laptop, &["host", "add", HOST, HOST, "--helper", BIN]).success();
+        sshd.install_user_config(&env);
+        env.run(&laptop, &["host", "add", HOST, HOST, "--transport", "openssh", "--helper", BIN]).success();
+        if cfg!(feature = "ssh2") {
+            env.run(&laptop, &["host", "add", SSH2_HOST, HOST, "--transport", "ssh2", "--helper", BIN]).success();
+        }
         World { env, sshd, laptop, remote_home, remote_clone, size }
     }
 
-    /// Fresh handoffs (a new thread, so a new worktree on the host, each run)
-    /// and the plain-git way, interleaved so drift affects both alike.
-    fn fresh_and_plain(&self) -> (Row, Row) {
-        let (mut ours, mut plain) = (Vec::new(), Vec::new());
-        let (mut ours_conn, mut plain_conn) = (0, 0);
+    /// The transports measured, by name and host name.
+    fn transports(&self) -> Vec<(&'static str, &'static str)> {
+        let mut all = vec![("openssh", HOST)];
+        if cfg!(feature = "ssh2") {
+            all.push(("ssh2", SSH2_HOST));
+        }
+        all
+    }
+
+    /// Fresh handoffs (a new thread, so a new worktree on the host, each
+    /// run) over each transport, and the plain-git way, interleaved so drift
+    /// affects all alike.
+    fn fresh_and_plain(&self) -> (Vec<Row>, Row) {
+        let transports = self.transports();
+        let mut ours = vec![(Vec::new(), 0); transports.len()];
+        let (mut plain, mut plain_conn) = (Vec::new(), 0);
         for run in 0..=self.size.runs {
-            // Each way carries its own bytes, so neither finds the other's
+            // Each way carries its own bytes, so none finds another's
             // objects already on the host.
-            self.clean(&self.laptop);
-            self.make_dirty(&self.laptop, &format!("ours {run}"));
-            let thread = self.new_thread(&format!("bench/fresh-{run}"));
-            let mut there = PathBuf::new();
-            let (t, c) = self.measure(|| there = self.handoff(thread, HOST));
-            if run > 0 {
-                ours.push(t);
-                ours_conn += c;
-            } else {
-                // Once, untimed: the figures are of handoffs that really carry the state.
-                let env = &self.env;
-                assert_eq!(env.carried_facts(&there), env.carried_facts(&self.laptop), "ours lost state");
+            for ((way, host), (times, connections)) in transports.iter().zip(ours.iter_mut()) {
+                self.clean(&self.laptop);
+                self.make_dirty(&self.laptop, &format!("{way} {run}"));
+                let thread = self.new_thread(&format!("bench/fresh-{way}-{run}"));
+                let mut there = PathBuf::new();
+                let (t, c) = self.measure(|| there = self.handoff(thread, host));
+                if run > 0 {
+                    times.push(t);
+                    *connections += c;
+                } else {
+                    // Once, untimed: the figures are of handoffs that really carry the state.
+                    let env = &self.env;
+                    assert_eq!(env.carried_facts(&there), env.carried_facts(&self.laptop), "{way} lost state");
+                }
             }
 
             self.clean(&self.laptop);
@@ -353,16 +379,29 @@ impl World {
         }
         self.clean(&self.laptop);
         let runs = self.size.runs as f64;
+        let rows = transports
+            .iter()
+            .zip(ours)
+            .map(|((way, _), (times, connections))| Row {
+                way: format!("ours fresh (new worktree), {way}"),
+                median: median(times),
+                connections: connections as f64 / runs,
+            })
+            .collect();
         (
-            Row { way: "ours fresh (new worktree)", median: median(ours), connections: ours_conn as f64 / runs },
-            Row { way: "plain git (stash+push+ssh)", median: median(plain), connections: plain_conn as f64 / runs },
+            rows,
+            Row {
+                way: "plain git (stash+push+ssh)".into(),
+                median: median(plain),
+                connections: plain_conn as f64 / runs,
+            },
         )
     }
 
     /// One thread handed out and back again and again: the host reuses its
     /// worktree, this machine the thread's worktree here.
-    fn repeat(&self) -> (Row, Row) {
-        let thread = self.new_thread("bench/repeat");
+    fn repeat(&self, host: &str, way: &str) -> (Row, Row) {
+        let thread = self.new_thread(&format!("bench/repeat-{way}"));
         let (mut out, mut back) = (Vec::new(), Vec::new());
         let (mut out_conn, mut back_conn) = (0, 0);
         let mut here = self.laptop.clone();
@@ -370,7 +409,7 @@ impl World {
         for run in 0..=self.size.runs {
             self.make_dirty(&here, &format!("repeat {run}"));
             let (t, c) = self.measure(|| {
-                let wt = self.handoff(thread, HOST);
+                let wt = self.handoff(thread, host);
                 // From the second trip on, the host's worktree is reused.
                 assert!(there.is_none() || there.as_ref() == Some(&wt), "the host did not reuse its worktree");
                 there = Some(wt);
@@ -387,8 +426,16 @@ impl World {
         }
         let runs = self.size.runs as f64;
         (
-            Row { way: "ours repeat (reused)", median: median(out), connections: out_conn as f64 / runs },
-            Row { way: "ours hand-back (local)", median: median(back), connections: back_conn as f64 / runs },
+            Row {
+                way: format!("ours repeat (reused), {way}"),
+                median: median(out),
+                connections: out_conn as f64 / runs,
+            },
+            Row {
+                way: format!("ours hand-back (local), {way}"),
+                median: median(back),
+                connections: back_conn as f64 / runs,
+            },
         )
     }
 

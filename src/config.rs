@@ -2,7 +2,9 @@
 //! machine's name and where new worktrees go.
 //!
 //! Read and written with `git config`, so includes, `GIT_CONFIG_GLOBAL` and
-//! XDG locations behave exactly as for git itself.
+//! XDG locations behave exactly as for git itself. Hosts are also found
+//! where the Codex App finds them: the concrete `Host` aliases of
+//! `~/.ssh/config` (`ssh_config`) are hosts without `host add`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,6 +58,21 @@ pub struct Host {
     pub ssh: String,
     pub transport: TransportKind,
     pub helper: String,
+    /// Found in `~/.ssh/config` rather than added with `host add`.
+    pub discovered: bool,
+}
+
+impl Host {
+    /// A host with the default transport and helper.
+    pub fn new(name: &str, ssh: &str) -> Host {
+        Host {
+            name: name.to_owned(),
+            ssh: ssh.to_owned(),
+            transport: default_transport(),
+            helper: DEFAULT_HELPER.to_owned(),
+            discovered: false,
+        }
+    }
 }
 
 fn git_config() -> Command {
@@ -193,7 +210,29 @@ pub fn check_helper(helper: &str) -> Result<()> {
     Ok(())
 }
 
+/// Configured hosts, then the hosts found in `~/.ssh/config`: every
+/// concrete alias that names no configured host and is not already the
+/// destination of one (a configured host of the same name wins).
 pub fn hosts() -> Result<Vec<Host>> {
+    let mut hosts = configured_hosts()?;
+    for alias in ssh_config_aliases() {
+        if !hosts.iter().any(|h| h.name == alias || (h.ssh == alias && h.transport != TransportKind::Local)) {
+            hosts.push(Host { discovered: true, ..Host::new(&alias, &alias) });
+        }
+    }
+    Ok(hosts)
+}
+
+/// The concrete `Host` aliases of `~/.ssh/config` and the files it
+/// includes, usable as host names; none when it cannot be read.
+pub fn ssh_config_aliases() -> Vec<String> {
+    let Ok(home) = home() else { return Vec::new() };
+    let Ok(ssh_config) = crate::ssh_config::SshConfig::user(&home) else { return Vec::new() };
+    ssh_config.concrete_aliases().into_iter().filter(|a| check_host_name(a).is_ok()).collect()
+}
+
+/// The hosts added with `host add`.
+pub fn configured_hosts() -> Result<Vec<Host>> {
     let mut hosts: Vec<Host> = Vec::new();
     for (key, value) in global_entries()? {
         let Some(rest) = key.strip_prefix("codex-handoff.") else { continue };
@@ -201,12 +240,7 @@ pub fn hosts() -> Result<Vec<Host>> {
         let host = match hosts.iter_mut().position(|h| h.name == name) {
             Some(i) => &mut hosts[i],
             None => {
-                hosts.push(Host {
-                    name: name.to_owned(),
-                    ssh: String::new(),
-                    transport: default_transport(),
-                    helper: DEFAULT_HELPER.to_owned(),
-                });
+                hosts.push(Host::new(name, ""));
                 hosts.last_mut().expect("just pushed")
             }
         };
@@ -221,18 +255,32 @@ pub fn hosts() -> Result<Vec<Host>> {
     Ok(hosts)
 }
 
-fn default_transport() -> TransportKind {
-    TransportKind::Openssh
+/// `openssh` where an `ssh` binary is on PATH; else `ssh2` when this build has it.
+pub fn default_transport() -> TransportKind {
+    let ssh_on_path =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("ssh").is_file()));
+    if ssh_on_path || !cfg!(feature = "ssh2") {
+        TransportKind::Openssh
+    } else {
+        TransportKind::Ssh2
+    }
 }
 
+/// A configured host, else a concrete alias of `~/.ssh/config`.
 pub fn find_host(name: &str) -> Result<Host> {
-    let hosts = hosts()?;
-    hosts.iter().find(|h| h.name == name).cloned().ok_or_else(|| {
-        let known: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        let known = if known.is_empty() { "none yet".to_owned() } else { known.join(", ") };
-        Error::not_found("host_not_found", format!("no host named {name:?} (configured: {known})"))
-            .with_help(format!("add it with `git codex-handoff host add {name} <user@host>`"))
-    })
+    let hosts = configured_hosts()?;
+    if let Some(host) = hosts.iter().find(|h| h.name == name) {
+        return Ok(host.clone());
+    }
+    let aliases = ssh_config_aliases();
+    if aliases.iter().any(|a| a == name) {
+        return Ok(Host { discovered: true, ..Host::new(name, name) });
+    }
+    let known: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).chain(aliases.iter().map(String::as_str)).collect();
+    let known = if known.is_empty() { "none yet".to_owned() } else { known.join(", ") };
+    Err(Error::not_found("host_not_found", format!("no host named {name:?} (known: {known})")).with_help(format!(
+        "add it with `git codex-handoff host add {name} <user@host>`, or as `Host {name}` in ~/.ssh/config"
+    )))
 }
 
 pub fn add_host(host: &Host) -> Result<()> {
@@ -250,7 +298,13 @@ pub fn set_helper(host: &str, helper: &str) -> Result<()> {
 }
 
 pub fn remove_host(name: &str) -> Result<()> {
-    find_host(name)?;
+    if find_host(name)?.discovered {
+        return Err(Error::not_found(
+            "host_not_configured",
+            format!("{name} is not a configured host: it comes from ~/.ssh/config"),
+        )
+        .with_help(format!("remove its `Host {name}` entry from ~/.ssh/config to stop offering it")));
+    }
     let mut cmd = git_config();
     cmd.args(["--global", "--remove-section", &format!("codex-handoff.{name}")]);
     let out = cmd.output()?;

@@ -28,6 +28,7 @@ pub mod process;
 pub mod promisor;
 pub mod remote;
 pub mod repo;
+pub mod ssh_config;
 pub mod text;
 pub mod thread;
 pub mod time;

@@ -173,24 +173,18 @@ fn absolute(value: &str) -> Option<String> {
 /// return its standard output up to the end of the answer, or whatever came
 /// before it ended or `timeout` passed. A profile may leave a background
 /// process holding the output open: the end line is enough.
-pub fn converse(mut command: Command, input: &[u8], timeout: Duration) -> Result<Vec<u8>> {
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = command.spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A shell that exits without reading is answered below by its output.
-        let _ = stdin.write_all(input);
-    }
+/// What a login shell prints, up to the end of its answer (or the end of
+/// its output, or `timeout`, or 1 MiB, whichever comes first).
+pub fn read_answer(mut output: impl Read + Send + 'static, timeout: Duration) -> Vec<u8> {
     let (sender, receiver) = std::sync::mpsc::channel();
-    if let Some(mut stdout) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
+                break;
             }
-        });
-    }
+        }
+    });
     let deadline = Instant::now() + timeout;
     let mut output = Vec::new();
     let end = format!("\n{END}");
@@ -208,6 +202,20 @@ pub fn converse(mut command: Command, input: &[u8], timeout: Duration) -> Result
             Err(_) => break,
         }
     }
+    output
+}
+
+pub fn converse(mut command: Command, input: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = command.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A shell that exits without reading is answered below by its output.
+        let _ = stdin.write_all(input);
+    }
+    let output = match child.stdout.take() {
+        Some(stdout) => read_answer(stdout, timeout),
+        None => Vec::new(),
+    };
     // The shell ends once its input is read; one that lingers is stopped.
     if !exited_within(&mut child, Duration::from_millis(500)) {
         let _ = child.kill();

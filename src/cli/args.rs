@@ -38,7 +38,7 @@ pub struct HandoffArgs {
     #[arg(value_name = "THREAD")]
     pub thread: Option<String>,
 
-    /// Where to: a configured host name, or `local` (also `.`) for this computer.
+    /// Where to: a configured host name, a `Host` alias of ~/.ssh/config, or `local` (also `.`) for this computer.
     #[arg(value_name = "HOST")]
     pub host: Option<String>,
 
@@ -193,7 +193,7 @@ pub struct ThreadRunArgs {
 pub enum HostCommand {
     /// Add a host reachable over SSH.
     Add(HostAddArgs),
-    /// List the configured hosts.
+    /// List the hosts: those added, and those found in ~/.ssh/config.
     List(HostListArgs),
     /// Remove a host.
     Remove(HostNameArg),
@@ -216,7 +216,7 @@ pub struct HostAddArgs {
     /// How to reach it: anything `ssh` accepts (`me@devbox.example.com`, an alias from ~/.ssh/config).
     #[arg(value_name = "SSH-DESTINATION")]
     pub destination: String,
-    /// How to connect.
+    /// How to connect (default: openssh where `ssh` is on PATH, else ssh2).
     #[arg(long, value_enum)]
     pub transport: Option<Transport>,
     /// The helper's path on the host (default: `git-codex-handoff`, looked for on its PATH, then through its login shell).
@@ -226,14 +226,14 @@ pub struct HostAddArgs {
 
 #[derive(Debug, Args)]
 pub struct HostListArgs {
-    /// Also offer the concrete host aliases of ~/.ssh/config.
-    #[arg(long)]
+    /// Hosts of ~/.ssh/config are always listed now; kept so that scripts that pass it still work.
+    #[arg(long, hide = true)]
     pub ssh_config: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct HostNameArg {
-    /// The host's name, as given to `host add`.
+    /// The host's name, as given to `host add` or as a `Host` alias of ~/.ssh/config.
     #[arg(value_name = "NAME")]
     pub name: String,
 }

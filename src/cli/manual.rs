@@ -11,6 +11,9 @@ use clap_mangen::Man;
 
 use crate::cli::settings::{Scope, SETTINGS};
 
+mod hosts;
+mod json;
+
 /// The page's name, as `man` and `git help` look it up.
 pub const PAGE: &str = "git-codex-handoff";
 
@@ -37,11 +40,12 @@ pub fn man_page() -> String {
     page += &roff(description_extra());
     page += &render(|w| man.render_options_section(w), false);
     page += &commands(&cmd);
+    page += &roff(hosts::section());
     page += &roff(exit_status());
     page += &roff(configuration());
     page += &roff(environment());
     page += &roff(files());
-    page += &roff(json_output());
+    page += &roff(json::section());
     page += &roff(hooks_section());
     page += &roff(security());
     page += &roff(see_also());
@@ -157,7 +161,7 @@ fn commands(cmd: &clap::Command) -> String {
     out
 }
 
-fn paragraph(r: &mut Roff, text: &str) {
+pub(super) fn paragraph(r: &mut Roff, text: &str) {
     r.control("PP", []);
     r.text(inline_code(text));
 }
@@ -189,7 +193,8 @@ fn description_extra() -> Roff {
     paragraph(
         &mut r,
         "THREAD is a thread number, a UUID, or a UUID prefix of at least 6 hex digits; an ambiguous one is an \
-         error that lists the candidates. HOST is a configured host name, or `local` (also `.`) for this computer.",
+         error that lists the candidates. HOST is a host (see HOSTS AND TRANSPORTS), or `local` (also \
+         `.`) for this computer.",
     );
     paragraph(
         &mut r,
@@ -318,6 +323,7 @@ fn environment() -> Roff {
         ("CODEX_HANDOFF_THREAD", "Set by `thread run` and `--attach` to the thread's UUID for the command they run; handing off that same thread from inside it is refused."),
         ("CODEX_HANDOFF_TRANSCRIPT", "Set by `thread run`: the file that holds the transcript of a thread without a Codex session."),
         ("GIT_SSH_COMMAND", "As for git: the ssh command (with options) the openssh transport runs, for the helper and for the push."),
+        ("SSH_AUTH_SOCK", "The ssh-agent the ssh2 transport logs in with first, before the identity files of ~/.ssh/config."),
         ("NO_COLOR", "When set (and not empty), error reports are not coloured. Otherwise git's `color.ui` decides, as for git's own output."),
         ("GIT_DIR, GIT_WORK_TREE", "As for git: the repository and worktree to work on."),
         ("XDG_STATE_HOME", "Where this machine's id is kept (`git-codex-handoff/machine-id` below it; default `~/.local/state`)."),
@@ -344,102 +350,6 @@ fn files() -> Roff {
         item(&mut r, vec![bold(name)], text);
     }
     super::manual_attach::files(&mut r, item);
-    r
-}
-
-fn json_output() -> Roff {
-    let mut r = Roff::new();
-    r.control("SH", ["JSON OUTPUT"]);
-    paragraph(
-        &mut r,
-        &format!(
-            "With `--json` a command prints exactly one JSON document on stdout and nothing else there; human \
-             text, progress and prompts go to stderr. Every document has a `schema` field, now {JSON_SCHEMA}. \
-             Fields may be added in later versions, none removed or changed in meaning without a new `schema`. \
-             Progress is printed only when stderr is a terminal, or with `--progress`."
-        ),
-    );
-    let shapes = [
-        (
-            "Errors (any command, exit status as in EXIT STATUS)",
-            r#"{"schema": 1, "error": {"code": "thread_not_found", "message": "...", "help": "...", "exit_code": 3}}"#,
-        ),
-        (
-            "A thread (thread show, thread new)",
-            r#"{"schema": 1, "number": 42, "uuid": "...", "title": "...", "branch": "fix/parser" | null,
- "branch_detached_on": null | "local" | "<host>", "branch_checked_out_in": null | "<path there>",
- "owner": "local" | "<host>", "owner_machine": "...", "owner_machine_id": "..." | null,
- "status": "idle" | "running",
- "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "..." | null,
- "subdirectory": "", "codex_session": "<uuid>" | null, "created_at": "...", "updated_at": "..."}"#,
-        ),
-        ("thread list", r#"{"schema": 1, "threads": [<thread>, ...]}"#),
-        (
-            "thread log",
-            r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
- "owner_machine_id", "status", "branch", "branch_detached_on", "head", "at", "handoff": null | {...}}, ...]}"#,
-        ),
-        ("thread snapshot", r#"{"schema": 1, "snapshot": "<commit>", "thread": <thread>}"#),
-        (
-            "thread restore",
-            r#"{"schema": 1, "thread": "<uuid>", "snapshot": "<commit>", "worktree": "...", "branch": "..." | null}"#,
-        ),
-        (
-            "A handoff (git codex-handoff THREAD HOST)",
-            r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "...",
- "branch": "..." | null, "branch_detached_on": null | "<host>" | "local", "epoch": 4, "snapshot": "<commit>", "already_there": false,
- "dry_run": false, "plan": {...} | null}"#,
-        ),
-        (
-            "destinations",
-            r#"{"schema": 1, "destinations": [{"host": "devbox", "ssh": "...", "available": true, "project": "..."}
- | {"host", "ssh", "available": false, "reason": "...", "message": "..."}, ...]}"#,
-        ),
-        (
-            "host list",
-            r#"{"schema": 1, "hosts": [{"name", "ssh", "transport", "helper"}, ...], "ssh_config_candidates": ["..."]}"#,
-        ),
-        (
-            "host add / host remove / host check",
-            r#"{"schema": 1, "host": {...}} / {"schema": 1, "removed": "<name>"} /
-{"schema": 1, "host", "machine", "machine_id", "helper_version", "helper_path",
- "helper_found": "setting" | "path" | "login_shell" | "folder", "client_version", "protocol", "round_trip_ms",
- "login_shell", "codex": {"path", "found", "version"} | null, "codex_home",
- "codex_home_from": "environment" | "login_shell" | "default"}"#,
-        ),
-        (
-            "project list",
-            r#"{"schema": 1, "projects": [{"path": "...", "exists": true, "fingerprint": "..." | null,
- "fingerprint_kind": "roots" | "url" | null, "remotes": ["host/path", ...] | null, "shallow": false | null,
- "subdirectory": "" | null}, ...]}"#,
-        ),
-        (
-            "project save / project forget",
-            r#"{"schema": 1, "path": "...", "added": true} / {"schema": 1, "path": "...", "removed": true}"#,
-        ),
-        (
-            "config",
-            r#"{"schema": 1, "settings": [{"key", "scope", "host", "multi_valued", "default", "values": [{"value", "origin"}],
- "effective", "description"}, ...], "unknown": [{"key", "value", "origin"}, ...]}"#,
-        ),
-        (
-            "install-hooks",
-            r#"{"schema": 1, "hooks_dir": "...", "hooks": [{"name": "pre-commit", "path": "...",
- "action": "created" | "added" | "updated" | "unchanged" | "removed" | "deleted" | "absent"}]}"#,
-        ),
-    ];
-    for (title, shape) in shapes.into_iter().chain(super::manual_attach::JSON) {
-        r.control("TP", []);
-        r.text(inline_code(title));
-        preformatted(&mut r, shape);
-    }
-    paragraph(
-        &mut r,
-        "A thread's `branch` is null when the thread works on a detached HEAD of its own. A thread whose branch is \
-         checked out in another worktree where it is works there on a detached HEAD and keeps its `branch`; \
-         `branch_detached_on` then names that machine as this computer does (`local`, or the host), and \
-         `branch_checked_out_in` the worktree there that has the branch (null after `--detach`).",
-    );
     r
 }
 

@@ -22,6 +22,12 @@ use clap::Parser;
 /// Parse the command line, run the command, report errors; returns the exit code.
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // git runs this binary as its ssh for the `ssh2` transport: no clap, no repository, a fast start.
+    if args.get(1).is_some_and(|a| a == crate::remote::transport::SHIM_COMMAND) {
+        let rest: Vec<String> = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        let code = crate::remote::transport::run_git_shim(&rest, &mut std::io::stderr());
+        return ExitCode::from(u8::try_from(code).unwrap_or(255));
+    }
     let wants_json = args.iter().any(|a| a == "--json");
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

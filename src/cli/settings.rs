@@ -65,7 +65,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "codex-handoff.<host>.transport",
         scope: Scope::Host,
-        default: "openssh",
+        default: "openssh where `ssh` is on PATH, else ssh2",
         multi: false,
         description: "openssh (the system ssh), ssh2 (libssh2 in-process) or local (a child process).",
     },

@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::codex::{write_rollout, SESSION};
-use crate::handoff::{over_both, Via, World};
+use crate::handoff::{over_each, Via, World};
 use crate::harness::{write, Run, BIN};
 use crate::sshd::Sshd;
 
-over_both!(attach_runs_the_thread_s_command_there_once, attach_on_the_way_back_runs_it_here);
+over_each!(attach_runs_the_thread_s_command_there_once, attach_on_the_way_back_runs_it_here);
 
 /// The worktree a handoff reported ("Thread #N is now on devbox (epoch 1): <path> on <branch>").
 fn reported_worktree_of(run: &Run, number: u32) -> PathBuf {
@@ -168,7 +168,7 @@ fn by_default_codex_resumes_the_thread_and_other_threads_get_the_login_shell() {
 /// A key restricted to handoffs gets the handoff, not a terminal session.
 #[test]
 fn a_restricted_key_gets_no_session() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     w.sshd.as_ref().unwrap().restrict_to(&format!("{BIN} remote serve --restricted"));
     w.run(&["thread", "new", "--branch", "feat/restricted"]).success();
     w.env.git(&w.laptop, &["config", "--global", "codex-handoff.attachCommand", "echo ran >> \"$HOME/ran\""]);
@@ -183,7 +183,7 @@ fn a_restricted_key_gets_no_session() {
 /// back from another terminal interrupts it (SIGINT), then moves the thread.
 #[test]
 fn a_hand_back_from_elsewhere_interrupts_the_attached_command() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     w.run(&["thread", "new", "--branch", "feat/busy"]).success();
     w.env.git(&w.laptop, &["config", "--global", "codex-handoff.attachCommand", "echo working; sleep 60"]);
     let attached = std::thread::scope(|scope| {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::handoff::{base_files, every_kind_of_change, over_both, Via, World};
+use crate::handoff::{base_files, every_kind_of_change, over_each, Via, World};
 use crate::harness::{make_home, write, TestEnv};
 
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +92,7 @@ fn assert_valid(env: &TestEnv, home: &Path, dir: &Path) {
     assert!(!env.git_as(home, dir, &["log", "--format=%H %s"]).trim().is_empty());
 }
 
-over_both!(a_shallow_clone_on_the_host_takes_threads_and_gives_them_back);
+over_each!(a_shallow_clone_on_the_host_takes_threads_and_gives_them_back);
 
 fn a_shallow_clone_on_the_host_takes_threads_and_gives_them_back(via: Via) {
     let (w, origin) = world(via, Kind::Full, Kind::Shallow);
@@ -150,7 +150,7 @@ fn a_shallow_clone_on_the_host_takes_threads_and_gives_them_back(via: Via) {
 
 #[test]
 fn a_shallow_clone_here_hands_off_to_a_full_clone_and_back() {
-    let (w, _origin) = world(Via::Ssh, Kind::Shallow, Kind::Full);
+    let (w, _origin) = world(Via::Openssh, Kind::Shallow, Kind::Full);
     let env = &w.env;
     assert!(is_shallow(env, &env.home, &w.laptop));
     w.run(&["thread", "new", "--branch", "feat/from-shallow"]).success();
@@ -175,7 +175,7 @@ fn a_shallow_clone_here_hands_off_to_a_full_clone_and_back() {
 
 #[test]
 fn projects_that_do_not_match_say_why_and_histories_that_do_not_meet_are_refused() {
-    let (w, origin) = world(Via::Ssh, Kind::Full, Kind::Shallow);
+    let (w, origin) = world(Via::Openssh, Kind::Full, Kind::Shallow);
     let env = &w.env;
     let home = &w.remote_home;
     // The host's shallow clone came from another URL (a copy of the origin);
@@ -260,7 +260,7 @@ fn projects_that_do_not_match_say_why_and_histories_that_do_not_meet_are_refused
 
 #[test]
 fn a_partial_clone_on_the_host_fetches_from_its_promisor_or_says_it_cannot() {
-    let (w, origin) = world(Via::Ssh, Kind::Full, Kind::Partial);
+    let (w, origin) = world(Via::Openssh, Kind::Full, Kind::Partial);
     let env = &w.env;
     let home = &w.remote_home;
     let missing_on_host = |branch: &str| {

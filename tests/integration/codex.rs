@@ -194,7 +194,7 @@ fn codex_session_travels_and_comes_back(via: Via) {
     assert_eq!((std::fs::read(&remote).unwrap(), std::fs::read(&source).unwrap()), (before.1, before.2));
 }
 
-crate::handoff::over_both!(codex_session_travels_and_comes_back);
+crate::handoff::over_each!(codex_session_travels_and_comes_back);
 
 /// Compress a file as Codex does (one zstd frame, no dictionary) and remove the plain one.
 fn compress(path: &Path) -> PathBuf {

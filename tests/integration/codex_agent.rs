@@ -80,7 +80,7 @@ fn the_skill_lets_codex_hand_a_named_thread_to_the_host() {
         eprintln!("SKIPPED: npm is not installed, so the real Codex CLI cannot be installed");
         return;
     };
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let env = &w.env;
     w.run(&["thread", "new", "--title", "Parser fix", "--branch", "fix/parser"]).success();
     write(&w.laptop, b"a.txt", b"work in progress\n");

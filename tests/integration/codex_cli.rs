@@ -142,7 +142,7 @@ fn a_real_codex_thread_goes_to_the_host_goes_on_there_and_comes_back() {
         Reply::text("Antwort zwei, auf dem Server."),
         Reply::text("Antwort drei, wieder zu Hause."),
     ]);
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let (env, laptop) = (&w.env, &w.laptop);
     let local_codex = codex_home(&env.home, &model);
     let remote_codex = codex_home(&w.remote_home, &model);

@@ -141,7 +141,7 @@ fn every_step_handing_back_over_local() {
 
 #[test]
 fn a_step_on_each_side_over_ssh() {
-    run_cases(Via::Ssh, OVER_SSH);
+    run_cases(Via::Openssh, OVER_SSH);
 }
 
 fn run_cases(via: Via, cases: &[Case]) {

@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::handoff::{every_kind_of_change, over_both, Via, World};
+use crate::handoff::{every_kind_of_change, over_each, Via, World};
 use crate::harness::write;
 
-over_both!(a_thread_on_main_goes_to_a_host_whose_clone_is_on_main_and_brings_main_home);
+over_each!(a_thread_on_main_goes_to_a_host_whose_clone_is_on_main_and_brings_main_home);
 
 /// Everything of the host's own clone a handoff must leave alone, byte for
 /// byte: HEAD, the index file, every file, every ref but the tool's own,

@@ -491,7 +491,7 @@ fn config_lists_every_setting_with_its_value_origin_and_default() {
     assert_eq!(root["default"], "~/.codex/worktrees");
     assert_eq!(root["effective"], env.home.join(".codex/worktrees").to_str().unwrap());
     assert_eq!(find("codex-handoff.devbox.ssh")["values"][0]["value"], "me@devbox.example.com");
-    assert_eq!(find("codex-handoff.devbox.transport")["default"], "openssh");
+    assert_eq!(find("codex-handoff.devbox.transport")["default"], "openssh where `ssh` is on PATH, else ssh2");
     assert_eq!(find("codex-handoff.devbox.helper")["effective"], "git-codex-handoff");
     let allow = find("codex-handoff.allowCommitsElsewhere");
     assert_eq!(

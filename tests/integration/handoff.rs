@@ -1,6 +1,8 @@
 //! Handoffs end to end: the real binary on both sides, over a real OpenSSH
 //! server on 127.0.0.1 (own host key, user key, strict host key checking, a
-//! separate HOME for the remote side) and over the `local` transport.
+//! separate HOME for the remote side) reached with the system ssh (`openssh`)
+//! and with libssh2 (`ssh2`), both reading the `~/.ssh/config` the harness
+//! writes, and over the `local` transport.
 
 use std::path::{Path, PathBuf};
 
@@ -9,18 +11,36 @@ use crate::sshd::Sshd;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
-    Ssh,
+    Openssh,
+    #[cfg_attr(not(feature = "ssh2"), allow(dead_code))]
+    Ssh2,
     Local,
 }
 
-/// Each case runs over both transports (a `fn case(via: Via)` beside the call).
-macro_rules! over_both {
+impl Via {
+    /// The `--transport` value.
+    pub fn transport(self) -> &'static str {
+        match self {
+            Via::Openssh => "openssh",
+            Via::Ssh2 => "ssh2",
+            Via::Local => "local",
+        }
+    }
+}
+
+/// Each case runs over every transport (a `fn case(via: Via)` beside the call).
+macro_rules! over_each {
     ($($case:ident),* $(,)?) => {
         $(
             mod $case {
                 #[test]
-                fn over_ssh() {
-                    super::$case(super::Via::Ssh)
+                fn over_openssh() {
+                    super::$case(super::Via::Openssh)
+                }
+                #[cfg(feature = "ssh2")]
+                #[test]
+                fn over_ssh2() {
+                    super::$case(super::Via::Ssh2)
                 }
                 #[test]
                 fn over_local() {
@@ -31,9 +51,9 @@ macro_rules! over_both {
     };
 }
 
-pub(crate) use over_both;
+pub(crate) use over_each;
 
-over_both!(
+over_each!(
     handoff_and_back_keep_the_exact_state,
     dry_run_changes_nothing_on_either_side,
     diverged_branch_is_refused_and_branch_new_goes_through,
@@ -96,10 +116,11 @@ impl World {
                     .success();
                 None
             }
-            Via::Ssh => {
+            Via::Openssh | Via::Ssh2 => {
                 let sshd = Sshd::start(&env, &remote_home);
-                env.set_var("GIT_SSH_COMMAND", &sshd.ssh_command());
-                env.run(&laptop, &["host", "add", "devbox", "devbox", "--helper", BIN]).success();
+                sshd.install_user_config(&env);
+                env.run(&laptop, &["host", "add", "devbox", "devbox", "--transport", via.transport(), "--helper", BIN])
+                    .success();
                 Some(sshd)
             }
         };
@@ -425,17 +446,16 @@ fn missing_helper_is_exit_6(via: Via) {
     let w = World::new(via);
     w.run(&["thread", "new", "--branch", "feat/m"]).success();
     let destination = match via {
-        Via::Ssh => "devbox".to_owned(),
+        Via::Openssh | Via::Ssh2 => "devbox".to_owned(),
         Via::Local => w.remote_home.to_string_lossy().into_owned(),
     };
-    let transport = if via == Via::Ssh { "openssh" } else { "local" };
     w.run(&[
         "host",
         "add",
         "broken",
         &destination,
         "--transport",
-        transport,
+        via.transport(),
         "--helper",
         "/nonexistent/git-codex-handoff",
     ])
@@ -448,7 +468,7 @@ fn missing_helper_is_exit_6(via: Via) {
 
 #[test]
 fn unknown_host_key_is_refused() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     w.run(&["thread", "new", "--branch", "feat/k"]).success();
     w.run(&["host", "add", "stranger", "stranger", "--helper", BIN]).success();
     let before = w.everything();
@@ -505,7 +525,7 @@ fn host_to_host_goes_through_this_computer() {
 
 #[test]
 fn a_restricted_key_allows_handoffs_and_nothing_else() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let sshd = w.sshd.as_ref().unwrap();
     sshd.restrict_to(&format!("{BIN} remote serve --restricted"));
     w.run(&["thread", "new", "--branch", "feat/restricted"]).success();
@@ -575,7 +595,7 @@ fn two_handoffs_of_one_thread_at_once_one_wins() {
 
 #[test]
 fn core_ssh_command_is_honoured_like_git_ssh_command() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let ssh = w.sshd.as_ref().unwrap().ssh_command();
     w.env.git(&w.laptop, &["config", "core.sshCommand", &ssh]);
     w.run(&["thread", "new", "--branch", "feat/core-ssh"]).success();

@@ -38,12 +38,12 @@ fn install_helper(remote_home: &Path) -> PathBuf {
     path
 }
 
-/// The fixture over an sshd already started for its remote HOME; the host is
-/// added with no `--helper`, as a new user would.
-fn world_over(fixture: (crate::harness::TestEnv, PathBuf, PathBuf, PathBuf), sshd: Sshd) -> World {
+/// The fixture over an sshd already started for its remote HOME, reached
+/// `via` a transport; the host is added with no `--helper`, as a new user would.
+fn world_over(fixture: (crate::harness::TestEnv, PathBuf, PathBuf, PathBuf), sshd: Sshd, via: Via) -> World {
     let (env, laptop, remote_home, remote_clone) = fixture;
-    env.set_var("GIT_SSH_COMMAND", &sshd.ssh_command());
-    env.run(&laptop, &["host", "add", "devbox", "devbox"]).success();
+    sshd.install_user_config(&env);
+    env.run(&laptop, &["host", "add", "devbox", "devbox", "--transport", via.transport()]).success();
     World { env, laptop, remote_home, remote_clone, sshd: Some(sshd) }
 }
 
@@ -67,9 +67,20 @@ impl World {
 
 #[test]
 fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
+    helper_found_through_the_login_shell(Via::Openssh)
+}
+
+/// The same over ssh2: the login shell is a shell channel on the session.
+#[cfg(feature = "ssh2")]
+#[test]
+fn a_helper_in_cargo_bin_is_found_through_the_login_shell_over_ssh2() {
+    helper_found_through_the_login_shell(Via::Ssh2)
+}
+
+fn helper_found_through_the_login_shell(via: Via) {
     let fixture = World::fixture(|_, _| {});
     let sshd = Sshd::start_with_env(&fixture.0, &fixture.2, &[("PATH", MINIMAL_PATH)]);
-    let w = world_over(fixture, sshd);
+    let w = world_over(fixture, sshd, via);
     let home = &w.remote_home;
     // As rustup sets it up: ~/.profile sources ~/.cargo/env. Codex comes from an npm prefix.
     fs::write(
@@ -179,7 +190,7 @@ fn a_helper_in_cargo_bin_is_found_through_the_login_shell_and_remembered() {
 fn a_csh_login_shell_finds_the_helper_too() {
     let fixture = World::fixture(|_, _| {});
     let sshd = Sshd::start_with_login_shell(&fixture.0, &fixture.2, &[("PATH", MINIMAL_PATH)], "/usr/bin/tcsh");
-    let w = world_over(fixture, sshd);
+    let w = world_over(fixture, sshd, Via::Openssh);
     let home = &w.remote_home;
     fs::write(
         home.join(".login"),

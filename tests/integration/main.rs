@@ -8,6 +8,7 @@ mod codex_cli;
 #[cfg(feature = "test-faults")]
 mod crashes;
 mod detached;
+mod discovery;
 mod git_command;
 mod handoff;
 mod harness;
@@ -20,5 +21,7 @@ mod repos;
 mod roundtrip;
 mod running;
 mod security;
+#[cfg(feature = "ssh2")]
+mod ssh2;
 mod sshd;
 mod threads;

@@ -8,13 +8,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::handoff::{over_both, Via, World};
+use crate::handoff::{over_each, Via, World};
 use crate::harness::{write, FileFact, TestEnv};
 
 /// Recent git refuses `git submodule add` of a local path without it.
 const FILE_PROTOCOL: &str = "protocol.file.allow=always";
 
-over_both!(submodules_travel_exactly_both_ways);
+over_each!(submodules_travel_exactly_both_ways);
 
 /// What a user sees of a worktree and of every submodule in it.
 #[derive(Debug, PartialEq, Eq)]
@@ -197,7 +197,7 @@ fn submodules_travel_exactly_both_ways(via: Via) {
 }
 
 #[cfg(feature = "test-faults")]
-over_both!(a_failed_verification_leaves_nothing_behind);
+over_each!(a_failed_verification_leaves_nothing_behind);
 
 /// Everything of one machine a failed handoff could leave behind: refs (the
 /// module repositories' too), worktrees, branches, the files of its clone
@@ -290,7 +290,7 @@ fn a_failed_verification_leaves_nothing_behind(via: Via) {
     w.run(&["1", "local", "--branch", "feat/verify-2"]).success();
 }
 
-over_both!(lfs_files_arrive_as_the_user_sees_them);
+over_each!(lfs_files_arrive_as_the_user_sees_them);
 
 /// A URL on loopback where nothing listens: git-lfs reaching for its server fails at once.
 fn dead_lfs_url() -> String {
@@ -373,7 +373,7 @@ fn lfs_files_arrive_as_the_user_sees_them(via: Via) {
     assert!(!w.laptop.join(".git/lfs/logs").exists(), "git-lfs reached for its server here");
 }
 
-over_both!(sparse_checkouts_keep_their_patterns_and_files);
+over_each!(sparse_checkouts_keep_their_patterns_and_files);
 
 /// The laptop's repository gets directories to leave out, and a cone-mode sparse checkout of `src/a`.
 fn with_sparse_checkout(env: &TestEnv, laptop: &Path) {
@@ -425,7 +425,7 @@ fn sparse_checkouts_keep_their_patterns_and_files(via: Via) {
     assert_eq!(sparse_facts(env, &env.home, &w.laptop), host_state.1);
 }
 
-over_both!(line_endings_and_index_settings_travel);
+over_each!(line_endings_and_index_settings_travel);
 
 /// The laptop's repository converts line endings (`* text=auto eol=crlf`,
 /// and `core.autocrlf` under `plain/`), with a split index in version 4

@@ -142,7 +142,7 @@ fn interrupt_then_transfer(via: Via) {
     assert_eq!(std::fs::read_to_string(local_transcript).unwrap().matches("interrupted").count(), 2);
 }
 
-crate::handoff::over_both!(interrupt_then_transfer);
+crate::handoff::over_each!(interrupt_then_transfer);
 
 #[test]
 fn a_command_that_ignores_interrupts_is_refused_and_nothing_changes() {

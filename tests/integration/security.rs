@@ -208,7 +208,7 @@ fn tunnel_reaches_the_host(w: &World) -> bool {
 
 #[test]
 fn a_restricted_key_cannot_write_outside_its_place_or_reach_other_repositories() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let sshd = w.sshd.as_ref().unwrap();
     sshd.authorize(&documented_forced_command());
     let env = &w.env;
@@ -352,7 +352,7 @@ done
 
 #[test]
 fn a_hostile_host_cannot_write_outside_its_place_here() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let env = &w.env;
     w.run(&["thread", "new", "--branch", "feat/back"]).success();
     let out = w.run(&["1", "devbox", "--json"]).success().json();
@@ -470,7 +470,7 @@ fn socket_dirs(tmp: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_silent_host_or_helper_fails_within_the_connect_timeout() {
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let env = &w.env;
     let sshd = w.sshd.as_ref().unwrap();
     let hole = BlackHole::open();
@@ -486,6 +486,13 @@ fn a_silent_host_or_helper_fails_within_the_connect_timeout() {
     std::fs::set_permissions(&silent, std::fs::Permissions::from_mode(0o755)).unwrap();
     w.run(&["host", "add", "blackhole", "blackhole", "--helper", BIN]).success();
     w.run(&["host", "add", "silent", "devbox", "--helper", silent.to_str().unwrap()]).success();
+    let mut silent_hosts = vec![("blackhole", "blackhole (blackhole)"), ("silent", "did not answer within 2 s")];
+    if cfg!(feature = "ssh2") {
+        w.run(&["host", "add", "blackhole2", "blackhole", "--transport", "ssh2", "--helper", BIN]).success();
+        w.run(&["host", "add", "silent2", "devbox", "--transport", "ssh2", "--helper", silent.to_str().unwrap()])
+            .success();
+        silent_hosts.extend([("blackhole2", "blackhole2"), ("silent2", "did not answer within 2 s")]);
+    }
     env.git(&w.laptop, &["config", "--global", "codex-handoff.connectTimeout", "2"]);
     w.run(&["thread", "new", "--branch", "feat/timeout"]).success();
     // The repository's fingerprint is cached in its config on first use.
@@ -493,7 +500,7 @@ fn a_silent_host_or_helper_fails_within_the_connect_timeout() {
 
     let before = digest(&w, &[]);
     // A black hole ends in ssh's own timeout or in the wait for the helper's answer, whichever comes first.
-    for (host, says) in [("blackhole", "blackhole (blackhole)"), ("silent", "did not answer within 2 s")] {
+    for (host, says) in silent_hosts {
         for args in [vec!["1", host], vec!["host", "check", host]] {
             // The bound that matters is "it ended": far below the 20 s default, let alone forever.
             let out = run_within(&w, &args, Duration::from_secs(15))
@@ -543,7 +550,7 @@ fn a_silent_host_or_helper_fails_within_the_connect_timeout() {
 #[test]
 fn odd_and_hostile_input_ends_in_clear_errors() {
     use std::os::unix::ffi::OsStrExt;
-    let w = World::new(Via::Ssh);
+    let w = World::new(Via::Openssh);
     let env = &w.env;
 
     // Titles with escape sequences reach the terminal as text.

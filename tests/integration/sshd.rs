@@ -167,6 +167,23 @@ impl Sshd {
         self.dir.join("ssh_config")
     }
 
+    /// Make this server's client config the test user's `~/.ssh/config`
+    /// (read there by discovery and the `ssh2` transport), and point the
+    /// system ssh at the same file through `GIT_SSH_COMMAND`, as it reads
+    /// the passwd home's, not `$HOME`'s.
+    pub fn install_user_config(&self, env: &TestEnv) {
+        let dir = env.home.join(".ssh");
+        fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        fs::copy(self.config_path(), &config).unwrap();
+        env.set_var("GIT_SSH_COMMAND", &format!("ssh -F {}", shell_quote(&config.display().to_string())));
+    }
+
+    /// A `Host` block for this server under another alias (its host key known).
+    pub fn client_block(&self, alias: &str) -> String {
+        client_block(&self.dir, self.port, alias, "known_hosts")
+    }
+
     /// The ssh command line for `GIT_SSH_COMMAND` (shell syntax): the system
     /// ssh reads ~/.ssh/config from the passwd home, not $HOME, so the
     /// config is given explicitly.
@@ -318,28 +335,34 @@ fn write_sshd_config(dir: &Path, port: u16, set_env: &[String]) {
 }
 
 fn write_client_config(dir: &Path, port: u16) {
-    let d = dir.display();
     let host_key = fs::read_to_string(dir.join("host_key.pub")).unwrap();
     let key: Vec<&str> = host_key.split_whitespace().take(2).collect();
     fs::write(dir.join("known_hosts"), format!("[127.0.0.1]:{port} {}\n", key.join(" "))).unwrap();
     fs::write(dir.join("known_hosts_empty"), "").unwrap();
-    let host = |alias: &str, known_hosts: &str| {
-        format!(
-            "Host {alias}\n\
-             \tHostName 127.0.0.1\n\
-             \tPort {port}\n\
-             \tUser root\n\
-             \tIdentityFile {d}/user_key\n\
-             \tIdentitiesOnly yes\n\
-             \tUserKnownHostsFile {d}/{known_hosts}\n\
-             \tGlobalKnownHostsFile /dev/null\n\
-             \tStrictHostKeyChecking yes\n\
-             \tBatchMode yes\n\
-             \tLogLevel ERROR\n"
-        )
-    };
-    let config = format!("{}\n{}", host(HOST, "known_hosts"), host(STRANGER, "known_hosts_empty"));
+    let config = format!(
+        "{}\n{}",
+        client_block(dir, port, HOST, "known_hosts"),
+        client_block(dir, port, STRANGER, "known_hosts_empty")
+    );
     fs::write(dir.join("ssh_config"), config).unwrap();
+}
+
+/// A `Host` block of the client config for this server.
+fn client_block(dir: &Path, port: u16, alias: &str, known_hosts: &str) -> String {
+    let d = dir.display();
+    format!(
+        "Host {alias}\n\
+         \tHostName 127.0.0.1\n\
+         \tPort {port}\n\
+         \tUser root\n\
+         \tIdentityFile {d}/user_key\n\
+         \tIdentitiesOnly yes\n\
+         \tUserKnownHostsFile {d}/{known_hosts}\n\
+         \tGlobalKnownHostsFile /dev/null\n\
+         \tStrictHostKeyChecking yes\n\
+         \tBatchMode yes\n\
+         \tLogLevel ERROR\n"
+    )
 }
 
 /// Every process below `root`, from /proc parent links.

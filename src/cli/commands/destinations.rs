@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cli::output::Ui;
 use crate::cli::DestinationsArgs;
@@ -12,14 +12,17 @@ use crate::config::{self, Host};
 use crate::error::{Error, Result};
 use crate::fingerprint::Identity;
 use crate::handoff::{self, ProjectMatch};
-use crate::remote::transport::Connection;
+use crate::remote::transport::{Connection, Opening};
 use crate::repo::Repo;
 use crate::text::printable;
 use crate::thread::resolve::{resolve_target, Target};
 use crate::thread::store;
 
-/// How long to wait for all hosts together.
-const TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a host may take to connect and say hello: a short limit, as
+/// the hosts of `~/.ssh/config` include those that are switched off.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// What the project search may take once connected.
+const SEARCH_TIME: Duration = Duration::from_secs(3);
 
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
@@ -39,17 +42,19 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let hosts = config::hosts()?;
     let (tx, rx) = mpsc::channel();
     let common_dir = repo.common_dir();
+    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true };
     for host in hosts.clone() {
         let tx = tx.clone();
         let (identity, subdirectory, common_dir, heads) =
             (identity.clone(), subdirectory.clone(), common_dir.clone(), heads.clone());
         std::thread::spawn(move || {
-            let (notice, answer) = ask(&host, &common_dir, &identity, &subdirectory, &heads);
+            let (notice, answer) = ask(&host, opening, &common_dir, &identity, &subdirectory, &heads);
             let _ = tx.send((host.name.clone(), notice, answer));
         });
     }
     drop(tx);
-    let deadline = Instant::now() + TIMEOUT;
+    // Whatever a host does, the list comes when the probes' time is up.
+    let deadline = Instant::now() + PROBE_TIMEOUT + SEARCH_TIME;
     let mut answers = Vec::new();
     while answers.len() < hosts.len() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -63,72 +68,105 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
             Err(_) => break,
         }
     }
-    let mut rows = Vec::new();
+    let (mut rows, mut unreachable) = (Vec::new(), Vec::new());
     for host in &hosts {
+        let base = json!({ "host": host.name, "ssh": host.ssh, "transport": host.transport.name(), "discovered": host.discovered });
         let row = match answers.iter().find(|(name, _)| *name == host.name) {
-            Some((_, Ok(project))) => {
-                json!({ "host": host.name, "ssh": host.ssh, "available": true, "project": project.project })
-            }
-            Some((_, Err(err))) => {
-                json!({ "host": host.name, "ssh": host.ssh, "available": false, "reason": reason(err), "message": err.message })
-            }
-            None => {
-                json!({ "host": host.name, "ssh": host.ssh, "available": false, "reason": "timeout", "message": "no answer in time" })
-            }
+            Some((_, Ok((project, took)))) => with(
+                base,
+                json!({
+                    "available": true,
+                    "project": project.project,
+                    "round_trip_ms": (took.as_secs_f64() * 1000.0).round(),
+                }),
+            ),
+            Some((_, Err(err))) => with(
+                base,
+                json!({ "available": false, "reason": reason(err), "code": err.code, "message": err.message }),
+            ),
+            None => with(
+                base,
+                json!({
+                    "available": false,
+                    "reason": "timeout",
+                    "code": "probe_timeout",
+                    "message": format!("no answer within {} s", (PROBE_TIMEOUT + SEARCH_TIME).as_secs()),
+                }),
+            ),
         };
-        if args.all || row["available"] == true {
+        let reached = !matches!(row["reason"].as_str(), Some("unreachable" | "timeout"));
+        if row["available"] == true || (args.all && reached) {
             rows.push(row);
+        } else if !reached {
+            unreachable.push(row);
         }
     }
-    ui.json(&json!({ "destinations": rows }));
+    ui.json(&json!({ "destinations": rows, "unreachable": unreachable }));
     if rows.is_empty() {
         ui.say(if hosts.is_empty() {
-            "No hosts configured. Add one with `git codex-handoff host add <NAME> <user@host>`."
+            "No hosts. Add one with `git codex-handoff host add <NAME> <user@host>`, or as `Host` in ~/.ssh/config."
         } else {
-            "No host has a saved project for this repository (`--all` shows why)."
+            "No reachable host has a saved project for this repository (`--all` shows why)."
         });
     }
     for row in &rows {
-        let text = if row["available"] == true {
+        let name = row["host"].as_str().unwrap_or_default();
+        ui.say(if row["available"] == true {
             format!(
-                "{:<16} {}",
-                row["host"].as_str().unwrap_or_default(),
-                printable(row["project"].as_str().unwrap_or_default())
+                "{name:<16} {}  ({:.0} ms)",
+                printable(row["project"].as_str().unwrap_or_default()),
+                row["round_trip_ms"].as_f64().unwrap_or_default()
             )
         } else {
             format!(
-                "{:<16} unavailable: {} ({})",
-                row["host"].as_str().unwrap_or_default(),
+                "{name:<16} unavailable: {} ({})",
                 row["reason"].as_str().unwrap_or_default(),
-                row["message"].as_str().unwrap_or_default()
+                printable(row["message"].as_str().unwrap_or_default())
             )
-        };
-        ui.say(text);
+        });
+    }
+    if !unreachable.is_empty() {
+        ui.say("Unreachable:");
+        for row in &unreachable {
+            let name = row["host"].as_str().unwrap_or_default();
+            ui.say(format!("  {name:<14} {}", printable(row["message"].as_str().unwrap_or_default())));
+        }
     }
     Ok(())
 }
 
-/// Ask one host; also what to say about how its helper was found, if it had to be looked for.
+/// `base` with the fields of `more` added.
+fn with(mut base: Value, more: Value) -> Value {
+    if let (Some(base), Value::Object(more)) = (base.as_object_mut(), more) {
+        base.extend(more);
+    }
+    base
+}
+
+/// Ask one host for the project (with the round trip of connecting and the
+/// hello); also what to say about how its helper was found, if it had to be looked for.
 fn ask(
     host: &Host,
+    opening: Opening,
     common_dir: &Path,
     identity: &Identity,
     subdirectory: &str,
     heads: &[gix::ObjectId],
-) -> (Option<String>, Result<ProjectMatch>) {
+) -> (Option<String>, Result<(ProjectMatch, Duration)>) {
     // Each thread opens the repository for itself (a gix repository is not shared across threads).
     let repo = match Repo::open(common_dir) {
         Ok(repo) => repo,
         Err(err) => return (None, Err(err)),
     };
-    let mut conn = match Connection::open(host) {
+    let mut conn = match Connection::open_with(host, opening) {
         Ok(conn) => conn,
         Err(err) => return (None, Err(err)),
     };
     let found = handoff::find_project(&mut conn, &repo, identity, subdirectory, heads);
+    let took = conn.connect_time;
     let notice = conn.notice();
     let _ = conn.close();
-    (notice, found)
+    (notice, found.map(|project| (project, took)))
 }
 
 fn reason(err: &Error) -> &'static str {

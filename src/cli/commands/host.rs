@@ -6,7 +6,7 @@ use crate::cli::output::Ui;
 use crate::cli::{HostAddArgs, HostCommand, HostListArgs, HostNameArg, Transport};
 use crate::config::{self, Host, TransportKind};
 use crate::error::Result;
-use crate::remote::transport::Connection;
+use crate::remote::transport::{self, Connection, Reached};
 use crate::text::printable;
 
 pub fn run(command: HostCommand, ui: &mut Ui) -> Result<()> {
@@ -22,9 +22,10 @@ fn add(args: HostAddArgs, ui: &mut Ui) -> Result<()> {
     config::check_host_name(&args.name)?;
     config::check_destination(&args.destination)?;
     let transport = match args.transport {
-        Some(Transport::Openssh) | None => TransportKind::Openssh,
+        Some(Transport::Openssh) => TransportKind::Openssh,
         Some(Transport::Ssh2) => TransportKind::Ssh2,
         Some(Transport::Local) => TransportKind::Local,
+        None => config::default_transport(),
     };
     let helper = args.helper.unwrap_or_else(|| config::DEFAULT_HELPER.to_owned());
     config::check_helper(&helper)?;
@@ -34,47 +35,55 @@ fn add(args: HostAddArgs, ui: &mut Ui) -> Result<()> {
     } else {
         args.destination
     };
-    let host = Host { name: args.name, ssh, transport, helper };
+    let host = Host { transport, helper, ..Host::new(&args.name, &ssh) };
+    // Settings this transport cannot follow are refused before anything is saved.
+    transport::check_settings(&host)?;
     config::add_host(&host)?;
-    ui.json(&json!({ "host": host }));
-    ui.say(format!("Added host {} ({} via {})", host.name, host.ssh, host.transport.name()));
-    Ok(())
-}
-
-fn list(args: HostListArgs, ui: &mut Ui) -> Result<()> {
-    let hosts = config::hosts()?;
-    let candidates = if args.ssh_config { ssh_config_aliases() } else { Vec::new() };
-    let candidates: Vec<String> = candidates.into_iter().filter(|c| !hosts.iter().any(|h| &h.ssh == c)).collect();
-    ui.json(&json!({ "hosts": hosts, "ssh_config_candidates": candidates }));
-    if hosts.is_empty() {
-        ui.say("No hosts. Add one with `git codex-handoff host add <NAME> <user@host>`.");
-    }
-    for host in &hosts {
-        ui.say(format!("{:<16} {:<32} {:<8} {}", host.name, host.ssh, host.transport.name(), host.helper));
-    }
-    if !candidates.is_empty() {
-        ui.say(format!("From ~/.ssh/config (not added yet): {}", candidates.join(", ")));
-    }
-    Ok(())
-}
-
-/// Concrete `Host` aliases of ~/.ssh/config (patterns are skipped).
-fn ssh_config_aliases() -> Vec<String> {
-    let Ok(home) = config::home() else { return Vec::new() };
-    let Ok(text) = std::fs::read_to_string(home.join(".ssh").join("config")) else { return Vec::new() };
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let mut words = line.split_whitespace();
-        if words.next().is_some_and(|w| w.eq_ignore_ascii_case("host")) {
-            for alias in words {
-                if !alias.contains(['*', '?', '!']) && !out.iter().any(|a| a == alias) {
-                    out.push(alias.to_owned());
-                }
-            }
+    // Where the transport can tell, say at once how the host answers (it may be down now: no failure).
+    let reached = transport::handshake(&host, config::connect_timeout()?);
+    let (reached_json, reached_text) = match &reached {
+        Ok(Some(r)) => (json!(r), format!("; {}", reached_line(r))),
+        Ok(None) => (Value::Null, String::new()),
+        Err(err) => (json!({ "error": { "code": err.code, "message": err.message } }), String::new()),
+    };
+    ui.json(&json!({ "host": host, "transport": host.transport.name(), "reached": reached_json }));
+    ui.say(format!("Added host {} ({} via {}){reached_text}", host.name, host.ssh, host.transport.name()));
+    if let Err(err) = reached {
+        ui.note(format!("{} cannot be reached now: {}", host.name, err.message));
+        if let Some(help) = &err.help {
+            ui.note(format!("  {help}"));
         }
     }
-    out
+    Ok(())
+}
+
+/// How a connection reached its host, in a few words.
+fn reached_line(r: &Reached) -> String {
+    let mut parts = vec![format!("transport {}", r.transport)];
+    if let Some(algorithm) = &r.host_key_algorithm {
+        let fingerprint = r.host_key_fingerprint.as_deref().unwrap_or_default();
+        parts.push(format!("host key {algorithm} {fingerprint}").trim_end().to_owned());
+    }
+    if let Some(auth) = &r.auth {
+        parts.push(format!("authenticated with {auth}"));
+    }
+    parts.join(", ")
+}
+
+fn list(_args: HostListArgs, ui: &mut Ui) -> Result<()> {
+    let hosts = config::hosts()?;
+    let discovered: Vec<&str> = hosts.iter().filter(|h| h.discovered).map(|h| h.name.as_str()).collect();
+    ui.json(&json!({ "hosts": hosts, "ssh_config_candidates": discovered }));
+    if hosts.is_empty() {
+        ui.say(
+            "No hosts. Add one with `git codex-handoff host add <NAME> <user@host>`, or as `Host` in ~/.ssh/config.",
+        );
+    }
+    for host in &hosts {
+        let origin = if host.discovered { "  (discovered in ~/.ssh/config)" } else { "" };
+        ui.say(format!("{:<16} {:<32} {:<8} {}{origin}", host.name, host.ssh, host.transport.name(), host.helper));
+    }
+    Ok(())
 }
 
 fn remove(args: HostNameArg, ui: &mut Ui) -> Result<()> {
@@ -91,6 +100,7 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
         ui.note(text);
     }
     let millis = conn.connect_time.as_secs_f64() * 1000.0;
+    let reached = conn.reached();
     let (helper_path, helper_found) = match &conn.located {
         Some(located) => (Some(located.path.clone()), serde_json::to_value(located.how).unwrap_or_default()),
         None if host.helper.starts_with(['/', '~']) => (Some(host.helper.clone()), json!("setting")),
@@ -99,6 +109,11 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
     // Older helpers do not answer this; they are still usable.
     let environment: Value = conn.call("environment", json!({})).unwrap_or(Value::Null);
     ui.json(&json!({
+        "transport": reached.transport,
+        "host_key_algorithm": reached.host_key_algorithm,
+        "host_key_fingerprint": reached.host_key_fingerprint,
+        "auth": reached.auth,
+        "discovered": host.discovered,
         "host": host.name,
         "machine": conn.hello.machine,
         "machine_id": conn.hello.machine_id,
@@ -129,6 +144,7 @@ fn check(args: HostNameArg, ui: &mut Ui) -> Result<()> {
     ui.say(format!("  helper      {} ({found})", printable(helper_path.as_deref().unwrap_or("(path unknown)"))));
     ui.say(format!("  Codex CLI   {}", codex_text(&environment)));
     ui.say(format!("  CODEX_HOME  {}", codex_home_text(&environment)));
+    ui.say(format!("  {}", reached_line(&reached)));
     conn.close()
 }
 

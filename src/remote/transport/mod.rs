@@ -5,16 +5,24 @@
 //!
 //! - `openssh`: the system `ssh` opens one ControlMaster connection running
 //!   the helper; git reaches the host through it via `GIT_SSH_COMMAND`.
+//! - `ssh2` (cargo feature `ssh2`): libssh2 in-process; the helper runs on
+//!   one channel of the session, git reaches the same session through a
+//!   shim it runs as its ssh.
 //! - `local`: the helper is a child process (HOME = the host's "ssh" value),
 //!   git goes over the file system.
 //!
 //! When the helper is not on a host's plain PATH, `locate` asks the login
 //! shell there, on the same connection, and starts the helper it finds.
 
+mod explain;
+mod kinds;
 mod local;
 mod locate;
 mod openssh;
 mod process;
+mod socket_dir;
+#[cfg(feature = "ssh2")]
+mod ssh2;
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -25,6 +33,11 @@ use serde_json::{json, Value};
 use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
+pub use explain::install_help;
+use explain::{incompatible, same_machine, step_of, HELPER_LOG, RERUN_HELP};
+#[cfg(not(feature = "ssh2"))]
+use kinds::ssh2_not_built;
+pub use kinds::{check_settings, handshake, run_git_shim, ssh2_built, SHIM_COMMAND};
 pub use locate::Located;
 
 /// What a transport provides once the helper runs on the other side.
@@ -64,12 +77,43 @@ pub trait Link {
     fn restart_helper(&mut self, _path: &str) -> Result<()> {
         Err(Error::failed("unsupported", "this transport cannot start the helper again"))
     }
+    /// What connecting learned about the host, as far as this transport knows.
+    fn reached(&self) -> Reached {
+        Reached::default()
+    }
     /// Run the helper at `program` with `args` on the same connection as an
     /// interactive session: with a terminal of its own on the other side,
     /// this process's terminal as its input and output. Returns its exit
     /// code. `None`: this transport cannot.
     fn interactive(&mut self, _program: &str, _args: &[&str]) -> Option<Result<i32>> {
         None
+    }
+}
+
+/// How a connection reached its host: the transport, and (where the
+/// transport knows them) the negotiated host key algorithm, the host key's
+/// fingerprint and how this computer authenticated.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Reached {
+    pub transport: &'static str,
+    pub host_key_algorithm: Option<String>,
+    pub host_key_fingerprint: Option<String>,
+    pub auth: Option<String>,
+}
+
+/// What a connection may do while it is made.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening {
+    /// How long connecting, up to the helper's first answer, may take.
+    pub connect_timeout: Duration,
+    /// Never ask for a password or passphrase (a probe of many hosts at once).
+    pub batch: bool,
+}
+
+impl Opening {
+    /// The limits a command's own connection has: `codex-handoff.connectTimeout`.
+    pub fn configured() -> Result<Opening> {
+        Ok(Opening { connect_timeout: crate::config::connect_timeout()?, batch: false })
     }
 }
 
@@ -89,18 +133,20 @@ impl Connection {
     /// helper answering within `codex-handoff.connectTimeout`: a host that
     /// accepts the connection but never answers must not hang the command.
     pub fn open(host: &Host) -> Result<Connection> {
-        let timeout = crate::config::connect_timeout()?;
+        Connection::open_with(host, Opening::configured()?)
+    }
+
+    /// [`Connection::open`] with the given limits.
+    pub fn open_with(host: &Host, opening: Opening) -> Result<Connection> {
+        let timeout = opening.connect_timeout;
         let started = Instant::now();
         let link: Box<dyn Link> = match host.transport {
             TransportKind::Local => Box::new(local::start(host)?),
-            TransportKind::Openssh => Box::new(openssh::start(host, timeout)?),
-            TransportKind::Ssh2 => {
-                return Err(Error::failed("transport_unavailable", "the ssh2 transport is not built into this version")
-                    .with_help(format!(
-                        "use the system ssh: `git codex-handoff host add {} {} --transport openssh`",
-                        host.name, host.ssh
-                    )))
-            }
+            TransportKind::Openssh => Box::new(openssh::start(host, opening)?),
+            #[cfg(feature = "ssh2")]
+            TransportKind::Ssh2 => Box::new(ssh2::start(host, timeout)?),
+            #[cfg(not(feature = "ssh2"))]
+            TransportKind::Ssh2 => return Err(ssh2_not_built(host)),
         };
         let placeholder = Hello {
             protocol: 0,
@@ -321,6 +367,11 @@ impl Connection {
         self.link.git_url(path)
     }
 
+    /// How this connection reached its host.
+    pub fn reached(&self) -> Reached {
+        Reached { transport: self.host.transport.name(), ..self.link.reached() }
+    }
+
     /// Environment for git commands that talk to the host over this connection.
     pub fn git_env(&self) -> Vec<(String, String)> {
         self.link.git_env()
@@ -380,85 +431,6 @@ impl Drop for Connection {
     }
 }
 
-/// A helper outside this computer's protocol range: which side to upgrade, and how.
-fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error {
-    let at = located.map(|l| format!(" at {}", l.shown)).unwrap_or_default();
-    let here = env!("CARGO_PKG_VERSION");
-    let help = if hello.protocol < PROTOCOL_MACHINE_IDS {
-        format!(
-            "upgrade the helper on {} to version {here}: `cargo install --locked --path .` in a checkout of it there \
-             (or `make install`, the way it was installed{at})",
-            host.name
-        )
-    } else {
-        format!(
-            "upgrade git-codex-handoff on this computer to version {}: `cargo install --locked --path .` in a \
-             checkout of it (or `make install`)",
-            hello.version
-        )
-    };
-    Error::new(
-        Kind::Helper,
-        "helper_incompatible",
-        format!(
-            "the helper on {}{at} is version {} and speaks protocol {}; this computer's git-codex-handoff {here} \
-             speaks protocol {PROTOCOL_MACHINE_IDS}-{PROTOCOL_MAX}",
-            host.name, hello.version, hello.protocol
-        ),
-    )
-    .with_help(help)
-}
-
-/// How the helper's log lines on stderr begin.
-const HELPER_LOG: &str = "git-codex-handoff helper: ";
-
-const RERUN_HELP: &str = "run the same command again: it finishes or cleanly restarts the handoff";
-
-/// A request as the step of a handoff it is, for messages.
-fn step_of(op: &str) -> String {
-    match op {
-        "hello" => "the start of the session".into(),
-        "find_project" => "the search for the project".into(),
-        "plan" => "planning".into(),
-        "begin" => "the start of the handoff".into(),
-        "status" => "reading the thread's state".into(),
-        "receive" => "the restore".into(),
-        "depart" => "the snapshot".into(),
-        "release" => "letting go of the thread".into(),
-        other => format!("`{other}`"),
-    }
-}
-
-/// Two machines with one id would both believe they own a thread.
-fn same_machine(host: &Host, id: &str) -> Error {
-    let file =
-        crate::machine::id_file().map(|p| p.display().to_string()).unwrap_or_else(|_| "the machine-id file".into());
-    Error::refused(
-        "same_machine_id",
-        format!(
-            "{} answered with this computer's own machine id ({id}): the two cannot tell each other apart",
-            host.name
-        ),
-    )
-    .with_help(format!(
-        "a copied home directory or a synced `{}` setting gives two machines one id; on one of them (one that owns \
-         no threads), remove {file} and unset {} so it makes a new id",
-        crate::machine::MACHINE_ID_KEY,
-        crate::machine::MACHINE_ID_KEY
-    ))
-}
-
-pub fn install_help(host: &Host) -> String {
-    format!(
-        "install git-codex-handoff on {0} (e.g. `cargo install --path .` there): it is looked for on the PATH, \
-         through the login shell and in {2}; or give its absolute path: \
-         `git codex-handoff host add {0} {1} --helper /path/to/git-codex-handoff`",
-        host.name,
-        host.ssh,
-        crate::login_shell::USUAL_FOLDERS.join(", ")
-    )
-}
-
 /// The helper's fixed command line after the program name.
 fn helper_args() -> [&'static str; 2] {
     ["remote", "serve"]
@@ -470,12 +442,7 @@ mod tests {
 
     #[test]
     fn an_incompatible_helper_says_which_side_to_upgrade() {
-        let host = Host {
-            name: "devbox".into(),
-            ssh: "me@devbox".into(),
-            transport: TransportKind::Openssh,
-            helper: "git-codex-handoff".into(),
-        };
+        let host = Host { transport: TransportKind::Openssh, ..Host::new("devbox", "me@devbox") };
         let hello = |protocol, version: &str| Hello {
             protocol,
             version: version.into(),

@@ -7,14 +7,13 @@
 //! apply as for git.
 
 use std::io::{BufRead, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use super::process::ProcessLink;
-use super::{helper_args, Link};
+use super::{helper_args, Link, Opening};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 
@@ -36,27 +35,20 @@ pub struct OpensshLink {
     reuse_command: String,
 }
 
-/// The name of a socket directory starts with this, then the owner's pid and `-`.
-const SOCKET_DIR_PREFIX: &str = "cxh-";
-
-pub fn start(host: &Host, connect_timeout: Duration) -> Result<OpensshLink> {
+pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
     crate::config::check_destination(&host.ssh)?;
     crate::config::check_helper(&host.helper)?;
-    // Unix socket paths are short: keep the directory near the root.
-    let base = if std::env::temp_dir().as_os_str().len() > 60 { PathBuf::from("/tmp") } else { std::env::temp_dir() };
-    remove_stale_socket_dirs(&base);
-    // Only this user may reach the socket: the directory is made 0700, whatever the umask.
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("{SOCKET_DIR_PREFIX}{}-", std::process::id()))
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)?;
+    let dir = super::socket_dir::create()?;
     let socket = dir.path().join("cm").to_string_lossy().into_owned();
     let base_command = base_ssh_command();
     // With ControlPersist the first ssh becomes a client of the connection
     // it opened, so the connection outlives the helper's session.
     let mut cmd = ssh(&base_command);
     cmd.args(["-o", "ControlMaster=yes", "-o", &format!("ControlPath={socket}"), "-o", PERSIST]);
-    cmd.arg("-o").arg(format!("ConnectTimeout={}", connect_timeout.as_secs().max(1)));
+    cmd.arg("-o").arg(format!("ConnectTimeout={}", opening.connect_timeout.as_secs().max(1)));
+    if opening.batch {
+        cmd.args(["-o", "BatchMode=yes"]);
+    }
     cmd.args(["--", &host.ssh, &host.helper]);
     cmd.args(helper_args());
     let reuse_command = format!("{base_command} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket));
@@ -66,30 +58,6 @@ pub fn start(host: &Host, connect_timeout: Duration) -> Result<OpensshLink> {
             .with_source(e)
     })?;
     Ok(OpensshLink { process, destination: host.ssh.clone(), base_command, socket, _dir: dir, reuse_command })
-}
-
-/// Remove the socket directories of our earlier runs that were killed
-/// before they could clean up: ours (same user), real directories, whose
-/// owner process is gone.
-fn remove_stale_socket_dirs(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(SOCKET_DIR_PREFIX))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(meta) = entry.path().symlink_metadata() else { continue };
-        if meta.is_dir() && meta.uid() == me && !crate::process::alive(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// Like git, run the ssh command through the shell so GIT_SSH_COMMAND may carry options.

@@ -49,21 +49,7 @@ impl ProcessLink {
     /// Wait at most `timeout` for output (or its end) to be readable without blocking.
     pub fn output_ready(&mut self, timeout: Duration) -> bool {
         use std::os::fd::AsRawFd;
-        if !self.stdout.buffer().is_empty() {
-            return true;
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fd = libc::pollfd { fd: self.stdout.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-            // SAFETY: one valid pollfd for the duration of the call.
-            let rc = unsafe { libc::poll(&mut fd, 1, millis) };
-            if rc >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                // Ready, hung up, or an error the next read reports.
-                return rc != 0;
-            }
-        }
+        !self.stdout.buffer().is_empty() || readable_within(self.stdout.get_ref().as_raw_fd(), timeout)
     }
 
     pub fn close_input(&mut self) {
@@ -112,4 +98,20 @@ pub fn run_in_terminal(mut command: Command) -> crate::error::Result<i32> {
     }
     let status = status?;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Wait at most `timeout` until `fd` can be read without blocking: data, its
+/// end, or an error the next read reports.
+pub fn readable_within(fd: std::os::fd::RawFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut poll, 1, millis) };
+        if rc >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return rc != 0;
+        }
+    }
 }
