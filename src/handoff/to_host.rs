@@ -21,7 +21,7 @@ use crate::repo::Repo;
 use crate::thread;
 use crate::thread::carried;
 use crate::thread::snapshot;
-use crate::thread::state::DetachedOn;
+use crate::thread::state::{DetachedOn, ThreadState};
 use crate::thread::store::{self, Thread};
 
 pub(super) fn run(
@@ -301,14 +301,22 @@ pub(super) fn adopt_remote(
     let snapshot = store::parse_hex(&remote.snapshot)?;
     // A run that stopped before publishing left the snapshot's note staged here.
     store::publish_staged_notes(repo, &thread.state.uuid)?;
-    if repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err() {
-        fetch_record(repo, conn, &project.repo, &thread.state.uuid)?;
-        merge_incoming_notes(repo, &thread.state.uuid)?;
-        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{}/", thread.state.uuid))?;
+    let uuid = &thread.state.uuid;
+    let fetched = repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err();
+    if fetched {
+        fetch_record(repo, conn, &project.repo, uuid)?;
     }
+    // What the host says finished there is checked before anything here takes it in.
+    let checked = check_adopted(repo, thread, snapshot, fetched);
+    if fetched {
+        if checked.is_ok() {
+            merge_incoming_notes(repo, uuid)?;
+        }
+        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+    }
+    let state = checked?;
     ui.progress(&format!("an earlier handoff to {} had finished there; recording it here", host.name));
-    store::move_thread_ref(repo, &thread.state.uuid, Some(thread.snapshot), snapshot)?;
-    let state = store::read_note(repo, snapshot)?;
+    store::move_thread_ref(repo, uuid, Some(thread.snapshot), snapshot)?;
     // Whatever changed here since that handoff stayed here, untouched: say so.
     if let Ok(worktree) = thread::thread_worktree(repo, thread) {
         let carried = Thread { snapshot, state: state.clone() };
@@ -333,6 +341,30 @@ pub(super) fn adopt_remote(
     outcome.detached = state.branch_detached_on.is_some() && state.branch.is_some();
     outcome.branch = state.branch;
     Ok(outcome)
+}
+
+/// The state the host recorded for `thread` at `snapshot`: a note about
+/// this thread (not another's), at a later epoch than this computer's.
+fn check_adopted(repo: &Repo, thread: &Thread, snapshot: ObjectId, fetched: bool) -> Result<ThreadState> {
+    let uuid = &thread.state.uuid;
+    let state = if fetched {
+        store::read_note_in(repo, snapshot, &store::incoming_ref(uuid, "notes"))?
+    } else {
+        store::read_note(repo, snapshot)?
+    };
+    state.check_arrived(uuid)?;
+    if state.epoch <= thread.state.epoch {
+        return Err(Error::refused(
+            "bad_note",
+            format!(
+                "refused the host's record of thread {uuid}: snapshot {snapshot} (epoch {}) is not later than this \
+                 computer's snapshot {} (epoch {})",
+                state.epoch, thread.snapshot, thread.state.epoch
+            ),
+        )
+        .with_help("it was not written by git-codex-handoff; nothing was changed here"));
+    }
+    Ok(state)
 }
 
 fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -> Outcome {

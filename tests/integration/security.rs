@@ -402,6 +402,16 @@ fn a_hostile_host_cannot_write_outside_its_place_here() {
     let before = digest(&w, &[]);
     w.run(&["1", "local"]).fails_with(4, "its note names thread");
     assert_unchanged(&before, &digest(&w, &[]), "a hand-back of another thread's note");
+
+    // A host claiming that an earlier handoff of thread 2 finished there,
+    // showing thread 1's snapshot: this computer keeps thread 2 as it is.
+    w.run(&["thread", "new", "--branch", "feat/second"]).success();
+    let second = w.run(&["thread", "show", "2", "--json"]).success().json();
+    hostile_helper(&script, &w.remote_clone.join(".git"), &there, 1, host_id.as_str().unwrap());
+    let before = digest(&w, &[]);
+    w.run(&["2", "devbox", "--yes"]).fails_with(4, "its note names thread").fails_with(4, "nothing was changed");
+    assert_unchanged(&before, &digest(&w, &[]), "an adopted record of another thread");
+    assert_eq!(w.run(&["thread", "show", "2", "--json"]).success().json(), second, "thread 2 unchanged");
 }
 
 /// A TCP port on loopback that accepts connections and never says a word.
