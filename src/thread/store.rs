@@ -370,11 +370,15 @@ pub fn merge_notes(repo: &Repo, incoming: ObjectId) -> Result<()> {
         if local == incoming || repo.is_ancestor(incoming, local)? {
             return Ok(());
         }
-        let new = if repo.is_ancestor(local, incoming)? {
+        let mine = note_entries(repo, repo.gix.find_commit(local)?.tree_id()?.detach())?;
+        let theirs = note_entries(repo, repo.gix.find_commit(incoming)?.tree_id()?.detach())?;
+        // Notes that came from another machine only add: one that would
+        // change or drop a note this machine holds is not taken, even when
+        // the incoming history descends from ours.
+        let keeps_ours = mine.iter().all(|(key, (_, blob))| theirs.get(key).is_some_and(|(_, b)| b == blob));
+        let new = if keeps_ours && repo.is_ancestor(local, incoming)? {
             incoming
         } else {
-            let mine = note_entries(repo, repo.gix.find_commit(local)?.tree_id()?.detach())?;
-            let theirs = note_entries(repo, repo.gix.find_commit(incoming)?.tree_id()?.detach())?;
             let missing: Vec<_> = theirs.into_iter().filter(|(key, _)| !mine.contains_key(key)).collect();
             if missing.is_empty() {
                 return Ok(());

@@ -618,3 +618,37 @@ fn odd_and_hostile_input_ends_in_clear_errors() {
         w.run(&["thread", "snapshot", "1"]).success();
     }
 }
+
+/// Notes that come back from a host only add: a host that rewrote the note
+/// of a thread that never left this computer changes nothing about it here,
+/// even when its notes history descends from this computer's.
+#[test]
+fn a_host_cannot_rewrite_the_notes_of_threads_it_never_had() {
+    let w = World::new(Via::Local);
+    let env = &w.env;
+    w.run(&["thread", "new", "--title", "Travels", "--branch", "feat/travels"]).success();
+    w.run(&["thread", "new", "--title", "Stays here", "--branch", "feat/stays"]).success();
+    let stays = w.run(&["thread", "show", "2", "--json"]).success().json();
+    let snapshot = stays["snapshot"].as_str().unwrap().to_owned();
+    w.run(&["1", "devbox", "--yes"]).success();
+
+    // On the host, thread 2's note (it came along in the notes history) now says otherwise.
+    let theirs = env.git_as(&w.remote_home, &w.remote_clone, &["notes", "--ref", "codex-handoff", "show", &snapshot]);
+    let mut note: Value = serde_json::from_str(&theirs).expect("thread 2's note reached the host");
+    note["title"] = json!("pwned");
+    note["owner_machine"] = json!("devbox");
+    note["branch"] = json!("pwned");
+    git_input(
+        env,
+        &w.remote_home,
+        &w.remote_clone,
+        &["notes", "--ref", "codex-handoff", "add", "-f", "-F", "-", &snapshot],
+        &serde_json::to_vec_pretty(&note).unwrap(),
+    );
+
+    w.run(&["1", "local", "--yes"]).success();
+    assert_eq!(w.run(&["thread", "show", "2", "--json"]).success().json(), stays, "thread 2 as it was");
+    let ours = env.git(&w.laptop, &["notes", "--ref", "codex-handoff", "show", &snapshot]);
+    assert!(!ours.contains("pwned"), "{ours}");
+    assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "local");
+}
