@@ -84,10 +84,29 @@ fn git_config() -> Command {
     cmd
 }
 
+/// The global entries, read once per process (one `git config` instead of
+/// one per setting asked for); a write through this module drops them.
+static ENTRIES: std::sync::Mutex<Option<Vec<(String, String)>>> = std::sync::Mutex::new(None);
+
 /// All `codex-handoff.*` entries of the global config, in file order, then
 /// those given on git's command line (`git -c codex-handoff.<key>=<value>
 /// codex-handoff ...`), which so override the global ones.
 fn global_entries() -> Result<Vec<(String, String)>> {
+    let mut cached = ENTRIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(entries) = cached.as_ref() {
+        return Ok(entries.clone());
+    }
+    let entries = read_global_entries()?;
+    *cached = Some(entries.clone());
+    Ok(entries)
+}
+
+/// Forget the entries read so far: the next question reads the file again.
+fn forget_entries() {
+    *ENTRIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+}
+
+fn read_global_entries() -> Result<Vec<(String, String)>> {
     let mut cmd = git_config();
     cmd.args(["--show-scope", "-z", "--get-regexp", r"^codex-handoff\."]);
     let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
@@ -106,6 +125,7 @@ fn global_entries() -> Result<Vec<(String, String)>> {
 }
 
 fn set_global(args: &[&str]) -> Result<()> {
+    forget_entries();
     let mut cmd = git_config();
     cmd.arg("--global").args(args);
     let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
