@@ -386,6 +386,10 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
     // the other never collides.
     removals.extend_from_slice(&updates);
     if !removals.is_empty() {
+        // read-tree recorded the stat data of every file it wrote; without
+        // this, update-index would hash each of them again before writing
+        // (they are all racily clean for a second).
+        snapshot::trust_stat_data(&tmp_index)?;
         staged.run_with_input(["update-index", "-z", "--index-info"], Some(&removals))?;
     }
     if tmp_index.exists() {
