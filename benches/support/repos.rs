@@ -102,8 +102,9 @@ pub fn real(files: usize, commits: usize) -> Shape {
         let depth = 1 + rng.below(3) + rng.below(4); // 1..=6 directories
         let mut path = String::from(*rng.pick(TOP));
         for _ in 1..depth {
+            let word: &&str = rng.pick(WORDS);
             path.push('/');
-            path.push_str(*rng.pick(WORDS));
+            path.push_str(word);
         }
         path.push_str(&format!("/{}_{}.{}", rng.pick(WORDS), specs.len(), rng.pick(EXT)));
         if !seen.insert(path.clone()) {

@@ -3,7 +3,7 @@
 
 use super::carry;
 use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
-use super::transfer::fetch;
+use super::transfer::fetch_departed;
 use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
 use super::{
     arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
@@ -125,7 +125,10 @@ pub(super) fn run(
     fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    fetch(repo, &conn, &project.repo, &uuid)?;
+    carry::transcript_from_host(repo, &mut conn, &project.repo, &uuid)?;
+    let haves: Vec<gix::ObjectId> =
+        [Some(thread.snapshot), head, store::ref_target(repo, store::NOTES_REF)?].into_iter().flatten().collect();
+    fetch_departed(repo, &mut conn, &project.repo, &uuid, &haves)?;
     let snapshot = store::parse_hex(&departed.snapshot)?;
     if store::ref_target(repo, &store::incoming_ref(&uuid, "snapshot"))? != Some(snapshot) {
         return Err(Error::failed(
