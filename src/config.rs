@@ -124,11 +124,21 @@ fn read_global_entries() -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// Read the settings on a thread of their own while the command starts:
+/// the `git config` they take runs beside the command's first work.
+pub fn prefetch() {
+    std::thread::spawn(|| {
+        let _ = global_entries();
+    });
+}
+
 fn set_global(args: &[&str]) -> Result<()> {
-    forget_entries();
     let mut cmd = git_config();
     cmd.arg("--global").args(args);
-    let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
+    let out = cmd.output();
+    // Also what a read running meanwhile (a prefetch) may have kept.
+    forget_entries();
+    let out = out.map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
     // `--unset` of a missing key exits 5: nothing to do.
     if out.status.success() || (args.first() == Some(&"--unset-all") && out.status.code() == Some(5)) {
         return Ok(());
@@ -327,7 +337,9 @@ pub fn remove_host(name: &str) -> Result<()> {
     }
     let mut cmd = git_config();
     cmd.args(["--global", "--remove-section", &format!("codex-handoff.{name}")]);
-    let out = cmd.output()?;
+    let out = cmd.output();
+    forget_entries();
+    let out = out?;
     if !out.status.success() {
         return Err(Error::failed("config", format!("could not remove host {name}")));
     }
