@@ -34,6 +34,10 @@ struct Session {
     lfs_asked: Vec<String>,
     /// Bytes an answer announced, sent right after it.
     sending: Option<Sending>,
+    /// Where the last plan found a thread goes here.
+    planned: Option<(String, handoff::ArrivalWorktree)>,
+    /// A thread's state captured by `status`, for its departure.
+    kept: Option<(String, crate::thread::snapshot::WorktreeState)>,
 }
 
 /// Raw bytes that follow an answer.
@@ -58,6 +62,8 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         locks: Vec::new(),
         lfs_asked: Vec::new(),
         sending: None,
+        planned: None,
+        kept: None,
     };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
@@ -158,6 +164,9 @@ struct SnapshotParams {
     /// What the user calls this machine (absent from older clients).
     #[serde(default)]
     host: Option<String>,
+    /// For `receive`: the client went from the plan to here without asking anything.
+    #[serde(default)]
+    planned: bool,
 }
 #[derive(Deserialize)]
 struct DepartParams {
@@ -182,6 +191,9 @@ struct DepartParams {
     no_interrupt: bool,
     #[serde(default = "default_interrupt_ms")]
     interrupt_timeout_ms: u64,
+    /// The state `status` captured stands (no question was asked since).
+    #[serde(default)]
+    kept: bool,
 }
 
 fn default_interrupt_ms() -> u64 {
@@ -215,9 +227,22 @@ impl Session {
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
             "find_project" => projects::find_project(params(request)?, &self.me.name),
-            "plan" => queries::plan(params(request)?, &self.me.name),
+            "plan" => {
+                let p: queries::PlanParams = params(request)?;
+                let uuid = p.uuid.clone();
+                let (planned, target) = queries::plan(p, &self.me.name)?;
+                self.planned = Some((uuid, target));
+                Ok(planned)
+            }
             "begin" => self.begin(params(request)?),
-            "status" => queries::status(params(request)?, &self.me),
+            "status" => {
+                let p: queries::ThreadParams = params(request)?;
+                let uuid = p.uuid.clone();
+                let keep = p.keep && self.holds(&uuid).is_ok();
+                let (status, captured) = queries::status(p, &self.me, keep)?;
+                self.kept = captured.map(|state| (uuid, state));
+                Ok(status)
+            }
             "descends" => queries::descends(params(request)?),
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
@@ -338,8 +363,10 @@ impl Session {
         let notes_before = store::ref_target(&repo, store::NOTES_REF)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived =
-            handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse).inspect_err(|_| {
+        // The plan's look at the worktree stands when the client went on without a question (the lock was held since).
+        let planned = self.planned.take().filter(|(uuid, _)| p.planned && *uuid == p.uuid).map(|(_, target)| target);
+        let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned)
+            .inspect_err(|_| {
                 // The thread stays where it was: no note of it here either.
                 handoff::undo_incoming(&repo, &p.uuid, notes_before);
             })?;
@@ -368,7 +395,9 @@ impl Session {
         let to_machine = Machine { id: p.to_machine_id, name: p.to_machine };
         let detached = p.detached.then(|| DetachedOn::on(&to_machine, p.checked_out_in));
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
-        crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
+        let interrupted = crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
+        // The state `status` captured stands for a thread at rest since, with no question asked.
+        let kept = self.kept.take().filter(|(uuid, _)| p.kept && !interrupted && *uuid == p.uuid).map(|(_, s)| s);
         let departing = handoff::departure(
             &repo,
             &worktree,
@@ -381,7 +410,7 @@ impl Session {
                 branch: p.branch,
                 detached,
             },
-            None,
+            kept,
         )?;
         fault::point(fault::Step::DepartSnapshotted);
         let outgoing = store::outgoing_ref(&p.uuid);

@@ -14,18 +14,21 @@ use crate::promisor;
 use crate::thread;
 use crate::thread::carried::Needs;
 use crate::thread::restore;
-use crate::thread::snapshot;
+use crate::thread::snapshot::{self, WorktreeState};
 use crate::thread::store;
 
 #[derive(Deserialize)]
 pub(super) struct ThreadParams {
     repo: String,
-    uuid: String,
+    pub(super) uuid: String,
+    /// For `status`: capture the state for the departure that follows.
+    #[serde(default)]
+    pub(super) keep: bool,
 }
 #[derive(Deserialize)]
 pub(super) struct PlanParams {
     repo: String,
-    uuid: String,
+    pub(super) uuid: String,
     number: u64,
     branch: Option<String>,
     /// The thread's HEAD commit (absent from older clients).
@@ -50,7 +53,8 @@ pub(super) struct DescendsParams {
     commit: String,
 }
 
-pub(super) fn plan(p: PlanParams, machine: &str) -> Result<Value> {
+/// The plan, and where the thread would go (kept for the arrival that follows).
+pub(super) fn plan(p: PlanParams, machine: &str) -> Result<(Value, handoff::ArrivalWorktree)> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     thread::carried::check_needs(&repo, &p.needs, machine)?;
@@ -83,13 +87,14 @@ pub(super) fn plan(p: PlanParams, machine: &str) -> Result<Value> {
         Some(id) => Some(handoff::codex_plan(id, p.codex_created.as_deref())?),
         None => None,
     };
-    answer(PlanAnswer {
+    let planned = answer(PlanAnswer {
         worktree: target.path.to_string_lossy().into_owned(),
         reuse: target.reuse,
         branch_tip,
         branch_checked_out,
         codex,
-    })
+    })?;
+    Ok((planned, target))
 }
 
 /// Which of these LFS objects this clone lacks.
@@ -100,25 +105,35 @@ pub(super) fn lfs_missing(p: LfsParams) -> Result<Value> {
     Ok(json!({ "missing": missing }))
 }
 
-pub(super) fn status(p: ThreadParams, me: &Machine) -> Result<Value> {
+/// The thread's worktree here, as the plan of a hand-back shows it. With
+/// `capture` (a thread at rest, its lock held, no question to be asked) the
+/// state is captured whole by the same `git status`, for the departure that follows.
+pub(super) fn status(p: ThreadParams, me: &Machine, capture: bool) -> Result<(Value, Option<WorktreeState>)> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
-        return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
+        return Ok((json!({ "branch": null, "changes": snapshot::Changes::default() }), None));
     };
     let worktree = thread::thread_worktree(&repo, &thread)?;
     let (head, branch) = snapshot::head_of(&worktree)?;
     let (branch, _) = thread.state.branch_from_worktree(branch, me);
     let running = crate::thread::running::current(&repo, &p.uuid)?.is_some();
     let transcript_bytes = crate::thread::transcript::current_size(&repo, &thread.state);
-    Ok(json!({
+    let (changes, captured) = if capture && !running {
+        let (state, changes) = snapshot::capture_counted(&worktree)?;
+        (changes, Some(state))
+    } else {
+        (snapshot::count_changes(&worktree)?, None)
+    };
+    let status = json!({
         "branch": branch,
         "head": head.map(|h| h.to_string()),
-        "changes": snapshot::count_changes(&worktree)?,
+        "changes": changes,
         "running": running,
         "transcript_bytes": transcript_bytes,
         "needs": thread::carried::needs(&worktree)?,
-    }))
+    });
+    Ok((status, captured))
 }
 
 /// Does the HEAD of the thread's worktree here descend from (or equal) the

@@ -197,7 +197,7 @@ pub(super) fn run(
             conn.call_then::<ArrivalAnswer>(
                 "receive",
                 json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
-                        "host": host.name }),
+                        "host": host.name, "planned": !request.interactive }),
                 || fault::point(Step::ToHostReceiving),
             )
         });
