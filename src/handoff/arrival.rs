@@ -237,7 +237,7 @@ pub fn arrival(
     };
     let committed = (|| -> Result<restore::Restored> {
         let restored = if target.reuse {
-            restore::into_existing_worktree(repo, &expected, &target.path, detach)?
+            restore::into_existing_worktree(repo, &expected, &target.path, detach, target.holds.map(|(s, _)| s))?
         } else {
             if let Some(parent) = target.path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -311,7 +311,7 @@ pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
         // Its submodule snapshots are pinned in the worktree's own module repositories.
         let modules = ModuleSource::Worktree(worktree.clone());
         let expected = Expected::of(repo, &Thread { snapshot: previous, state }, &modules)?;
-        restore::into_existing_worktree(repo, &expected, &worktree, marker.detached)?;
+        restore::into_existing_worktree(repo, &expected, &worktree, marker.detached, None)?;
         format!(
             "put the worktree {} back as the thread had left it (an arrival there was interrupted)",
             worktree.display()
