@@ -12,6 +12,13 @@
 //! comparison is stricter than git's (both times to the nanosecond, inode,
 //! owner, size, type, executable bit): a mismatch git would forgive only
 //! costs the `git status`.
+//!
+//! A directory whose listing held only the names the index expects is
+//! remembered with its stat data (`<git dir>/codex-handoff-listings`): while
+//! its times and inode stay the same (adding, removing or renaming a name
+//! changes them) and the index expects the same names there, it is not
+//! listed again. Only directories unchanged for over a second are
+//! remembered, so a change within the same clock tick cannot hide.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -46,8 +53,57 @@ pub fn is_clean(repo: &Repo, index: &gix::index::File) -> Result<bool> {
     if !plain {
         return Ok(false);
     }
-    let Some(unknown) = scan(&root, index) else { return Ok(false) };
+    let file = repo.git_dir().join("codex-handoff-listings");
+    let known = read_listings(&file);
+    let Some((unknown, listed)) = scan(&root, index, &known) else { return Ok(false) };
+    if listed != known {
+        write_listings(&file, &listed);
+    }
     Ok(unknown.is_empty() || all_ignored(repo, &unknown)?)
+}
+
+/// A directory as last listed: its times and inode, and a hash of the names
+/// the index expected in it (no other name was there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Listed {
+    times: [i64; 4],
+    ino: u64,
+    names: u64,
+}
+
+type Listings = std::collections::HashMap<Vec<u8>, Listed>;
+
+/// One line per directory: `mtime mtime_ns ctime ctime_ns ino names path-in-hex`.
+fn read_listings(file: &Path) -> Listings {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [a, b, c, d, ino, names, path] = fields.as_slice() else { return None };
+            let times = [a.parse().ok()?, b.parse().ok()?, c.parse().ok()?, d.parse().ok()?];
+            let path = (0..path.len())
+                .step_by(2)
+                .map(|i| path.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect::<Option<Vec<u8>>>()?;
+            Some((path, Listed { times, ino: ino.parse().ok()?, names: names.parse().ok()? }))
+        })
+        .collect()
+}
+
+/// Write the listings atomically; one that cannot be written is only a slower next snapshot.
+fn write_listings(file: &Path, listed: &Listings) {
+    use std::io::Write;
+    let mut text = String::with_capacity(listed.len() * 96);
+    for (path, l) in listed {
+        let hex: String = path.iter().map(|b| format!("{b:02x}")).collect();
+        let [a, b, c, d] = l.times;
+        text += &format!("{a} {b} {c} {d} {} {} {hex}\n", l.ino, l.names);
+    }
+    let Some(dir) = file.parent() else { return };
+    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
+    if tmp.write_all(text.as_bytes()).is_ok() {
+        let _ = tmp.persist(file);
+    }
 }
 
 /// One directory of the worktree as the index sees it.
@@ -95,42 +151,68 @@ fn split(path: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// Compare every entry's stat data with its file, and list each directory
-/// for names the index lacks (directories with a trailing `/`), on all
-/// cores. `None` as soon as anything differs.
-fn scan(root: &Path, index: &gix::index::File) -> Option<Vec<Vec<u8>>> {
+/// (unless `known` says its listing is unchanged) for names the index
+/// lacks (directories with a trailing `/`), on all cores. Also returns the
+/// listings to remember. `None` as soon as anything differs.
+fn scan(root: &Path, index: &gix::index::File, known: &Listings) -> Option<(Vec<Vec<u8>>, Listings)> {
     let dirs = dirs_of(index);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let differs = AtomicBool::new(false);
-    let unknown = std::sync::Mutex::new(Vec::new());
+    let results = std::sync::Mutex::new((Vec::new(), Listings::new()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     std::thread::scope(|scope| {
         for worker in 0..workers {
-            let (dirs, differs, unknown) = (&dirs, &differs, &unknown);
+            let (dirs, differs, results) = (&dirs, &differs, &results);
             scope.spawn(move || {
                 let mut found = Vec::new();
+                let mut listed = Vec::new();
                 for dir in dirs.iter().skip(worker).step_by(workers) {
-                    if differs.load(Ordering::Relaxed) || !check_dir(root, dir, index, &mut found) {
-                        differs.store(true, Ordering::Relaxed);
-                        return;
+                    let checked = check_dir(root, dir, index, known, now, &mut found);
+                    match checked {
+                        Some(remember) if !differs.load(Ordering::Relaxed) => listed.extend(remember),
+                        _ => {
+                            differs.store(true, Ordering::Relaxed);
+                            return;
+                        }
                     }
                 }
-                unknown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(found);
+                let mut results = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                results.0.extend(found);
+                results.1.extend(listed);
             });
         }
     });
     if differs.load(Ordering::Relaxed) {
         return None;
     }
-    Some(unknown.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+    Some(results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// FNV-1a of the names, each ended by a NUL.
+fn names_hash(names: &[&[u8]]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in names.iter().flat_map(|n| n.iter().chain(std::iter::once(&0u8))) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// One directory: its entries' stat data against their files (looked up
 /// from the directory, not from the root), and its listing against the
 /// names the index expects there.
-fn check_dir(root: &Path, dir: &Dir, index: &gix::index::File, unknown: &mut Vec<Vec<u8>>) -> bool {
+/// `None`: something differs; else the listing to remember, if any.
+fn check_dir(
+    root: &Path,
+    dir: &Dir,
+    index: &gix::index::File,
+    known: &Listings,
+    now: i64,
+    unknown: &mut Vec<Vec<u8>>,
+) -> Option<Option<(Vec<u8>, Listed)>> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::AsRawFd;
     let full = if dir.path.is_empty() { root.to_path_buf() } else { root.join(std::ffi::OsStr::from_bytes(dir.path)) };
-    let (Ok(handle), Ok(listing)) = (std::fs::File::open(&full), std::fs::read_dir(&full)) else { return false };
+    let handle = std::fs::File::open(&full).ok()?;
     let entries = index.entries();
     let mut name = Vec::with_capacity(256);
     for (file, position) in &dir.files {
@@ -144,23 +226,33 @@ fn check_dir(root: &Path, dir: &Dir, index: &gix::index::File, unknown: &mut Vec
         };
         // SAFETY: fstatat returned 0, so it filled `st`.
         if got != 0 || !same_stat(&entries[*position], unsafe { &st.assume_init() }) {
-            return false;
+            return None;
         }
     }
     let mut expected: Vec<&[u8]> = dir.files.iter().map(|(n, _)| *n).chain(dir.subdirs.iter().copied()).collect();
     expected.sort_unstable();
-    for item in listing {
-        let Ok(item) = item else { return false };
+    let meta = handle.metadata().ok()?;
+    let stamp = Listed {
+        times: [meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec()],
+        ino: meta.ino(),
+        names: names_hash(&expected),
+    };
+    if known.get(dir.path) == Some(&stamp) {
+        return Some(Some((dir.path.to_vec(), stamp)));
+    }
+    let before = unknown.len();
+    for item in std::fs::read_dir(&full).ok()? {
+        let item = item.ok()?;
         let found = item.file_name();
         let found = found.as_bytes();
         if found == b".git" {
             continue;
         }
-        let Ok(kind) = item.file_type() else { return false };
+        let kind = item.file_type().ok()?;
         if expected.binary_search(&found).is_ok() {
             // A directory of entries must be a directory (not a link to one); files were checked above.
             if dir.subdirs.contains(&found) && !kind.is_dir() {
-                return false;
+                return None;
             }
             continue;
         }
@@ -174,7 +266,9 @@ fn check_dir(root: &Path, dir: &Dir, index: &gix::index::File, unknown: &mut Vec
         }
         unknown.push(path);
     }
-    true
+    // Only the names expected, and no change for over a second: worth remembering.
+    let settled = stamp.times[0].max(stamp.times[2]) + 1 < now;
+    Some((unknown.len() == before && settled).then(|| (dir.path.to_vec(), stamp)))
 }
 
 /// The entry's recorded stat data is the file's, to the nanosecond (sizes

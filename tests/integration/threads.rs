@@ -314,6 +314,8 @@ fn snapshots_of_a_resting_worktree_find_every_change() {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         env.git(&repo, &["update-index", "-q", "--refresh"]);
     };
+    // Directories unchanged for over a second are remembered as listed: their changes must still show.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     rest();
     env.run(&repo, &["thread", "new", "--title", "resting"]).success();
     let files_of = |snapshot: &serde_json::Value| -> String {
@@ -354,4 +356,15 @@ fn snapshots_of_a_resting_worktree_find_every_change() {
     std::fs::remove_file(repo.join("src/lib/a.txt")).unwrap();
     std::os::unix::fs::symlink("../b.txt", repo.join("src/lib/a.txt")).unwrap();
     assert!(files_of(&snap()).contains("120000 blob"), "a file turned symlink is in the snapshot");
+    std::fs::remove_file(repo.join("src/lib/a.txt")).unwrap();
+    env.git(&repo, &["checkout", "--", "src/lib/a.txt"]);
+    rest();
+    assert_eq!(files_of(&snap()), committed);
+
+    // Out of the index, still on disk: untracked now, though its directory did not change.
+    env.git(&repo, &["rm", "-q", "--cached", "src/b.txt"]);
+    let snapshot = snap();
+    assert!(files_of(&snapshot).contains("src/b.txt"), "a file the index let go of is in the working files");
+    let index = env.git(&repo, &["rev-parse", &format!("{}^2^{{tree}}", snapshot["snapshot"].as_str().unwrap())]);
+    assert!(!env.git(&repo, &["ls-tree", "-r", index.trim()]).contains("src/b.txt"), "and not in the index");
 }
