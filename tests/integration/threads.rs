@@ -292,6 +292,14 @@ fn the_list_follows_notes_and_refs_changed_by_anyone() {
     std::fs::remove_file(&kept).unwrap();
     assert_eq!(titles(), ["One", "Two, renamed"]);
     assert_eq!(new_thread(&env, &repo, "Four")["number"], 3);
+    // Refs packed by git, then one of them moved on: shown by number as they are now.
+    env.git(&repo, &["pack-refs", "--all"]);
+    assert_eq!(titles(), ["One", "Two, renamed", "Four"]);
+    let show = |n: &str| env.run(&repo, &["thread", "show", n, "--json"]).success().json();
+    assert_eq!(show("3")["title"], "Four");
+    let moved = env.run(&repo, &["thread", "snapshot", "3", "--json"]).success().json();
+    assert_eq!(show("3")["snapshot"], moved["snapshot"]);
+    assert_eq!(show("1")["title"], "One");
 }
 
 /// A snapshot of a worktree nobody touched since git refreshed its index is
