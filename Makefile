@@ -24,8 +24,10 @@ build: ## Build the release binary
 test: ## Run the whole test suite (with the test-only crash points built in)
 	$(CARGO) test --locked --features test-faults
 
-bench: ## Benchmark snapshots and handoffs against plain git (prints figures and ratios)
-	$(CARGO) bench --locked --bench snapshot --bench handoff
+bench: ## Benchmark snapshots, handoffs (vs plain git and the floor), big rollouts, the thread store (BENCH_QUICK=1: small)
+	rm -f target/bench-data/figures.tsv
+	$(CARGO) bench --locked --bench snapshot --bench handoff --bench threads
+	sh scripts/bench-summary.sh target/bench-data/figures.tsv
 
 demo: build ## A real handoff and hand-back over a throw-away sshd on 127.0.0.1
 	sh scripts/demo.sh

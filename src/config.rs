@@ -84,10 +84,29 @@ fn git_config() -> Command {
     cmd
 }
 
+/// The global entries, read once per process (one `git config` instead of
+/// one per setting asked for); a write through this module drops them.
+static ENTRIES: std::sync::Mutex<Option<Vec<(String, String)>>> = std::sync::Mutex::new(None);
+
 /// All `codex-handoff.*` entries of the global config, in file order, then
 /// those given on git's command line (`git -c codex-handoff.<key>=<value>
 /// codex-handoff ...`), which so override the global ones.
 fn global_entries() -> Result<Vec<(String, String)>> {
+    let mut cached = ENTRIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(entries) = cached.as_ref() {
+        return Ok(entries.clone());
+    }
+    let entries = read_global_entries()?;
+    *cached = Some(entries.clone());
+    Ok(entries)
+}
+
+/// Forget the entries read so far: the next question reads the file again.
+fn forget_entries() {
+    *ENTRIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+}
+
+fn read_global_entries() -> Result<Vec<(String, String)>> {
     let mut cmd = git_config();
     cmd.args(["--show-scope", "-z", "--get-regexp", r"^codex-handoff\."]);
     let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
@@ -105,10 +124,21 @@ fn global_entries() -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// Read the settings on a thread of their own while the command starts:
+/// the `git config` they take runs beside the command's first work.
+pub fn prefetch() {
+    std::thread::spawn(|| {
+        let _ = global_entries();
+    });
+}
+
 fn set_global(args: &[&str]) -> Result<()> {
     let mut cmd = git_config();
     cmd.arg("--global").args(args);
-    let out = cmd.output().map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
+    let out = cmd.output();
+    // Also what a read running meanwhile (a prefetch) may have kept.
+    forget_entries();
+    let out = out.map_err(|e| Error::failed("git_missing", "could not run git config").with_source(e))?;
     // `--unset` of a missing key exits 5: nothing to do.
     if out.status.success() || (args.first() == Some(&"--unset-all") && out.status.code() == Some(5)) {
         return Ok(());
@@ -307,7 +337,9 @@ pub fn remove_host(name: &str) -> Result<()> {
     }
     let mut cmd = git_config();
     cmd.args(["--global", "--remove-section", &format!("codex-handoff.{name}")]);
-    let out = cmd.output()?;
+    let out = cmd.output();
+    forget_entries();
+    let out = out?;
     if !out.status.success() {
         return Err(Error::failed("config", format!("could not remove host {name}")));
     }

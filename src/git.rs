@@ -104,6 +104,24 @@ pub fn run_command(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>> {
     check(describe, output)
 }
 
+/// Run with `input` on stdin and stdout written to `stdout` (a file); a
+/// non-zero exit becomes an error quoting git's stderr.
+pub fn run_command_into(cmd: &mut Command, input: &[u8], stdout: std::fs::File) -> Result<()> {
+    cmd.stdin(Stdio::piped()).stdout(stdout).stderr(Stdio::piped());
+    let describe = describe(cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::failed("git_missing", format!("could not run `{describe}`"))
+            .with_help("install git and make sure it is on PATH")
+            .with_source(e)
+    })?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let output = child.wait_with_output()?;
+    let _ = writer.join();
+    check(describe, output).map(|_| ())
+}
+
 fn check(describe: String, output: std::process::Output) -> Result<Vec<u8>> {
     if output.status.success() {
         Ok(output.stdout)

@@ -9,10 +9,12 @@
 //!   runs the other machine's half.
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
-//! - the root helpers: `error`, `git`, `repo`, `config`, `fingerprint`,
+//! - the root helpers: `error`, `git`, `blob_pack` (large blobs straight
+//!   into a pack), `repo`, `config`, `fingerprint`,
 //!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
+pub mod blob_pack;
 pub mod cli;
 pub mod codex;
 pub mod config;

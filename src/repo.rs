@@ -7,6 +7,8 @@ use crate::git::Git;
 
 pub struct Repo {
     pub gix: gix::Repository,
+    /// [`Repo::common_dir`], resolved once (it is asked for per thread in a list).
+    common: std::sync::OnceLock<PathBuf>,
 }
 
 impl Repo {
@@ -23,7 +25,7 @@ impl Repo {
                 .with_help("run the command inside a git repository, or use `git -C <dir> codex-handoff ...`")
                 .with_source(e)
         })?;
-        Ok(Repo { gix })
+        Ok(Repo { gix, common: Default::default() })
     }
 
     /// Open the repository whose worktree (or git dir) is exactly `dir`.
@@ -31,7 +33,7 @@ impl Repo {
         let gix = gix::open(dir).map_err(|e| {
             Error::not_found("not_a_repository", format!("not a git repository: {}", dir.display())).with_source(e)
         })?;
-        Ok(Repo { gix })
+        Ok(Repo { gix, common: Default::default() })
     }
 
     /// The root of this worktree; an error for bare repositories.
@@ -51,15 +53,24 @@ impl Repo {
     /// it as `.git/worktrees/<name>/../..`: resolved here, so git never runs
     /// from inside it under a name it does not recognise as the git dir.
     pub fn common_dir(&self) -> PathBuf {
-        let dir = absolute(self.gix.common_dir());
-        dir.canonicalize().unwrap_or(dir)
+        self.common
+            .get_or_init(|| {
+                let dir = absolute(self.gix.common_dir());
+                dir.canonicalize().unwrap_or(dir)
+            })
+            .clone()
     }
 
     /// Where this tool keeps per-repository files that do not travel (locks, temp files).
     pub fn private_dir(&self) -> Result<PathBuf> {
-        let dir = self.common_dir().join("codex-handoff");
+        let dir = self.private_path();
         std::fs::create_dir_all(&dir)?;
         Ok(dir)
+    }
+
+    /// Where [`Repo::private_dir`] is, without making it (for reads).
+    pub fn private_path(&self) -> PathBuf {
+        self.common_dir().join("codex-handoff")
     }
 
     pub fn git(&self) -> Git {

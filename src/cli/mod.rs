@@ -46,6 +46,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::config::prefetch();
     let mut ui = output::Ui::new(cli.json);
     ui.force_progress = cli.progress;
     match commands::run(cli, &mut ui) {

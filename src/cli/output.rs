@@ -47,9 +47,18 @@ impl Ui {
     /// carries a `schema` version (see the man page's JSON OUTPUT).
     pub fn json(&mut self, value: &serde_json::Value) {
         if self.json {
-            let value = with_schema(value);
-            let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
-            let _ = writeln!(self.stdout);
+            // (A document that has its schema already is not copied to add one.)
+            let owned;
+            let value = if value.get("schema").is_some() {
+                value
+            } else {
+                owned = with_schema(value);
+                &owned
+            };
+            // One write: stdout flushes at every newline, and pretty JSON has many.
+            let mut text = serde_json::to_vec_pretty(value).unwrap_or_default();
+            text.push(b'\n');
+            let _ = self.stdout.write_all(&text);
         }
     }
 

@@ -153,7 +153,16 @@ pub struct Arrival {
 /// this machine as the owner. Call [`recover_arrival`] first: an earlier,
 /// interrupted arrival must be rolled back or finished before another.
 /// `uuid` is the thread the request named: the note must agree.
-pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreign: ForeignChanges) -> Result<Arrival> {
+/// `planned`: where the plan, under the same lock and with no question
+/// asked since, found the thread goes ([`arrival_worktree`]); `None` looks again.
+pub fn arrival(
+    repo: &Repo,
+    uuid: &str,
+    snapshot: ObjectId,
+    me: &Machine,
+    foreign: ForeignChanges,
+    planned: Option<ArrivalWorktree>,
+) -> Result<Arrival> {
     let state = store::read_note(repo, snapshot)?;
     state.check_arrived(uuid)?;
     let uuid = uuid.to_owned();
@@ -198,7 +207,10 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreig
     let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
     carried::take_in(repo, &uuid, &expected)?;
-    let target = arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?;
+    let target = match planned {
+        Some(planned) => planned,
+        None => arrival_worktree(repo, &uuid, incoming.state.number, current.as_ref(), foreign)?,
+    };
     // Detached here: the branch is checked out in another worktree, which keeps it; the restore leaves it alone.
     let detach = incoming.state.detached_on(me);
     let branch = incoming.state.branch.clone().filter(|_| !detach);
@@ -225,7 +237,7 @@ pub fn arrival(repo: &Repo, uuid: &str, snapshot: ObjectId, me: &Machine, foreig
     };
     let committed = (|| -> Result<restore::Restored> {
         let restored = if target.reuse {
-            restore::into_existing_worktree(repo, &expected, &target.path, detach)?
+            restore::into_existing_worktree(repo, &expected, &target.path, detach, target.holds.map(|(s, _)| s))?
         } else {
             if let Some(parent) = target.path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -299,7 +311,7 @@ pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
         // Its submodule snapshots are pinned in the worktree's own module repositories.
         let modules = ModuleSource::Worktree(worktree.clone());
         let expected = Expected::of(repo, &Thread { snapshot: previous, state }, &modules)?;
-        restore::into_existing_worktree(repo, &expected, &worktree, marker.detached)?;
+        restore::into_existing_worktree(repo, &expected, &worktree, marker.detached, None)?;
         format!(
             "put the worktree {} back as the thread had left it (an arrival there was interrupted)",
             worktree.display()

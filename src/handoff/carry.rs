@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::git::Git;
+use crate::remote::protocol::PROTOCOL_TRANSCRIPTS;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread::carried;
@@ -19,6 +20,7 @@ use crate::thread::lfs::{self, Pointer};
 use crate::thread::restore::Expected;
 use crate::thread::store::{self, Thread};
 use crate::thread::submodules::{self, Carry, ModuleSource};
+use crate::thread::transcript;
 use crate::thread::worktree_data;
 
 /// LFS oids per request: keeps each protocol line far below its limit.
@@ -243,4 +245,122 @@ pub fn undo_incoming(repo: &Repo, uuid: &str, notes_before: Option<ObjectId>) {
         }
     }
     carried::clean_incoming(repo, uuid);
+}
+
+/// A large transcript of the departing snapshot goes to the host beside the
+/// push, as raw bytes on the connection: the host stores it as a pack of its
+/// own and puts it at the thread's incoming `transcript` ref, so the push,
+/// which then finds it there, leaves it out.
+pub(super) fn transcript_to_host(
+    repo: &Repo,
+    conn: &mut Connection,
+    project_repo: &str,
+    uuid: &str,
+    departing: &Thread,
+) -> Result<()> {
+    if conn.hello.protocol < PROTOCOL_TRANSCRIPTS {
+        return Ok(());
+    }
+    let Some((blob, size)) = transcript::travelling(repo, &departing.state)? else { return Ok(()) };
+    let mut bytes = transcript::BlobStream::open(repo, blob)?;
+    let params = json!({ "repo": project_repo, "uuid": uuid, "blob": blob.to_string(), "size": size });
+    let _: serde_json::Value = conn.call_sending("transcript_in", params, &mut bytes, size)?;
+    Ok(())
+}
+
+/// What `transcript_out` announces.
+#[derive(Deserialize)]
+struct Offer {
+    blob: Option<String>,
+    #[serde(default)]
+    size: u64,
+    carrier: Option<String>,
+    #[serde(default)]
+    time: i64,
+}
+
+/// Before the fetch of the host's departing snapshot: its large transcript
+/// comes beside it, as raw bytes on the connection, and is stored here as a
+/// pack of its own. A commit holding only it, made here exactly as the host
+/// made it, goes at the thread's incoming `transcript` ref: the fetch says
+/// it has that commit, and the host leaves the blob out of the pack.
+pub(super) fn transcript_from_host(repo: &Repo, conn: &mut Connection, project_repo: &str, uuid: &str) -> Result<()> {
+    if conn.hello.protocol < PROTOCOL_TRANSCRIPTS {
+        return Ok(());
+    }
+    let mut stored = None;
+    let offer: Offer = conn.call_receiving(
+        "transcript_out",
+        json!({ "repo": project_repo, "uuid": uuid }),
+        |offer: &Offer| if offer.blob.is_some() { offer.size } else { 0 },
+        |offer, bytes| {
+            let Some(blob) = offer.blob.as_deref() else { return Ok(()) };
+            let blob = store::parse_hex(blob)?;
+            transcript::store_arriving(repo, bytes, offer.size, blob)?;
+            stored = Some(blob);
+            Ok(())
+        },
+    )?;
+    let Some(blob) = stored else { return Ok(()) };
+    let carrier = transcript::carrier(repo, blob, offer.time)?;
+    // Made differently there (another version): the fetch carries the blob again, nothing worse.
+    if offer.carrier.as_deref() == Some(carrier.to_string().as_str()) {
+        let name = store::incoming_ref(uuid, "transcript");
+        store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
+        store::set_ref(repo, &name, None, Some(carrier), "codex-handoff: transcript in transit")?;
+    }
+    Ok(())
+}
+
+/// The helper's side of `transcript_in`: `size` bytes that must be blob
+/// `blob`, the transcript of thread `uuid` on its way here.
+pub fn take_transcript(
+    repo: &Repo,
+    uuid: &str,
+    blob: Option<&str>,
+    size: Option<u64>,
+    bytes: &mut dyn std::io::Read,
+) -> Result<serde_json::Value> {
+    let (Some(blob), Some(size)) = (blob, size) else {
+        return Err(Error::usage("bad_request", "transcript_in needs the blob and its size"));
+    };
+    let blob = store::parse_hex(blob)?;
+    transcript::store_arriving(repo, bytes, size, blob)?;
+    let name = store::incoming_ref(uuid, "transcript");
+    store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
+    store::set_ref(repo, &name, None, Some(blob), "codex-handoff: transcript arrived")?;
+    Ok(json!({}))
+}
+
+/// The helper's side of `transcript_out`: the large transcript of the
+/// snapshot thread `uuid` departed with, announced (with the commit that
+/// holds only it) and then sent by [`send_transcript`]; `null` when it is
+/// small enough for the fetch.
+pub fn offer_transcript(repo: &Repo, uuid: &str) -> Result<(serde_json::Value, Option<ObjectId>)> {
+    let Some(snapshot) = store::ref_target(repo, &store::outgoing_ref(uuid))? else {
+        return Err(Error::failed("not_departed", format!("thread {uuid} has not departed from here")));
+    };
+    let state = store::read_note_in(repo, snapshot, &store::staged_notes_ref(uuid))
+        .or_else(|_| store::read_note(repo, snapshot))?;
+    let Some((blob, size)) = transcript::travelling(repo, &state)? else {
+        return Ok((json!({ "blob": null }), None));
+    };
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let carrier = transcript::carrier(repo, blob, time)?;
+    let offer = json!({ "blob": blob.to_string(), "size": size, "carrier": carrier.to_string(), "time": time });
+    Ok((offer, Some(blob)))
+}
+
+/// The bytes of transcript blob `blob`, after the answer that announced them.
+pub fn send_transcript(repo: &Repo, blob: ObjectId, out: &mut dyn std::io::Write) -> Result<()> {
+    let size = repo.gix.find_header(blob)?.size();
+    let copied = std::io::copy(&mut transcript::BlobStream::open(repo, blob)?, out)?;
+    out.flush()?;
+    if copied != size {
+        return Err(Error::failed(
+            "transcript_unreadable",
+            format!("only {copied} of {size} bytes of {blob} could be read"),
+        ));
+    }
+    Ok(())
 }

@@ -4,25 +4,22 @@
 //! checked: identity (thread UUID, snapshot) comes from the request and is
 //! checked against what was pushed, never the other way round.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::helper_queries as queries;
 use super::projects::{self, project_repo};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
-use crate::handoff::{self, Departure, ForeignChanges, PlanAnswer, RemoteThread};
+use crate::handoff::{self, Departure, ForeignChanges, RemoteThread};
 use crate::machine::Machine;
-use crate::promisor;
 use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::thread;
-use crate::thread::carried::Needs;
 use crate::thread::lock::Lock;
-use crate::thread::restore;
-use crate::thread::snapshot;
 use crate::thread::state::{is_thread_uuid, DetachedOn};
 use crate::thread::store;
 
@@ -35,6 +32,20 @@ struct Session {
     locks: Vec<(String, Lock)>,
     /// LFS objects asked for by `lfs_expose`, until its last batch.
     lfs_asked: Vec<String>,
+    /// Bytes an answer announced, sent right after it.
+    sending: Option<Sending>,
+    /// Where the last plan found a thread goes here.
+    planned: Option<(String, handoff::ArrivalWorktree)>,
+    /// A thread's state captured by `status`, for its departure.
+    kept: Option<(String, crate::thread::snapshot::WorktreeState)>,
+}
+
+/// Raw bytes that follow an answer.
+enum Sending {
+    /// A transcript blob (`transcript_out`).
+    Blob(Box<crate::repo::Repo>, gix::ObjectId),
+    /// A pack made for the client (`pack_out`).
+    Pack(tempfile::NamedTempFile),
 }
 
 /// Serve requests until `bye` or end of input. `restricted`: a key limited to
@@ -44,8 +55,16 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
     }
-    let mut session =
-        Session { me: Machine::this(None)?, restricted, protocol: None, locks: Vec::new(), lfs_asked: Vec::new() };
+    let mut session = Session {
+        me: Machine::this(None)?,
+        restricted,
+        protocol: None,
+        locks: Vec::new(),
+        lfs_asked: Vec::new(),
+        sending: None,
+        planned: None,
+        kept: None,
+    };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
@@ -59,7 +78,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
             break;
         }
         let _ = writeln!(log, "git-codex-handoff helper: {}", request.op);
-        let response = match session.dispatch(&request) {
+        let response = match session.dispatch(&request, &mut input) {
             Ok(result) => Response { ok: true, result: Some(result), error: None },
             Err(err) => {
                 let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
@@ -67,6 +86,15 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
             }
         };
         protocol::write_json(&mut output, &response)?;
+        // Bytes the answer announced follow it.
+        match session.sending.take() {
+            Some(Sending::Blob(repo, blob)) => handoff::send_transcript(&repo, blob, &mut output)?,
+            Some(Sending::Pack(file)) => {
+                std::io::copy(&mut file.reopen()?, &mut output)?;
+                output.flush()?;
+            }
+            None => {}
+        }
     }
     Ok(())
 }
@@ -94,9 +122,22 @@ struct PathParams {
     path: PathBuf,
 }
 #[derive(Deserialize)]
-struct ThreadParams {
+struct TranscriptParams {
     repo: String,
     uuid: String,
+    /// For `transcript_in`: the blob, and how many bytes of it follow the request.
+    #[serde(default)]
+    blob: Option<String>,
+    #[serde(default)]
+    size: Option<u64>,
+}
+#[derive(Deserialize)]
+struct PackParams {
+    repo: String,
+    uuid: String,
+    /// Commits the client has.
+    #[serde(default)]
+    haves: Vec<String>,
 }
 #[derive(Deserialize)]
 struct BeginParams {
@@ -107,31 +148,10 @@ struct BeginParams {
     recover: bool,
 }
 #[derive(Deserialize)]
-struct PlanParams {
-    repo: String,
-    uuid: String,
-    number: u64,
-    branch: Option<String>,
-    /// The thread's HEAD commit (absent from older clients).
-    #[serde(default)]
-    head: Option<String>,
-    /// What the user calls this machine (absent from older clients).
-    #[serde(default)]
-    host: Option<String>,
-    /// The thread's Codex thread id and when it was made, if it has one.
-    #[serde(default)]
-    codex_thread: Option<String>,
-    #[serde(default)]
-    codex_created: Option<String>,
-    /// What the snapshot will need here (module repositories, git-lfs).
-    #[serde(default)]
-    needs: Needs,
-}
-#[derive(Deserialize)]
-struct LfsParams {
-    repo: String,
-    uuid: String,
-    oids: Vec<String>,
+pub(super) struct LfsParams {
+    pub(super) repo: String,
+    pub(super) uuid: String,
+    pub(super) oids: Vec<String>,
     /// For `lfs_expose`: the last batch; the carrier is made now.
     #[serde(default)]
     done: bool,
@@ -144,6 +164,9 @@ struct SnapshotParams {
     /// What the user calls this machine (absent from older clients).
     #[serde(default)]
     host: Option<String>,
+    /// For `receive`: the client went from the plan to here without asking anything.
+    #[serde(default)]
+    planned: bool,
 }
 #[derive(Deserialize)]
 struct DepartParams {
@@ -168,13 +191,9 @@ struct DepartParams {
     no_interrupt: bool,
     #[serde(default = "default_interrupt_ms")]
     interrupt_timeout_ms: u64,
-}
-
-#[derive(Deserialize)]
-struct DescendsParams {
-    repo: String,
-    uuid: String,
-    commit: String,
+    /// The state `status` captured stands (no question was asked since).
+    #[serde(default)]
+    kept: bool,
 }
 
 fn default_interrupt_ms() -> u64 {
@@ -182,7 +201,7 @@ fn default_interrupt_ms() -> u64 {
 }
 
 impl Session {
-    fn dispatch(&mut self, request: &Request) -> Result<Value> {
+    fn dispatch(&mut self, request: &Request, input: &mut dyn BufRead) -> Result<Value> {
         if request.op != "hello" && self.protocol.is_none() {
             return Err(Error::usage("no_hello", "the first request must be hello"));
         }
@@ -208,15 +227,55 @@ impl Session {
             "project_save" => projects::project_save(&params::<PathParams>(request)?.path),
             "project_forget" => projects::project_forget(&params::<PathParams>(request)?.path),
             "find_project" => projects::find_project(params(request)?, &self.me.name),
-            "plan" => plan(params(request)?, &self.me.name),
+            "plan" => {
+                let p: queries::PlanParams = params(request)?;
+                let uuid = p.uuid.clone();
+                let (planned, target) = queries::plan(p, &self.me.name)?;
+                self.planned = Some((uuid, target));
+                Ok(planned)
+            }
             "begin" => self.begin(params(request)?),
-            "status" => status(params(request)?, &self.me),
-            "descends" => descends(params(request)?),
+            "status" => {
+                let p: queries::ThreadParams = params(request)?;
+                let uuid = p.uuid.clone();
+                let keep = p.keep && self.holds(&uuid).is_ok();
+                let (status, captured) = queries::status(p, &self.me, keep)?;
+                self.kept = captured.map(|state| (uuid, state));
+                Ok(status)
+            }
+            "descends" => queries::descends(params(request)?),
             "receive" => self.receive(params(request)?),
             "depart" => self.depart(params(request)?),
             "release" => self.release(params(request)?),
-            "lfs_missing" => lfs_missing(params(request)?),
+            "lfs_missing" => queries::lfs_missing(params(request)?),
             "lfs_expose" => self.lfs_expose(params(request)?),
+            "transcript_in" => {
+                let p: TranscriptParams = params(request)?;
+                let mut bytes = input.take(p.size.unwrap_or(0));
+                let taken = self.holds(&p.uuid).and_then(|()| {
+                    let repo = project_repo(&p.repo)?;
+                    handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, &mut bytes)
+                });
+                // Bytes a refused or failed request left unread go, so the next request follows.
+                std::io::copy(&mut bytes, &mut std::io::sink())?;
+                taken
+            }
+            "transcript_out" => {
+                let p: TranscriptParams = params(request)?;
+                self.holds(&p.uuid)?;
+                let repo = project_repo(&p.repo)?;
+                let (offer, blob) = handoff::offer_transcript(&repo, &p.uuid)?;
+                self.sending = blob.map(|blob| Sending::Blob(Box::new(repo), blob));
+                Ok(offer)
+            }
+            "pack_out" => {
+                let p: PackParams = params(request)?;
+                self.holds(&p.uuid)?;
+                let repo = project_repo(&p.repo)?;
+                let (offer, pack) = handoff::offer_pack(&repo, &p.uuid, &p.haves)?;
+                self.sending = Some(Sending::Pack(pack));
+                Ok(offer)
+            }
             "attach" => handoff::attach::prepare(params(request)?, &self.me, self.restricted),
             other => Err(Error::usage("unknown_op", format!("unknown request {other:?}"))
                 .with_help("the client is newer than this helper; upgrade the helper")),
@@ -304,8 +363,10 @@ impl Session {
         let notes_before = store::ref_target(&repo, store::NOTES_REF)?;
         handoff::merge_incoming_notes(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRestore);
-        let arrived =
-            handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse).inspect_err(|_| {
+        // The plan's look at the worktree stands when the client went on without a question (the lock was held since).
+        let planned = self.planned.take().filter(|(uuid, _)| p.planned && *uuid == p.uuid).map(|(_, target)| target);
+        let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned)
+            .inspect_err(|_| {
                 // The thread stays where it was: no note of it here either.
                 handoff::undo_incoming(&repo, &p.uuid, notes_before);
             })?;
@@ -334,7 +395,9 @@ impl Session {
         let to_machine = Machine { id: p.to_machine_id, name: p.to_machine };
         let detached = p.detached.then(|| DetachedOn::on(&to_machine, p.checked_out_in));
         let timeout = std::time::Duration::from_millis(p.interrupt_timeout_ms);
-        crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
+        let interrupted = crate::thread::running::stop_for_handoff(&repo, &p.uuid, p.no_interrupt, timeout)?;
+        // The state `status` captured stands for a thread at rest since, with no question asked.
+        let kept = self.kept.take().filter(|(uuid, _)| p.kept && !interrupted && *uuid == p.uuid).map(|(_, s)| s);
         let departing = handoff::departure(
             &repo,
             &worktree,
@@ -347,7 +410,7 @@ impl Session {
                 branch: p.branch,
                 detached,
             },
-            None,
+            kept,
         )?;
         fault::point(fault::Step::DepartSnapshotted);
         let outgoing = store::outgoing_ref(&p.uuid);
@@ -396,103 +459,13 @@ impl Session {
     }
 }
 
-fn check_uuid(uuid: &str) -> Result<()> {
+pub(super) fn check_uuid(uuid: &str) -> Result<()> {
     if !is_thread_uuid(uuid) {
         return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
     }
     Ok(())
 }
 
-fn plan(p: PlanParams, machine: &str) -> Result<Value> {
-    let repo = project_repo(&p.repo)?;
-    check_uuid(&p.uuid)?;
-    thread::carried::check_needs(&repo, &p.needs, machine)?;
-    if let Some(branch) = &p.branch {
-        crate::repo::check_received_branch_name(branch)?;
-    }
-    let current = store::load(&repo, &p.uuid)?;
-    // A partial clone fetches what the checkout lacks from its promisor: it must answer.
-    if let Some(head) = p.head.as_deref().and_then(|h| store::parse_hex(h).ok()) {
-        if let Some(tree) = repo.gix.find_commit(head).ok().and_then(|c| c.tree_id().ok()) {
-            promisor::check_available(&repo, &[tree.detach()], p.host.as_deref().unwrap_or(machine))?;
-        }
-    }
-    let target = handoff::arrival_worktree(&repo, &p.uuid, p.number, current.as_ref(), ForeignChanges::Refuse)?;
-    let (branch_tip, branch_checked_out) = match &p.branch {
-        Some(branch) => {
-            let full = format!("refs/heads/{branch}");
-            let tip = store::ref_target(&repo, &full)?.map(|t| t.to_string());
-            let own = target.reuse.then_some(target.path.as_path());
-            let pending = handoff::pending_arrival_worktree(&repo, &p.uuid)?;
-            let elsewhere = restore::checked_out_in(&repo, &full)?
-                .filter(|wt| !own.is_some_and(|o| restore::same_path(o, wt)))
-                .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)))
-                .map(|wt| wt.to_string_lossy().into_owned());
-            (tip, elsewhere)
-        }
-        None => (None, None),
-    };
-    let codex = match &p.codex_thread {
-        Some(id) => Some(handoff::codex_plan(id, p.codex_created.as_deref())?),
-        None => None,
-    };
-    answer(PlanAnswer {
-        worktree: target.path.to_string_lossy().into_owned(),
-        reuse: target.reuse,
-        branch_tip,
-        branch_checked_out,
-        codex,
-    })
-}
-
-fn answer(value: impl serde::Serialize) -> Result<Value> {
+pub(super) fn answer(value: impl serde::Serialize) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
-}
-
-/// Which of these LFS objects this clone lacks.
-fn lfs_missing(p: LfsParams) -> Result<Value> {
-    let repo = project_repo(&p.repo)?;
-    check_uuid(&p.uuid)?;
-    let missing = handoff::lfs_missing_here(&repo, &p.oids)?;
-    Ok(json!({ "missing": missing }))
-}
-
-fn status(p: ThreadParams, me: &Machine) -> Result<Value> {
-    let repo = project_repo(&p.repo)?;
-    check_uuid(&p.uuid)?;
-    let Some(thread) = store::load(&repo, &p.uuid)? else {
-        return Ok(json!({ "branch": null, "changes": snapshot::Changes::default() }));
-    };
-    let worktree = thread::thread_worktree(&repo, &thread)?;
-    let (head, branch) = snapshot::head_of(&worktree)?;
-    let (branch, _) = thread.state.branch_from_worktree(branch, me);
-    let running = crate::thread::running::current(&repo, &p.uuid)?.is_some();
-    let transcript_bytes = crate::thread::transcript::current_size(&repo, &thread.state);
-    Ok(json!({
-        "branch": branch,
-        "head": head.map(|h| h.to_string()),
-        "changes": snapshot::count_changes(&worktree)?,
-        "running": running,
-        "transcript_bytes": transcript_bytes,
-        "needs": thread::carried::needs(&worktree)?,
-    }))
-}
-
-/// Does the HEAD of the thread's worktree here descend from (or equal) the
-/// given commit? `null` when this repository does not have that commit.
-fn descends(p: DescendsParams) -> Result<Value> {
-    let repo = project_repo(&p.repo)?;
-    check_uuid(&p.uuid)?;
-    let commit = store::parse_hex(&p.commit)?;
-    let thread = store::load(&repo, &p.uuid)?
-        .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-    let (head, _) = snapshot::head_of(&thread::thread_worktree(&repo, &thread)?)?;
-    if repo.gix.find_commit(commit).is_err() {
-        return Ok(json!({ "descends": null }));
-    }
-    let descends = match head {
-        Some(head) => repo.is_ancestor(commit, head)?,
-        None => false,
-    };
-    Ok(json!({ "descends": descends }))
 }

@@ -11,6 +11,7 @@ pub mod attach;
 mod carry;
 mod departure;
 pub mod helper;
+mod helper_queries;
 mod locate;
 mod markers;
 pub mod projects;
@@ -26,10 +27,14 @@ pub use arrival::{
     arrival, arrival_worktree, check_incoming, merge_incoming_notes, pending_arrival_worktree, recover_arrival,
     Arrival, ArrivalWorktree, ForeignChanges,
 };
-pub use carry::{clean_outgoing, expose_lfs, expose_submodules, lfs_missing_here, undo_incoming};
+pub use carry::{
+    clean_outgoing, expose_lfs, expose_submodules, lfs_missing_here, offer_transcript, send_transcript,
+    take_transcript, undo_incoming,
+};
 pub use departure::{departure, Departure};
 pub use locate::{find_project, thread_heads};
 pub use recovery::repair_here;
+pub use transfer::offer_pack;
 pub use wire::*;
 
 use crate::config::{self, Host};

@@ -188,6 +188,7 @@ pub(super) fn run(
             if let Some(lfs) = carry::lfs_carrier_for_host(repo, &mut conn, &project.repo, &uuid, &carried.lfs)? {
                 refspecs.push(format!("+{lfs}:{}", carried::lfs_ref(&uuid)));
             }
+            carry::transcript_to_host(repo, &mut conn, &project.repo, &uuid, &departing)?;
             push(repo, &conn, &project.repo, &refspecs)
         })
         .and_then(|()| {
@@ -196,7 +197,7 @@ pub(super) fn run(
             conn.call_then::<ArrivalAnswer>(
                 "receive",
                 json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
-                        "host": host.name }),
+                        "host": host.name, "planned": !request.interactive }),
                 || fault::point(Step::ToHostReceiving),
             )
         });

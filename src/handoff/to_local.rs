@@ -3,7 +3,7 @@
 
 use super::carry;
 use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
-use super::transfer::fetch;
+use super::transfer::fetch_departed;
 use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
 use super::{
     arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
@@ -72,11 +72,23 @@ pub(super) fn run(
             .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
         }
     }
-    let status: StatusAnswer = conn.call("status", json!({ "repo": project.repo, "uuid": thread.state.uuid }))?;
+    // Without a question to ask, the host captures the thread's state now, for its departure.
+    let keep = !request.interactive && !request.dry_run;
+    // Where the thread goes here is worked out while the host answers.
+    let mut destination = None;
+    let status: StatusAnswer =
+        conn.call_then("status", json!({ "repo": project.repo, "uuid": thread.state.uuid, "keep": keep }), || {
+            destination = Some(arrival_worktree(
+                repo,
+                &thread.state.uuid,
+                thread.state.number,
+                Some(&thread),
+                ForeignChanges::NewWorktree,
+            ));
+        })?;
     // Refuse before anything changes: what the host's snapshot needs must be here.
     crate::thread::carried::check_needs(repo, &status.needs, "this computer")?;
-    let destination =
-        arrival_worktree(repo, &thread.state.uuid, thread.state.number, Some(&thread), ForeignChanges::NewWorktree)?;
+    let destination = destination.ok_or_else(|| Error::failed("status", "the status request was not sent"))??;
     let branch = request.branch.clone().or(status.branch.clone());
     let coming = match branch.as_deref() {
         None => BranchHere { action: "detached HEAD".into(), detached: false, checked_out_in: None },
@@ -120,12 +132,15 @@ pub(super) fn run(
                 "from": host.name, "to": "local", "initiator": me.name, "initiator_id": me.id,
                 "branch": request.branch, "detached": coming.detached, "checked_out_in": coming.checked_out_in,
                 "no_interrupt": request.no_interrupt,
-                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64 }),
+                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64, "kept": keep }),
     )?;
     fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    fetch(repo, &conn, &project.repo, &uuid)?;
+    carry::transcript_from_host(repo, &mut conn, &project.repo, &uuid)?;
+    let haves: Vec<gix::ObjectId> =
+        [Some(thread.snapshot), head, store::ref_target(repo, store::NOTES_REF)?].into_iter().flatten().collect();
+    fetch_departed(repo, &mut conn, &project.repo, &uuid, &haves)?;
     let snapshot = store::parse_hex(&departed.snapshot)?;
     if store::ref_target(repo, &store::incoming_ref(&uuid, "snapshot"))? != Some(snapshot) {
         return Err(Error::failed(
@@ -155,7 +170,9 @@ pub(super) fn run(
     set_marker(repo, RELEASE, &uuid, &ReleaseMarker { host: host.name.clone(), snapshot: departed.snapshot.clone() })?;
     fault::point(Step::ToLocalFetched);
     ui.progress("restoring here");
-    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree).inspect_err(|_| {
+    // Where the plan found it goes stands when no question was asked since (this run holds the lock).
+    let planned = (!request.interactive).then(|| destination.clone());
+    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree, planned).inspect_err(|_| {
         // The host still owns the thread: nothing to release, nothing of it kept here.
         let _ = clear_marker(repo, RELEASE, &uuid);
         carry::undo_incoming(repo, &uuid, notes_before);

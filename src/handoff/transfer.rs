@@ -1,7 +1,15 @@
 //! git push and fetch to and from a host, over the handoff's connection.
 
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+use gix::ObjectId;
+use serde::Deserialize;
+use serde_json::json;
+
 use crate::error::{Error, Result};
 use crate::git::Git;
+use crate::remote::protocol::PROTOCOL_TRANSCRIPTS;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread::store;
@@ -25,7 +33,7 @@ pub(super) fn push(repo: &Repo, conn: &Connection, remote_repo: &str, refspecs: 
 }
 
 /// Fetch the snapshot the host departed with (its outgoing ref and staged notes).
-pub(super) fn fetch(repo: &Repo, conn: &Connection, remote_repo: &str, uuid: &str) -> Result<()> {
+fn fetch(repo: &Repo, conn: &Connection, remote_repo: &str, uuid: &str) -> Result<()> {
     fetch_refs(repo, conn, remote_repo, uuid, &store::outgoing_ref(uuid), &store::staged_notes_ref(uuid))
 }
 
@@ -58,4 +66,116 @@ fn fetch_refs(
     crate::git::run_command(&mut cmd, None)
         .map(|_| ())
         .map_err(|e| Error::failed("fetch_failed", format!("could not fetch from {}: {}", conn.host.name, e.message)))
+}
+
+/// What `pack_out` announces: the snapshot and notes the pack that follows brings.
+#[derive(Deserialize)]
+struct PackOffer {
+    snapshot: String,
+    notes: String,
+    size: u64,
+}
+
+/// Bring the snapshot the host departed with (and its staged notes) here,
+/// as the fetch does, under the thread's incoming refs. From a helper that
+/// can, the pack comes over the connection, made without what this
+/// computer has (`haves`) nor the transcript that came beside it
+/// ([`super::carry::transcript_from_host`]): git's fetch cannot leave one
+/// blob out, and passing 100 MiB through it costs seconds.
+pub(super) fn fetch_departed(
+    repo: &Repo,
+    conn: &mut Connection,
+    remote_repo: &str,
+    uuid: &str,
+    haves: &[ObjectId],
+) -> Result<()> {
+    if conn.hello.protocol < PROTOCOL_TRANSCRIPTS {
+        return fetch(repo, conn, remote_repo, uuid);
+    }
+    let haves: Vec<String> = haves.iter().map(ObjectId::to_string).collect();
+    let offer: PackOffer = conn.call_receiving(
+        "pack_out",
+        json!({ "repo": remote_repo, "uuid": uuid, "haves": haves }),
+        |offer: &PackOffer| offer.size,
+        |offer, bytes| take_pack(repo, bytes, offer.size),
+    )?;
+    let snapshot = store::parse_hex(&offer.snapshot)?;
+    let notes = store::parse_hex(&offer.notes)?;
+    // Everything the two name must be here now, as a fetch checks it.
+    Git::new(repo.common_dir(), None)
+        .run(["rev-list", "--objects", "--quiet", &offer.snapshot, &offer.notes, "--not", "--all"])
+        .map_err(|e| {
+            Error::failed("fetch_failed", format!("what came from {} is incomplete: {}", conn.host.name, e.message))
+        })?;
+    for (what, id) in [("snapshot", snapshot), ("notes", notes)] {
+        let name = store::incoming_ref(uuid, what);
+        store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
+        store::set_ref(repo, &name, None, Some(id), "codex-handoff: arrived")?;
+    }
+    Ok(())
+}
+
+/// Store a pack of `size` bytes from `bytes` as git's fetch would: a small
+/// one as loose objects, a larger one kept as it is (both complete a thin
+/// pack from the objects here).
+fn take_pack(repo: &Repo, bytes: &mut dyn Read, size: u64) -> Result<()> {
+    let mut header = [0u8; 12];
+    bytes.read_exact(&mut header)?;
+    let objects = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    let args: &[&str] =
+        if objects < 100 { &["unpack-objects", "-q"] } else { &["index-pack", "--stdin", "--fix-thin"] };
+    let mut cmd = Git::new(repo.common_dir(), None).command(args);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::failed("git_missing", "could not run git").with_source(e))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| Error::failed("git", "no pipe to git"))?;
+    let copied = stdin.write_all(&header).and_then(|()| std::io::copy(&mut bytes.take(size - 12), &mut stdin));
+    drop(stdin);
+    let output = child.wait_with_output()?;
+    copied?;
+    if !output.status.success() {
+        return Err(Error::failed(
+            "fetch_failed",
+            format!("git {} refused what came: {}", args[0], String::from_utf8_lossy(&output.stderr).trim()),
+        ));
+    }
+    Ok(())
+}
+
+/// The helper's side of `pack_out`: a pack of the snapshot thread `uuid`
+/// departed with and its staged notes, without what the client has
+/// (`haves`, those known here) and without a transcript sent beside it.
+/// Returns the answer and the file to send after it.
+pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_json::Value, tempfile::NamedTempFile)> {
+    let Some(snapshot) = store::ref_target(repo, &store::outgoing_ref(uuid))? else {
+        return Err(Error::failed("not_departed", format!("thread {uuid} has not departed from here")));
+    };
+    let staged = store::staged_notes_ref(uuid);
+    let notes = store::ref_target(repo, &staged)?
+        .ok_or_else(|| Error::failed("not_departed", format!("thread {uuid} has no staged note here")))?;
+    let mut revs = format!("{snapshot}\n{notes}\n");
+    for have in haves {
+        // Only commits this clone has: an unknown one would stop pack-objects.
+        if let Ok(id) = store::parse_hex(have) {
+            if repo.gix.find_commit(id).is_ok() {
+                revs.push_str(&format!("^{id}\n"));
+            }
+        }
+    }
+    let state = store::read_note_in(repo, snapshot, &staged)?;
+    if let Some((blob, _)) = crate::thread::transcript::travelling(repo, &state)? {
+        revs.push_str(&format!("^{blob}\n"));
+    }
+    let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
+    let mut cmd = Git::new(repo.common_dir(), None).command([
+        "pack-objects",
+        "--revs",
+        "--stdout",
+        "--thin",
+        "--delta-base-offset",
+        "-q",
+    ]);
+    crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
+    let size = file.as_file_mut().metadata()?.len();
+    let offer = json!({ "snapshot": snapshot.to_string(), "notes": notes.to_string(), "size": size });
+    Ok((offer, file))
 }

@@ -13,11 +13,15 @@ use crate::error::{Error, Kind, Result};
 
 /// The protocol versions this build's helper serves.
 pub const PROTOCOL_MIN: u32 = 1;
-pub const PROTOCOL_MAX: u32 = 2;
+pub const PROTOCOL_MAX: u32 = 3;
 /// 2 added machine ids (in the hello and in every record of an owner). A
 /// client needs them of the helper, and a helper hands a thread over only to
 /// a client that has them: ownership never falls back to hostnames.
 pub const PROTOCOL_MACHINE_IDS: u32 = 2;
+/// 3 added `transcript_in` and `transcript_out`: a large transcript crosses
+/// as raw bytes beside its request or answer line, outside git's pack
+/// protocol, and is stored on arrival as a pack of its own.
+pub const PROTOCOL_TRANSCRIPTS: u32 = 3;
 /// No request or answer line may be longer (bytes).
 pub const MAX_LINE: usize = 1 << 20;
 

@@ -13,6 +13,7 @@ pub mod converted;
 pub mod gitlocks;
 pub mod guard;
 pub mod lfs;
+pub mod listing;
 pub mod lock;
 pub mod refs;
 pub mod resolve;

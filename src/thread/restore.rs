@@ -126,7 +126,7 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
     }
     crate::fault::point(crate::fault::Step::ArrivalWorktreeAdded);
     let result = Repo::open(path).and_then(|worktree| {
-        populate(&worktree, path, state, false, &expected.pin)?;
+        populate(&worktree, path, state, Holding::Nothing, &expected.pin)?;
         check(path, expected, plan.on_branch())
     });
     match result {
@@ -146,12 +146,28 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
 /// Restore `expected` into the existing worktree at `path`, whose contents
 /// the caller has checked are only what the thread left there (all of it is
 /// in an earlier snapshot). Files, index and HEAD move to the snapshot's.
-pub fn into_existing_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: bool) -> Result<Restored> {
+/// `holds`: a snapshot whose state the worktree was just found to hold
+/// exactly (under the thread's lock); `None` when that is not known.
+pub fn into_existing_worktree(
+    repo: &Repo,
+    expected: &Expected,
+    path: &Path,
+    detach: bool,
+    holds: Option<ObjectId>,
+) -> Result<Restored> {
     let state = &expected.state;
     let plan = branch_plan(repo, state, detach, Some(path))?;
     let worktree = Repo::open(path)?;
+    let holding = match holds {
+        Some(snapshot) => {
+            let note = store::read_note(repo, snapshot)?;
+            let index = repo.gix.find_commit(store::parse_hex(&note.index_commit)?)?.tree_id()?.detach();
+            Holding::Trees { index, files: repo.gix.find_commit(snapshot)?.tree_id()?.detach() }
+        }
+        None => Holding::Unknown,
+    };
     move_head(&worktree, &plan, state.head)?;
-    populate(&worktree, path, state, true, &expected.pin)?;
+    populate(&worktree, path, state, holding, &expected.pin)?;
     check(path, expected, plan.on_branch())?;
     Ok(Restored { worktree: path.to_owned(), branch: if plan.on_branch() { state.branch.clone() } else { None } })
 }
@@ -309,11 +325,20 @@ pub fn checked_out_in(repo: &Repo, full_ref: &str) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// What a worktree holds before a restore writes into it.
+pub(crate) enum Holding {
+    /// Nothing yet: a new worktree.
+    Nothing,
+    /// Exactly a snapshot's index (`index`) and working files (`files`).
+    Trees { index: ObjectId, files: ObjectId },
+    /// Only what an earlier snapshot holds, or what an interrupted restore left.
+    Unknown,
+}
+
 /// Write the files and index of `state` into the worktree of `repo` (at
-/// `root`), whose HEAD is already set, then its submodules. A fresh
-/// worktree has no files yet; a reused one (`reuse`) has only what an
-/// earlier snapshot holds.
-pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: bool, pin: &str) -> Result<()> {
+/// `root`), whose HEAD is already set, then its submodules, over what it
+/// holds (`holding`).
+pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding: Holding, pin: &str) -> Result<()> {
     let git_dir = repo.git_dir();
     let git = repo.git();
     // Sparse patterns and line-ending settings decide what checkout writes.
@@ -321,11 +346,20 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
     let tmp_index = git_dir.join("index.codex-handoff.tmp");
     let _ = std::fs::remove_file(&tmp_index);
     let staged = git.with_index(&tmp_index);
-    if reuse {
-        // Make every present file (untracked ones too) an index entry, so
-        // read-tree below replaces or removes it like any tracked file.
-        snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
-        staged.run(["add", "--all"])?;
+    // Make every present file (untracked ones too) an index entry, so
+    // read-tree below replaces or removes it like any tracked file.
+    match holding {
+        Holding::Nothing => {}
+        Holding::Trees { index, files } => {
+            // The files differ from the index only where the two trees do:
+            // those entries take the files' blobs (no walk of the worktree).
+            snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
+            set_entries_to(&staged, repo, index, files)?;
+        }
+        Holding::Unknown => {
+            snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
+            staged.run(["add", "--all"])?;
+        }
     }
 
     // git's read-tree -u writes the files (with checkout filters, symlinks
@@ -347,15 +381,7 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
 
     // Turn the index (= working files) into the snapshot's index: entries that
     // differ get the staged blob without stat data, so git re-checks them.
-    let diff = staged.run([
-        "diff-tree",
-        "-r",
-        "-z",
-        "--no-renames",
-        &state.worktree_tree.to_string(),
-        &state.index_tree.to_string(),
-    ])?;
-    let changes = converted::parse_raw_diff(&diff)?;
+    let changes = tree_changes(&staged, state.worktree_tree, state.index_tree)?;
     if state.sparse.is_some() {
         // Changed and untracked files are in the worktree even outside the sparse patterns.
         let present: Vec<&BString> = changes
@@ -365,6 +391,34 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
             .collect();
         materialize(&staged, &present)?;
     }
+    let removals = index_info(repo, changes);
+    if !removals.is_empty() {
+        // read-tree recorded the stat data of every file it wrote; without
+        // this, update-index would hash each of them again before writing
+        // (they are all racily clean for a second).
+        snapshot::trust_stat_data(&tmp_index)?;
+        staged.run_with_input(["update-index", "-z", "--index-info"], Some(&removals))?;
+    }
+    if tmp_index.exists() {
+        std::fs::rename(&tmp_index, git_dir.join("index"))?;
+    }
+    if !state.intent_to_add.is_empty() {
+        add_intent_to_add(&git, root, &state.intent_to_add)?;
+    }
+    converted::write_exact_bytes(repo, root, state)?;
+    submodule_restore::restore(repo, root, &state.submodules, pin)
+}
+
+/// The entries that differ from tree `from` to tree `to`.
+fn tree_changes(git: &Git, from: ObjectId, to: ObjectId) -> Result<Vec<converted::RawChange>> {
+    let diff = git.run(["diff-tree", "-r", "-z", "--no-renames", &from.to_string(), &to.to_string()])?;
+    converted::parse_raw_diff(&diff)
+}
+
+/// `update-index --index-info` input that makes `changes` in an index:
+/// removals first, so a path that is a file in one tree and a directory in
+/// the other never collides.
+fn index_info(repo: &Repo, changes: Vec<converted::RawChange>) -> Vec<u8> {
     let zero = ObjectId::null(repo.gix.object_hash()).to_string();
     let mut removals = Vec::new();
     let mut updates = Vec::new();
@@ -382,20 +436,18 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, reuse: b
             }
         }
     }
-    // Removals first, so a path that is a file in one tree and a directory in
-    // the other never collides.
     removals.extend_from_slice(&updates);
-    if !removals.is_empty() {
-        staged.run_with_input(["update-index", "-z", "--index-info"], Some(&removals))?;
+    removals
+}
+
+/// In the index `staged` uses (which holds tree `from`), set the entries
+/// that differ in tree `to` to what `to` holds.
+fn set_entries_to(staged: &Git, repo: &Repo, from: ObjectId, to: ObjectId) -> Result<()> {
+    let info = index_info(repo, tree_changes(staged, from, to)?);
+    if !info.is_empty() {
+        staged.run_with_input(["update-index", "-z", "--index-info"], Some(&info))?;
     }
-    if tmp_index.exists() {
-        std::fs::rename(&tmp_index, git_dir.join("index"))?;
-    }
-    if !state.intent_to_add.is_empty() {
-        add_intent_to_add(&git, root, &state.intent_to_add)?;
-    }
-    converted::write_exact_bytes(repo, root, state)?;
-    submodule_restore::restore(repo, root, &state.submodules, pin)
+    Ok(())
 }
 
 /// Clear the skip-worktree bit of `paths` and write their files.

@@ -32,7 +32,8 @@ fn record_path(repo: &Repo, uuid: &str) -> Result<PathBuf> {
 /// The thread's running command, if one is alive. A record left by a
 /// process that is gone is removed.
 pub fn current(repo: &Repo, uuid: &str) -> Result<Option<RunRecord>> {
-    let path = record_path(repo, uuid)?;
+    // Asked of every thread a list shows: no directory is made for the question.
+    let path = repo.private_path().join("running").join(format!("{uuid}.json"));
     let data = match std::fs::read(&path) {
         Ok(data) => data,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -48,6 +49,18 @@ pub fn current(repo: &Repo, uuid: &str) -> Result<Option<RunRecord>> {
         let _ = std::fs::remove_file(&path);
         Ok(None)
     }
+}
+
+/// The threads that have a record of a running command (alive or not),
+/// from one read of the directory: a list asks about every thread.
+pub fn recorded(repo: &Repo) -> std::collections::BTreeSet<String> {
+    let dir = repo.private_path().join("running");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_owned))
+        .collect()
 }
 
 pub fn alive(record: &RunRecord) -> bool {

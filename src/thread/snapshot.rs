@@ -100,6 +100,19 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
     Ok(())
 }
 
+/// How far a capture may trust the stat data the index records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// As git does: a file written in the same second as the index is
+    /// "racily clean" and is hashed to be sure. For worktrees people work in.
+    Exact,
+    /// The worktree was just written by this process's restore, which
+    /// recorded the stat data of every file it wrote: trust it (files whose
+    /// stat data differs are still hashed). Without this, every file a
+    /// checkout wrote is racily clean for a second and would be hashed again.
+    JustRestored,
+}
+
 /// Capture the state of the worktree `repo` is opened at.
 ///
 /// One `git status` finds what differs from the index (it applies
@@ -113,8 +126,28 @@ pub fn capture(repo: &Repo) -> Result<WorktreeState> {
 
 /// [`capture`], with the counts a handoff plan shows, from the same `git status`.
 pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
-    let status = spawn_status(repo)?;
-    let index = read_index(repo)?;
+    capture_scanned(repo, Scan::Exact)
+}
+
+/// [`capture_counted`], trusting stat data as `scan` says.
+pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Changes)> {
+    // A just-restored worktree is read through a private copy of its index
+    // whose time says no entry is racy.
+    let trusted = match scan {
+        Scan::Exact => None,
+        Scan::JustRestored => {
+            let (dir, git) = temp_index(repo, &repo.gix.index_path())?;
+            trust_stat_data(&dir.path().join("index"))?;
+            Some((dir, git))
+        }
+    };
+    let (index_path, git) = match &trusted {
+        Some((dir, git)) => (dir.path().join("index"), git.clone()),
+        None => (repo.gix.index_path(), repo.git()),
+    };
+    let status = spawn_status(&git)?;
+    // The real index, whose shared index (with `core.splitIndex`) is beside it; a copy has the same entries.
+    let index = read_index(repo, &repo.gix.index_path())?;
     check_capturable(repo, &index)?;
     let intent_to_add: Vec<BString> = index
         .entries()
@@ -131,7 +164,6 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
     let changed = parsed.paths;
     let mut changes = parsed.changes;
 
-    let index_path = repo.gix.index_path();
     let mut tmp = None;
     let index_tree = match cached_tree {
         Some(id) => id,
@@ -146,7 +178,14 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
         index_tree
     } else {
         let git = match &tmp {
-            Some((_, git)) => git.clone(),
+            Some((dir, git)) => {
+                // write-tree rewrote the copy just now, which makes every
+                // entry of a just-restored worktree racily clean again.
+                if scan == Scan::JustRestored {
+                    trust_stat_data(&dir.path().join("index"))?;
+                }
+                git.clone()
+            }
             None => {
                 let (dir, git) = temp_index(repo, &index_path)?;
                 tmp = Some((dir, git.clone()));
@@ -160,18 +199,22 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
         }
         // Only the named paths: update-index neither walks the tree nor matches pathspecs.
         git.run_with_input(["update-index", "-z", "--add", "--remove", "--stdin"], Some(&list))?;
+        if let (Scan::JustRestored, Some((dir, _))) = (scan, &tmp) {
+            trust_stat_data(&dir.path().join("index"))?;
+        }
         parse_id(&git.text(["write-tree"])?)?
     };
-    // The index that holds the working files tree: the copy, or the real one when nothing changed.
-    let staged = tmp.as_ref().map(|(_, git)| git.clone()).unwrap_or_else(|| repo.git());
+    // The index that holds the working files tree: a copy, or the one read when nothing changed.
+    let staged = tmp.as_ref().map(|(_, git)| git.clone()).unwrap_or_else(|| git.clone());
     let may_convert = converted::may_convert(repo, &index, &changed);
     let files = converted::check(repo, head, worktree_tree, &staged, may_convert)?;
     drop(tmp);
+    drop(trusted);
     let mut lfs_pointers = files.pointers;
     if lfs::in_use(repo) {
         lfs_pointers.extend(lfs::unsmudged_tracked(repo)?);
     }
-    let (submodules, submodule_changes) = submodules::capture(repo, &index, &parsed.submodules)?;
+    let (submodules, submodule_changes) = submodules::capture(repo, &index, &parsed.submodules, scan)?;
     changes.submodules = submodule_changes;
     let mut state = WorktreeState {
         head,
@@ -193,13 +236,12 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
 /// The index, read on one thread without verifying its checksum: git is
 /// scanning the worktree on the other cores meanwhile, and a damaged index
 /// makes that scan fail anyway.
-fn read_index(repo: &Repo) -> Result<gix::index::File> {
-    let path = repo.gix.index_path();
+fn read_index(repo: &Repo, path: &Path) -> Result<gix::index::File> {
     let options = gix::index::decode::Options { thread_limit: Some(1), ..Default::default() };
-    match gix::index::File::at(&path, repo.gix.object_hash(), true, options) {
+    match gix::index::File::at(path, repo.gix.object_hash(), true, options) {
         Ok(index) => Ok(index),
         Err(_) if !path.exists() => {
-            Ok(gix::index::File::from_state(gix::index::State::new(repo.gix.object_hash()), path))
+            Ok(gix::index::File::from_state(gix::index::State::new(repo.gix.object_hash()), path.to_owned()))
         }
         Err(e) => {
             Err(Error::failed("index_unreadable", format!("could not read the index {}", path.display()))
@@ -235,9 +277,9 @@ struct Status {
     reader: std::thread::JoinHandle<std::io::Result<Vec<u8>>>,
 }
 
-fn spawn_status(repo: &Repo) -> Result<Status> {
+fn spawn_status(git: &crate::git::Git) -> Result<Status> {
     use std::io::Read;
-    let mut cmd = repo.git().command([
+    let mut cmd = git.command([
         "status",
         "--porcelain=v2",
         "-z",
@@ -338,6 +380,20 @@ fn temp_index(repo: &Repo, index_path: &Path) -> Result<(tempfile::TempDir, crat
     copy_index(index_path, &tmp_index)?;
     let git = repo.git().with_index(&tmp_index);
     Ok((dir, git))
+}
+
+/// Date the index file `index` a second ahead, so that git trusts the stat
+/// data of every entry written before now (none is racily clean). Only for
+/// an index whose entries' stat data was recorded by the checkout that
+/// wrote their files, in a worktree no one else writes to meanwhile.
+pub fn trust_stat_data(index: &Path) -> Result<()> {
+    let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    match std::fs::OpenOptions::new().write(true).open(index) {
+        Ok(file) => Ok(file.set_modified(ahead)?),
+        // No index yet: nothing to trust.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Copy an index file keeping its modification time, so git's racy-timestamp

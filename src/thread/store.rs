@@ -75,19 +75,7 @@ pub fn thread_ref(uuid: &str) -> String {
 
 /// Every thread of the repository, by number.
 pub fn list(repo: &Repo) -> Result<Vec<Thread>> {
-    let mut threads = Vec::new();
-    let platform = repo.gix.references()?;
-    for reference in platform.prefixed(THREAD_REF_PREFIX.trim_end_matches('/'))? {
-        let reference =
-            reference.map_err(|e| Error::failed("refs", "could not read the thread refs").with_source(e))?;
-        let Some(id) = reference.target().try_id().map(ToOwned::to_owned) else {
-            continue;
-        };
-        let state = read_note(repo, id)?;
-        threads.push(Thread { snapshot: id, state });
-    }
-    threads.sort_by(|a, b| a.state.number.cmp(&b.state.number).then(a.state.uuid.cmp(&b.state.uuid)));
-    Ok(threads)
+    super::listing::list(repo)
 }
 
 /// The thread with this exact UUID, if the store has it.
@@ -404,7 +392,10 @@ pub fn merge_notes(repo: &Repo, incoming: ObjectId) -> Result<()> {
 }
 
 /// Every note of a notes tree, whatever its fan-out: annotated object (hex) -> (path, blob).
-fn note_entries(repo: &Repo, tree: ObjectId) -> Result<std::collections::BTreeMap<String, (String, ObjectId)>> {
+pub(crate) fn note_entries(
+    repo: &Repo,
+    tree: ObjectId,
+) -> Result<std::collections::BTreeMap<String, (String, ObjectId)>> {
     let mut out = std::collections::BTreeMap::new();
     let mut pending = vec![(String::new(), tree)];
     while let Some((prefix, id)) = pending.pop() {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::repo::Repo;
+use crate::thread::restore::Holding;
 use crate::thread::submodules::{in_submodule, module_dir, SubmoduleState};
 
 /// Give the worktree of `parent` (at `root`) each submodule in `subs`: its
@@ -84,7 +85,8 @@ fn restore_one(parent: &Repo, root: &Path, sub: &SubmoduleState, pin: &str) -> R
             git.run(["symbolic-ref", "-m", message, "HEAD", &full])?;
         }
     }
-    crate::thread::restore::populate(&repo, &dir, state, !fresh, pin)
+    let holding = if fresh { Holding::Nothing } else { Holding::Unknown };
+    crate::thread::restore::populate(&repo, &dir, state, holding, pin)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

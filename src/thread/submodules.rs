@@ -159,11 +159,12 @@ pub fn capture(
     repo: &Repo,
     index: &gix::index::File,
     changed: &[(BString, Option<ObjectId>)],
+    scan: snapshot::Scan,
 ) -> Result<(Vec<SubmoduleState>, Vec<SubmoduleChange>)> {
     let mut states = Vec::new();
     let mut changes = Vec::new();
     for sub in populated(repo, index)? {
-        let (state, counts) = snapshot::capture_counted(&sub.repo).map_err(|e| in_submodule(&sub.path, e))?;
+        let (state, counts) = snapshot::capture_scanned(&sub.repo, scan).map_err(|e| in_submodule(&sub.path, e))?;
         if let Some((_, recorded)) = changed.iter().find(|(p, _)| p.as_bytes() == sub.path.as_bytes()) {
             changes.extend(change_of(&sub.repo, &sub.path, *recorded, state.head, counts));
         }

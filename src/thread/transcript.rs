@@ -139,10 +139,17 @@ pub fn store_file(repo: &Repo, path: &Path) -> Result<TranscriptBlob> {
 fn store_stream(repo: &Repo, path: &Path, input: impl Read, size: u64, rollout: bool) -> Result<TranscriptBlob> {
     use gix::objs::Write as _;
     let mut tee = Tee::new(BufReader::with_capacity(256 * 1024, input).take(size));
-    let id =
+    let id = if size >= crate::blob_pack::PACK_FROM && repo.gix.object_hash() == gix::hash::Kind::Sha1 {
+        // Packed once here, it crosses to the other machine as it is.
+        let objects = repo.gix.objects.store_ref().path().to_owned();
+        crate::blob_pack::write_blob(&objects, &mut tee, size, None, |id| repo.gix.has_object(id)).map_err(|e| {
+            Error::failed("transcript_store", format!("could not store {}: {}", path.display(), e.message))
+        })?
+    } else {
         repo.gix.objects.write_stream(gix::objs::Kind::Blob, size, &mut tee).map_err(|e| {
             Error::failed("transcript_store", format!("could not store {}", path.display())).with_source(e)
-        })?;
+        })?
+    };
     if rollout && tee.segmented {
         return Err(codex::rollout::segmented(path));
     }
@@ -158,9 +165,77 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Stream a blob out of the repository with git (which streams large blobs).
+/// The thread's transcript blob and its size, when it is large enough to
+/// cross beside the snapshot rather than inside git's pack.
+pub fn travelling(repo: &Repo, state: &ThreadState) -> Result<Option<(ObjectId, u64)>> {
+    if repo.gix.object_hash() != gix::hash::Kind::Sha1 {
+        return Ok(None);
+    }
+    let blob = crate::thread::store::transcript_blob(repo, crate::thread::store::parse_hex(&state.data_commit)?)?;
+    let size = repo.gix.find_header(blob)?.size();
+    Ok((size >= crate::blob_pack::PACK_FROM).then_some((blob, size)))
+}
+
+/// A blob's bytes, streamed out of the repository by git.
+pub struct BlobStream {
+    child: std::process::Child,
+    out: std::process::ChildStdout,
+}
+
+impl BlobStream {
+    pub fn open(repo: &Repo, blob: ObjectId) -> Result<BlobStream> {
+        let (child, out) = open_blob_raw(repo, blob)?;
+        Ok(BlobStream { child, out })
+    }
+}
+
+impl Read for BlobStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.out.read(buf)
+    }
+}
+
+impl Drop for BlobStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Store `size` bytes of `input`, which must be blob `expected`, as a
+/// pack of its own (a transcript that came beside a snapshot).
+pub fn store_arriving(repo: &Repo, input: &mut dyn Read, size: u64, expected: ObjectId) -> Result<()> {
+    let objects = repo.gix.objects.store_ref().path().to_owned();
+    crate::blob_pack::write_blob(&objects, input, size, Some(expected), |id| repo.gix.has_object(id))?;
+    Ok(())
+}
+
+/// A commit that holds only the transcript blob `blob`, made the same on
+/// both machines from the blob and `time` alone. With it at a ref here, a
+/// fetch tells the other side it has it, and git leaves the blob (which
+/// came beside the fetch) out of the pack.
+pub fn carrier(repo: &Repo, blob: ObjectId, time: i64) -> Result<ObjectId> {
+    let mut tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
+    tree.upsert(crate::thread::store::TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, blob)?;
+    let tree = tree.write()?.detach();
+    let signature = gix::actor::Signature {
+        name: "git-codex-handoff".into(),
+        email: "git-codex-handoff@localhost".into(),
+        time: gix::date::Time { seconds: time, offset: 0 },
+    };
+    crate::thread::store::write_commit(repo, &signature, "transcript in transit\n".into(), tree, Vec::new())
+}
+
+/// Stream a blob out of the repository with git. A large blob in a pack is
+/// streamed only when it is over `core.bigFileThreshold`, else read whole first.
 fn open_blob_raw(repo: &Repo, blob: ObjectId) -> Result<(std::process::Child, std::process::ChildStdout)> {
-    let mut cmd = crate::git::Git::new(repo.common_dir(), None).command(["cat-file", "blob", &blob.to_string()]);
+    let mut cmd = crate::git::Git::new(repo.common_dir(), None).command([
+        "-c",
+        "core.bigFileThreshold=1m",
+        "cat-file",
+        "blob",
+        &blob.to_string(),
+    ]);
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).stdin(std::process::Stdio::null());
     let mut child = cmd.spawn()?;
     let out = child.stdout.take().ok_or_else(|| Error::failed("git", "git cat-file gave no output"))?;
@@ -178,6 +253,9 @@ fn open_blob(repo: &Repo, blob: ObjectId) -> Result<(std::process::Child, BufRea
 pub fn check_incoming(repo: &Repo, state: &ThreadState, blob: ObjectId) -> Result<()> {
     let Some(placement) = codex_placement(state)? else { return Ok(()) };
     let Some(current) = placement.current else { return Ok(()) };
+    if unchanged_since_it_left(repo, &state.uuid, &current)? {
+        return Ok(());
+    }
     let mut mine = codex::rollout::open(&current)?;
     let (mut child, mut theirs) = open_blob(repo, blob)?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -280,6 +358,24 @@ pub fn install(repo: &Repo, state: &ThreadState, blob: ObjectId, worktree: &Path
         }
     };
     Ok(path)
+}
+
+/// Is this machine's rollout `current` still exactly what this machine
+/// recorded of it when the thread last left here (same size and sha256)?
+/// Then the conversation did not go on here, and any incoming copy may
+/// replace it; no line-by-line comparison is needed.
+fn unchanged_since_it_left(repo: &Repo, uuid: &str, current: &Path) -> Result<bool> {
+    let Some(thread) = crate::thread::store::load(repo, uuid)? else { return Ok(false) };
+    let recorded = &thread.state.transcript;
+    // (A compressed file's size on disk says nothing of its content's.)
+    let size_differs = !codex::rollout::is_compressed(current)
+        && std::fs::metadata(current).map(|m| m.len()).ok() != Some(recorded.size);
+    if recorded.sha256.is_empty() || size_differs {
+        return Ok(false);
+    }
+    let mut tee = Tee::new(codex::rollout::open(current)?);
+    std::io::copy(&mut tee, &mut std::io::sink())?;
+    Ok(tee.size == recorded.size && hex(&tee.hasher.finalize()) == recorded.sha256)
 }
 
 fn finish(child: &mut std::process::Child) -> Result<()> {

@@ -137,6 +137,14 @@ fn codex_session_travels_and_comes_back(via: Via) {
     let w = World::new(via);
     let local_codex = w.env.home.join(".codex");
     let source = write_rollout(&local_codex, &w.laptop, 300);
+    // One long message (over a MiB: what compresses and what does not)
+    // makes the rollout large enough to cross beside the snapshot, not in git's pack.
+    let mut rng = crate::harness::Rng::new(11);
+    let noise: String =
+        (0..1 << 20).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789 "[rng.below(37)])).collect();
+    let long = format!("Schritt 3: {}{noise}", "the same words again and again; ".repeat(40_000));
+    let text = std::fs::read_to_string(&source).unwrap().replacen("Schritt 3: ", &long, 1);
+    std::fs::write(&source, text).unwrap();
     let original = lines(&source);
     std::fs::write(
         local_codex.join("session_index.jsonl"),

@@ -652,3 +652,64 @@ fn a_host_cannot_rewrite_the_notes_of_threads_it_never_had() {
     assert!(!ours.contains("pwned"), "{ours}");
     assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "local");
 }
+
+/// Bytes beside a request: a transcript that is not the blob it claims to
+/// be is refused and kept nowhere, bytes sent before `begin` or for a thread
+/// that did not depart are read and refused; the session goes on after each.
+#[test]
+fn transcript_bytes_from_a_client_are_checked_before_anything_is_kept() {
+    let w = World::new(Via::Local);
+    let repo =
+        w.env.git_as(&w.remote_home, &w.remote_clone, &["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+    let repo = repo.trim();
+    let uuid = "0b5c6f0e-3c1e-4a57-9a7e-4f3f1f8a9b10";
+    let honest = b"{\"transcript\":\"as it came\"}\n".to_vec();
+    let file = w.env.path("honest.jsonl");
+    std::fs::write(&file, &honest).unwrap();
+    let blob = w.env.git(w.env.root.path(), &["hash-object", file.to_str().unwrap()]).trim().to_owned();
+    let lie = b"{\"transcript\":\"something else\"}\n".to_vec();
+    let packs = || std::fs::read_dir(Path::new(repo).join("objects/pack")).map_or(0, |d| d.count());
+    let before = packs();
+
+    let line = |v: Value| format!("{v}\n").into_bytes();
+    let mut input = line(json!({ "op": "hello", "params": { "protocol": 3 } }));
+    // Before begin: refused, its bytes read all the same.
+    input.extend(line(
+        json!({ "op": "transcript_in", "params": { "repo": repo, "uuid": uuid, "blob": blob, "size": honest.len() } }),
+    ));
+    input.extend(&honest);
+    input.extend(line(json!({ "op": "begin", "params": { "repo": repo, "uuid": uuid } })));
+    // Bytes that are not the blob named.
+    input.extend(line(
+        json!({ "op": "transcript_in", "params": { "repo": repo, "uuid": uuid, "blob": blob, "size": lie.len() } }),
+    ));
+    input.extend(&lie);
+    // Nothing departed: nothing to send.
+    input.extend(line(json!({ "op": "transcript_out", "params": { "repo": repo, "uuid": uuid } })));
+    input.extend(line(json!({ "op": "pack_out", "params": { "repo": repo, "uuid": uuid, "haves": ["../x", "-o"] } })));
+    // The honest bytes are kept, at the thread's incoming ref.
+    input.extend(line(
+        json!({ "op": "transcript_in", "params": { "repo": repo, "uuid": uuid, "blob": blob, "size": honest.len() } }),
+    ));
+    input.extend(&honest);
+    let mut helper = w.env.command_with_home(BIN, &w.remote_home, &w.remote_home);
+    helper.args(["remote", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = helper.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let answers: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 7, "one answer each, the session went on: {answers:?}");
+    assert_eq!(answers[0]["result"]["protocol"], 3);
+    assert_refused(&answers[1], 2, "not_begun");
+    assert_eq!(answers[2]["ok"], true, "{answers:?}");
+    assert_eq!(answers[3]["error"]["code"], "blob_mismatch", "{answers:?}");
+    assert_eq!(answers[4]["error"]["code"], "not_departed", "{answers:?}");
+    assert_eq!(answers[5]["error"]["code"], "not_departed", "{answers:?}");
+    assert_eq!(answers[6]["ok"], true, "{answers:?}");
+    assert_eq!(packs(), before + 2, "one pack (and its index) for the honest bytes only");
+    let git = |args: &[&str]| w.env.git_as(&w.remote_home, &w.remote_clone, args);
+    let at = git(&["rev-parse", &format!("refs/codex-handoff/incoming/{uuid}/transcript")]);
+    assert_eq!(at.trim(), blob);
+    assert_eq!(git(&["cat-file", "blob", &blob]).as_bytes(), honest);
+}

@@ -255,3 +255,41 @@ fn a_thread_in_a_linked_worktree_restores_elsewhere() {
         env.git(&linked, &["status", "--porcelain=v2", "-z"])
     );
 }
+
+/// `thread list` reads the notes once and keeps what it read beside the
+/// repository; what it shows follows every change to the notes and refs,
+/// however made, and a damaged or missing keep changes nothing.
+#[test]
+fn the_list_follows_notes_and_refs_changed_by_anyone() {
+    let env = TestEnv::new();
+    let repo = env.committed_repo("repo");
+    for title in ["One", "Two", "Three"] {
+        new_thread(&env, &repo, title);
+    }
+    let titles = || -> Vec<String> {
+        let list = env.run(&repo, &["thread", "list", "--json"]).success().json();
+        list["threads"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(titles(), ["One", "Two", "Three"]);
+    // A note rewritten with plain git: the list shows it at once.
+    let second = env.run(&repo, &["thread", "show", "2", "--json"]).success().json();
+    let snapshot = second["snapshot"].as_str().unwrap();
+    let note = env.git(&repo, &["notes", "--ref", "codex-handoff", "show", snapshot]);
+    let file = env.path("note.json");
+    std::fs::write(&file, note.replace("\"Two\"", "\"Two, renamed\"")).unwrap();
+    env.git(&repo, &["notes", "--ref", "codex-handoff", "add", "-f", "-F", file.to_str().unwrap(), snapshot]);
+    assert_eq!(titles(), ["One", "Two, renamed", "Three"]);
+    assert_eq!(env.run(&repo, &["thread", "show", "2", "--json"]).success().json()["title"], "Two, renamed");
+    // A thread's ref removed with plain git: gone from the list.
+    let third = env.run(&repo, &["thread", "show", "3", "--json"]).success().json();
+    env.git(&repo, &["update-ref", "-d", &format!("refs/codex-handoff/threads/{}", third["uuid"].as_str().unwrap())]);
+    assert_eq!(titles(), ["One", "Two, renamed"]);
+    // What was kept, damaged or gone.
+    let kept = repo.join(".git/codex-handoff/threads.cache");
+    assert!(kept.is_file(), "the list keeps what it read");
+    std::fs::write(&kept, b"{\"notes\":\"not this\",\"notes_of\":{\"x\":").unwrap();
+    assert_eq!(titles(), ["One", "Two, renamed"]);
+    std::fs::remove_file(&kept).unwrap();
+    assert_eq!(titles(), ["One", "Two, renamed"]);
+    assert_eq!(new_thread(&env, &repo, "Four")["number"], 3);
+}

@@ -39,8 +39,23 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<()> {
 /// A thread as editors see it (`--json`): DESIGN §3 field names. `status`
 /// is live: `running` while `thread run` has its command going.
 pub fn thread_view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &crate::machine::Machine) -> Value {
+    view(repo, thread, this_machine, true)
+}
+
+/// [`thread_view`] of many threads, the running commands' records read once.
+pub fn thread_views(
+    repo: &crate::repo::Repo,
+    threads: &[Thread],
+    this_machine: &crate::machine::Machine,
+) -> Vec<Value> {
+    let recorded = crate::thread::running::recorded(repo);
+    threads.iter().map(|t| view(repo, t, this_machine, recorded.contains(&t.state.uuid))).collect()
+}
+
+/// `recorded`: the thread may have a record of a running command.
+fn view(repo: &crate::repo::Repo, thread: &Thread, this_machine: &crate::machine::Machine, recorded: bool) -> Value {
     let s = &thread.state;
-    let running = matches!(crate::thread::running::current(repo, &s.uuid), Ok(Some(_)));
+    let running = recorded && matches!(crate::thread::running::current(repo, &s.uuid), Ok(Some(_)));
     let status = if running { crate::thread::state::Status::Running } else { s.status };
     // Where the thread works on a detached HEAD because its branch is checked out in another worktree there.
     let detached_on = thread.branch_detached_on(this_machine);

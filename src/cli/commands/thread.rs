@@ -55,8 +55,9 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
             Some(dir) => within(dir, &t.state.subdirectory),
         })
         .collect();
-    let views: Vec<serde_json::Value> = threads.iter().map(|t| thread_view(&repo, t, &machine)).collect();
-    ui.json(&json!({ "schema": 1, "threads": views }));
+    if ui.json {
+        ui.json(&json!({ "schema": 1, "threads": super::thread_views(&repo, &threads, &machine) }));
+    }
     if threads.is_empty() {
         ui.say("No threads. Start one with `git codex-handoff thread new`.");
     }

@@ -19,6 +19,7 @@ mod kinds;
 mod local;
 mod locate;
 mod openssh;
+mod payload;
 mod process;
 mod socket_dir;
 #[cfg(feature = "ssh2")]
@@ -233,6 +234,16 @@ impl Connection {
             Some(input) => protocol::write_json(input, &request).map(|()| sent()),
             None => Err(Error::failed("closed", "the connection is closed")),
         };
+        self.answer(op, sent, deadline)
+    }
+
+    /// The answer to request `op`, once `sent` says it went out.
+    fn answer<T: DeserializeOwned>(
+        &mut self,
+        op: &str,
+        sent: Result<()>,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<T> {
         let line = match (sent, deadline) {
             (Ok(()), None) => protocol::read_line(self.link.output())?,
             (Ok(()), Some(deadline)) => self.read_line_by(deadline)?,

@@ -1,0 +1,68 @@
+//! Requests with bytes beside them: a large blob crosses the connection as
+//! raw bytes right after its request line (or after its answer line),
+//! outside git's pack protocol, whose every pass over it (compressing,
+//! hashing, indexing) costs about a second per 100 MiB.
+
+use std::io::Read;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::Connection;
+use crate::error::{Error, Result};
+use crate::remote::protocol::{self, Request};
+
+impl Connection {
+    /// Send request `op` followed by exactly `size` bytes of `payload`, and
+    /// wait for its answer. A payload that ends early breaks the connection.
+    pub fn call_sending<T: DeserializeOwned>(
+        &mut self,
+        op: &str,
+        params: Value,
+        payload: &mut dyn Read,
+        size: u64,
+    ) -> Result<T> {
+        let request = Request { op: op.to_owned(), params };
+        let sent = match self.link.input() {
+            Some(input) => protocol::write_json(input, &request).and_then(|()| {
+                let copied = std::io::copy(&mut payload.take(size), input)?;
+                input.flush()?;
+                if copied != size {
+                    return Err(Error::failed("payload_short", format!("only {copied} of {size} bytes could be sent")));
+                }
+                Ok(())
+            }),
+            None => Err(Error::failed("closed", "the connection is closed")),
+        };
+        if let Err(e) = sent {
+            // The helper waits for the rest: end the session instead.
+            self.link.close_input();
+            return Err(e);
+        }
+        self.answer(op, Ok(()), None)
+    }
+
+    /// Send request `op` whose answer (`T`) is followed by `size_of(answer)`
+    /// raw bytes, which `receive` reads. Bytes it leaves unread are skipped,
+    /// so the next answer follows in order.
+    pub fn call_receiving<T: DeserializeOwned>(
+        &mut self,
+        op: &str,
+        params: Value,
+        size_of: impl Fn(&T) -> u64,
+        receive: impl FnOnce(&T, &mut dyn Read) -> Result<()>,
+    ) -> Result<T> {
+        let answer: T = self.call(op, params)?;
+        let size = size_of(&answer);
+        let mut bytes = self.link.output().take(size);
+        let received = receive(&answer, &mut bytes);
+        std::io::copy(&mut bytes, &mut std::io::sink())?;
+        if bytes.limit() != 0 {
+            return Err(Error::failed(
+                "connection_lost",
+                format!("the connection to {} ended in the middle of {op}", self.host.name),
+            ));
+        }
+        received.map(|()| answer)
+    }
+}
