@@ -62,6 +62,15 @@ impl Ui {
         }
     }
 
+    /// [`Ui::json`] for a document that is not a JSON value yet and has its `schema` field.
+    pub fn json_document(&mut self, document: &impl serde::Serialize) {
+        if self.json {
+            let mut text = serde_json::to_vec_pretty(document).unwrap_or_default();
+            text.push(b'\n');
+            let _ = self.stdout.write_all(&text);
+        }
+    }
+
     pub fn flush(&mut self) {
         let _ = self.stdout.flush();
         let _ = self.stderr.flush();

@@ -36,6 +36,43 @@ struct Cache {
     trees: BTreeMap<String, Vec<(String, bool, String)>>,
 }
 
+/// Every thread's number by UUID, as notes commit `notes` says (kept in a
+/// small file of its own, `threads.numbers`, for [`by_number`]).
+#[derive(Default, PartialEq)]
+struct Numbers {
+    notes: String,
+    of: BTreeMap<String, u64>,
+}
+
+const NUMBERS_FILE: &str = "threads.numbers";
+
+/// First line the notes commit, then `uuid number` per line.
+fn read_numbers(file: &Path) -> Numbers {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut lines = text.lines();
+    let notes = lines.next().unwrap_or_default().to_owned();
+    let of = lines
+        .filter_map(|line| {
+            let (uuid, number) = line.split_once(' ')?;
+            Some((uuid.to_owned(), number.parse().ok()?))
+        })
+        .collect();
+    Numbers { notes, of }
+}
+
+fn write_numbers(file: &Path, numbers: &Numbers) {
+    use std::io::Write;
+    let mut text = format!("{}\n", numbers.notes);
+    for (uuid, number) in &numbers.of {
+        text += &format!("{uuid} {number}\n");
+    }
+    let Some(dir) = file.parent() else { return };
+    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
+    if tmp.write_all(text.as_bytes()).is_ok() {
+        let _ = tmp.persist(file);
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Cached {
     /// The note's blob.
@@ -98,6 +135,14 @@ pub fn list(repo: &Repo) -> Result<Vec<Thread>> {
     if changed {
         write_cache(&file, &cache);
     }
+    let numbers = Numbers {
+        notes: cache.notes.clone(),
+        of: threads.iter().map(|t| (t.state.uuid.clone(), t.state.number)).collect(),
+    };
+    let numbers_file = file.with_file_name(NUMBERS_FILE);
+    if changed || read_numbers(&numbers_file) != numbers {
+        write_numbers(&numbers_file, &numbers);
+    }
     threads.sort_by(|a, b| a.state.number.cmp(&b.state.number).then(a.state.uuid.cmp(&b.state.uuid)));
     Ok(threads)
 }
@@ -149,6 +194,36 @@ fn read_note_blob(repo: &Repo, snapshot: ObjectId, blob: ObjectId) -> Result<Box
     RawValue::from_string(text.trim_end().to_owned()).map_err(|e| {
         Error::failed("note_unreadable", format!("the note on snapshot {snapshot} is not JSON")).with_source(e)
     })
+}
+
+/// The thread numbered `number`, found without reading every thread's ref
+/// when nothing changed since the last list: the same thread refs (by
+/// name, each a file of its own) and the same notes commit, whose notes gave
+/// every thread its number. `None`: look through the whole list.
+pub fn by_number(repo: &Repo, number: u64) -> Result<Option<Thread>> {
+    let common = repo.common_dir();
+    let files_backend = repo.gix.config_snapshot().string("extensions.refStorage").is_none_or(|v| v == "files");
+    let packed = std::fs::read(common.join("packed-refs")).unwrap_or_default();
+    if !files_backend || memchr::memmem::find(&packed, THREAD_REF_PREFIX.as_bytes()).is_some() {
+        return Ok(None);
+    }
+    let numbers = read_numbers(&repo.private_path().join(NUMBERS_FILE));
+    let tip = store::ref_target(repo, NOTES_REF)?.map(|t| t.to_string()).unwrap_or_default();
+    if numbers.notes != tip || numbers.of.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = std::fs::read_dir(common.join(THREAD_REF_PREFIX))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    if names.len() != numbers.of.len() || !names.iter().all(|n| numbers.of.contains_key(n)) {
+        return Ok(None);
+    }
+    // The first by UUID among those numbered so, as the list orders them.
+    let Some((uuid, _)) = numbers.of.iter().find(|(_, n)| **n == number) else { return Ok(None) };
+    Ok(store::load(repo, uuid)?.filter(|t| t.state.number == number))
 }
 
 /// The snapshot each thread's ref points at.

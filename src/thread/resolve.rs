@@ -43,6 +43,12 @@ pub fn resolve_target(repo: &Repo, spec: &str) -> Result<Target> {
         return Err(Error::usage("bad_thread", "no thread given")
             .with_help("give a thread number (42), a UUID, a title, or a Codex thread id or name"));
     }
+    let number = spec.bytes().all(|b| b.is_ascii_digit()).then(|| spec.parse::<u64>().ok()).flatten();
+    if let Some(number) = number {
+        if let Some(thread) = crate::thread::listing::by_number(repo, number)? {
+            return Ok(Target::Thread(Box::new(thread)));
+        }
+    }
     let threads = store::list(repo)?;
     if spec.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(number) = spec.parse::<u64>() {

@@ -10,7 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::repo::Repo;
 use crate::thread::submodules::{self, SubmoduleState};
 use crate::thread::worktree_config::{self, Sparse};
-use crate::thread::{converted, lfs};
+use crate::thread::{clean_check, converted, lfs};
 
 /// The Git state of one worktree at one moment, as object ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,9 +145,20 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         Some((dir, git)) => (dir.path().join("index"), git.clone()),
         None => (repo.gix.index_path(), repo.git()),
     };
-    let status = spawn_status(&git)?;
     // The real index, whose shared index (with `core.splitIndex`) is beside it; a copy has the same entries.
-    let index = read_index(repo, &repo.gix.index_path())?;
+    let (index, status) = match scan {
+        // A worktree people work in is most often exactly its index: that
+        // is answered here, without git status (`clean_check`).
+        Scan::Exact => {
+            let index = read_index(repo, &repo.gix.index_path(), None)?;
+            let status = if clean_check::is_clean(repo, &index)? { None } else { Some(spawn_status(&git)?) };
+            (index, status)
+        }
+        Scan::JustRestored => {
+            let status = spawn_status(&git)?;
+            (read_index(repo, &repo.gix.index_path(), Some(1))?, Some(status))
+        }
+    };
     check_capturable(repo, &index)?;
     let intent_to_add: Vec<BString> = index
         .entries()
@@ -160,7 +171,11 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         index.tree().filter(|t| t.num_entries.is_some()).map(|t| t.id).filter(|id| repo.gix.has_object(*id));
     let (head, branch) = head_of(repo)?;
     let root = repo.workdir()?;
-    let parsed = parse_status(&status.finish()?, &root);
+    let parsed = match status {
+        Some(status) => parse_status(&status.finish()?, &root),
+        None => Parsed { paths: Vec::new(), changes: Changes::default(), submodules: Vec::new() },
+    };
+    let clean = parsed.paths.is_empty();
     let changed = parsed.paths;
     let mut changes = parsed.changes;
 
@@ -174,6 +189,10 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
             id
         }
     };
+    if clean && changes == Changes::default() {
+        // No git status counted what is staged: the index against HEAD.
+        changes = clean_check::staged_changes(repo, head, index_tree, &root)?;
+    }
     let worktree_tree = if changed.is_empty() {
         index_tree
     } else {
@@ -233,11 +252,11 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     Ok((state, changes))
 }
 
-/// The index, read on one thread without verifying its checksum: git is
-/// scanning the worktree on the other cores meanwhile, and a damaged index
-/// makes that scan fail anyway.
-fn read_index(repo: &Repo, path: &Path) -> Result<gix::index::File> {
-    let options = gix::index::decode::Options { thread_limit: Some(1), ..Default::default() };
+/// The index, without verifying its checksum (a damaged index makes git's
+/// scan fail anyway), on `threads` threads (`None`: all; one while git
+/// scans the worktree on the other cores).
+fn read_index(repo: &Repo, path: &Path, threads: Option<usize>) -> Result<gix::index::File> {
+    let options = gix::index::decode::Options { thread_limit: threads, ..Default::default() };
     match gix::index::File::at(path, repo.gix.object_hash(), true, options) {
         Ok(index) => Ok(index),
         Err(_) if !path.exists() => {

@@ -292,4 +292,87 @@ fn the_list_follows_notes_and_refs_changed_by_anyone() {
     std::fs::remove_file(&kept).unwrap();
     assert_eq!(titles(), ["One", "Two, renamed"]);
     assert_eq!(new_thread(&env, &repo, "Four")["number"], 3);
+    // Refs packed by git, then one of them moved on: shown by number as they are now.
+    env.git(&repo, &["pack-refs", "--all"]);
+    assert_eq!(titles(), ["One", "Two, renamed", "Four"]);
+    let show = |n: &str| env.run(&repo, &["thread", "show", n, "--json"]).success().json();
+    assert_eq!(show("3")["title"], "Four");
+    let moved = env.run(&repo, &["thread", "snapshot", "3", "--json"]).success().json();
+    assert_eq!(show("3")["snapshot"], moved["snapshot"]);
+    assert_eq!(show("1")["title"], "One");
+}
+
+/// A snapshot of a worktree nobody touched since git refreshed its index is
+/// answered without git status; whatever changed since is still found:
+/// untracked files (ignored ones left out), an edit that kept the file's
+/// size and modification time, a new executable bit, a file turned symlink.
+#[test]
+fn snapshots_of_a_resting_worktree_find_every_change() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let repo = env.init_repo("repo");
+    write(&repo, b".gitignore", b"*.log\n");
+    write(&repo, b"src/lib/a.txt", b"alpha\n");
+    write(&repo, b"src/b.txt", b"bravo\n");
+    write(&repo, b"c.txt", b"charlie\n");
+    env.git(&repo, &["add", "."]);
+    env.git(&repo, &["commit", "-q", "-m", "base"]);
+    let rest = || {
+        // Files older than the index by a second: none of them is racily clean.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        env.git(&repo, &["update-index", "-q", "--refresh"]);
+    };
+    // Directories unchanged for over a second are remembered as listed: their changes must still show.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    rest();
+    env.run(&repo, &["thread", "new", "--title", "resting"]).success();
+    let files_of = |snapshot: &serde_json::Value| -> String {
+        let id = snapshot["snapshot"].as_str().unwrap();
+        env.git(&repo, &["ls-tree", "-r", id])
+    };
+    let snap = || env.run(&repo, &["thread", "snapshot", "1", "--json"]).success().json();
+    let committed = env.git(&repo, &["ls-tree", "-r", "HEAD"]);
+    assert_eq!(files_of(&snap()), committed, "a clean worktree is its commit");
+
+    write(&repo, b"src/lib/debug.log", b"ignored\n");
+    std::fs::create_dir_all(repo.join("build/out")).unwrap();
+    write(&repo, b"build/out/x.log", b"ignored too\n");
+    assert_eq!(files_of(&snap()), committed, "ignored files stay out");
+
+    write(&repo, b"src/lib/new.txt", b"untracked\n");
+    assert!(files_of(&snap()).contains("src/lib/new.txt"), "an untracked file is in the snapshot");
+    std::fs::remove_file(repo.join("src/lib/new.txt")).unwrap();
+    rest();
+    assert_eq!(files_of(&snap()), committed);
+
+    // Same size, modification time put back: only its ctime and content tell.
+    let a = repo.join("src/b.txt");
+    let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+    write(&repo, b"src/b.txt", b"BRAVO\n");
+    std::fs::OpenOptions::new().write(true).open(&a).unwrap().set_modified(mtime).unwrap();
+    let files = files_of(&snap());
+    let blob = env.git(&repo, &["rev-parse", &format!("{}:src/b.txt", snap()["snapshot"].as_str().unwrap())]);
+    assert_ne!(files, committed);
+    assert_eq!(env.git(&repo, &["cat-file", "blob", blob.trim()]), "BRAVO\n");
+    env.git(&repo, &["checkout", "--", "src/b.txt"]);
+    rest();
+    assert_eq!(files_of(&snap()), committed);
+
+    std::fs::set_permissions(repo.join("c.txt"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(files_of(&snap()).contains("100755 blob"), "the executable bit is in the snapshot");
+    std::fs::set_permissions(repo.join("c.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(repo.join("src/lib/a.txt")).unwrap();
+    std::os::unix::fs::symlink("../b.txt", repo.join("src/lib/a.txt")).unwrap();
+    assert!(files_of(&snap()).contains("120000 blob"), "a file turned symlink is in the snapshot");
+    std::fs::remove_file(repo.join("src/lib/a.txt")).unwrap();
+    env.git(&repo, &["checkout", "--", "src/lib/a.txt"]);
+    rest();
+    assert_eq!(files_of(&snap()), committed);
+
+    // Out of the index, still on disk: untracked now, though its directory did not change.
+    env.git(&repo, &["rm", "-q", "--cached", "src/b.txt"]);
+    let snapshot = snap();
+    assert!(files_of(&snapshot).contains("src/b.txt"), "a file the index let go of is in the working files");
+    let index = env.git(&repo, &["rev-parse", &format!("{}^2^{{tree}}", snapshot["snapshot"].as_str().unwrap())]);
+    assert!(!env.git(&repo, &["ls-tree", "-r", index.trim()]).contains("src/b.txt"), "and not in the index");
 }

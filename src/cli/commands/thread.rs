@@ -56,7 +56,12 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
         })
         .collect();
     if ui.json {
-        ui.json(&json!({ "schema": 1, "threads": super::thread_views(&repo, &threads, &machine) }));
+        #[derive(serde::Serialize)]
+        struct List<'a> {
+            schema: u32,
+            threads: Vec<super::ThreadView<'a>>,
+        }
+        ui.json_document(&List { schema: 1, threads: super::thread_views(&repo, &threads, &machine) });
     }
     if threads.is_empty() {
         ui.say("No threads. Start one with `git codex-handoff thread new`.");

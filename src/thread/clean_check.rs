@@ -1,0 +1,335 @@
+//! Is a worktree exactly its index? Answered in this process for the
+//! common case, a worktree nobody touched since git last refreshed its
+//! index, so that the snapshot of a clean 100,000-file worktree does not
+//! wait for `git status`: every file's stat data is compared on all cores,
+//! and every directory is listed once for names the index does not know.
+//!
+//! The answer is only ever "clean" or "ask git": anything this check does
+//! not judge exactly as git does (a changed or racily clean entry, a
+//! submodule, sparse or intent-to-add entries, a case-insensitive
+//! worktree, a name the index lacks that `git check-ignore` does not call
+//! ignored) sends the caller to `git status`, which then decides. The
+//! comparison is stricter than git's (both times to the nanosecond, inode,
+//! owner, size, type, executable bit): a mismatch git would forgive only
+//! costs the `git status`.
+//!
+//! A directory whose listing held only the names the index expects is
+//! remembered with its stat data (`<git dir>/codex-handoff-listings`): while
+//! its times and inode stay the same (adding, removing or renaming a name
+//! changes them) and the index expects the same names there, it is not
+//! listed again. Only directories unchanged for over a second are
+//! remembered, so a change within the same clock tick cannot hide.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gix::ObjectId;
+
+use crate::error::Result;
+use crate::repo::Repo;
+use crate::thread::converted;
+use crate::thread::snapshot::Changes;
+
+/// Does the worktree of `repo` hold exactly `index` (read from its index
+/// file), with no name the index lacks other than ignored ones? `false`
+/// means only that git must be asked.
+pub fn is_clean(repo: &Repo, index: &gix::index::File) -> Result<bool> {
+    let Ok(root) = repo.workdir() else { return Ok(false) };
+    let config = repo.gix.config_snapshot();
+    if config.boolean("core.ignoreCase").unwrap_or(false) || config.boolean("core.sparseCheckout").unwrap_or(false) {
+        return Ok(false);
+    }
+    // An entry written in the index file's second may have changed since without its stat data showing it.
+    let Ok(written) = std::fs::metadata(repo.gix.index_path()).map(|m| m.mtime()) else { return Ok(false) };
+    let special = gix::index::entry::Flags::SKIP_WORKTREE | gix::index::entry::Flags::INTENT_TO_ADD;
+    let plain = index.entries().iter().all(|e| {
+        e.stage_raw() == 0
+            && !e.flags.intersects(special)
+            && !e.mode.contains(gix::index::entry::Mode::COMMIT)
+            && i64::from(e.stat.mtime.secs) < written
+    });
+    if !plain {
+        return Ok(false);
+    }
+    let file = repo.git_dir().join("codex-handoff-listings");
+    let known = read_listings(&file);
+    let Some((unknown, listed)) = scan(&root, index, &known) else { return Ok(false) };
+    if listed != known {
+        write_listings(&file, &listed);
+    }
+    Ok(unknown.is_empty() || all_ignored(repo, &unknown)?)
+}
+
+/// A directory as last listed: its times and inode, and a hash of the names
+/// the index expected in it (no other name was there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Listed {
+    times: [i64; 4],
+    ino: u64,
+    names: u64,
+}
+
+type Listings = std::collections::HashMap<Vec<u8>, Listed>;
+
+/// One line per directory: `mtime mtime_ns ctime ctime_ns ino names path-in-hex`.
+fn read_listings(file: &Path) -> Listings {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [a, b, c, d, ino, names, path] = fields.as_slice() else { return None };
+            let times = [a.parse().ok()?, b.parse().ok()?, c.parse().ok()?, d.parse().ok()?];
+            let path = (0..path.len())
+                .step_by(2)
+                .map(|i| path.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect::<Option<Vec<u8>>>()?;
+            Some((path, Listed { times, ino: ino.parse().ok()?, names: names.parse().ok()? }))
+        })
+        .collect()
+}
+
+/// Write the listings atomically; one that cannot be written is only a slower next snapshot.
+fn write_listings(file: &Path, listed: &Listings) {
+    use std::io::Write;
+    let mut text = String::with_capacity(listed.len() * 96);
+    for (path, l) in listed {
+        let hex: String = path.iter().map(|b| format!("{b:02x}")).collect();
+        let [a, b, c, d] = l.times;
+        text += &format!("{a} {b} {c} {d} {} {} {hex}\n", l.ino, l.names);
+    }
+    let Some(dir) = file.parent() else { return };
+    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
+    if tmp.write_all(text.as_bytes()).is_ok() {
+        let _ = tmp.persist(file);
+    }
+}
+
+/// One directory of the worktree as the index sees it.
+struct Dir<'a> {
+    path: &'a [u8],
+    /// The entries directly in it: name and index position.
+    files: Vec<(&'a [u8], usize)>,
+    /// The directories in it that hold entries.
+    subdirs: Vec<&'a [u8]>,
+}
+
+/// The directories that hold index entries, the worktree's root first.
+fn dirs_of(index: &gix::index::File) -> Vec<Dir<'_>> {
+    let mut dirs = vec![Dir { path: b"", files: Vec::new(), subdirs: Vec::new() }];
+    let mut at: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    at.insert(b"", 0);
+    for (position, entry) in index.entries().iter().enumerate() {
+        let path: &[u8] = entry.path(index);
+        let (parent, name) = split(path);
+        let slot = dir_slot(&mut dirs, &mut at, parent);
+        dirs[slot].files.push((name, position));
+    }
+    dirs
+}
+
+/// The position of directory `path` in `dirs`, added (with its parents) when new.
+fn dir_slot<'a>(dirs: &mut Vec<Dir<'a>>, at: &mut std::collections::HashMap<&'a [u8], usize>, path: &'a [u8]) -> usize {
+    if let Some(slot) = at.get(path) {
+        return *slot;
+    }
+    let (parent, name) = split(path);
+    let parent = dir_slot(dirs, at, parent);
+    dirs[parent].subdirs.push(name);
+    dirs.push(Dir { path, files: Vec::new(), subdirs: Vec::new() });
+    at.insert(path, dirs.len() - 1);
+    dirs.len() - 1
+}
+
+/// A path's directory ("" at the root) and name.
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|b| *b == b'/') {
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (b"", path),
+    }
+}
+
+/// Compare every entry's stat data with its file, and list each directory
+/// (unless `known` says its listing is unchanged) for names the index
+/// lacks (directories with a trailing `/`), on all cores. Also returns the
+/// listings to remember. `None` as soon as anything differs.
+fn scan(root: &Path, index: &gix::index::File, known: &Listings) -> Option<(Vec<Vec<u8>>, Listings)> {
+    let dirs = dirs_of(index);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let differs = AtomicBool::new(false);
+    let results = std::sync::Mutex::new((Vec::new(), Listings::new()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    std::thread::scope(|scope| {
+        for worker in 0..workers {
+            let (dirs, differs, results) = (&dirs, &differs, &results);
+            scope.spawn(move || {
+                let mut found = Vec::new();
+                let mut listed = Vec::new();
+                for dir in dirs.iter().skip(worker).step_by(workers) {
+                    let checked = check_dir(root, dir, index, known, now, &mut found);
+                    match checked {
+                        Some(remember) if !differs.load(Ordering::Relaxed) => listed.extend(remember),
+                        _ => {
+                            differs.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+                let mut results = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                results.0.extend(found);
+                results.1.extend(listed);
+            });
+        }
+    });
+    if differs.load(Ordering::Relaxed) {
+        return None;
+    }
+    Some(results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// FNV-1a of the names, each ended by a NUL.
+fn names_hash(names: &[&[u8]]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in names.iter().flat_map(|n| n.iter().chain(std::iter::once(&0u8))) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// One directory: its entries' stat data against their files (looked up
+/// from the directory, not from the root), and its listing against the
+/// names the index expects there.
+/// `None`: something differs; else the listing to remember, if any.
+fn check_dir(
+    root: &Path,
+    dir: &Dir,
+    index: &gix::index::File,
+    known: &Listings,
+    now: i64,
+    unknown: &mut Vec<Vec<u8>>,
+) -> Option<Option<(Vec<u8>, Listed)>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let full = if dir.path.is_empty() { root.to_path_buf() } else { root.join(std::ffi::OsStr::from_bytes(dir.path)) };
+    let handle = std::fs::File::open(&full).ok()?;
+    let entries = index.entries();
+    let mut name = Vec::with_capacity(256);
+    for (file, position) in &dir.files {
+        name.clear();
+        name.extend_from_slice(file);
+        name.push(0);
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `name` is NUL-terminated, `st` is written by fstatat before it is read.
+        let got = unsafe {
+            libc::fstatat(handle.as_raw_fd(), name.as_ptr().cast(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        };
+        // SAFETY: fstatat returned 0, so it filled `st`.
+        if got != 0 || !same_stat(&entries[*position], unsafe { &st.assume_init() }) {
+            return None;
+        }
+    }
+    let mut expected: Vec<&[u8]> = dir.files.iter().map(|(n, _)| *n).chain(dir.subdirs.iter().copied()).collect();
+    expected.sort_unstable();
+    let meta = handle.metadata().ok()?;
+    let stamp = Listed {
+        times: [meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec()],
+        ino: meta.ino(),
+        names: names_hash(&expected),
+    };
+    if known.get(dir.path) == Some(&stamp) {
+        return Some(Some((dir.path.to_vec(), stamp)));
+    }
+    let before = unknown.len();
+    for item in std::fs::read_dir(&full).ok()? {
+        let item = item.ok()?;
+        let found = item.file_name();
+        let found = found.as_bytes();
+        if found == b".git" {
+            continue;
+        }
+        let kind = item.file_type().ok()?;
+        if expected.binary_search(&found).is_ok() {
+            // A directory of entries must be a directory (not a link to one); files were checked above.
+            if dir.subdirs.contains(&found) && !kind.is_dir() {
+                return None;
+            }
+            continue;
+        }
+        let mut path = dir.path.to_vec();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(found);
+        if kind.is_dir() {
+            path.push(b'/');
+        }
+        unknown.push(path);
+    }
+    // Only the names expected, and no change for over a second: worth remembering.
+    let settled = stamp.times[0].max(stamp.times[2]) + 1 < now;
+    Some((unknown.len() == before && settled).then(|| (dir.path.to_vec(), stamp)))
+}
+
+/// The entry's recorded stat data is the file's, to the nanosecond (sizes
+/// as git keeps them, in 32 bits), and the file is of the entry's kind.
+fn same_stat(entry: &gix::index::Entry, st: &libc::stat) -> bool {
+    use gix::index::entry::Mode;
+    let s = &entry.stat;
+    let kind = st.st_mode & libc::S_IFMT;
+    let kind_matches = match entry.mode {
+        Mode::FILE => kind == libc::S_IFREG && st.st_mode & 0o100 == 0,
+        Mode::FILE_EXECUTABLE => kind == libc::S_IFREG && st.st_mode & 0o100 != 0,
+        Mode::SYMLINK => kind == libc::S_IFLNK,
+        _ => false,
+    };
+    kind_matches
+        && i64::from(s.mtime.secs) == st.st_mtime
+        && i64::from(s.mtime.nsecs) == st.st_mtime_nsec
+        && i64::from(s.ctime.secs) == st.st_ctime
+        && i64::from(s.ctime.nsecs) == st.st_ctime_nsec
+        && s.ino == st.st_ino as u32
+        && s.uid == st.st_uid
+        && s.gid == st.st_gid
+        && s.size == st.st_size as u32
+}
+
+/// Does git ignore every one of `paths` (none of them in the index)?
+fn all_ignored(repo: &Repo, paths: &[Vec<u8>]) -> Result<bool> {
+    let mut input = Vec::new();
+    for path in paths {
+        input.extend_from_slice(path);
+        input.push(0);
+    }
+    let mut cmd = repo.git().command(["check-ignore", "-z", "--stdin", "--no-index"]);
+    cmd.env("GIT_LITERAL_PATHSPECS", "1");
+    // check-ignore exits 1 when it ignores none of them.
+    let out = match crate::git::run_command(&mut cmd, Some(&input)) {
+        Ok(out) => out,
+        Err(_) => return Ok(false),
+    };
+    let ignored: HashSet<&[u8]> = out.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
+    Ok(paths.iter().all(|p| ignored.contains(p.as_slice())))
+}
+
+/// What a plan counts of a worktree that is exactly its index: the entries
+/// that differ from HEAD, staged, with the bytes of their files.
+pub fn staged_changes(repo: &Repo, head: Option<ObjectId>, index_tree: ObjectId, root: &Path) -> Result<Changes> {
+    use std::os::unix::ffi::OsStrExt;
+    let head_tree = match head {
+        Some(head) => repo.gix.find_commit(head)?.tree_id()?.detach(),
+        None => ObjectId::empty_tree(repo.gix.object_hash()),
+    };
+    let mut changes = Changes::default();
+    if head_tree == index_tree {
+        return Ok(changes);
+    }
+    let diff =
+        repo.git().run(["diff-tree", "-r", "-z", "--no-renames", &head_tree.to_string(), &index_tree.to_string()])?;
+    for change in converted::parse_raw_diff(&diff)? {
+        changes.staged += 1;
+        let file = root.join(std::ffi::OsStr::from_bytes(&change.path));
+        changes.bytes += std::fs::symlink_metadata(file).map(|m| m.len()).unwrap_or(0);
+    }
+    Ok(changes)
+}
