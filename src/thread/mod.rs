@@ -16,6 +16,7 @@ pub mod guard;
 pub mod lfs;
 pub mod listing;
 pub mod lock;
+mod populate;
 pub mod refs;
 pub mod resolve;
 pub mod restore;

@@ -6,17 +6,18 @@
 
 use std::path::{Path, PathBuf};
 
-use gix::bstr::{BString, ByteSlice};
+use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::git::Git;
 use crate::repo::Repo;
-use crate::thread::snapshot::{self, WorktreeState};
+use crate::thread::populate::{populate, Holding};
+use crate::thread::snapshot::WorktreeState;
 use crate::thread::store::{self, Thread};
 use crate::thread::submodules::{self, ModuleSource};
-use crate::thread::{converted, lfs, submodule_restore, verify, worktree_config, worktree_data};
+use crate::thread::{verify, worktree_data};
 
 /// What a snapshot says the worktree must look like.
 #[derive(Debug, Clone)]
@@ -323,202 +324,4 @@ pub fn checked_out_in(repo: &Repo, full_ref: &str) -> Result<Option<PathBuf>> {
         }
     }
     Ok(None)
-}
-
-/// What a worktree holds before a restore writes into it.
-pub(crate) enum Holding {
-    /// Nothing yet: a new worktree.
-    Nothing,
-    /// Exactly a snapshot's index (`index`) and working files (`files`).
-    Trees { index: ObjectId, files: ObjectId },
-    /// Only what an earlier snapshot holds, or what an interrupted restore left.
-    Unknown,
-}
-
-/// Write the files and index of `state` into the worktree of `repo` (at
-/// `root`), whose HEAD is already set, then its submodules, over what it
-/// holds (`holding`).
-pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding: Holding, pin: &str) -> Result<()> {
-    let git_dir = repo.git_dir();
-    let git = repo.git();
-    // Sparse patterns and line-ending settings decide what checkout writes.
-    worktree_config::apply(repo, state.sparse.as_ref(), &state.settings)?;
-    let tmp_index = git_dir.join("index.codex-handoff.tmp");
-    let _ = std::fs::remove_file(&tmp_index);
-    let staged = git.with_index(&tmp_index);
-    // Make every present file (untracked ones too) an index entry, so
-    // read-tree below replaces or removes it like any tracked file.
-    match holding {
-        Holding::Nothing => {}
-        Holding::Trees { index, files } => {
-            // The files differ from the index only where the two trees do:
-            // those entries take the files' blobs (no walk of the worktree).
-            snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
-            set_entries_to(&staged, repo, index, files)?;
-        }
-        Holding::Unknown => {
-            snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
-            staged.run(["add", "--all"])?;
-        }
-    }
-
-    // git's read-tree -u writes the files (with checkout filters, symlinks
-    // and modes as configured, sparse patterns applied) and records their
-    // stat data; gix's checkout cannot merge from one tree to another, which
-    // reuse of a worktree needs. Parallel checkout (one worker per core) when
-    // there are many files. LFS files that were pointers at the source stay
-    // pointers: git-lfs writes every file as its pointer, then the others get
-    // their content (from objects that are here, never from the network).
-    let mut read_tree =
-        staged.command(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()]);
-    if !state.lfs_pointers.is_empty() {
-        read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
-    }
-    crate::git::run_command(&mut read_tree, None)?;
-    if !state.lfs_pointers.is_empty() {
-        lfs::smudge_except(&staged, root, &state.lfs_pointers)?;
-    }
-
-    // Turn the index (= working files) into the snapshot's index: entries that
-    // differ get the staged blob without stat data, so git re-checks them.
-    let changes = tree_changes(&staged, state.worktree_tree, state.index_tree)?;
-    if state.sparse.is_some() {
-        // Changed and untracked files are in the worktree even outside the sparse patterns.
-        let present: Vec<&BString> = changes
-            .iter()
-            .filter(|c| c.old.as_ref().is_some_and(|(mode, _)| mode != "160000"))
-            .map(|c| &c.path)
-            .collect();
-        materialize(&staged, &present)?;
-    }
-    let removals = index_info(repo, changes);
-    if !removals.is_empty() {
-        // read-tree recorded the stat data of every file it wrote; without
-        // this, update-index would hash each of them again before writing
-        // (they are all racily clean for a second).
-        snapshot::trust_stat_data(&tmp_index)?;
-        staged.run_with_input(["update-index", "-z", "--index-info"], Some(&removals))?;
-    }
-    if tmp_index.exists() {
-        std::fs::rename(&tmp_index, git_dir.join("index"))?;
-    }
-    if !state.intent_to_add.is_empty() {
-        add_intent_to_add(&git, root, &state.intent_to_add)?;
-    }
-    converted::write_exact_bytes(repo, root, state)?;
-    submodule_restore::restore(repo, root, &state.submodules, pin)
-}
-
-/// The entries that differ from tree `from` to tree `to`.
-fn tree_changes(git: &Git, from: ObjectId, to: ObjectId) -> Result<Vec<converted::RawChange>> {
-    let diff = git.run(["diff-tree", "-r", "-z", "--no-renames", &from.to_string(), &to.to_string()])?;
-    converted::parse_raw_diff(&diff)
-}
-
-/// `update-index --index-info` input that makes `changes` in an index:
-/// removals first, so a path that is a file in one tree and a directory in
-/// the other never collides.
-fn index_info(repo: &Repo, changes: Vec<converted::RawChange>) -> Vec<u8> {
-    let zero = ObjectId::null(repo.gix.object_hash()).to_string();
-    let mut removals = Vec::new();
-    let mut updates = Vec::new();
-    for change in changes {
-        match change.new {
-            None => {
-                removals.extend_from_slice(format!("0 {zero}\t").as_bytes());
-                removals.extend_from_slice(&change.path);
-                removals.push(0);
-            }
-            Some((mode, id)) => {
-                updates.extend_from_slice(format!("{mode} {id}\t").as_bytes());
-                updates.extend_from_slice(&change.path);
-                updates.push(0);
-            }
-        }
-    }
-    removals.extend_from_slice(&updates);
-    removals
-}
-
-/// In the index `staged` uses (which holds tree `from`), set the entries
-/// that differ in tree `to` to what `to` holds.
-fn set_entries_to(staged: &Git, repo: &Repo, from: ObjectId, to: ObjectId) -> Result<()> {
-    let info = index_info(repo, tree_changes(staged, from, to)?);
-    if !info.is_empty() {
-        staged.run_with_input(["update-index", "-z", "--index-info"], Some(&info))?;
-    }
-    Ok(())
-}
-
-/// Clear the skip-worktree bit of `paths` and write their files.
-fn materialize(staged: &Git, paths: &[&BString]) -> Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let mut list = Vec::new();
-    for path in paths {
-        list.extend_from_slice(path);
-        list.push(0);
-    }
-    staged.run_with_input(["update-index", "-z", "--no-skip-worktree", "--stdin"], Some(&list))?;
-    staged.run_with_input(["checkout-index", "-f", "-u", "-z", "--stdin"], Some(&list))?;
-    Ok(())
-}
-
-/// Mark `paths` intent-to-add. `git add -N` needs the file; an entry whose
-/// file was deleted after `add -N` gets a stand-in file for the moment.
-fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
-    let mut list = Vec::new();
-    let mut stand_ins = Vec::new();
-    for p in paths {
-        list.extend_from_slice(p);
-        list.push(0);
-        let file = inside_worktree(root, p)?;
-        if file.symlink_metadata().is_err() {
-            // Remember which directories we make, to take them away again.
-            let mut created_dirs = Vec::new();
-            let mut dir = file.parent();
-            while let Some(d) = dir.filter(|d| *d != root && !d.exists()) {
-                created_dirs.push(d.to_owned());
-                dir = d.parent();
-            }
-            if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&file, b"")?;
-            stand_ins.push((file, created_dirs));
-        }
-    }
-    let mut cmd = git.command(["add", "--intent-to-add", "--pathspec-from-file=-", "--pathspec-file-nul"]);
-    cmd.env("GIT_LITERAL_PATHSPECS", "1");
-    let result = crate::git::run_command(&mut cmd, Some(&list));
-    for (file, dirs) in stand_ins {
-        let _ = std::fs::remove_file(file);
-        for d in dirs {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-    result.map(|_| ())
-}
-
-/// `root/relative` for a path recorded in a snapshot (which may come from
-/// another machine): plain names only (`worktree_data::is_plain_path`), and
-/// no symlink or file on the way, so a stand-in written there stays inside
-/// the worktree.
-fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    let refused = || worktree_data::not_a_worktree_path("intent-to-add", relative);
-    if !worktree_data::is_plain_path(relative) {
-        return Err(refused());
-    }
-    let mut path = root.to_path_buf();
-    let parts: Vec<&[u8]> = relative.split(|b| *b == b'/').collect();
-    for (i, part) in parts.iter().enumerate() {
-        path.push(std::ffi::OsStr::from_bytes(part));
-        let last = i + 1 == parts.len();
-        if !last && path.symlink_metadata().is_ok_and(|meta| !meta.is_dir()) {
-            return Err(refused());
-        }
-    }
-    Ok(path)
 }

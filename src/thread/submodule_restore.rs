@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::repo::Repo;
-use crate::thread::restore::Holding;
+use crate::thread::populate::Holding;
 use crate::thread::submodules::{in_submodule, module_dir, SubmoduleState};
 
 /// Give the worktree of `parent` (at `root`) each submodule in `subs`: its
@@ -86,7 +86,7 @@ fn restore_one(parent: &Repo, root: &Path, sub: &SubmoduleState, pin: &str) -> R
         }
     }
     let holding = if fresh { Holding::Nothing } else { Holding::Unknown };
-    crate::thread::restore::populate(&repo, &dir, state, holding, pin)
+    crate::thread::populate::populate(&repo, &dir, state, holding, pin)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
