@@ -204,9 +204,10 @@ fn drain(
         let status = deflate.compress(input, out, flush).map_err(|_| Error::failed("pack", "zlib failed"))?;
         let consumed = (deflate.total_in() - before_in) as usize;
         let produced = (deflate.total_out() - before_out) as usize;
-        input = &input[consumed..];
-        crc = zlib_rs::crc32::crc32(crc, &out[..produced]);
-        pack.write_all(&out[..produced])?;
+        input = input.get(consumed..).unwrap_or_default();
+        let written = out.get(..produced).unwrap_or_default();
+        crc = zlib_rs::crc32::crc32(crc, written);
+        pack.write_all(written)?;
         // All input taken and the output not filled up: nothing is pending.
         if status == Status::StreamEnd || (input.is_empty() && produced < out.len()) {
             return Ok(crc);

@@ -142,18 +142,8 @@ pub(super) fn fetch_lfs(
             json!({ "repo": project_repo, "uuid": uuid, "oids": batch, "done": i + 1 == batches.len() }),
         )?;
     }
-    let mut cmd = Git::new(repo.common_dir(), None).command([
-        "fetch",
-        "--recurse-submodules=no",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-    ]);
-    cmd.arg(conn.git_url(project_repo));
+    let mut cmd = super::transfer::fetch_command(repo, conn, project_repo);
     cmd.arg(format!("+{}:{}", carried::outgoing_lfs_ref(uuid), carried::lfs_ref(uuid)));
-    for (k, v) in conn.git_env() {
-        cmd.env(k, v);
-    }
     crate::git::run_command(&mut cmd, None).map_err(|e| {
         Error::failed("fetch_failed", format!("could not fetch the LFS objects from {}: {}", conn.host.name, e.message))
     })?;

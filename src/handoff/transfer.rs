@@ -42,14 +42,9 @@ pub(super) fn fetch_record(repo: &Repo, conn: &Connection, remote_repo: &str, uu
     fetch_refs(repo, conn, remote_repo, uuid, &store::thread_ref(uuid), store::NOTES_REF)
 }
 
-fn fetch_refs(
-    repo: &Repo,
-    conn: &Connection,
-    remote_repo: &str,
-    uuid: &str,
-    snapshot: &str,
-    notes: &str,
-) -> Result<()> {
+/// `git fetch` from the repository at `remote_repo` on the host over
+/// `conn`, writing only what the refspecs the caller adds name.
+pub(super) fn fetch_command(repo: &Repo, conn: &Connection, remote_repo: &str) -> std::process::Command {
     let mut cmd = Git::new(repo.common_dir(), None).command([
         "fetch",
         "--recurse-submodules=no",
@@ -58,11 +53,23 @@ fn fetch_refs(
         "--no-write-fetch-head",
     ]);
     cmd.arg(conn.git_url(remote_repo));
-    cmd.arg(format!("+{snapshot}:{}", store::incoming_ref(uuid, "snapshot")));
-    cmd.arg(format!("+{notes}:{}", store::incoming_ref(uuid, "notes")));
     for (k, v) in conn.git_env() {
         cmd.env(k, v);
     }
+    cmd
+}
+
+fn fetch_refs(
+    repo: &Repo,
+    conn: &Connection,
+    remote_repo: &str,
+    uuid: &str,
+    snapshot: &str,
+    notes: &str,
+) -> Result<()> {
+    let mut cmd = fetch_command(repo, conn, remote_repo);
+    cmd.arg(format!("+{snapshot}:{}", store::incoming_ref(uuid, "snapshot")));
+    cmd.arg(format!("+{notes}:{}", store::incoming_ref(uuid, "notes")));
     crate::git::run_command(&mut cmd, None)
         .map(|_| ())
         .map_err(|e| Error::failed("fetch_failed", format!("could not fetch from {}: {}", conn.host.name, e.message)))
