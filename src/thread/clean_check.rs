@@ -5,13 +5,21 @@
 //! and every directory is listed once for names the index does not know.
 //!
 //! The answer is only ever "clean" or "ask git": anything this check does
-//! not judge exactly as git does (a changed or racily clean entry, a
-//! submodule, sparse or intent-to-add entries, a case-insensitive
+//! not judge exactly as git does (a changed entry, a submodule, sparse or intent-to-add entries, a case-insensitive
 //! worktree, a name the index lacks that `git check-ignore` does not call
 //! ignored) sends the caller to `git status`, which then decides. The
 //! comparison is stricter than git's (both times to the nanosecond, inode,
 //! owner, size, type, executable bit): a mismatch git would forgive only
 //! costs the `git status`.
+//!
+//! An entry whose file may have changed within the clock tick its stat data
+//! was taken in ("racily clean": not older than the index file), or whose
+//! size git zeroed for that reason, is judged by its content as git judges
+//! it: the file's blob id against the entry's. Only where nothing converts
+//! bytes on the way into git (no attributes, no line-ending settings), so
+//! that the raw bytes are what `git add` would store; elsewhere git is asked.
+//! A worktree just checked out has thousands of such entries until
+//! something rewrites its index.
 //!
 //! A directory whose listing held only the names the index expects is
 //! remembered with its stat data (`<git dir>/codex-handoff-listings`): while
@@ -45,17 +53,15 @@ pub fn is_clean(repo: &Repo, index: &gix::index::File) -> Result<bool> {
     let Ok(written) = std::fs::metadata(repo.gix.index_path()).map(|m| m.mtime()) else { return Ok(false) };
     let special = gix::index::entry::Flags::SKIP_WORKTREE | gix::index::entry::Flags::INTENT_TO_ADD;
     let plain = index.entries().iter().all(|e| {
-        e.stage_raw() == 0
-            && !e.flags.intersects(special)
-            && !e.mode.contains(gix::index::entry::Mode::COMMIT)
-            && i64::from(e.stat.mtime.secs) < written
+        e.stage_raw() == 0 && !e.flags.intersects(special) && !e.mode.contains(gix::index::entry::Mode::COMMIT)
     });
     if !plain {
         return Ok(false);
     }
+    let racy = Racy { written, by_content: !converted::may_convert(repo, index, &[]), hash: repo.gix.object_hash() };
     let file = repo.git_dir().join("codex-handoff-listings");
     let known = read_listings(&file);
-    let Some((unknown, listed)) = scan(&root, index, &known) else { return Ok(false) };
+    let Some((unknown, listed)) = scan(&root, index, &known, &racy) else { return Ok(false) };
     if listed != known {
         write_listings(&file, &listed);
     }
@@ -106,6 +112,18 @@ fn write_listings(file: &Path, listed: &Listings) {
     }
 }
 
+/// How entries that stat data cannot vouch for are judged.
+struct Racy {
+    /// The second the index file was written in: entries not older are racily clean.
+    written: i64,
+    /// Bytes go into git unconverted, so a file's content can be compared by its blob id.
+    by_content: bool,
+    hash: gix::hash::Kind,
+}
+
+/// Racily clean files larger than this are left to git.
+const MAX_HASHED: u64 = 16 << 20;
+
 /// One directory of the worktree as the index sees it.
 struct Dir<'a> {
     path: &'a [u8],
@@ -154,7 +172,7 @@ fn split(path: &[u8]) -> (&[u8], &[u8]) {
 /// (unless `known` says its listing is unchanged) for names the index
 /// lacks (directories with a trailing `/`), on all cores. Also returns the
 /// listings to remember. `None` as soon as anything differs.
-fn scan(root: &Path, index: &gix::index::File, known: &Listings) -> Option<(Vec<Vec<u8>>, Listings)> {
+fn scan(root: &Path, index: &gix::index::File, known: &Listings, racy: &Racy) -> Option<(Vec<Vec<u8>>, Listings)> {
     let dirs = dirs_of(index);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let differs = AtomicBool::new(false);
@@ -167,7 +185,7 @@ fn scan(root: &Path, index: &gix::index::File, known: &Listings) -> Option<(Vec<
                 let mut found = Vec::new();
                 let mut listed = Vec::new();
                 for dir in dirs.iter().skip(worker).step_by(workers) {
-                    let checked = check_dir(root, dir, index, known, now, &mut found);
+                    let checked = check_dir(root, dir, index, known, racy, now, &mut found);
                     match checked {
                         Some(remember) if !differs.load(Ordering::Relaxed) => listed.extend(remember),
                         _ => {
@@ -206,6 +224,7 @@ fn check_dir(
     dir: &Dir,
     index: &gix::index::File,
     known: &Listings,
+    racy: &Racy,
     now: i64,
     unknown: &mut Vec<Vec<u8>>,
 ) -> Option<Option<(Vec<u8>, Listed)>> {
@@ -224,9 +243,17 @@ fn check_dir(
         let got = unsafe {
             libc::fstatat(handle.as_raw_fd(), name.as_ptr().cast(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
         };
-        // SAFETY: fstatat returned 0, so it filled `st`.
-        if got != 0 || !same_stat(&entries[*position], unsafe { &st.assume_init() }) {
+        if got != 0 {
             return None;
+        }
+        // SAFETY: fstatat returned 0, so it filled `st`.
+        let st = unsafe { st.assume_init() };
+        let entry = &entries[*position];
+        match compare_stat(entry, &st, racy.written) {
+            Stat::Same => {}
+            Stat::Differs => return None,
+            Stat::Unsure if racy.by_content && same_content(&handle, &name, entry, &st, racy.hash) => {}
+            Stat::Unsure => return None,
         }
     }
     let mut expected: Vec<&[u8]> = dir.files.iter().map(|(n, _)| *n).chain(dir.subdirs.iter().copied()).collect();
@@ -269,6 +296,77 @@ fn check_dir(
     // Only the names expected, and no change for over a second: worth remembering.
     let settled = stamp.times[0].max(stamp.times[2]) + 1 < now;
     Some((unknown.len() == before && settled).then(|| (dir.path.to_vec(), stamp)))
+}
+
+/// What an entry's stat data says of its file.
+#[derive(Debug, PartialEq, Eq)]
+enum Stat {
+    Same,
+    Differs,
+    /// Only the content can tell: racily clean, or a size git zeroed.
+    Unsure,
+}
+
+/// [`same_stat`], with git's two cases that need the content: an entry
+/// not older than its index file, and one whose size git set to 0 so that
+/// it would be looked at again (and nothing else differs).
+fn compare_stat(entry: &gix::index::Entry, st: &libc::stat, written: i64) -> Stat {
+    if same_stat(entry, st) {
+        return if i64::from(entry.stat.mtime.secs) < written { Stat::Same } else { Stat::Unsure };
+    }
+    if entry.stat.size == 0 && st.st_size != 0 {
+        let mut as_if_sized = entry.clone();
+        as_if_sized.stat.size = st.st_size as u32;
+        if same_stat(&as_if_sized, st) {
+            return Stat::Unsure;
+        }
+    }
+    Stat::Differs
+}
+
+/// Is the file `name` (NUL-terminated) in directory `dir` the entry's blob,
+/// byte for byte? For a symbolic link, its target. Read without following
+/// links; the file must still have the size just seen.
+fn same_content(
+    dir: &std::fs::File,
+    name: &[u8],
+    entry: &gix::index::Entry,
+    st: &libc::stat,
+    hash: gix::hash::Kind,
+) -> bool {
+    use std::io::Read;
+    use std::os::unix::io::{AsRawFd, FromRawFd};
+    let size = st.st_size as u64;
+    if size > MAX_HASHED {
+        return false;
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        let mut target = vec![0u8; size as usize + 1];
+        // SAFETY: `name` is NUL-terminated and `target` has room for the length passed.
+        let got = unsafe {
+            libc::readlinkat(dir.as_raw_fd(), name.as_ptr().cast(), target.as_mut_ptr().cast(), target.len())
+        };
+        if got < 0 || got as u64 != size {
+            return false;
+        }
+        target.truncate(size as usize);
+        bytes = target;
+    } else {
+        // SAFETY: `name` is NUL-terminated; the descriptor returned is owned by the File made from it.
+        let fd = unsafe {
+            libc::openat(dir.as_raw_fd(), name.as_ptr().cast(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        };
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        if file.take(size + 1).read_to_end(&mut bytes).is_err() || bytes.len() as u64 != size {
+            return false;
+        }
+    }
+    gix::objs::compute_hash(hash, gix::objs::Kind::Blob, &bytes).is_ok_and(|id| id == entry.id)
 }
 
 /// The entry's recorded stat data is the file's, to the nanosecond (sizes

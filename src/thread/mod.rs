@@ -13,6 +13,7 @@ pub mod clean_check;
 pub mod converted;
 pub mod gitlocks;
 pub mod guard;
+pub mod index_tree;
 pub mod lfs;
 pub mod listing;
 pub mod lock;

@@ -10,7 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::repo::Repo;
 use crate::thread::submodules::{self, SubmoduleState};
 use crate::thread::worktree_config::{self, Sparse};
-use crate::thread::{clean_check, converted, lfs};
+use crate::thread::{clean_check, converted, index_tree, lfs};
 
 /// The Git state of one worktree at one moment, as object ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +166,6 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         .filter(|e| e.flags.contains(gix::index::entry::Flags::INTENT_TO_ADD))
         .map(|e| e.path(&index).to_owned())
         .collect();
-    // The index's own cached tree, when valid and present, saves a write-tree.
-    let cached_tree =
-        index.tree().filter(|t| t.num_entries.is_some()).map(|t| t.id).filter(|id| repo.gix.has_object(*id));
     let (head, branch) = head_of(repo)?;
     let root = repo.workdir()?;
     let parsed = match status {
@@ -180,7 +177,8 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     let mut changes = parsed.changes;
 
     let mut tmp = None;
-    let index_tree = match cached_tree {
+    // Built here from the index and its cached trees; git's write-tree only for what that leaves.
+    let index_tree = match index_tree::write(repo, &index)? {
         Some(id) => id,
         None => {
             let (dir, git) = temp_index(repo, &index_path)?;

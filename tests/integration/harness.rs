@@ -493,9 +493,10 @@ pub fn tree_digest(root: &Path, expected: &[PathBuf]) -> String {
 
 /// The places inside a repository that a refused handoff may still touch:
 /// objects and refs that arrived and were removed again, reflogs, the index's
-/// stat data, and the tool's own locks and markers. Hooks and config are not among them.
+/// stat data, the tool's own locks and markers, and its cache of directory
+/// listings (stat data too). Hooks and config are not among them.
 pub fn git_internals(repo: &str) -> Vec<PathBuf> {
-    ["objects", "refs", "logs", "packed-refs", "index", "codex-handoff", "FETCH_HEAD"]
+    ["objects", "refs", "logs", "packed-refs", "index", "codex-handoff", "codex-handoff-listings", "FETCH_HEAD"]
         .iter()
         .map(|p| Path::new(repo).join(".git").join(p))
         .collect()

@@ -376,3 +376,84 @@ fn snapshots_of_a_resting_worktree_find_every_change() {
     let index = env.git(&repo, &["rev-parse", &format!("{}^2^{{tree}}", snapshot["snapshot"].as_str().unwrap())]);
     assert!(!env.git(&repo, &["ls-tree", "-r", index.trim()]).contains("src/b.txt"), "and not in the index");
 }
+
+/// The index a snapshot records is the tree `git write-tree` writes, also
+/// when the index's cached trees are gone or partly invalid, in the orders
+/// git sorts names by (`a.c` before `a/`, `a-b` before `a/`), with
+/// executables and symbolic links.
+#[test]
+fn snapshots_record_the_index_tree_git_writes() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let repo = env.init_repo("repo");
+    for path in ["a.c", "a/b.txt", "a-b", "a/z/deep.txt", "b/a.txt", "ab/x"] {
+        write(&repo, path.as_bytes(), path.as_bytes());
+    }
+    std::fs::set_permissions(repo.join("a-b"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("a/b.txt", repo.join("link")).unwrap();
+    env.git(&repo, &["add", "."]);
+    env.git(&repo, &["commit", "-q", "-m", "base"]);
+    env.run(&repo, &["thread", "new", "--title", "trees"]).success();
+    let index_tree = |snapshot: &serde_json::Value| {
+        let id = snapshot["snapshot"].as_str().unwrap();
+        env.git(&repo, &["rev-parse", &format!("{id}^2^{{tree}}")])
+    };
+    let snap = || env.run(&repo, &["thread", "snapshot", "1", "--json"]).success().json();
+    // No cached trees at all (a mixed reset drops them), then some invalid after `git add`.
+    env.git(&repo, &["reset", "-q"]);
+    let untouched = index_tree(&snap());
+    assert_eq!(untouched, env.git(&repo, &["rev-parse", "HEAD^{tree}"]));
+    write(&repo, b"a/z/new.txt", b"new");
+    write(&repo, b"a/b.txt", b"changed");
+    write(&repo, b"a0", b"after a/ in tree order");
+    env.git(&repo, &["add", "a/z/new.txt", "a/b.txt", "a0"]);
+    let staged = index_tree(&snap());
+    let written_by_git = env.git(&repo, &["write-tree"]);
+    assert_eq!(staged, written_by_git);
+    assert_ne!(staged, untouched);
+    assert!(env.git(&repo, &["ls-tree", "-r", staged.trim()]).contains("120000 blob"));
+}
+
+/// A file git recorded within the clock tick it was last written in
+/// ("racily clean"), or whose recorded size git zeroed, is judged by its
+/// content: here its stat data is made to match the new bytes exactly while
+/// the index still names the old blob, and the snapshot holds the new bytes.
+#[test]
+fn racily_clean_files_are_judged_by_their_content() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("repo");
+    write(&repo, b"dir/a.txt", b"one\n");
+    write(&repo, b"b.txt", b"bee\n");
+    env.git(&repo, &["add", "."]);
+    env.git(&repo, &["commit", "-q", "-m", "base"]);
+    env.run(&repo, &["thread", "new", "--title", "racy"]).success();
+    let snap_file = |path: &str| {
+        let snapshot = env.run(&repo, &["thread", "snapshot", "1", "--json"]).success().json();
+        env.git(&repo, &["show", &format!("{}:{path}", snapshot["snapshot"].as_str().unwrap())])
+    };
+    // Just written and added: racily clean, and clean.
+    assert_eq!(snap_file("dir/a.txt"), "one\n");
+
+    for zero_size in [false, true] {
+        write(&repo, b"dir/a.txt", b"two\n");
+        // Modified "later" than the index file is written: racy to git and to us, whatever the clock does.
+        let file = repo.join("dir/a.txt");
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_modified(later).unwrap();
+        // The index keeps the blob of "one\n" with the stat data of "two\n".
+        let index_path = repo.join(".git/index");
+        let mut index = gix::index::File::at(&index_path, gix::hash::Kind::Sha1, false, Default::default()).unwrap();
+        let meta = gix::index::fs::Metadata::from_path_no_follow(&file).unwrap();
+        let position = index.entry_index_by_path(b"dir/a.txt".into()).unwrap();
+        let entry = &mut index.entries_mut()[position];
+        entry.stat = gix::index::entry::Stat::from_fs(&meta).unwrap();
+        if zero_size {
+            entry.stat.size = 0;
+        }
+        index.write(Default::default()).unwrap();
+        assert_eq!(snap_file("dir/a.txt"), "two\n", "zero size: {zero_size}");
+        let status = env.git(&repo, &["status", "--porcelain"]);
+        assert_eq!(status, " M dir/a.txt\n", "git agrees");
+        env.git(&repo, &["checkout", "--", "dir/a.txt"]);
+    }
+}
