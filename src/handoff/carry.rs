@@ -240,22 +240,22 @@ pub fn undo_incoming(repo: &Repo, uuid: &str, notes_before: Option<ObjectId>) {
 /// A large transcript of the departing snapshot goes to the host beside the
 /// push, as raw bytes on the connection: the host stores it as a pack of its
 /// own and puts it at the thread's incoming `transcript` ref, so the push,
-/// which then finds it there, leaves it out.
+/// which then finds it there, leaves it out. Returns the blob sent, if one was.
 pub(super) fn transcript_to_host(
     repo: &Repo,
     conn: &mut Connection,
     project_repo: &str,
     uuid: &str,
     departing: &Thread,
-) -> Result<()> {
+) -> Result<Option<ObjectId>> {
     if conn.hello.protocol < PROTOCOL_TRANSCRIPTS {
-        return Ok(());
+        return Ok(None);
     }
-    let Some((blob, size)) = transcript::travelling(repo, &departing.state)? else { return Ok(()) };
+    let Some((blob, size)) = transcript::travelling(repo, &departing.state)? else { return Ok(None) };
     let mut bytes = transcript::BlobStream::open(repo, blob)?;
     let params = json!({ "repo": project_repo, "uuid": uuid, "blob": blob.to_string(), "size": size });
     let _: serde_json::Value = conn.call_sending("transcript_in", params, &mut bytes, size)?;
-    Ok(())
+    Ok(Some(blob))
 }
 
 /// What `transcript_out` announces.

@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::handoff::{self, Departure, ForeignChanges, RemoteThread};
 use crate::machine::Machine;
-use crate::remote::protocol::{self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::remote::protocol::{
+    self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN, PROTOCOL_PACK_IN,
+};
 use crate::thread;
 use crate::thread::lock::Lock;
 use crate::thread::state::{is_thread_uuid, DetachedOn};
@@ -140,6 +142,15 @@ struct PackParams {
     haves: Vec<String>,
 }
 #[derive(Deserialize)]
+struct PackInParams {
+    repo: String,
+    uuid: String,
+    /// The thread's incoming refs to set (`snapshot`, `notes`, `head`, `lfs`) and their commits.
+    refs: std::collections::BTreeMap<String, String>,
+    /// How many bytes of pack follow the request.
+    size: u64,
+}
+#[derive(Deserialize)]
 struct BeginParams {
     repo: String,
     uuid: String,
@@ -229,9 +240,12 @@ impl Session {
             "find_project" => projects::find_project(params(request)?, &self.me.name),
             "plan" => {
                 let p: queries::PlanParams = params(request)?;
-                let uuid = p.uuid.clone();
-                let (planned, target) = queries::plan(p, &self.me.name)?;
-                self.planned = Some((uuid, target));
+                let (uuid, repo) = (p.uuid.clone(), p.repo.clone());
+                let (mut planned, target) = queries::plan(p, &self.me.name)?;
+                self.planned = Some((uuid.clone(), target));
+                if self.protocol.is_some_and(|p| p >= PROTOCOL_PACK_IN) {
+                    planned["haves"] = json!(handoff::haves(&project_repo(&repo)?, &uuid)?);
+                }
                 Ok(planned)
             }
             "begin" => self.begin(params(request)?),
@@ -255,6 +269,17 @@ impl Session {
                 let taken = self.holds(&p.uuid).and_then(|()| {
                     let repo = project_repo(&p.repo)?;
                     handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, &mut bytes)
+                });
+                // Bytes a refused or failed request left unread go, so the next request follows.
+                std::io::copy(&mut bytes, &mut std::io::sink())?;
+                taken
+            }
+            "pack_in" => {
+                let p: PackInParams = params(request)?;
+                let mut bytes = input.take(p.size);
+                let taken = self.holds(&p.uuid).and_then(|()| {
+                    let repo = project_repo(&p.repo)?;
+                    handoff::take_pushed(&repo, &p.uuid, &p.refs, &mut bytes, p.size)
                 });
                 // Bytes a refused or failed request left unread go, so the next request follows.
                 std::io::copy(&mut bytes, &mut std::io::sink())?;

@@ -27,7 +27,7 @@ pub(super) struct ThreadParams {
 }
 #[derive(Deserialize)]
 pub(super) struct PlanParams {
-    repo: String,
+    pub(super) repo: String,
     pub(super) uuid: String,
     number: u64,
     branch: Option<String>,
@@ -93,6 +93,7 @@ pub(super) fn plan(p: PlanParams, machine: &str) -> Result<(Value, handoff::Arri
         branch_tip,
         branch_checked_out,
         codex,
+        haves: Vec::new(),
     })?;
     Ok((planned, target))
 }

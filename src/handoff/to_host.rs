@@ -2,7 +2,7 @@
 //! the host restores, then this computer records the new owner.
 
 use super::carry;
-use super::transfer::{fetch_record, push};
+use super::transfer::{fetch_record, push, send_pack};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{
     departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::fault::{self, Step};
 use crate::fingerprint::Identity;
 use crate::machine::Machine;
+use crate::remote::protocol::PROTOCOL_PACK_IN;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -174,21 +175,26 @@ pub(super) fn run(
     fault::point(Step::ToHostDeparted);
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("pushing to {}", host.name));
-    let mut refspecs = vec![
-        format!("+{}:{}", departing.snapshot, store::incoming_ref(&uuid, "snapshot")),
-        format!("+{}:{}", store::staged_notes_ref(&uuid), store::incoming_ref(&uuid, "notes")),
-    ];
-    if let Some(head) = &departing.state.head {
-        refspecs.push(format!("+{head}:{}", store::incoming_ref(&uuid, "head")));
-    }
-    let sent = carry::of_departure(repo, &worktree, &departing)
-        .and_then(|carried| {
+    let sent = store::ref_target(repo, &store::staged_notes_ref(&uuid))
+        .and_then(|notes| notes.ok_or_else(|| Error::failed("notes", "the departure left no staged note")))
+        .and_then(|notes| {
+            // The incoming refs on the host, by name, and what each gets.
+            let mut refs = vec![("snapshot", departing.snapshot), ("notes", notes)];
+            if let Some(head) = &departing.state.head {
+                refs.push(("head", store::parse_hex(head)?));
+            }
+            let carried = carry::of_departure(repo, &worktree, &departing)?;
             // Submodule snapshots first: the snapshot that names them arrives last.
             carry::push_submodules(&conn, &project.repo, &uuid, &carried.modules)?;
             if let Some(lfs) = carry::lfs_carrier_for_host(repo, &mut conn, &project.repo, &uuid, &carried.lfs)? {
-                refspecs.push(format!("+{lfs}:{}", carried::lfs_ref(&uuid)));
+                refs.push(("lfs", lfs));
             }
-            carry::transcript_to_host(repo, &mut conn, &project.repo, &uuid, &departing)?;
+            let beside = carry::transcript_to_host(repo, &mut conn, &project.repo, &uuid, &departing)?;
+            if conn.hello.protocol >= PROTOCOL_PACK_IN {
+                return send_pack(repo, &mut conn, &project.repo, &uuid, &refs, &answer.haves, beside);
+            }
+            let refspecs: Vec<String> =
+                refs.iter().map(|(name, id)| format!("+{id}:{}", store::incoming_ref(&uuid, name))).collect();
             push(repo, &conn, &project.repo, &refspecs)
         })
         .and_then(|()| {

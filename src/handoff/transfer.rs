@@ -104,7 +104,7 @@ pub(super) fn fetch_departed(
         "pack_out",
         json!({ "repo": remote_repo, "uuid": uuid, "haves": haves }),
         |offer: &PackOffer| offer.size,
-        |offer, bytes| take_pack(repo, bytes, offer.size),
+        |offer, bytes| take_pack(repo, bytes, offer.size, false, "fetch_failed"),
     )?;
     let snapshot = store::parse_hex(&offer.snapshot)?;
     let notes = store::parse_hex(&offer.notes)?;
@@ -122,26 +122,31 @@ pub(super) fn fetch_departed(
     Ok(())
 }
 
-/// Store a pack of `size` bytes from `bytes` as git's fetch would: a small
-/// one as loose objects, a larger one kept as it is (both complete a thin
-/// pack from the objects here).
-fn take_pack(repo: &Repo, bytes: &mut dyn Read, size: u64) -> Result<()> {
+/// Store a pack of `size` bytes from `bytes` as git's fetch and
+/// receive-pack would: a small one as loose objects, a larger one kept as
+/// it is (both complete a thin pack from the objects here); `strict` checks
+/// every object as `fsckObjects` does. Failures are `code`.
+fn take_pack(repo: &Repo, bytes: &mut dyn Read, size: u64, strict: bool, code: &'static str) -> Result<()> {
     let mut header = [0u8; 12];
-    bytes.read_exact(&mut header)?;
+    bytes.read_exact(&mut header).map_err(|_| Error::failed(code, "what came is not a pack"))?;
     let objects = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-    let args: &[&str] =
-        if objects < 100 { &["unpack-objects", "-q"] } else { &["index-pack", "--stdin", "--fix-thin"] };
-    let mut cmd = Git::new(repo.common_dir(), None).command(args);
+    let mut args =
+        if objects < 100 { vec!["unpack-objects", "-q"] } else { vec!["index-pack", "--stdin", "--fix-thin"] };
+    if strict {
+        args.push("--strict");
+    }
+    let mut cmd = Git::new(repo.common_dir(), None).command(&args);
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| Error::failed("git_missing", "could not run git").with_source(e))?;
     let mut stdin = child.stdin.take().ok_or_else(|| Error::failed("git", "no pipe to git"))?;
-    let copied = stdin.write_all(&header).and_then(|()| std::io::copy(&mut bytes.take(size - 12), &mut stdin));
+    let copied =
+        stdin.write_all(&header).and_then(|()| std::io::copy(&mut bytes.take(size.saturating_sub(12)), &mut stdin));
     drop(stdin);
     let output = child.wait_with_output()?;
     copied?;
     if !output.status.success() {
         return Err(Error::failed(
-            "fetch_failed",
+            code,
             format!("git {} refused what came: {}", args[0], String::from_utf8_lossy(&output.stderr).trim()),
         ));
     }
@@ -185,4 +190,132 @@ pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_js
     let size = file.as_file_mut().metadata()?.len();
     let offer = json!({ "snapshot": snapshot.to_string(), "notes": notes.to_string(), "size": size });
     Ok((offer, file))
+}
+
+/// The thread's incoming refs a client may set with `pack_in`.
+const PUSHED: &[&str] = &["snapshot", "notes", "head", "lfs"];
+
+/// At most this many commits the host has are named to the client.
+const MAX_HAVES: usize = 4096;
+
+/// Send what a handoff brings the host, `refs` (incoming ref names and
+/// commits), as one pack beside a `pack_in` request on the helper's own
+/// session: made without the commits the host said it has (`haves`, those
+/// known here) and without the transcript blob that went beside it
+/// (`left_out`). Instead of `git push`, which opens a second session and
+/// runs receive-pack there.
+pub(super) fn send_pack(
+    repo: &Repo,
+    conn: &mut Connection,
+    remote_repo: &str,
+    uuid: &str,
+    refs: &[(&str, ObjectId)],
+    haves: &[String],
+    left_out: Option<ObjectId>,
+) -> Result<()> {
+    let mut revs = String::new();
+    for (_, id) in refs {
+        revs.push_str(&format!("{id}\n"));
+    }
+    for have in haves.iter().filter_map(|h| store::parse_hex(h).ok()) {
+        // Only commits this clone has: an unknown one would stop pack-objects.
+        if repo.gix.find_commit(have).is_ok() {
+            revs.push_str(&format!("^{have}\n"));
+        }
+    }
+    if let Some(blob) = left_out {
+        revs.push_str(&format!("^{blob}\n"));
+    }
+    let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
+    let mut cmd = Git::new(repo.common_dir(), None).command([
+        "pack-objects",
+        "--revs",
+        "--stdout",
+        "--thin",
+        "--delta-base-offset",
+        "-q",
+    ]);
+    crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
+    let size = file.as_file_mut().metadata()?.len();
+    let names: serde_json::Map<String, serde_json::Value> =
+        refs.iter().map(|(name, id)| ((*name).to_owned(), json!(id.to_string()))).collect();
+    let params = json!({ "repo": remote_repo, "uuid": uuid, "refs": names, "size": size });
+    let _: serde_json::Value = conn.call_sending("pack_in", params, &mut file.reopen()?, size).map_err(|e| {
+        if e.code == "push_failed" {
+            e
+        } else {
+            Error::failed("push_failed", format!("could not send the snapshot to {}: {}", conn.host.name, e.message))
+        }
+    })?;
+    Ok(())
+}
+
+/// The helper's part of a plan: the commits this repository has that a
+/// pack sent here can leave out, the thread's own first (its ref, the
+/// notes), then HEAD, remote-tracking branches, branches and tags.
+pub fn haves(repo: &Repo, uuid: &str) -> Result<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut haves = Vec::new();
+    let mut add = |id: ObjectId, haves: &mut Vec<String>| {
+        if haves.len() < MAX_HAVES && seen.insert(id) {
+            haves.push(id.to_string());
+        }
+    };
+    for name in [store::thread_ref(uuid).as_str(), store::NOTES_REF] {
+        if let Ok(Some(id)) = store::ref_target(repo, name) {
+            add(id, &mut haves);
+        }
+    }
+    if let Ok(Some(id)) = repo.gix.head_id().map(|id| Some(id.detach())) {
+        add(id, &mut haves);
+    }
+    let references = repo.gix.references()?;
+    for prefix in ["refs/remotes/", "refs/heads/", "refs/tags/"] {
+        let Ok(iter) = references.prefixed(prefix.trim_end_matches('/')) else { continue };
+        for mut reference in iter.flatten() {
+            // Tags name the commits they point at.
+            if let Ok(id) = reference.peel_to_id() {
+                if repo.gix.find_commit(id).is_ok() {
+                    add(id.detach(), &mut haves);
+                }
+            }
+        }
+    }
+    Ok(haves)
+}
+
+/// The helper's side of `pack_in`: a pack of `size` bytes from `bytes`,
+/// then the thread's incoming refs `refs` set to commits it completed.
+/// Only the names a handoff sends are accepted, every commit must be whole
+/// here after the pack (as receive-pack checks), and objects are checked
+/// as `receive.fsckObjects` says.
+pub fn take_pushed(
+    repo: &Repo,
+    uuid: &str,
+    refs: &std::collections::BTreeMap<String, String>,
+    bytes: &mut dyn Read,
+    size: u64,
+) -> Result<serde_json::Value> {
+    let mut targets = Vec::new();
+    for (name, id) in refs {
+        if !PUSHED.contains(&name.as_str()) {
+            return Err(Error::usage("bad_request", format!("pack_in cannot set {name:?}")));
+        }
+        targets.push((store::incoming_ref(uuid, name), store::parse_hex(id)?));
+    }
+    let config = repo.gix.config_snapshot();
+    let strict =
+        config.boolean("receive.fsckObjects").or_else(|| config.boolean("transfer.fsckObjects")).unwrap_or(false);
+    take_pack(repo, bytes, size, strict, "push_failed")?;
+    let mut check = vec!["rev-list".to_owned(), "--objects".into(), "--quiet".into()];
+    check.extend(targets.iter().map(|(_, id)| id.to_string()));
+    check.extend(["--not".into(), "--all".into()]);
+    Git::new(repo.common_dir(), None).run(&check).map_err(|e| {
+        Error::failed("push_failed", format!("what came for thread {uuid} is incomplete: {}", e.message))
+    })?;
+    for (name, id) in targets {
+        store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
+        store::set_ref(repo, &name, None, Some(id), "codex-handoff: pushed")?;
+    }
+    Ok(json!({}))
 }

@@ -42,6 +42,9 @@ pub struct PlanAnswer {
     /// Where the thread's Codex rollout goes there, and whether it replaces a copy.
     #[serde(default)]
     pub codex: Option<CodexPlan>,
+    /// Commits the host's repository has (protocol 4), which a pack sent there leaves out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub haves: Vec<String>,
 }
 
 /// Where a Codex thread's rollout goes on the destination.

@@ -13,7 +13,7 @@ use crate::error::{Error, Kind, Result};
 
 /// The protocol versions this build's helper serves.
 pub const PROTOCOL_MIN: u32 = 1;
-pub const PROTOCOL_MAX: u32 = 3;
+pub const PROTOCOL_MAX: u32 = 4;
 /// 2 added machine ids (in the hello and in every record of an owner). A
 /// client needs them of the helper, and a helper hands a thread over only to
 /// a client that has them: ownership never falls back to hostnames.
@@ -22,6 +22,11 @@ pub const PROTOCOL_MACHINE_IDS: u32 = 2;
 /// as raw bytes beside its request or answer line, outside git's pack
 /// protocol, and is stored on arrival as a pack of its own.
 pub const PROTOCOL_TRANSCRIPTS: u32 = 3;
+/// 4 added `pack_in`: what a handoff sends the host crosses as one pack
+/// beside its request, on the helper's own session, made without the
+/// commits the plan's answer says the host has (`haves`), instead of a git
+/// push over a second session.
+pub const PROTOCOL_PACK_IN: u32 = 4;
 /// No request or answer line may be longer (bytes).
 pub const MAX_LINE: usize = 1 << 20;
 

@@ -421,7 +421,7 @@ fn host_check_and_destinations(via: Via) {
     let w = World::new(via);
     let check = w.run(&["host", "check", "devbox", "--json"]).success().json();
     assert_eq!(check["machine"], "devbox");
-    assert_eq!(check["protocol"], 3);
+    assert_eq!(check["protocol"], 4);
     assert_eq!(check["helper_version"], env!("CARGO_PKG_VERSION"));
     let list = w.run(&["host", "list", "--json"]).success().json();
     assert_eq!(list["hosts"][0]["name"], "devbox");

@@ -152,7 +152,7 @@ fn helper_found_through_the_login_shell(via: Via) {
     assert_eq!(check["helper_path"], installed.to_str().unwrap());
     assert_eq!(check["helper_found"], "setting");
     assert_eq!(check["helper_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(check["protocol"], 3);
+    assert_eq!(check["protocol"], 4);
     assert_eq!(check["codex_home"], home.join("codex-from-profile").to_str().unwrap());
     assert_eq!(check["codex_home_from"], "login_shell");
     assert_eq!(check["codex"]["path"], home.join(".npm-global/bin/codex").to_str().unwrap());

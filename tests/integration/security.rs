@@ -713,3 +713,76 @@ fn transcript_bytes_from_a_client_are_checked_before_anything_is_kept() {
     assert_eq!(at.trim(), blob);
     assert_eq!(git(&["cat-file", "blob", &blob]).as_bytes(), honest);
 }
+
+/// A pack beside `pack_in` (protocol 4, what a handoff sends the host): it
+/// is read and refused before `begin`, refused when it would set a ref
+/// other than the thread's incoming ones, when it is not a pack, and when
+/// the commit it names is not whole after it; the session goes on after
+/// each, and only the honest pack sets the thread's incoming ref.
+#[test]
+fn a_pack_from_a_client_sets_only_the_threads_incoming_refs_and_only_when_whole() {
+    let w = World::new(Via::Local);
+    let git = |args: &[&str]| w.env.git_as(&w.remote_home, &w.remote_clone, args);
+    let repo = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+    let repo = repo.trim();
+    let uuid = "0b5c6f0e-3c1e-4a57-9a7e-4f3f1f8a9b10";
+    // On this computer: a commit on top of what the host has, and one whose parent the host lacks.
+    let base = w.env.git(&w.laptop, &["rev-parse", "HEAD"]).trim().to_owned();
+    std::fs::write(w.laptop.join("new.txt"), "new\n").unwrap();
+    w.env.git(&w.laptop, &["add", "new.txt"]);
+    w.env.git(&w.laptop, &["commit", "-q", "-m", "new"]);
+    let parent = w.env.git(&w.laptop, &["rev-parse", "HEAD"]).trim().to_owned();
+    w.env.git(&w.laptop, &["commit", "-q", "--allow-empty", "-m", "newer"]);
+    let tip = w.env.git(&w.laptop, &["rev-parse", "HEAD"]).trim().to_owned();
+    let pack = |revs: &str| {
+        let mut child = w
+            .env
+            .command("git", &w.laptop)
+            .args(["pack-objects", "--revs", "--stdout", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(revs.as_bytes()).unwrap();
+        child.wait_with_output().unwrap().stdout
+    };
+    let whole = pack(&format!("{tip}\n^{base}\n"));
+    let partial = pack(&format!("{tip}\n^{parent}\n"));
+    let refs_before = git(&["for-each-ref", "refs/heads", "refs/notes", "refs/codex-handoff/threads"]);
+
+    let line = |v: Value| format!("{v}\n").into_bytes();
+    let pack_in = |refs: Value, bytes: &[u8]| {
+        let mut input = line(json!({ "op": "pack_in",
+            "params": { "repo": repo, "uuid": uuid, "refs": refs, "size": bytes.len() } }));
+        input.extend(bytes);
+        input
+    };
+    let mut input = line(json!({ "op": "hello", "params": { "protocol": 4 } }));
+    input.extend(pack_in(json!({ "head": tip }), &whole));
+    input.extend(line(json!({ "op": "begin", "params": { "repo": repo, "uuid": uuid } })));
+    input.extend(pack_in(json!({ "../../heads/devbox-home": tip }), &whole));
+    input.extend(pack_in(json!({ "head": tip }), b"this is not a pack at all"));
+    input.extend(pack_in(json!({ "head": tip }), &partial));
+    input.extend(pack_in(json!({ "head": tip }), &whole));
+    let mut helper = w.env.command_with_home(BIN, &w.remote_home, &w.remote_home);
+    helper.args(["remote", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = helper.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let answers: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), 7, "one answer each, the session went on: {answers:?}");
+    assert_eq!(answers[0]["result"]["protocol"], 4);
+    assert_refused(&answers[1], 2, "not_begun");
+    assert_eq!(answers[2]["ok"], true, "{answers:?}");
+    assert_refused(&answers[3], 2, "bad_request");
+    assert_eq!(answers[4]["error"]["code"], "push_failed", "{answers:?}");
+    assert_eq!(answers[5]["error"]["code"], "push_failed", "{answers:?}");
+    assert!(answers[5]["error"]["message"].as_str().unwrap().contains("incomplete"), "{answers:?}");
+    assert_eq!(answers[6]["ok"], true, "{answers:?}");
+    let incoming = git(&["rev-parse", &format!("refs/codex-handoff/incoming/{uuid}/head")]);
+    assert_eq!(incoming.trim(), tip);
+    let refs_after = git(&["for-each-ref", "refs/heads", "refs/notes", "refs/codex-handoff/threads"]);
+    assert_eq!(refs_after, refs_before, "no other ref moved");
+    assert_eq!(git(&["cat-file", "-p", &format!("{tip}^:new.txt")]), "new\n");
+}
