@@ -1,25 +1,26 @@
-//! Is a worktree exactly its index? Answered in this process for the
-//! common case, a worktree nobody touched since git last refreshed its
-//! index, so that the snapshot of a clean 100,000-file worktree does not
-//! wait for `git status`: every file's stat data is compared on all cores,
-//! and every directory is listed once for names the index does not know.
+//! How does a worktree differ from its index? Answered in this process for
+//! the common cases, so that a snapshot does not wait for `git status`:
+//! every file's stat data is compared on all cores, a file whose stat data
+//! differs is judged by its content, and every directory is listed once for
+//! names the index does not know.
 //!
-//! The answer is only ever "clean" or "ask git": anything this check does
-//! not judge exactly as git does (a changed entry, a submodule, sparse or intent-to-add entries, a case-insensitive
-//! worktree, a name the index lacks that `git check-ignore` does not call
-//! ignored) sends the caller to `git status`, which then decides. The
+//! The answer is only ever what differs (files changed or deleted, untracked
+//! files) or "ask git": anything this scan does not judge exactly as git
+//! does (a differing file where attributes or line-ending settings convert
+//! bytes, a submodule, sparse or intent-to-add entries, a case-insensitive
+//! worktree, a new directory, a file that is neither a file nor a link)
+//! sends the caller to `git status`, which then decides. The stat
 //! comparison is stricter than git's (both times to the nanosecond, inode,
 //! owner, size, type, executable bit): a mismatch git would forgive only
-//! costs the `git status`.
+//! costs hashing the file.
 //!
 //! An entry whose file may have changed within the clock tick its stat data
 //! was taken in ("racily clean": not older than the index file), or whose
 //! size git zeroed for that reason, is judged by its content as git judges
-//! it: the file's blob id against the entry's. Only where nothing converts
-//! bytes on the way into git (no attributes, no line-ending settings), so
-//! that the raw bytes are what `git add` would store; elsewhere git is asked.
-//! A worktree just checked out has thousands of such entries until
-//! something rewrites its index.
+//! it: the file's blob id against the entry's, the raw bytes being what
+//! `git add` would store where nothing converts them. A worktree just
+//! checked out has thousands of such entries until something rewrites its
+//! index.
 //!
 //! A directory whose listing held only the names the index expects is
 //! remembered with its stat data (`<git dir>/codex-handoff-listings`): while
@@ -33,39 +34,70 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use gix::objs::tree::EntryKind;
 use gix::ObjectId;
 
 use crate::error::Result;
 use crate::repo::Repo;
-use crate::thread::converted;
-use crate::thread::snapshot::Changes;
+use crate::thread::{converted, index_tree};
 
-/// Does the worktree of `repo` hold exactly `index` (read from its index
-/// file), with no name the index lacks other than ignored ones? `false`
-/// means only that git must be asked.
-pub fn is_clean(repo: &Repo, index: &gix::index::File) -> Result<bool> {
-    let Ok(root) = repo.workdir() else { return Ok(false) };
+/// What differs between a worktree and its index.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Entries (by position in the index) whose file differs: what the file is
+    /// now (kind and blob id), or `None` when it is gone.
+    pub changed: Vec<(usize, Option<(EntryKind, ObjectId)>)>,
+    /// Untracked files (regular files and symbolic links), not ignored.
+    pub untracked: Vec<Vec<u8>>,
+}
+
+impl Found {
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.untracked.is_empty()
+    }
+}
+
+/// How the worktree of `repo` differs from `index` (read from its index
+/// file); `None` means only that git must be asked. `trust_stat_data`: the
+/// files were just written by a checkout that recorded their stat data (no
+/// entry is racily clean).
+pub fn scan_worktree(repo: &Repo, index: &gix::index::File, trust_stat_data: bool) -> Result<Option<Found>> {
+    let Ok(root) = repo.workdir() else { return Ok(None) };
     let config = repo.gix.config_snapshot();
-    if config.boolean("core.ignoreCase").unwrap_or(false) || config.boolean("core.sparseCheckout").unwrap_or(false) {
-        return Ok(false);
+    let off = |key: &str| !config.boolean(key).unwrap_or(true);
+    if config.boolean("core.ignoreCase").unwrap_or(false)
+        || config.boolean("core.sparseCheckout").unwrap_or(false)
+        || off("core.fileMode")
+        || off("core.symlinks")
+    {
+        return Ok(None);
     }
     // An entry written in the index file's second may have changed since without its stat data showing it.
-    let Ok(written) = std::fs::metadata(repo.gix.index_path()).map(|m| m.mtime()) else { return Ok(false) };
+    let written = match std::fs::metadata(repo.gix.index_path()) {
+        _ if trust_stat_data => i64::MAX,
+        Ok(meta) => meta.mtime(),
+        Err(_) => return Ok(None),
+    };
     let special = gix::index::entry::Flags::SKIP_WORKTREE | gix::index::entry::Flags::INTENT_TO_ADD;
     let plain = index.entries().iter().all(|e| {
         e.stage_raw() == 0 && !e.flags.intersects(special) && !e.mode.contains(gix::index::entry::Mode::COMMIT)
     });
     if !plain {
-        return Ok(false);
+        return Ok(None);
     }
     let racy = Racy { written, by_content: !converted::may_convert(repo, index, &[]), hash: repo.gix.object_hash() };
     let file = repo.git_dir().join("codex-handoff-listings");
     let known = read_listings(&file);
-    let Some((unknown, listed)) = scan(&root, index, &known, &racy) else { return Ok(false) };
+    let Some((changed, unknown, listed)) = scan(&root, index, &known, &racy) else { return Ok(None) };
     if listed != known {
         write_listings(&file, &listed);
     }
-    Ok(unknown.is_empty() || all_ignored(repo, &unknown)?)
+    let Some(untracked) = not_ignored(repo, unknown)? else { return Ok(None) };
+    // Only files and links: a new directory's contents are git's to list.
+    if untracked.iter().any(|p| p.ends_with(b"/")) {
+        return Ok(None);
+    }
+    Ok(Some(Found { changed, untracked }))
 }
 
 /// A directory as last listed: its times and inode, and a hash of the names
@@ -168,24 +200,29 @@ fn split(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// Compare every entry's stat data with its file, and list each directory
-/// (unless `known` says its listing is unchanged) for names the index
-/// lacks (directories with a trailing `/`), on all cores. Also returns the
-/// listings to remember. `None` as soon as anything differs.
-fn scan(root: &Path, index: &gix::index::File, known: &Listings, racy: &Racy) -> Option<(Vec<Vec<u8>>, Listings)> {
+/// The entries found changed, the names the index lacks and the listings to remember.
+type Scanned = (Vec<(usize, Option<(EntryKind, ObjectId)>)>, Vec<Vec<u8>>, Listings);
+
+/// Compare every entry's stat data with its file (and, where that differs,
+/// its content), and list each directory (unless `known` says its listing
+/// is unchanged) for names the index lacks (directories with a trailing
+/// `/`), on all cores. Also returns the listings to remember. `None` as
+/// soon as anything needs git.
+fn scan(root: &Path, index: &gix::index::File, known: &Listings, racy: &Racy) -> Option<Scanned> {
     let dirs = dirs_of(index);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let differs = AtomicBool::new(false);
-    let results = std::sync::Mutex::new((Vec::new(), Listings::new()));
+    let results = std::sync::Mutex::new((Vec::new(), Vec::new(), Listings::new()));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     std::thread::scope(|scope| {
         for worker in 0..workers {
             let (dirs, differs, results) = (&dirs, &differs, &results);
             scope.spawn(move || {
                 let mut found = Vec::new();
+                let mut changed = Vec::new();
                 let mut listed = Vec::new();
                 for dir in dirs.iter().skip(worker).step_by(workers) {
-                    let checked = check_dir(root, dir, index, known, racy, now, &mut found);
+                    let checked = check_dir(root, dir, index, known, racy, now, &mut changed, &mut found);
                     match checked {
                         Some(remember) if !differs.load(Ordering::Relaxed) => listed.extend(remember),
                         _ => {
@@ -195,8 +232,9 @@ fn scan(root: &Path, index: &gix::index::File, known: &Listings, racy: &Racy) ->
                     }
                 }
                 let mut results = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                results.0.extend(found);
-                results.1.extend(listed);
+                results.0.extend(changed);
+                results.1.extend(found);
+                results.2.extend(listed);
             });
         }
     });
@@ -218,7 +256,8 @@ fn names_hash(names: &[&[u8]]) -> u64 {
 /// One directory: its entries' stat data against their files (looked up
 /// from the directory, not from the root), and its listing against the
 /// names the index expects there.
-/// `None`: something differs; else the listing to remember, if any.
+/// `None`: git must be asked; else the listing to remember, if any.
+#[allow(clippy::too_many_arguments)]
 fn check_dir(
     root: &Path,
     dir: &Dir,
@@ -226,6 +265,7 @@ fn check_dir(
     known: &Listings,
     racy: &Racy,
     now: i64,
+    changed: &mut Vec<(usize, Option<(EntryKind, ObjectId)>)>,
     unknown: &mut Vec<Vec<u8>>,
 ) -> Option<Option<(Vec<u8>, Listed)>> {
     use std::os::unix::ffi::OsStrExt;
@@ -244,16 +284,25 @@ fn check_dir(
             libc::fstatat(handle.as_raw_fd(), name.as_ptr().cast(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
         };
         if got != 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+                changed.push((*position, None));
+                continue;
+            }
             return None;
         }
         // SAFETY: fstatat returned 0, so it filled `st`.
         let st = unsafe { st.assume_init() };
         let entry = &entries[*position];
-        match compare_stat(entry, &st, racy.written) {
-            Stat::Same => {}
-            Stat::Differs => return None,
-            Stat::Unsure if racy.by_content && same_content(&handle, &name, entry, &st, racy.hash) => {}
-            Stat::Unsure => return None,
+        if compare_stat(entry, &st, racy.written) == Stat::Same {
+            continue;
+        }
+        // Stat data cannot tell: the content does, where nothing converts bytes between file and blob.
+        if !racy.by_content {
+            return None;
+        }
+        let now = content_of(&handle, &name, &st, racy.hash)?;
+        if now != (index_tree::kind_of(entry.mode)?, entry.id) {
+            changed.push((*position, Some(now)));
         }
     }
     let mut expected: Vec<&[u8]> = dir.files.iter().map(|(n, _)| *n).chain(dir.subdirs.iter().copied()).collect();
@@ -324,49 +373,60 @@ fn compare_stat(entry: &gix::index::Entry, st: &libc::stat, written: i64) -> Sta
     Stat::Differs
 }
 
-/// Is the file `name` (NUL-terminated) in directory `dir` the entry's blob,
-/// byte for byte? For a symbolic link, its target. Read without following
-/// links; the file must still have the size just seen.
-fn same_content(
+/// What the file `name` (NUL-terminated) in directory `dir` is as a tree
+/// entry: its kind and blob id (for a symbolic link, of its target).
+/// `None` for anything else (a directory, a device) or a file too large.
+fn content_of(
     dir: &std::fs::File,
     name: &[u8],
-    entry: &gix::index::Entry,
     st: &libc::stat,
     hash: gix::hash::Kind,
-) -> bool {
+) -> Option<(EntryKind, ObjectId)> {
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFLNK => EntryKind::Link,
+        libc::S_IFREG if st.st_mode & 0o100 != 0 => EntryKind::BlobExecutable,
+        libc::S_IFREG => EntryKind::Blob,
+        _ => return None,
+    };
+    let bytes = read_at(dir, name, st.st_mode & libc::S_IFMT == libc::S_IFLNK, st.st_size as u64)?;
+    let id = gix::objs::compute_hash(hash, gix::objs::Kind::Blob, &bytes).ok()?;
+    Some((kind, id))
+}
+
+/// The bytes of file `name` (NUL-terminated) in `dir`, or a link's target,
+/// read without following links; `None` unless there are exactly `size`.
+pub(crate) fn read_at(dir: &std::fs::File, name: &[u8], link: bool, size: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::io::{AsRawFd, FromRawFd};
-    let size = st.st_size as u64;
     if size > MAX_HASHED {
-        return false;
+        return None;
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+    if link {
         let mut target = vec![0u8; size as usize + 1];
         // SAFETY: `name` is NUL-terminated and `target` has room for the length passed.
         let got = unsafe {
             libc::readlinkat(dir.as_raw_fd(), name.as_ptr().cast(), target.as_mut_ptr().cast(), target.len())
         };
         if got < 0 || got as u64 != size {
-            return false;
+            return None;
         }
         target.truncate(size as usize);
-        bytes = target;
-    } else {
-        // SAFETY: `name` is NUL-terminated; the descriptor returned is owned by the File made from it.
-        let fd = unsafe {
-            libc::openat(dir.as_raw_fd(), name.as_ptr().cast(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        };
-        if fd < 0 {
-            return false;
-        }
-        // SAFETY: `fd` was just opened and nothing else owns it.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
-        if file.take(size + 1).read_to_end(&mut bytes).is_err() || bytes.len() as u64 != size {
-            return false;
-        }
+        return Some(target);
     }
-    gix::objs::compute_hash(hash, gix::objs::Kind::Blob, &bytes).is_ok_and(|id| id == entry.id)
+    // SAFETY: `name` is NUL-terminated; the descriptor returned is owned by the File made from it.
+    let fd = unsafe {
+        libc::openat(dir.as_raw_fd(), name.as_ptr().cast(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut bytes = Vec::with_capacity(size as usize);
+    if file.take(size + 1).read_to_end(&mut bytes).is_err() || bytes.len() as u64 != size {
+        return None;
+    }
+    Some(bytes)
 }
 
 /// The entry's recorded stat data is the file's, to the nanosecond (sizes
@@ -392,42 +452,31 @@ fn same_stat(entry: &gix::index::Entry, st: &libc::stat) -> bool {
         && s.size == st.st_size as u32
 }
 
-/// Does git ignore every one of `paths` (none of them in the index)?
-fn all_ignored(repo: &Repo, paths: &[Vec<u8>]) -> Result<bool> {
+/// Of `paths` (none of them in the index), those git does not ignore;
+/// `None` when git could not be asked.
+fn not_ignored(repo: &Repo, paths: Vec<Vec<u8>>) -> Result<Option<Vec<Vec<u8>>>> {
+    if paths.is_empty() {
+        return Ok(Some(paths));
+    }
     let mut input = Vec::new();
-    for path in paths {
+    for path in &paths {
         input.extend_from_slice(path);
         input.push(0);
     }
     let mut cmd = repo.git().command(["check-ignore", "-z", "--stdin", "--no-index"]);
     cmd.env("GIT_LITERAL_PATHSPECS", "1");
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let Ok(mut child) = cmd.spawn() else { return Ok(None) };
+    let Some(mut stdin) = child.stdin.take() else { return Ok(None) };
+    // Written on a thread so a long list cannot deadlock against a full stdout pipe.
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let output = child.wait_with_output()?;
+    let written = writer.join().is_ok_and(|w| w.is_ok());
     // check-ignore exits 1 when it ignores none of them.
-    let out = match crate::git::run_command(&mut cmd, Some(&input)) {
-        Ok(out) => out,
-        Err(_) => return Ok(false),
-    };
+    if !written || !matches!(output.status.code(), Some(0 | 1)) {
+        return Ok(None);
+    }
+    let out = output.stdout;
     let ignored: HashSet<&[u8]> = out.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
-    Ok(paths.iter().all(|p| ignored.contains(p.as_slice())))
-}
-
-/// What a plan counts of a worktree that is exactly its index: the entries
-/// that differ from HEAD, staged, with the bytes of their files.
-pub fn staged_changes(repo: &Repo, head: Option<ObjectId>, index_tree: ObjectId, root: &Path) -> Result<Changes> {
-    use std::os::unix::ffi::OsStrExt;
-    let head_tree = match head {
-        Some(head) => repo.gix.find_commit(head)?.tree_id()?.detach(),
-        None => ObjectId::empty_tree(repo.gix.object_hash()),
-    };
-    let mut changes = Changes::default();
-    if head_tree == index_tree {
-        return Ok(changes);
-    }
-    let diff =
-        repo.git().run(["diff-tree", "-r", "-z", "--no-renames", &head_tree.to_string(), &index_tree.to_string()])?;
-    for change in converted::parse_raw_diff(&diff)? {
-        changes.staged += 1;
-        let file = root.join(std::ffi::OsStr::from_bytes(&change.path));
-        changes.bytes += std::fs::symlink_metadata(file).map(|m| m.len()).unwrap_or(0);
-    }
-    Ok(changes)
+    Ok(Some(paths.into_iter().filter(|p| !ignored.contains(p.as_slice())).collect()))
 }

@@ -3,7 +3,8 @@
 //! valid, every other directory is hashed from its entries, and only trees
 //! the repository lacks are written. A clean 100,000-file worktree whose
 //! index lost its cached trees (a `git reset`, one `git add`) is then its
-//! tree without copying the index and running git.
+//! tree without copying the index and running git. The same builder makes
+//! the tree of a worktree from entries found changed in it.
 //!
 //! Anything `write-tree` treats specially (unmerged, intent-to-add or
 //! sparse-directory entries) or would refuse (a blob the repository lacks)
@@ -15,6 +16,26 @@ use gix::ObjectId;
 use crate::error::Result;
 use crate::repo::Repo;
 
+/// One file of a tree to build: its full path, kind and object.
+#[derive(Debug, Clone)]
+pub struct Item<'a> {
+    pub path: &'a [u8],
+    pub kind: EntryKind,
+    pub id: ObjectId,
+}
+
+/// The kind of tree entry an index entry's mode makes, if it is one `write-tree` writes as it is.
+pub fn kind_of(mode: gix::index::entry::Mode) -> Option<EntryKind> {
+    use gix::index::entry::Mode;
+    match mode {
+        Mode::FILE => Some(EntryKind::Blob),
+        Mode::FILE_EXECUTABLE => Some(EntryKind::BlobExecutable),
+        Mode::SYMLINK => Some(EntryKind::Link),
+        Mode::COMMIT => Some(EntryKind::Commit),
+        _ => None,
+    }
+}
+
 /// The id of the tree `index` holds, written when missing; `None`: ask git.
 pub fn write(repo: &Repo, index: &gix::index::File) -> Result<Option<ObjectId>> {
     use gix::index::entry::Flags;
@@ -24,18 +45,27 @@ pub fn write(repo: &Repo, index: &gix::index::File) -> Result<Option<ObjectId>> 
     if index.is_sparse() || entries.iter().any(special) {
         return Ok(None);
     }
-    let builder = Builder { repo, index };
-    builder.tree(b"", 0, entries.len(), index.tree())
+    let mut items = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(kind) = kind_of(entry.mode) else { return Ok(None) };
+        items.push(Item { path: entry.path(index), kind, id: entry.id });
+    }
+    Builder { repo, items: &items }.tree(b"", 0, items.len(), index.tree())
+}
+
+/// The id of the tree of `items`, sorted by path as an index is; written when missing.
+pub fn write_items(repo: &Repo, items: &[Item]) -> Result<Option<ObjectId>> {
+    Builder { repo, items }.tree(b"", 0, items.len(), None)
 }
 
 struct Builder<'a> {
     repo: &'a Repo,
-    index: &'a gix::index::File,
+    items: &'a [Item<'a>],
 }
 
 impl Builder<'_> {
     /// The tree of directory `prefix` (empty, or ending in `/`), whose
-    /// entries are `start..end`, with its cached tree if the index has one.
+    /// items are `start..end`, with its cached tree if the index has one.
     fn tree(
         &self,
         prefix: &[u8],
@@ -49,33 +79,25 @@ impl Builder<'_> {
                 return Ok(Some(cached.id));
             }
         }
-        let entries = self.index.entries();
+        let items = self.items;
         let mut tree = gix::objs::Tree::empty();
         let mut at = start;
         while at < end {
-            let path = entries[at].path(self.index);
+            let path = items[at].path;
             let Some(rest) = path.get(prefix.len()..) else { return Ok(None) };
             match rest.iter().position(|b| *b == b'/') {
                 Some(slash) => {
                     let name = &rest[..slash];
                     let sub_prefix = &path[..prefix.len() + slash + 1];
-                    let sub_end = at + entries[at..end].partition_point(|e| e.path(self.index).starts_with(sub_prefix));
+                    let sub_end = at + items[at..end].partition_point(|i| i.path.starts_with(sub_prefix));
                     let sub_cached = cached.and_then(|c| c.children.iter().find(|t| t.name.as_slice() == name));
                     let Some(id) = self.tree(sub_prefix, at, sub_end, sub_cached)? else { return Ok(None) };
                     tree.entries.push(Entry { mode: EntryKind::Tree.into(), filename: name.into(), oid: id });
                     at = sub_end;
                 }
                 None => {
-                    use gix::index::entry::Mode;
-                    let entry = &entries[at];
-                    let kind = match entry.mode {
-                        Mode::FILE => EntryKind::Blob,
-                        Mode::FILE_EXECUTABLE => EntryKind::BlobExecutable,
-                        Mode::SYMLINK => EntryKind::Link,
-                        Mode::COMMIT => EntryKind::Commit,
-                        _ => return Ok(None),
-                    };
-                    tree.entries.push(Entry { mode: kind.into(), filename: rest.into(), oid: entry.id });
+                    let item = &items[at];
+                    tree.entries.push(Entry { mode: item.kind.into(), filename: rest.into(), oid: item.id });
                     at += 1;
                 }
             }

@@ -18,6 +18,7 @@ pub mod lfs;
 pub mod listing;
 pub mod lock;
 mod populate;
+pub mod quick_capture;
 pub mod refs;
 pub mod resolve;
 pub mod restore;

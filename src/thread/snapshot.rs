@@ -10,7 +10,7 @@ use crate::error::{Context, Error, Result};
 use crate::repo::Repo;
 use crate::thread::submodules::{self, SubmoduleState};
 use crate::thread::worktree_config::{self, Sparse};
-use crate::thread::{clean_check, converted, index_tree, lfs};
+use crate::thread::{clean_check, converted, index_tree, lfs, quick_capture};
 
 /// The Git state of one worktree at one moment, as object ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,35 +131,33 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
 
 /// [`capture_counted`], trusting stat data as `scan` says.
 pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Changes)> {
-    // A just-restored worktree is read through a private copy of its index
-    // whose time says no entry is racy.
-    let trusted = match scan {
-        Scan::Exact => None,
-        Scan::JustRestored => {
+    let just_restored = scan == Scan::JustRestored;
+    // The real index, whose shared index (with `core.splitIndex`) is beside it; a copy has the same entries.
+    let index = read_index(repo, &repo.gix.index_path(), None)?;
+    check_capturable(repo, &index)?;
+    let root = repo.workdir()?;
+    // A worktree is most often its index with a few files changed: that is
+    // answered here (`clean_check`, `quick_capture`), without git status.
+    let quick = match clean_check::scan_worktree(repo, &index, just_restored)? {
+        Some(found) if found.is_empty() => Some(None),
+        Some(found) => quick_capture::worktree(repo, &index, &found, &root)?.map(Some),
+        None => None,
+    };
+    // Else git status; a just-restored worktree is read through a private
+    // copy of its index whose time says no entry is racy.
+    let trusted = match (&quick, scan) {
+        (None, Scan::JustRestored) => {
             let (dir, git) = temp_index(repo, &repo.gix.index_path())?;
             trust_stat_data(&dir.path().join("index"))?;
             Some((dir, git))
         }
+        _ => None,
     };
     let (index_path, git) = match &trusted {
         Some((dir, git)) => (dir.path().join("index"), git.clone()),
         None => (repo.gix.index_path(), repo.git()),
     };
-    // The real index, whose shared index (with `core.splitIndex`) is beside it; a copy has the same entries.
-    let (index, status) = match scan {
-        // A worktree people work in is most often exactly its index: that
-        // is answered here, without git status (`clean_check`).
-        Scan::Exact => {
-            let index = read_index(repo, &repo.gix.index_path(), None)?;
-            let status = if clean_check::is_clean(repo, &index)? { None } else { Some(spawn_status(&git)?) };
-            (index, status)
-        }
-        Scan::JustRestored => {
-            let status = spawn_status(&git)?;
-            (read_index(repo, &repo.gix.index_path(), Some(1))?, Some(status))
-        }
-    };
-    check_capturable(repo, &index)?;
+    let status = if quick.is_none() { Some(spawn_status(&git)?) } else { None };
     let intent_to_add: Vec<BString> = index
         .entries()
         .iter()
@@ -167,12 +165,15 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         .map(|e| e.path(&index).to_owned())
         .collect();
     let (head, branch) = head_of(repo)?;
-    let root = repo.workdir()?;
-    let parsed = match status {
-        Some(status) => parse_status(&status.finish()?, &root),
-        None => Parsed { paths: Vec::new(), changes: Changes::default(), submodules: Vec::new() },
+    let parsed = match (status, &quick) {
+        (Some(status), _) => parse_status(&status.finish()?, &root),
+        (None, Some(Some(quick))) => Parsed {
+            paths: quick.tracked.iter().chain(&quick.untracked).cloned().collect(),
+            changes: Changes::default(),
+            submodules: Vec::new(),
+        },
+        (None, _) => Parsed { paths: Vec::new(), changes: Changes::default(), submodules: Vec::new() },
     };
-    let clean = parsed.paths.is_empty();
     let changed = parsed.paths;
     let mut changes = parsed.changes;
 
@@ -187,12 +188,16 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
             id
         }
     };
-    if clean && changes == Changes::default() {
-        // No git status counted what is staged: the index against HEAD.
-        changes = clean_check::staged_changes(repo, head, index_tree, &root)?;
+    if let Some(quick) = &quick {
+        // No git status counted: the index against HEAD, and what the scan found.
+        let none =
+            quick_capture::Quick { tree: index_tree, tracked: Vec::new(), untracked: Vec::new(), untracked_bytes: 0 };
+        changes = quick_capture::counts(repo, head, index_tree, &root, quick.as_ref().unwrap_or(&none))?;
     }
     let worktree_tree = if changed.is_empty() {
         index_tree
+    } else if let Some(Some(quick)) = &quick {
+        quick.tree
     } else {
         let git = match &tmp {
             Some((dir, git)) => {
