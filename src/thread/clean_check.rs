@@ -463,8 +463,12 @@ fn not_ignored(repo: &Repo, paths: Vec<Vec<u8>>) -> Result<Option<Vec<Vec<u8>>>>
         input.extend_from_slice(path);
         input.push(0);
     }
+    // check-ignore reads its paths as pathspecs and refuses literal ones: a
+    // name it could take for magic (`:(...)`) is left to git status.
+    if paths.iter().any(|p| p.starts_with(b":")) {
+        return Ok(None);
+    }
     let mut cmd = repo.git().command(["check-ignore", "-z", "--stdin", "--no-index"]);
-    cmd.env("GIT_LITERAL_PATHSPECS", "1");
     cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
     let Ok(mut child) = cmd.spawn() else { return Ok(None) };
     let Some(mut stdin) = child.stdin.take() else { return Ok(None) };

@@ -457,3 +457,63 @@ fn racily_clean_files_are_judged_by_their_content() {
         env.git(&repo, &["checkout", "--", "dir/a.txt"]);
     }
 }
+
+/// A snapshot answered in this process (no git status) holds exactly what
+/// git would put in a tree of the working files, and the plan counts what
+/// git status counts: an edit of the same size, a deleted file, a lost
+/// executable bit, a link pointed elsewhere, a staged file edited again,
+/// untracked files (an ignored one left out).
+#[test]
+fn in_process_snapshots_hold_what_git_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = crate::handoff::World::new(crate::handoff::Via::Local);
+    let (env, repo) = (&w.env, &w.laptop);
+    write(repo, b".gitignore", b"*.log\n");
+    write(repo, b"one.txt", b"one\n");
+    write(repo, b"dir/two.txt", b"two\n");
+    write(repo, b"dir/run.sh", b"#!/bin/sh\n");
+    write(repo, b"gone.txt", b"gone\n");
+    write(repo, b"dir/sub/three.txt", b"three\n");
+    std::fs::set_permissions(repo.join("dir/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("one.txt", repo.join("pointer")).unwrap();
+    env.git(repo, &["add", "."]);
+    env.git(repo, &["commit", "-q", "-m", "files"]);
+    w.run(&["thread", "new", "--title", "quick"]).success();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.git(repo, &["update-index", "-q", "--refresh"]);
+
+    write(repo, b"one.txt", b"ONE\n");
+    std::fs::remove_file(repo.join("gone.txt")).unwrap();
+    std::fs::set_permissions(repo.join("dir/run.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(repo.join("pointer")).unwrap();
+    std::os::unix::fs::symlink("dir/two.txt", repo.join("pointer")).unwrap();
+    write(repo, b"dir/two.txt", b"two, staged\n");
+    env.git(repo, &["add", "dir/two.txt"]);
+    write(repo, b"dir/two.txt", b"two, staged, then edited\n");
+    write(repo, b"dir/sub/new.txt", b"untracked\n");
+    write(repo, b"top.txt", b"untracked too\n");
+    write(repo, b"dir/debug.log", b"ignored\n");
+
+    let snapshot = w.run(&["thread", "snapshot", "1", "--json"]).success().json();
+    let id = snapshot["snapshot"].as_str().unwrap();
+    // What git makes of the same worktree: all of it added to a copy of the index.
+    let copy = env.path("index-copy");
+    std::fs::copy(repo.join(".git/index"), &copy).unwrap();
+    let with_copy = |args: &[&str]| {
+        let out = env.command("git", repo).args(args).env("GIT_INDEX_FILE", &copy).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    with_copy(&["add", "-A"]);
+    assert_eq!(env.git(repo, &["rev-parse", &format!("{id}^{{tree}}")]), with_copy(&["write-tree"]));
+    assert_eq!(env.git(repo, &["rev-parse", &format!("{id}^2^{{tree}}")]), env.git(repo, &["write-tree"]));
+
+    let plan = w.run(&["1", "devbox", "--dry-run", "--json"]).success().json();
+    let status = env.git(repo, &["status", "--porcelain=v2", "--untracked-files=all"]);
+    let count = |pick: &dyn Fn(&str) -> bool| status.lines().filter(|l| pick(l)).count();
+    let changes = &plan["plan"]["changes"];
+    assert_eq!(changes["staged"], count(&|l| l.starts_with("1 ") && !l[2..].starts_with('.')), "{status}");
+    assert_eq!(changes["unstaged"], count(&|l| l.starts_with("1 ") && !l[3..].starts_with('.')), "{status}");
+    assert_eq!(changes["untracked"], 2, "{status}");
+    assert_eq!(count(&|l| l.starts_with("? ")), 2);
+}
