@@ -61,6 +61,9 @@ pub enum Step {
     // Going wrong rather than dying.
     /// A restore, just before it verifies: a stray file makes the worktree differ.
     VerifyMismatch,
+    /// The helper answers hello as one of protocol 2 would (an older
+    /// version on the host): the client pushes and fetches with git.
+    HelperProtocol2,
 }
 
 impl Step {
@@ -85,6 +88,7 @@ impl Step {
         Step::BeforeRelease,
         Step::ReleaseRecorded,
         Step::VerifyMismatch,
+        Step::HelperProtocol2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +113,7 @@ impl Step {
             Step::BeforeRelease => "before-release",
             Step::ReleaseRecorded => "release-recorded",
             Step::VerifyMismatch => "verify-mismatch",
+            Step::HelperProtocol2 => "helper-protocol-2",
         }
     }
 }

@@ -326,7 +326,10 @@ impl Session {
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        let protocol = p.protocol.min(PROTOCOL_MAX);
+        let mut protocol = p.protocol.min(PROTOCOL_MAX);
+        if fault::trip(fault::Step::HelperProtocol2) {
+            protocol = protocol.min(PROTOCOL_MACHINE_IDS);
+        }
         self.protocol = Some(protocol);
         Ok(json!({
             "protocol": protocol,

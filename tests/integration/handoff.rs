@@ -607,3 +607,25 @@ fn core_ssh_command_is_honoured_like_git_ssh_command() {
     assert_eq!(out.success().json()["host"], "devbox");
     assert_eq!(w.connections().unwrap(), before + 1);
 }
+
+/// A host whose helper is an older version (protocol 2: no transcripts
+/// beside the pack, no `pack_in`): the snapshot goes by git push and comes
+/// back by git fetch over the same connection, carrying every kind of change.
+#[test]
+fn an_older_helper_gets_git_push_and_fetch() {
+    let w = World::new(Via::Openssh);
+    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "helper-protocol-2"]);
+    let check = w.run(&["host", "check", "devbox", "--json"]).success().json();
+    assert_eq!(check["protocol"], 2, "the helper answers as an older one: {check}");
+    w.run(&["thread", "new", "--branch", "feat/older"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    let before = w.env.carried_facts(&w.laptop);
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_eq!(w.env.carried_facts(&remote_wt), before);
+
+    write(&remote_wt, b"a.txt", b"edited on the host\n");
+    let there = w.env.carried_facts(&remote_wt);
+    w.run(&["1", "local"]).success();
+    assert_eq!(w.env.carried_facts(&w.laptop), there);
+}
