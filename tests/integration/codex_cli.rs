@@ -19,24 +19,38 @@ use crate::mock_model::{MockModel, Reply};
 
 pub const CODEX_VERSION: &str = "0.169.0";
 
-/// The real Codex CLI from the npm registry (pinned), installed once per target dir.
+/// The real Codex CLI from the npm registry (pinned), installed once per
+/// target dir. Tests ask for it at once on several threads: one installs
+/// while the others wait, and the install goes to a staging prefix that is
+/// renamed into place only when npm has finished, so nobody starts a
+/// binary npm is still writing (ETXTBSY).
 pub fn codex_cli() -> Option<PathBuf> {
-    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("codex-cli-{CODEX_VERSION}"));
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = tmp.join(format!("codex-cli-{CODEX_VERSION}"));
     let bin = prefix.join("node_modules/.bin/codex");
-    if bin.exists() {
+    let installed = prefix.join(".installed");
+    if installed.exists() && bin.exists() {
         return Some(bin);
     }
     if std::process::Command::new("npm").arg("--version").output().is_err() {
         return None;
     }
-    std::fs::create_dir_all(&prefix).unwrap();
+    let staging = tmp.join(format!("codex-cli-{CODEX_VERSION}.staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).unwrap();
     let status = std::process::Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&prefix)
+        .arg(&staging)
         .arg(format!("@openai/codex@{CODEX_VERSION}"))
         .status()
         .unwrap();
     assert!(status.success(), "npm install @openai/codex@{CODEX_VERSION} failed");
+    std::fs::write(staging.join(".installed"), CODEX_VERSION).unwrap();
+    // An install from an older run (or one cut short) makes way for the finished one.
+    let _ = std::fs::remove_dir_all(&prefix);
+    std::fs::rename(&staging, &prefix).unwrap();
     Some(bin)
 }
 
