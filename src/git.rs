@@ -83,6 +83,12 @@ impl Git {
 }
 
 pub fn run_command(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>> {
+    run_command_exiting(cmd, input, &[0])
+}
+
+/// [`run_command`] for a command that also answers with other exit codes
+/// (`ok`), as `check-ignore` exits 1 when it ignores none of its paths.
+pub fn run_command_exiting(cmd: &mut Command, input: Option<&[u8]>, ok: &[i32]) -> Result<Vec<u8>> {
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let describe = describe(cmd);
@@ -98,10 +104,10 @@ pub fn run_command(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>> {
         let writer = std::thread::spawn(move || stdin.write_all(&data));
         let output = child.wait_with_output()?;
         let _ = writer.join();
-        return check(describe, output);
+        return check_exit(describe, output, ok);
     }
     let output = child.wait_with_output()?;
-    check(describe, output)
+    check_exit(describe, output, ok)
 }
 
 /// Run with `input` on stdin and stdout written to `stdout` (a file); a
@@ -123,7 +129,11 @@ pub fn run_command_into(cmd: &mut Command, input: &[u8], stdout: std::fs::File) 
 }
 
 fn check(describe: String, output: std::process::Output) -> Result<Vec<u8>> {
-    if output.status.success() {
+    check_exit(describe, output, &[0])
+}
+
+fn check_exit(describe: String, output: std::process::Output, ok: &[i32]) -> Result<Vec<u8>> {
+    if output.status.code().is_some_and(|code| ok.contains(&code)) {
         Ok(output.stdout)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();

@@ -101,6 +101,15 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
     Ok(())
 }
 
+/// The `size` bytes that follow a request, given to `take`; whatever a
+/// refused or failed request left unread is skipped, so the next request follows.
+fn beside(input: &mut dyn BufRead, size: u64, take: impl FnOnce(&mut dyn Read) -> Result<Value>) -> Result<Value> {
+    let mut bytes = input.take(size);
+    let taken = take(&mut bytes);
+    std::io::copy(&mut bytes, &mut std::io::sink())?;
+    taken
+}
+
 fn failure(err: &Error) -> Response {
     Response { ok: false, result: None, error: Some(WireError::from(err)) }
 }
@@ -240,12 +249,10 @@ impl Session {
             "find_project" => projects::find_project(params(request)?, &self.me.name),
             "plan" => {
                 let p: queries::PlanParams = params(request)?;
-                let (uuid, repo) = (p.uuid.clone(), p.repo.clone());
-                let (mut planned, target) = queries::plan(p, &self.me.name)?;
-                self.planned = Some((uuid.clone(), target));
-                if self.protocol.is_some_and(|p| p >= PROTOCOL_PACK_IN) {
-                    planned["haves"] = json!(handoff::haves(&project_repo(&repo)?, &uuid)?);
-                }
+                let uuid = p.uuid.clone();
+                let with_haves = self.protocol.is_some_and(|p| p >= PROTOCOL_PACK_IN);
+                let (planned, target) = queries::plan(p, &self.me.name, with_haves)?;
+                self.planned = Some((uuid, target));
                 Ok(planned)
             }
             "begin" => self.begin(params(request)?),
@@ -265,25 +272,18 @@ impl Session {
             "lfs_expose" => self.lfs_expose(params(request)?),
             "transcript_in" => {
                 let p: TranscriptParams = params(request)?;
-                let mut bytes = input.take(p.size.unwrap_or(0));
-                let taken = self.holds(&p.uuid).and_then(|()| {
+                beside(input, p.size.unwrap_or(0), |bytes| {
+                    self.holds(&p.uuid)?;
                     let repo = project_repo(&p.repo)?;
-                    handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, &mut bytes)
-                });
-                // Bytes a refused or failed request left unread go, so the next request follows.
-                std::io::copy(&mut bytes, &mut std::io::sink())?;
-                taken
+                    handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, bytes)
+                })
             }
             "pack_in" => {
                 let p: PackInParams = params(request)?;
-                let mut bytes = input.take(p.size);
-                let taken = self.holds(&p.uuid).and_then(|()| {
-                    let repo = project_repo(&p.repo)?;
-                    handoff::take_pushed(&repo, &p.uuid, &p.refs, &mut bytes, p.size)
-                });
-                // Bytes a refused or failed request left unread go, so the next request follows.
-                std::io::copy(&mut bytes, &mut std::io::sink())?;
-                taken
+                beside(input, p.size, |bytes| {
+                    self.holds(&p.uuid)?;
+                    handoff::take_pushed(&project_repo(&p.repo)?, &p.uuid, &p.refs, bytes, p.size)
+                })
             }
             "transcript_out" => {
                 let p: TranscriptParams = params(request)?;

@@ -27,7 +27,7 @@ pub(super) struct ThreadParams {
 }
 #[derive(Deserialize)]
 pub(super) struct PlanParams {
-    pub(super) repo: String,
+    repo: String,
     pub(super) uuid: String,
     number: u64,
     branch: Option<String>,
@@ -53,8 +53,9 @@ pub(super) struct DescendsParams {
     commit: String,
 }
 
-/// The plan, and where the thread would go (kept for the arrival that follows).
-pub(super) fn plan(p: PlanParams, machine: &str) -> Result<(Value, handoff::ArrivalWorktree)> {
+/// The plan, and where the thread would go (kept for the arrival that
+/// follows); `with_haves`: with the commits a pack sent here can leave out.
+pub(super) fn plan(p: PlanParams, machine: &str, with_haves: bool) -> Result<(Value, handoff::ArrivalWorktree)> {
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     thread::carried::check_needs(&repo, &p.needs, machine)?;
@@ -93,7 +94,7 @@ pub(super) fn plan(p: PlanParams, machine: &str) -> Result<(Value, handoff::Arri
         branch_tip,
         branch_checked_out,
         codex,
-        haves: Vec::new(),
+        haves: if with_haves { super::transfer::haves(&repo, &p.uuid)? } else { Vec::new() },
     })?;
     Ok((planned, target))
 }

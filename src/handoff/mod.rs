@@ -34,7 +34,7 @@ pub use carry::{
 pub use departure::{departure, Departure};
 pub use locate::{find_project, thread_heads};
 pub use recovery::repair_here;
-pub use transfer::{haves, offer_pack, take_pushed};
+pub use transfer::{offer_pack, take_pushed};
 pub use wire::*;
 
 use crate::config::{self, Host};

@@ -2,7 +2,7 @@
 //! the host restores, then this computer records the new owner.
 
 use super::carry;
-use super::transfer::{fetch_record, push, send_pack};
+use super::transfer::{fetch_record, send_to_host};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{
     departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::fault::{self, Step};
 use crate::fingerprint::Identity;
 use crate::machine::Machine;
-use crate::remote::protocol::PROTOCOL_PACK_IN;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
@@ -190,12 +189,7 @@ pub(super) fn run(
                 refs.push(("lfs", lfs));
             }
             let beside = carry::transcript_to_host(repo, &mut conn, &project.repo, &uuid, &departing)?;
-            if conn.hello.protocol >= PROTOCOL_PACK_IN {
-                return send_pack(repo, &mut conn, &project.repo, &uuid, &refs, &answer.haves, beside);
-            }
-            let refspecs: Vec<String> =
-                refs.iter().map(|(name, id)| format!("+{id}:{}", store::incoming_ref(&uuid, name))).collect();
-            push(repo, &conn, &project.repo, &refspecs)
+            send_to_host(repo, &mut conn, &project.repo, &uuid, &refs, &answer.haves, beside)
         })
         .and_then(|()| {
             fault::point(Step::ToHostPushed);

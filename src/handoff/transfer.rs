@@ -9,12 +9,12 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::git::Git;
-use crate::remote::protocol::PROTOCOL_TRANSCRIPTS;
+use crate::remote::protocol::{PROTOCOL_PACK_IN, PROTOCOL_TRANSCRIPTS};
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread::store;
 
-pub(super) fn push(repo: &Repo, conn: &Connection, remote_repo: &str, refspecs: &[String]) -> Result<()> {
+fn push(repo: &Repo, conn: &Connection, remote_repo: &str, refspecs: &[String]) -> Result<()> {
     let mut cmd = Git::new(repo.common_dir(), None).command([
         "push",
         "--recurse-submodules=no",
@@ -106,20 +106,59 @@ pub(super) fn fetch_departed(
         |offer: &PackOffer| offer.size,
         |offer, bytes| take_pack(repo, bytes, offer.size, false, "fetch_failed"),
     )?;
-    let snapshot = store::parse_hex(&offer.snapshot)?;
-    let notes = store::parse_hex(&offer.notes)?;
-    // Everything the two name must be here now, as a fetch checks it.
-    Git::new(repo.common_dir(), None)
-        .run(["rev-list", "--objects", "--quiet", &offer.snapshot, &offer.notes, "--not", "--all"])
-        .map_err(|e| {
-            Error::failed("fetch_failed", format!("what came from {} is incomplete: {}", conn.host.name, e.message))
-        })?;
-    for (what, id) in [("snapshot", snapshot), ("notes", notes)] {
+    let refs = [("snapshot", store::parse_hex(&offer.snapshot)?), ("notes", store::parse_hex(&offer.notes)?)];
+    set_incoming_when_whole(repo, uuid, &refs).map_err(|e| {
+        Error::failed("fetch_failed", format!("what came from {} is incomplete: {}", conn.host.name, e.message))
+    })
+}
+
+/// Set the thread's incoming refs `refs` (names under
+/// `refs/codex-handoff/incoming/<uuid>/` and commits) once everything the
+/// commits reach is here, as git's fetch and receive-pack check it.
+fn set_incoming_when_whole(repo: &Repo, uuid: &str, refs: &[(&str, ObjectId)]) -> Result<()> {
+    let mut check = vec!["rev-list".to_owned(), "--objects".into(), "--quiet".into()];
+    check.extend(refs.iter().map(|(_, id)| id.to_string()));
+    check.extend(["--not".into(), "--all".into()]);
+    Git::new(repo.common_dir(), None).run(&check)?;
+    for (what, id) in refs {
         let name = store::incoming_ref(uuid, what);
         store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
-        store::set_ref(repo, &name, None, Some(id), "codex-handoff: arrived")?;
+        store::set_ref(repo, &name, None, Some(*id), "codex-handoff: arrived")?;
     }
     Ok(())
+}
+
+/// A pack (in a temporary file, and its size) of what `tips` reach, without
+/// what the other side has (`haves`: the commits among them known here)
+/// and without `left_out` (a transcript blob that travels beside it).
+fn make_pack(
+    repo: &Repo,
+    tips: &[ObjectId],
+    haves: &[String],
+    left_out: Option<ObjectId>,
+) -> Result<(tempfile::NamedTempFile, u64)> {
+    let mut revs: String = tips.iter().map(|id| format!("{id}\n")).collect();
+    for have in haves.iter().filter_map(|h| store::parse_hex(h).ok()) {
+        // Only commits this clone has: an unknown one would stop pack-objects.
+        if repo.gix.find_commit(have).is_ok() {
+            revs.push_str(&format!("^{have}\n"));
+        }
+    }
+    if let Some(blob) = left_out {
+        revs.push_str(&format!("^{blob}\n"));
+    }
+    let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
+    let mut cmd = Git::new(repo.common_dir(), None).command([
+        "pack-objects",
+        "--revs",
+        "--stdout",
+        "--thin",
+        "--delta-base-offset",
+        "-q",
+    ]);
+    crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
+    let size = file.as_file_mut().metadata()?.len();
+    Ok((file, size))
 }
 
 /// Store a pack of `size` bytes from `bytes` as git's fetch and
@@ -164,30 +203,9 @@ pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_js
     let staged = store::staged_notes_ref(uuid);
     let notes = store::ref_target(repo, &staged)?
         .ok_or_else(|| Error::failed("not_departed", format!("thread {uuid} has no staged note here")))?;
-    let mut revs = format!("{snapshot}\n{notes}\n");
-    for have in haves {
-        // Only commits this clone has: an unknown one would stop pack-objects.
-        if let Ok(id) = store::parse_hex(have) {
-            if repo.gix.find_commit(id).is_ok() {
-                revs.push_str(&format!("^{id}\n"));
-            }
-        }
-    }
     let state = store::read_note_in(repo, snapshot, &staged)?;
-    if let Some((blob, _)) = crate::thread::transcript::travelling(repo, &state)? {
-        revs.push_str(&format!("^{blob}\n"));
-    }
-    let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
-    let mut cmd = Git::new(repo.common_dir(), None).command([
-        "pack-objects",
-        "--revs",
-        "--stdout",
-        "--thin",
-        "--delta-base-offset",
-        "-q",
-    ]);
-    crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
-    let size = file.as_file_mut().metadata()?.len();
+    let transcript = crate::thread::transcript::travelling(repo, &state)?.map(|(blob, _)| blob);
+    let (file, size) = make_pack(repo, &[snapshot, notes], haves, transcript)?;
     let offer = json!({ "snapshot": snapshot.to_string(), "notes": notes.to_string(), "size": size });
     Ok((offer, file))
 }
@@ -199,12 +217,12 @@ const PUSHED: &[&str] = &["snapshot", "notes", "head", "lfs"];
 const MAX_HAVES: usize = 4096;
 
 /// Send what a handoff brings the host, `refs` (incoming ref names and
-/// commits), as one pack beside a `pack_in` request on the helper's own
-/// session: made without the commits the host said it has (`haves`, those
-/// known here) and without the transcript blob that went beside it
-/// (`left_out`). Instead of `git push`, which opens a second session and
-/// runs receive-pack there.
-pub(super) fn send_pack(
+/// commits). With a helper of protocol 4, as one pack beside a `pack_in`
+/// request on the helper's own session, made without the commits the host
+/// said it has (`haves`, those known here) and without the transcript blob
+/// that went beside it (`left_out`); else by git push, which opens a
+/// second session and runs receive-pack there.
+pub(super) fn send_to_host(
     repo: &Repo,
     conn: &mut Connection,
     remote_repo: &str,
@@ -213,30 +231,13 @@ pub(super) fn send_pack(
     haves: &[String],
     left_out: Option<ObjectId>,
 ) -> Result<()> {
-    let mut revs = String::new();
-    for (_, id) in refs {
-        revs.push_str(&format!("{id}\n"));
+    if conn.hello.protocol < PROTOCOL_PACK_IN {
+        let refspecs: Vec<String> =
+            refs.iter().map(|(name, id)| format!("+{id}:{}", store::incoming_ref(uuid, name))).collect();
+        return push(repo, conn, remote_repo, &refspecs);
     }
-    for have in haves.iter().filter_map(|h| store::parse_hex(h).ok()) {
-        // Only commits this clone has: an unknown one would stop pack-objects.
-        if repo.gix.find_commit(have).is_ok() {
-            revs.push_str(&format!("^{have}\n"));
-        }
-    }
-    if let Some(blob) = left_out {
-        revs.push_str(&format!("^{blob}\n"));
-    }
-    let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
-    let mut cmd = Git::new(repo.common_dir(), None).command([
-        "pack-objects",
-        "--revs",
-        "--stdout",
-        "--thin",
-        "--delta-base-offset",
-        "-q",
-    ]);
-    crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
-    let size = file.as_file_mut().metadata()?.len();
+    let tips: Vec<ObjectId> = refs.iter().map(|(_, id)| *id).collect();
+    let (file, size) = make_pack(repo, &tips, haves, left_out)?;
     let names: serde_json::Map<String, serde_json::Value> =
         refs.iter().map(|(name, id)| ((*name).to_owned(), json!(id.to_string()))).collect();
     let params = json!({ "repo": remote_repo, "uuid": uuid, "refs": names, "size": size });
@@ -253,7 +254,7 @@ pub(super) fn send_pack(
 /// The helper's part of a plan: the commits this repository has that a
 /// pack sent here can leave out, the thread's own first (its ref, the
 /// notes), then HEAD, remote-tracking branches, branches and tags.
-pub fn haves(repo: &Repo, uuid: &str) -> Result<Vec<String>> {
+pub(super) fn haves(repo: &Repo, uuid: &str) -> Result<Vec<String>> {
     let mut seen = std::collections::HashSet::new();
     let mut haves = Vec::new();
     let mut add = |id: ObjectId, haves: &mut Vec<String>| {
@@ -266,12 +267,12 @@ pub fn haves(repo: &Repo, uuid: &str) -> Result<Vec<String>> {
             add(id, &mut haves);
         }
     }
-    if let Ok(Some(id)) = repo.gix.head_id().map(|id| Some(id.detach())) {
-        add(id, &mut haves);
+    if let Ok(id) = repo.gix.head_id() {
+        add(id.detach(), &mut haves);
     }
     let references = repo.gix.references()?;
-    for prefix in ["refs/remotes/", "refs/heads/", "refs/tags/"] {
-        let Ok(iter) = references.prefixed(prefix.trim_end_matches('/')) else { continue };
+    for prefix in ["refs/remotes", "refs/heads", "refs/tags"] {
+        let Ok(iter) = references.prefixed(prefix) else { continue };
         for mut reference in iter.flatten() {
             // Tags name the commits they point at.
             if let Ok(id) = reference.peel_to_id() {
@@ -298,24 +299,17 @@ pub fn take_pushed(
 ) -> Result<serde_json::Value> {
     let mut targets = Vec::new();
     for (name, id) in refs {
-        if !PUSHED.contains(&name.as_str()) {
+        let Some(name) = PUSHED.iter().find(|pushed| **pushed == name.as_str()) else {
             return Err(Error::usage("bad_request", format!("pack_in cannot set {name:?}")));
-        }
-        targets.push((store::incoming_ref(uuid, name), store::parse_hex(id)?));
+        };
+        targets.push((*name, store::parse_hex(id)?));
     }
     let config = repo.gix.config_snapshot();
     let strict =
         config.boolean("receive.fsckObjects").or_else(|| config.boolean("transfer.fsckObjects")).unwrap_or(false);
     take_pack(repo, bytes, size, strict, "push_failed")?;
-    let mut check = vec!["rev-list".to_owned(), "--objects".into(), "--quiet".into()];
-    check.extend(targets.iter().map(|(_, id)| id.to_string()));
-    check.extend(["--not".into(), "--all".into()]);
-    Git::new(repo.common_dir(), None).run(&check).map_err(|e| {
+    set_incoming_when_whole(repo, uuid, &targets).map_err(|e| {
         Error::failed("push_failed", format!("what came for thread {uuid} is incomplete: {}", e.message))
     })?;
-    for (name, id) in targets {
-        store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
-        store::set_ref(repo, &name, None, Some(id), "codex-handoff: pushed")?;
-    }
     Ok(json!({}))
 }

@@ -128,20 +128,15 @@ fn read_listings(file: &Path) -> Listings {
         .collect()
 }
 
-/// Write the listings atomically; one that cannot be written is only a slower next snapshot.
+/// The listings, in the form [`read_listings`] reads.
 fn write_listings(file: &Path, listed: &Listings) {
-    use std::io::Write;
     let mut text = String::with_capacity(listed.len() * 96);
     for (path, l) in listed {
         let hex: String = path.iter().map(|b| format!("{b:02x}")).collect();
         let [a, b, c, d] = l.times;
         text += &format!("{a} {b} {c} {d} {} {} {hex}\n", l.ino, l.names);
     }
-    let Some(dir) = file.parent() else { return };
-    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
-    if tmp.write_all(text.as_bytes()).is_ok() {
-        let _ = tmp.persist(file);
-    }
+    crate::thread::listing::write_cache_file(file, text.as_bytes());
 }
 
 /// How entries that stat data cannot vouch for are judged.
@@ -469,18 +464,8 @@ fn not_ignored(repo: &Repo, paths: Vec<Vec<u8>>) -> Result<Option<Vec<Vec<u8>>>>
         return Ok(None);
     }
     let mut cmd = repo.git().command(["check-ignore", "-z", "--stdin", "--no-index"]);
-    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
-    let Ok(mut child) = cmd.spawn() else { return Ok(None) };
-    let Some(mut stdin) = child.stdin.take() else { return Ok(None) };
-    // Written on a thread so a long list cannot deadlock against a full stdout pipe.
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
-    let output = child.wait_with_output()?;
-    let written = writer.join().is_ok_and(|w| w.is_ok());
     // check-ignore exits 1 when it ignores none of them.
-    if !written || !matches!(output.status.code(), Some(0 | 1)) {
-        return Ok(None);
-    }
-    let out = output.stdout;
+    let Ok(out) = crate::git::run_command_exiting(&mut cmd, Some(&input), &[0, 1]) else { return Ok(None) };
     let ignored: HashSet<&[u8]> = out.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
     Ok(Some(paths.into_iter().filter(|p| !ignored.contains(p.as_slice())).collect()))
 }

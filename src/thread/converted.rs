@@ -34,7 +34,6 @@ pub struct Checked {
 /// attributes (a `.gitattributes` file, `info/attributes`, a global or
 /// system attributes file) or line-ending settings.
 pub fn may_convert(repo: &Repo, index: &gix::index::File, changed: &[BString]) -> bool {
-    let is_attributes = |path: &[u8]| path.rsplit(|b| *b == b'/').next() == Some(b".gitattributes".as_slice());
     if index.entries().iter().any(|e| is_attributes(e.path(index))) || changed.iter().any(|p| is_attributes(p)) {
         return true;
     }
@@ -51,6 +50,11 @@ pub fn may_convert(repo: &Repo, index: &gix::index::File, changed: &[BString]) -
         .into_iter()
         .flatten()
         .any(|file| file.is_file())
+}
+
+/// Is `path` a `.gitattributes` file (at any depth)?
+pub fn is_attributes(path: &[u8]) -> bool {
+    path.rsplit(|b| *b == b'/').next() == Some(b".gitattributes".as_slice())
 }
 
 /// Check the regular files of the working files tree `worktree_tree` that

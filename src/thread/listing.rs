@@ -61,16 +61,11 @@ fn read_numbers(file: &Path) -> Numbers {
 }
 
 fn write_numbers(file: &Path, numbers: &Numbers) {
-    use std::io::Write;
     let mut text = format!("{}\n", numbers.notes);
     for (uuid, number) in &numbers.of {
         text += &format!("{uuid} {number}\n");
     }
-    let Some(dir) = file.parent() else { return };
-    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
-    if tmp.write_all(text.as_bytes()).is_ok() {
-        let _ = tmp.persist(file);
-    }
+    write_cache_file(file, text.as_bytes());
 }
 
 #[derive(Serialize, Deserialize)]
@@ -244,11 +239,18 @@ fn read_cache(file: &Path) -> Cache {
     std::fs::read(file).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
 }
 
-/// Write the cache atomically; a cache that cannot be written is only a slower next run.
 fn write_cache(file: &Path, cache: &Cache) {
+    if let Ok(bytes) = serde_json::to_vec(cache) {
+        write_cache_file(file, &bytes);
+    }
+}
+
+/// Write a cache file atomically; one that cannot be written is only a slower next run.
+pub(crate) fn write_cache_file(file: &Path, bytes: &[u8]) {
+    use std::io::Write;
     let Some(dir) = file.parent() else { return };
     let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
-    if serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), cache).is_ok() {
+    if tmp.write_all(bytes).is_ok() {
         let _ = tmp.persist(file);
     }
 }

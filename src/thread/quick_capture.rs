@@ -26,8 +26,10 @@ use crate::thread::{converted, lfs};
 const MAX_READ: u64 = 16 << 20;
 
 /// The working files tree and what went into it.
+#[derive(Default)]
 pub struct Quick {
-    pub tree: ObjectId,
+    /// `None`: the worktree is exactly its index.
+    pub tree: Option<ObjectId>,
     /// Tracked paths whose file differs from the index (changed or deleted).
     pub tracked: Vec<BString>,
     pub untracked: Vec<BString>,
@@ -38,21 +40,23 @@ pub struct Quick {
 /// The working files tree of the worktree at `root`, whose index is
 /// `index` and which differs from it as `found` says; `None`: ask git.
 pub fn worktree(repo: &Repo, index: &gix::index::File, found: &Found, root: &Path) -> Result<Option<Quick>> {
+    if found.is_empty() {
+        return Ok(Some(Quick::default()));
+    }
     if lfs::in_use(repo) {
         return Ok(None);
     }
-    let is_attributes = |path: &[u8]| path.rsplit(|b| *b == b'/').next() == Some(b".gitattributes".as_slice());
     let entries = index.entries();
     let now: HashMap<usize, Option<(EntryKind, ObjectId)>> = found.changed.iter().cloned().collect();
     let mut tracked = Vec::new();
     for (position, change) in &found.changed {
         let path = entries[*position].path(index);
-        if is_attributes(path) {
+        if converted::is_attributes(path) {
             return Ok(None);
         }
         // Read again to store it: it must still be what the scan saw.
         if let Some((kind, id)) = change {
-            if write_file(repo, root, path)? != Some((*kind, *id)) {
+            if write_file(repo, root, path)?.map(|(kind, id, _)| (kind, id)) != Some((*kind, *id)) {
                 return Ok(None);
             }
         }
@@ -61,11 +65,11 @@ pub fn worktree(repo: &Repo, index: &gix::index::File, found: &Found, root: &Pat
     let mut added = Vec::new();
     let mut untracked_bytes = 0;
     for path in &found.untracked {
-        if is_attributes(path) {
+        if converted::is_attributes(path) {
             return Ok(None);
         }
-        let Some((kind, id)) = write_file(repo, root, path)? else { return Ok(None) };
-        untracked_bytes += size(root, path);
+        let Some((kind, id, len)) = write_file(repo, root, path)? else { return Ok(None) };
+        untracked_bytes += len;
         added.push((path.as_slice(), kind, id));
     }
     let mut items = Vec::with_capacity(entries.len() + added.len());
@@ -84,12 +88,12 @@ pub fn worktree(repo: &Repo, index: &gix::index::File, found: &Found, root: &Pat
     items.sort_by(|a, b| a.path.cmp(b.path));
     let Some(tree) = index_tree::write_items(repo, &items)? else { return Ok(None) };
     let untracked = found.untracked.iter().map(|p| p.as_bstr().to_owned()).collect();
-    Ok(Some(Quick { tree, tracked, untracked, untracked_bytes }))
+    Ok(Some(Quick { tree: Some(tree), tracked, untracked, untracked_bytes }))
 }
 
-/// Store the file at `path` under `root` as a blob: its kind and id;
+/// Store the file at `path` under `root` as a blob: its kind, id and size;
 /// `None` for what is neither a file nor a link, or too large.
-fn write_file(repo: &Repo, root: &Path, path: &[u8]) -> Result<Option<(EntryKind, ObjectId)>> {
+fn write_file(repo: &Repo, root: &Path, path: &[u8]) -> Result<Option<(EntryKind, ObjectId, u64)>> {
     use std::os::unix::fs::PermissionsExt;
     let file = root.join(std::ffi::OsStr::from_bytes(path));
     let Ok(meta) = std::fs::symlink_metadata(&file) else { return Ok(None) };
@@ -106,7 +110,7 @@ fn write_file(repo: &Repo, root: &Path, path: &[u8]) -> Result<Option<(EntryKind
     } else {
         return Ok(None);
     };
-    Ok(Some((kind, repo.gix.write_blob(&bytes)?.detach())))
+    Ok(Some((kind, repo.gix.write_blob(&bytes)?.detach(), meta.len())))
 }
 
 fn size(root: &Path, path: &[u8]) -> u64 {

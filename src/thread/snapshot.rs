@@ -133,14 +133,13 @@ pub fn capture_counted(repo: &Repo) -> Result<(WorktreeState, Changes)> {
 pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Changes)> {
     let just_restored = scan == Scan::JustRestored;
     // The real index, whose shared index (with `core.splitIndex`) is beside it; a copy has the same entries.
-    let index = read_index(repo, &repo.gix.index_path(), None)?;
+    let index = read_index(repo, &repo.gix.index_path())?;
     check_capturable(repo, &index)?;
     let root = repo.workdir()?;
     // A worktree is most often its index with a few files changed: that is
     // answered here (`clean_check`, `quick_capture`), without git status.
     let quick = match clean_check::scan_worktree(repo, &index, just_restored)? {
-        Some(found) if found.is_empty() => Some(None),
-        Some(found) => quick_capture::worktree(repo, &index, &found, &root)?.map(Some),
+        Some(found) => quick_capture::worktree(repo, &index, &found, &root)?,
         None => None,
     };
     // Else git status; a just-restored worktree is read through a private
@@ -167,12 +166,11 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     let (head, branch) = head_of(repo)?;
     let parsed = match (status, &quick) {
         (Some(status), _) => parse_status(&status.finish()?, &root),
-        (None, Some(Some(quick))) => Parsed {
-            paths: quick.tracked.iter().chain(&quick.untracked).cloned().collect(),
+        (None, quick) => Parsed {
+            paths: quick.iter().flat_map(|q| q.tracked.iter().chain(&q.untracked)).cloned().collect(),
             changes: Changes::default(),
             submodules: Vec::new(),
         },
-        (None, _) => Parsed { paths: Vec::new(), changes: Changes::default(), submodules: Vec::new() },
     };
     let changed = parsed.paths;
     let mut changes = parsed.changes;
@@ -190,14 +188,12 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     };
     if let Some(quick) = &quick {
         // No git status counted: the index against HEAD, and what the scan found.
-        let none =
-            quick_capture::Quick { tree: index_tree, tracked: Vec::new(), untracked: Vec::new(), untracked_bytes: 0 };
-        changes = quick_capture::counts(repo, head, index_tree, &root, quick.as_ref().unwrap_or(&none))?;
+        changes = quick_capture::counts(repo, head, index_tree, &root, quick)?;
     }
     let worktree_tree = if changed.is_empty() {
         index_tree
-    } else if let Some(Some(quick)) = &quick {
-        quick.tree
+    } else if let Some(tree) = quick.as_ref().and_then(|q| q.tree) {
+        tree
     } else {
         let git = match &tmp {
             Some((dir, git)) => {
@@ -256,10 +252,9 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
 }
 
 /// The index, without verifying its checksum (a damaged index makes git's
-/// scan fail anyway), on `threads` threads (`None`: all; one while git
-/// scans the worktree on the other cores).
-fn read_index(repo: &Repo, path: &Path, threads: Option<usize>) -> Result<gix::index::File> {
-    let options = gix::index::decode::Options { thread_limit: threads, ..Default::default() };
+/// scan fail anyway).
+fn read_index(repo: &Repo, path: &Path) -> Result<gix::index::File> {
+    let options = gix::index::decode::Options::default();
     match gix::index::File::at(path, repo.gix.object_hash(), true, options) {
         Ok(index) => Ok(index),
         Err(_) if !path.exists() => {

@@ -653,6 +653,16 @@ fn a_host_cannot_rewrite_the_notes_of_threads_it_never_had() {
     assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "local");
 }
 
+/// The answers of a helper on the host (`remote serve`) to `input`, a whole session's requests and bytes.
+fn helper_answers(w: &World, input: &[u8]) -> Vec<Value> {
+    let mut helper = w.env.command_with_home(BIN, &w.remote_home, &w.remote_home);
+    helper.args(["remote", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = helper.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// Bytes beside a request: a transcript that is not the blob it claims to
 /// be is refused and kept nowhere, bytes sent before `begin` or for a thread
 /// that did not depart are read and refused; the session goes on after each.
@@ -692,13 +702,7 @@ fn transcript_bytes_from_a_client_are_checked_before_anything_is_kept() {
         json!({ "op": "transcript_in", "params": { "repo": repo, "uuid": uuid, "blob": blob, "size": honest.len() } }),
     ));
     input.extend(&honest);
-    let mut helper = w.env.command_with_home(BIN, &w.remote_home, &w.remote_home);
-    helper.args(["remote", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = helper.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let answers: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let answers = helper_answers(&w, &input);
     assert_eq!(answers.len(), 7, "one answer each, the session went on: {answers:?}");
     assert_eq!(answers[0]["result"]["protocol"], 3);
     assert_refused(&answers[1], 2, "not_begun");
@@ -764,13 +768,7 @@ fn a_pack_from_a_client_sets_only_the_threads_incoming_refs_and_only_when_whole(
     input.extend(pack_in(json!({ "head": tip }), b"this is not a pack at all"));
     input.extend(pack_in(json!({ "head": tip }), &partial));
     input.extend(pack_in(json!({ "head": tip }), &whole));
-    let mut helper = w.env.command_with_home(BIN, &w.remote_home, &w.remote_home);
-    helper.args(["remote", "serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = helper.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let answers: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let answers = helper_answers(&w, &input);
     assert_eq!(answers.len(), 7, "one answer each, the session went on: {answers:?}");
     assert_eq!(answers[0]["result"]["protocol"], 4);
     assert_refused(&answers[1], 2, "not_begun");
