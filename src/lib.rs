@@ -10,7 +10,8 @@
 //! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `blob_pack` (large blobs straight
-//!   into a pack), `repo`, `config`, `fingerprint`,
+//!   into a pack), `repo`, `config`, `fingerprint`, `intake`
+//!   (what arrives as raw bytes: ceilings, packs checked as git checks them),
 //!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
@@ -24,6 +25,7 @@ pub mod fingerprint;
 pub mod git;
 pub mod handoff;
 pub mod hooks;
+pub mod intake;
 pub mod login_shell;
 pub mod machine;
 pub mod process;

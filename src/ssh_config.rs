@@ -2,9 +2,10 @@
 //! concrete host aliases (hosts without `host add`, as the Codex App finds
 //! them) and, for the `ssh2` transport, where and how to connect to one
 //! (HostName, Port, User, IdentityFile, IdentitiesOnly, UserKnownHostsFile,
-//! GlobalKnownHostsFile, HostKeyAlias, ConnectTimeout), and what that
-//! transport cannot do (ProxyJump, ProxyCommand, certificates, PKCS#11 and
-//! FIDO providers).
+//! GlobalKnownHostsFile, HostKeyAlias, ConnectTimeout, RevokedHostKeys,
+//! HostKeyAlgorithms), and what that transport cannot do (ProxyJump,
+//! ProxyCommand, certificates, PKCS#11 and FIDO providers, and the trust
+//! options `trust` lists).
 //!
 //! Semantics (ssh_config(5)):
 //! - the first obtained value of a keyword wins; IdentityFile accumulates;
@@ -21,6 +22,11 @@
 //!   treated as not matching and noted in `warnings` (no command is run).
 
 use std::path::{Path, PathBuf};
+
+mod paths;
+pub mod trust;
+
+use paths::{expand_tilde, glob, Tokens};
 
 const MAX_INCLUDE_DEPTH: usize = 16;
 
@@ -63,6 +69,10 @@ pub struct Resolved {
     pub known_hosts_files: Vec<PathBuf>,
     pub host_key_alias: Option<String>,
     pub connect_timeout: Option<u64>,
+    /// `RevokedHostKeys`: files of keys never to accept.
+    pub revoked_host_keys: Vec<PathBuf>,
+    /// `HostKeyAlgorithms` as written (`None`: OpenSSH's default).
+    pub host_key_algorithms: Option<String>,
     /// Options the `ssh2` transport cannot honour, each with where it was set.
     pub unsupported: Vec<String>,
 }
@@ -153,6 +163,7 @@ impl SshConfig {
     /// Resolve `alias` as `ssh alias` would; `local_user` is the login name here.
     pub fn resolve(&self, alias: &str, local_user: &str) -> Resolved {
         let mut first: Vec<(String, Vec<String>)> = Vec::new();
+        let mut origins: Vec<String> = Vec::new();
         let mut identity_files: Vec<String> = Vec::new();
         let mut unsupported = Vec::new();
         for line in &self.lines {
@@ -161,6 +172,17 @@ impl SshConfig {
             let user = value(&first, "user").unwrap_or(local_user.to_owned());
             let ctx = MatchCtx { alias, hostname: &hostname, user: &user, local_user };
             if !line.conds.iter().all(|c| cond_matches(c, &ctx)) {
+                // A block that might apply, but cannot be evaluated here, may not decide trust.
+                let unknown = line.conds.iter().any(cond_unevaluated);
+                let rest_hold = line.conds.iter().all(|c| cond_unevaluated(c) || cond_matches(c, &ctx));
+                if unknown && rest_hold && trust::TRUST_BEARING.contains(&line.keyword.as_str()) {
+                    unsupported.push(format!(
+                        "{} {} ({}), in a Match block that is not evaluated",
+                        trust::keyword_name(&line.keyword),
+                        line.args.join(" "),
+                        line.origin
+                    ));
+                }
                 continue;
             }
             let jump_set = first.iter().any(|(k, _)| k == "proxyjump" || k == "proxycommand");
@@ -170,19 +192,25 @@ impl SshConfig {
                 "proxyjump" | "proxycommand" if !jump_set => {
                     let v = line.args.join(" ");
                     if !v.eq_ignore_ascii_case("none") {
-                        unsupported.push(format!("{} {v} ({})", keyword_name(&line.keyword), line.origin));
+                        unsupported.push(format!("{} {v} ({})", trust::keyword_name(&line.keyword), line.origin));
                     }
                 }
                 "certificatefile" | "pkcs11provider" | "securitykeyprovider" => {
                     let v = line.args.join(" ");
                     if !v.eq_ignore_ascii_case("none") {
-                        unsupported.push(format!("{} {v} ({})", keyword_name(&line.keyword), line.origin));
+                        unsupported.push(format!("{} {v} ({})", trust::keyword_name(&line.keyword), line.origin));
                     }
                 }
                 _ => {}
             }
             if !first.iter().any(|(k, _)| *k == line.keyword) {
                 first.push((line.keyword.clone(), line.args.clone()));
+                origins.push(line.origin.clone());
+            }
+        }
+        for ((keyword, args), origin) in first.iter().zip(&origins) {
+            if let Some(why) = trust::refused(keyword, args) {
+                unsupported.push(format!("{} {} ({origin}): {why}", trust::keyword_name(keyword), args.join(" ")));
             }
         }
         let port = value(&first, "port").and_then(|p| p.parse().ok()).unwrap_or(22);
@@ -218,6 +246,7 @@ impl SshConfig {
         let mut known_hosts_files = files("userknownhostsfile", &["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]);
         known_hosts_files
             .extend(files("globalknownhostsfile", &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]));
+        let revoked_host_keys = files("revokedhostkeys", &[]);
         Resolved {
             alias: alias.to_owned(),
             hostname,
@@ -228,6 +257,8 @@ impl SshConfig {
             known_hosts_files,
             host_key_alias,
             connect_timeout: value(&first, "connecttimeout").and_then(|v| v.parse().ok()),
+            revoked_host_keys,
+            host_key_algorithms: value(&first, "hostkeyalgorithms"),
             unsupported,
         }
     }
@@ -249,18 +280,6 @@ pub fn local_user() -> String {
     }
 }
 
-/// OpenSSH's spelling of a keyword, for messages.
-fn keyword_name(lower: &str) -> &str {
-    match lower {
-        "proxyjump" => "ProxyJump",
-        "proxycommand" => "ProxyCommand",
-        "certificatefile" => "CertificateFile",
-        "pkcs11provider" => "PKCS11Provider",
-        "securitykeyprovider" => "SecurityKeyProvider",
-        other => other,
-    }
-}
-
 fn value(first: &[(String, Vec<String>)], key: &str) -> Option<String> {
     first.iter().find(|(k, _)| k == key).and_then(|(_, a)| a.first().cloned())
 }
@@ -274,6 +293,11 @@ struct MatchCtx<'a> {
     hostname: &'a str,
     user: &'a str,
     local_user: &'a str,
+}
+
+/// A `Match` criterion this reader does not evaluate (treated as not matching).
+fn cond_unevaluated(c: &Cond) -> bool {
+    matches!(c, Cond::Match(criteria) if criteria.iter().any(|(name, _)| name == "unsupported"))
 }
 
 fn cond_matches(c: &Cond, ctx: &MatchCtx<'_>) -> bool {
@@ -370,93 +394,6 @@ fn split_line(raw: &str) -> Option<(String, Vec<String>)> {
         args.push(current);
     }
     Some((keyword.to_ascii_lowercase(), args))
-}
-
-struct Tokens<'a> {
-    alias: &'a str,
-    hostname: &'a str,
-    port: u16,
-    user: &'a str,
-    local_user: &'a str,
-    home: &'a Path,
-    key_alias: Option<&'a str>,
-}
-
-impl Tokens<'_> {
-    fn expand(&self, text: &str) -> String {
-        let mut out = String::new();
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('%') => out.push('%'),
-                Some('h') => out.push_str(self.hostname),
-                Some('n') => out.push_str(self.alias),
-                Some('p') => out.push_str(&self.port.to_string()),
-                Some('r') => out.push_str(self.user),
-                Some('u') => out.push_str(self.local_user),
-                Some('d') => out.push_str(&self.home.to_string_lossy()),
-                Some('k') => out.push_str(self.key_alias.unwrap_or(self.hostname)),
-                // SAFETY: getuid has no preconditions.
-                Some('i') => out.push_str(&unsafe { libc::getuid() }.to_string()),
-                Some('l') => out.push_str(&this_hostname()),
-                Some(other) => {
-                    out.push('%');
-                    out.push(other);
-                }
-                None => out.push('%'),
-            }
-        }
-        out
-    }
-}
-
-fn this_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
-fn expand_tilde(path: &str, home: &Path) -> PathBuf {
-    if path == "~" {
-        home.to_owned()
-    } else if let Some(rest) = path.strip_prefix("~/") {
-        home.join(rest)
-    } else {
-        PathBuf::from(path)
-    }
-}
-
-/// glob(3) for `*` and `?` in any path component (no `[...]` classes).
-fn glob(pattern: &Path) -> Vec<PathBuf> {
-    let mut found = vec![PathBuf::from(if pattern.is_absolute() { "/" } else { "" })];
-    for component in pattern.components() {
-        let part = component.as_os_str().to_string_lossy().into_owned();
-        if part == "/" {
-            continue;
-        }
-        let mut next = Vec::new();
-        for base in &found {
-            if !part.contains(['*', '?']) {
-                let path = base.join(&part);
-                if path.exists() {
-                    next.push(path);
-                }
-                continue;
-            }
-            let dir = if base.as_os_str().is_empty() { Path::new(".") } else { base.as_path() };
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                // As glob(3): a leading dot is matched only explicitly.
-                if (!name.starts_with('.') || part.starts_with('.')) && wildcard_match(&part, &name) {
-                    next.push(base.join(name));
-                }
-            }
-        }
-        found = next;
-    }
-    found
 }
 
 /// OpenSSH's match_pattern: `*` any run of characters, `?` any one.

@@ -4,12 +4,13 @@
 //! checked: identity (thread UUID, snapshot) comes from the request and is
 //! checked against what was pushed, never the other way round.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::helper_held::{self as held, Held};
 use super::helper_queries as queries;
 use super::projects::{self, project_repo};
 use crate::config;
@@ -21,7 +22,6 @@ use crate::remote::protocol::{
     self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN, PROTOCOL_PACK_IN,
 };
 use crate::thread;
-use crate::thread::lock::Lock;
 use crate::thread::state::{is_thread_uuid, DetachedOn};
 use crate::thread::store;
 
@@ -31,7 +31,9 @@ struct Session {
     restricted: bool,
     protocol: Option<u32>,
     /// Thread locks taken by `begin`, held until the session ends.
-    locks: Vec<(String, Lock)>,
+    held: Held,
+    /// A request's bytes were left unread: the session ends after its answer.
+    ending: bool,
     /// LFS objects asked for by `lfs_expose`, until its last batch.
     lfs_asked: Vec<String>,
     /// Bytes an answer announced, sent right after it.
@@ -61,7 +63,8 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         me: Machine::this(None)?,
         restricted,
         protocol: None,
-        locks: Vec::new(),
+        held: Held::default(),
+        ending: false,
         lfs_asked: Vec::new(),
         sending: None,
         planned: None,
@@ -97,17 +100,11 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
             }
             None => {}
         }
+        if session.ending {
+            break;
+        }
     }
     Ok(())
-}
-
-/// The `size` bytes that follow a request, given to `take`; whatever a
-/// refused or failed request left unread is skipped, so the next request follows.
-fn beside(input: &mut dyn BufRead, size: u64, take: impl FnOnce(&mut dyn Read) -> Result<Value>) -> Result<Value> {
-    let mut bytes = input.take(size);
-    let taken = take(&mut bytes);
-    std::io::copy(&mut bytes, &mut std::io::sink())?;
-    taken
 }
 
 fn failure(err: &Error) -> Response {
@@ -259,7 +256,7 @@ impl Session {
             "status" => {
                 let p: queries::ThreadParams = params(request)?;
                 let uuid = p.uuid.clone();
-                let keep = p.keep && self.holds(&uuid).is_ok();
+                let keep = p.keep && project_repo(&p.repo).is_ok_and(|r| self.held.check(&r, &uuid).is_ok());
                 let (status, captured) = queries::status(p, &self.me, keep)?;
                 self.kept = captured.map(|state| (uuid, state));
                 Ok(status)
@@ -272,31 +269,38 @@ impl Session {
             "lfs_expose" => self.lfs_expose(params(request)?),
             "transcript_in" => {
                 let p: TranscriptParams = params(request)?;
-                beside(input, p.size.unwrap_or(0), |bytes| {
-                    self.holds(&p.uuid)?;
+                let ceiling = held::ceiling_for(&p.repo);
+                let (taken, after) = held::beside(input, p.size.unwrap_or(0), ceiling, "a transcript", |bytes| {
                     let repo = project_repo(&p.repo)?;
+                    self.held.check(&repo, &p.uuid)?;
                     handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, bytes)
-                })
+                });
+                self.ending = matches!(after, held::After::End);
+                taken
             }
             "pack_in" => {
                 let p: PackInParams = params(request)?;
-                beside(input, p.size, |bytes| {
-                    self.holds(&p.uuid)?;
-                    handoff::take_pushed(&project_repo(&p.repo)?, &p.uuid, &p.refs, bytes, p.size)
-                })
+                let ceiling = held::ceiling_for(&p.repo);
+                let (taken, after) = held::beside(input, p.size, ceiling, "a pack", |bytes| {
+                    let repo = project_repo(&p.repo)?;
+                    self.held.check(&repo, &p.uuid)?;
+                    handoff::take_pushed(&repo, &p.uuid, &p.refs, bytes, p.size)
+                });
+                self.ending = matches!(after, held::After::End);
+                taken
             }
             "transcript_out" => {
                 let p: TranscriptParams = params(request)?;
-                self.holds(&p.uuid)?;
                 let repo = project_repo(&p.repo)?;
+                self.held.check(&repo, &p.uuid)?;
                 let (offer, blob) = handoff::offer_transcript(&repo, &p.uuid)?;
                 self.sending = blob.map(|blob| Sending::Blob(Box::new(repo), blob));
                 Ok(offer)
             }
             "pack_out" => {
                 let p: PackParams = params(request)?;
-                self.holds(&p.uuid)?;
                 let repo = project_repo(&p.repo)?;
+                self.held.check(&repo, &p.uuid)?;
                 let (offer, pack) = handoff::offer_pack(&repo, &p.uuid, &p.haves)?;
                 self.sending = Some(Sending::Pack(pack));
                 Ok(offer)
@@ -341,32 +345,13 @@ impl Session {
         }))
     }
 
-    fn holds(&self, uuid: &str) -> Result<()> {
-        if self.locks.iter().any(|(u, _)| u == uuid) {
-            Ok(())
-        } else {
-            Err(Error::usage("not_begun", "begin must come first"))
-        }
-    }
-
     fn begin(&mut self, p: BeginParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         check_uuid(&p.uuid)?;
-        if !self.locks.iter().any(|(u, _)| *u == p.uuid) {
-            // A helper whose client died may still be finishing its last step.
-            let lock = Lock::acquire_waiting(
-                &repo.private_dir()?.join("locks"),
-                &p.uuid,
-                &format!("thread {}", p.uuid),
-                std::time::Duration::from_secs(20),
-            )?;
-            self.locks.push((p.uuid.clone(), lock));
-        }
+        let lock = self.held.take(&repo, &p.uuid)?;
         let mut repairs = Vec::new();
         if p.recover {
-            if let Some((_, lock)) = self.locks.iter().find(|(u, _)| *u == p.uuid) {
-                repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
-            }
+            repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
         }
         let thread = store::load(&repo, &p.uuid)?.map(|t| RemoteThread {
             epoch: t.state.epoch,
@@ -380,7 +365,7 @@ impl Session {
 
     fn receive(&mut self, p: SnapshotParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
+        self.held.check(&repo, &p.uuid)?;
         let snapshot = store::parse_hex(&p.snapshot)?;
         if store::ref_target(&repo, &store::incoming_ref(&p.uuid, "snapshot"))? != Some(snapshot) {
             return Err(
@@ -404,7 +389,7 @@ impl Session {
 
     fn depart(&mut self, p: DepartParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
+        self.held.check(&repo, &p.uuid)?;
         let thread = store::load(&repo, &p.uuid)?
             .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
         if !thread.state.owned_by(&self.me) || thread.state.epoch + 1 != p.epoch {
@@ -451,7 +436,7 @@ impl Session {
 
     fn lfs_expose(&mut self, p: LfsParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
+        self.held.check(&repo, &p.uuid)?;
         self.lfs_asked.extend(p.oids);
         if !p.done {
             return Ok(json!({}));
@@ -463,7 +448,7 @@ impl Session {
 
     fn release(&mut self, p: SnapshotParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
-        self.holds(&p.uuid)?;
+        self.held.check(&repo, &p.uuid)?;
         fault::point(fault::Step::BeforeRelease);
         let snapshot = store::parse_hex(&p.snapshot)?;
         let current = store::load(&repo, &p.uuid)?

@@ -19,7 +19,7 @@ use crate::thread::store;
 
 #[derive(Deserialize)]
 pub(super) struct ThreadParams {
-    repo: String,
+    pub(super) repo: String,
     pub(super) uuid: String,
     /// For `status`: capture the state for the departure that follows.
     #[serde(default)]

@@ -11,6 +11,7 @@ pub mod attach;
 mod carry;
 mod departure;
 pub mod helper;
+mod helper_held;
 mod helper_queries;
 mod locate;
 mod markers;

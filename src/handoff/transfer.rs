@@ -1,7 +1,6 @@
 //! git push and fetch to and from a host, over the handoff's connection.
 
-use std::io::{Read, Write};
-use std::process::Stdio;
+use std::io::Read;
 
 use gix::ObjectId;
 use serde::Deserialize;
@@ -9,6 +8,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::git::Git;
+use crate::intake::{self, Quarantine, Taker};
 use crate::remote::protocol::{PROTOCOL_PACK_IN, PROTOCOL_TRANSCRIPTS};
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
@@ -100,26 +100,36 @@ pub(super) fn fetch_departed(
         return fetch(repo, conn, remote_repo, uuid);
     }
     let haves: Vec<String> = haves.iter().map(ObjectId::to_string).collect();
+    let conn_name = conn.host.name.clone();
+    let mut arrived = None;
     let offer: PackOffer = conn.call_receiving(
         "pack_out",
         json!({ "repo": remote_repo, "uuid": uuid, "haves": haves }),
         |offer: &PackOffer| offer.size,
-        |offer, bytes| take_pack(repo, bytes, offer.size, false, "fetch_failed"),
+        |offer, bytes| {
+            let what = format!("the snapshot from {}", conn_name);
+            arrived = Some(intake::take_pack(repo, bytes, offer.size, Taker::Fetch, &what)?);
+            Ok(())
+        },
     )?;
+    let arrived = arrived.ok_or_else(|| Error::failed("fetch_failed", "no pack came"))?;
     let refs = [("snapshot", store::parse_hex(&offer.snapshot)?), ("notes", store::parse_hex(&offer.notes)?)];
-    set_incoming_when_whole(repo, uuid, &refs).map_err(|e| {
+    set_incoming_when_whole(repo, uuid, arrived, &refs).map_err(|e| {
         Error::failed("fetch_failed", format!("what came from {} is incomplete: {}", conn.host.name, e.message))
     })
 }
 
 /// Set the thread's incoming refs `refs` (names under
-/// `refs/codex-handoff/incoming/<uuid>/` and commits) once everything the
-/// commits reach is here, as git's fetch and receive-pack check it.
-fn set_incoming_when_whole(repo: &Repo, uuid: &str, refs: &[(&str, ObjectId)]) -> Result<()> {
+/// `refs/codex-handoff/incoming/<uuid>/`) to commits that arrived in
+/// `arrived`, once everything they reach is here, as git's fetch and
+/// receive-pack check it; only then do the objects leave the quarantine.
+fn set_incoming_when_whole(repo: &Repo, uuid: &str, arrived: Quarantine, refs: &[(&str, ObjectId)]) -> Result<()> {
     let mut check = vec!["rev-list".to_owned(), "--objects".into(), "--quiet".into()];
     check.extend(refs.iter().map(|(_, id)| id.to_string()));
     check.extend(["--not".into(), "--all".into()]);
-    Git::new(repo.common_dir(), None).run(&check)?;
+    let check: Vec<&str> = check.iter().map(String::as_str).collect();
+    crate::git::run_command(&mut arrived.git(repo, &check), None)?;
+    arrived.migrate()?;
     for (what, id) in refs {
         let name = store::incoming_ref(uuid, what);
         store::set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
@@ -159,37 +169,6 @@ fn make_pack(
     crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
     let size = file.as_file_mut().metadata()?.len();
     Ok((file, size))
-}
-
-/// Store a pack of `size` bytes from `bytes` as git's fetch and
-/// receive-pack would: a small one as loose objects, a larger one kept as
-/// it is (both complete a thin pack from the objects here); `strict` checks
-/// every object as `fsckObjects` does. Failures are `code`.
-fn take_pack(repo: &Repo, bytes: &mut dyn Read, size: u64, strict: bool, code: &'static str) -> Result<()> {
-    let mut header = [0u8; 12];
-    bytes.read_exact(&mut header).map_err(|_| Error::failed(code, "what came is not a pack"))?;
-    let objects = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-    let mut args =
-        if objects < 100 { vec!["unpack-objects", "-q"] } else { vec!["index-pack", "--stdin", "--fix-thin"] };
-    if strict {
-        args.push("--strict");
-    }
-    let mut cmd = Git::new(repo.common_dir(), None).command(&args);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::failed("git_missing", "could not run git").with_source(e))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| Error::failed("git", "no pipe to git"))?;
-    let copied =
-        stdin.write_all(&header).and_then(|()| std::io::copy(&mut bytes.take(size.saturating_sub(12)), &mut stdin));
-    drop(stdin);
-    let output = child.wait_with_output()?;
-    copied?;
-    if !output.status.success() {
-        return Err(Error::failed(
-            code,
-            format!("git {} refused what came: {}", args[0], String::from_utf8_lossy(&output.stderr).trim()),
-        ));
-    }
-    Ok(())
 }
 
 /// The helper's side of `pack_out`: a pack of the snapshot thread `uuid`
@@ -304,11 +283,8 @@ pub fn take_pushed(
         };
         targets.push((*name, store::parse_hex(id)?));
     }
-    let config = repo.gix.config_snapshot();
-    let strict =
-        config.boolean("receive.fsckObjects").or_else(|| config.boolean("transfer.fsckObjects")).unwrap_or(false);
-    take_pack(repo, bytes, size, strict, "push_failed")?;
-    set_incoming_when_whole(repo, uuid, &targets).map_err(|e| {
+    let arrived = intake::take_pack(repo, bytes, size, Taker::Receive, &format!("the pack for thread {uuid}"))?;
+    set_incoming_when_whole(repo, uuid, arrived, &targets).map_err(|e| {
         Error::failed("push_failed", format!("what came for thread {uuid} is incomplete: {}", e.message))
     })?;
     Ok(json!({}))

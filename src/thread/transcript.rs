@@ -205,6 +205,7 @@ impl Drop for BlobStream {
 /// Store `size` bytes of `input`, which must be blob `expected`, as a
 /// pack of its own (a transcript that came beside a snapshot).
 pub fn store_arriving(repo: &Repo, input: &mut dyn Read, size: u64, expected: ObjectId) -> Result<()> {
+    crate::intake::Ceiling::of(repo).check("a transcript", size)?;
     let objects = repo.gix.objects.store_ref().path().to_owned();
     crate::blob_pack::write_blob(&objects, input, size, Some(expected), |id| repo.gix.has_object(id))?;
     Ok(())

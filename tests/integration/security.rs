@@ -774,7 +774,7 @@ fn a_pack_from_a_client_sets_only_the_threads_incoming_refs_and_only_when_whole(
     assert_refused(&answers[1], 2, "not_begun");
     assert_eq!(answers[2]["ok"], true, "{answers:?}");
     assert_refused(&answers[3], 2, "bad_request");
-    assert_eq!(answers[4]["error"]["code"], "push_failed", "{answers:?}");
+    assert_eq!(answers[4]["error"]["code"], "not_a_pack", "{answers:?}");
     assert_eq!(answers[5]["error"]["code"], "push_failed", "{answers:?}");
     assert!(answers[5]["error"]["message"].as_str().unwrap().contains("incomplete"), "{answers:?}");
     assert_eq!(answers[6]["ok"], true, "{answers:?}");

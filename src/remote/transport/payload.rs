@@ -35,9 +35,15 @@ impl Connection {
             None => Err(Error::failed("closed", "the connection is closed")),
         };
         if let Err(e) = sent {
-            // The helper waits for the rest: end the session instead.
+            // The helper waits for the rest: end the session instead. A
+            // helper that refused the bytes unread said why before it ended.
             self.link.close_input();
-            return Err(e);
+            let said = protocol::read_line(self.link.output()).ok().flatten();
+            let refusal = said.and_then(|line| serde_json::from_slice::<protocol::Response>(&line).ok());
+            return match refusal.and_then(|r| r.error) {
+                Some(error) => Err(error.into_error(&self.host.name)),
+                None => Err(e),
+            };
         }
         self.answer(op, Ok(()), None)
     }
@@ -56,6 +62,11 @@ impl Connection {
         let size = size_of(&answer);
         let mut bytes = self.link.output().take(size);
         let received = receive(&answer, &mut bytes);
+        if received.as_ref().is_err_and(|e| e.code == "too_large") {
+            // More than this side takes was announced: neither kept nor read.
+            self.link.kill();
+            return received.map(|()| answer);
+        }
         std::io::copy(&mut bytes, &mut std::io::sink())?;
         if bytes.limit() != 0 {
             return Err(Error::failed(

@@ -35,7 +35,17 @@ pub fn connect(name: &str, t: &Target) -> Result<Connected> {
         .map_err(|e| Error::failed("known_hosts", format!("cannot read known_hosts: {e}")))?;
     let key_host = t.host_key_alias.as_deref().unwrap_or(&t.hostname);
     let supported = session.supported_algs(MethodType::HostKey).unwrap_or_default();
-    let preference = known_hosts::hostkey_preference(&known.key_types_for(key_host, t.port), &supported);
+    let allowed = crate::ssh_config::trust::host_key_algorithms(t.host_key_algorithms.as_deref(), &supported);
+    if allowed.is_empty() {
+        let set = t.host_key_algorithms.as_deref().unwrap_or("(OpenSSH's default)");
+        return Err(Error::refused(
+            "ssh2_unsupported",
+            format!("{name}: HostKeyAlgorithms {set} allows no host key algorithm the ssh2 transport has"),
+        )
+        .with_help(format!("use the system ssh for this host: `--transport openssh` (`git codex-handoff host add {name} ... --transport openssh`)")));
+    }
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let preference = known_hosts::hostkey_preference(&known.key_types_for(key_host, t.port), &allowed);
     session
         .method_pref(MethodType::HostKey, &preference)
         .map_err(|e| failed("ssh_failed", format!("host key algorithms {preference}: {e}")))?;
@@ -59,6 +69,7 @@ pub fn connect(name: &str, t: &Target) -> Result<Connected> {
     let algorithm = session.methods(MethodType::HostKey).unwrap_or_default().to_owned();
     let blob = session.host_key().map(|(blob, _)| blob.to_vec()).unwrap_or_default();
     let fingerprint = known_hosts::fingerprint_sha256(&blob);
+    check_revoked(name, t, &blob, &fingerprint)?;
     check_host_key(name, t, &known, key_host, &blob, &fingerprint)?;
     let auth = authenticate(name, &session, t)?;
     let facts = super::super::Reached {
@@ -92,6 +103,31 @@ fn tcp_connect(name: &str, t: &Target) -> Result<TcpStream> {
         }
     }
     Err(cannot(last))
+}
+
+/// `RevokedHostKeys`, checked before known_hosts as ssh checks it.
+fn check_revoked(name: &str, t: &Target, blob: &[u8], fingerprint: &str) -> Result<()> {
+    let key_type = known_hosts::blob_key_type(blob).unwrap_or_default();
+    match super::revoked::check(&t.revoked_host_keys, blob) {
+        super::revoked::Revocation::Fine => Ok(()),
+        super::revoked::Revocation::Revoked(file) => Err(unreachable(
+            "host_key_revoked",
+            format!(
+                "the host key of {name} is revoked by RevokedHostKeys {}: {key_type} {fingerprint}",
+                file.display()
+            ),
+        )
+        .with_help(
+            "someone may be intercepting the connection, or the key was retired: check with the host's owner",
+        )),
+        super::revoked::Revocation::Unchecked(file, why) => Err(Error::refused(
+            "ssh2_unsupported",
+            format!("{name}: RevokedHostKeys {} could not be checked ({why})", file.display()),
+        )
+        .with_help(format!(
+            "fix the file, or use the system ssh for this host: `git codex-handoff host add {name} ... --transport openssh`"
+        ))),
+    }
 }
 
 fn check_host_key(

@@ -16,6 +16,7 @@ mod connect;
 mod fdpass;
 mod known_hosts;
 mod pump;
+mod revoked;
 mod shim;
 mod target;
 mod terminal;

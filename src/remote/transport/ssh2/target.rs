@@ -31,6 +31,10 @@ pub struct Target {
     pub known_hosts_files: Vec<PathBuf>,
     /// The name looked up in known_hosts instead of `hostname`, if set.
     pub host_key_alias: Option<String>,
+    /// `RevokedHostKeys` files.
+    pub revoked_host_keys: Vec<PathBuf>,
+    /// `HostKeyAlgorithms` as written (`None`: OpenSSH's default).
+    pub host_key_algorithms: Option<String>,
     pub connect_timeout: Duration,
 }
 
@@ -81,7 +85,7 @@ pub fn resolve(name: &str, destination: &str, connect_timeout: Duration) -> Resu
     if let Some(what) = resolved.unsupported.first() {
         return Err(Error::refused(
             "ssh2_unsupported",
-            format!("{name}: ~/.ssh/config sets {what}, which the ssh2 transport cannot follow"),
+            format!("{name}: ~/.ssh/config sets {what}; the ssh2 transport cannot follow that"),
         )
         .with_help(format!(
             "use the system ssh for this host: `git codex-handoff host add {name} {destination} --transport openssh`"
@@ -96,6 +100,8 @@ pub fn resolve(name: &str, destination: &str, connect_timeout: Duration) -> Resu
         identities_only: resolved.identities_only,
         known_hosts_files: resolved.known_hosts_files,
         host_key_alias: resolved.host_key_alias,
+        revoked_host_keys: resolved.revoked_host_keys,
+        host_key_algorithms: resolved.host_key_algorithms,
         // The caller's limit wins, as `-o ConnectTimeout` does over the file.
         connect_timeout,
     })
