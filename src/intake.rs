@@ -83,7 +83,7 @@ impl Ceiling {
 fn human(bytes: u64) -> String {
     const UNITS: &[(u64, &str)] = &[(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
-        if bytes >= *unit && bytes % unit == 0 {
+        if bytes >= *unit && bytes.is_multiple_of(*unit) {
             return format!("{} {name}", bytes / unit);
         }
     }
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn capped_reads_fail_past_the_ceiling() {
-        let data = vec![7u8; 100];
+        let data = [7u8; 100];
         let mut ok = Capped::new(&data[..], 100);
         assert_eq!(std::io::copy(&mut ok, &mut std::io::sink()).unwrap(), 100);
         let mut over = Capped::new(&data[..], 99);

@@ -76,9 +76,27 @@ fn craft(
     intent_to_add: Option<&[u8]>,
     edit: impl FnOnce(&mut Value),
 ) -> String {
+    craft_on(env, home, repo, base, None, transcript, intent_to_add, edit)
+}
+
+/// [`craft`], with `head` (when given) as the snapshot's HEAD instead of `base`'s.
+#[allow(clippy::too_many_arguments)]
+fn craft_on(
+    env: &TestEnv,
+    home: &Path,
+    repo: &Path,
+    base: &str,
+    head: Option<&str>,
+    transcript: &[u8],
+    intent_to_add: Option<&[u8]>,
+    edit: impl FnOnce(&mut Value),
+) -> String {
     let git = |args: &[&str]| env.git_as(home, repo, args).trim().to_owned();
     let mut note: Value =
         serde_json::from_str(&git(&["notes", "--ref", "codex-handoff", "show", base])).expect("a thread note");
+    if let Some(head) = head {
+        note["head"] = json!(head);
+    }
     let blob = git_input(env, home, repo, &["hash-object", "-w", "--stdin"], transcript);
     let mut entries = format!("100644 blob {blob}\ttranscript\n");
     if let Some(paths) = intent_to_add {
@@ -107,6 +125,8 @@ fn craft(
     git_input(env, home, repo, &["notes", "--ref", "refs/notes/crafted", "add", "-f", "-F", "-", &snapshot], &text);
     snapshot
 }
+
+mod intake;
 
 /// A client that speaks the helper protocol itself over ssh, as an attacker
 /// holding the key would (no client-side checks).
@@ -150,6 +170,34 @@ impl RawHelper {
 
     fn call(&mut self, op: &str, params: Value) -> Value {
         self.send(&json!({ "op": op, "params": params }).to_string())
+    }
+
+    /// A request followed by `bytes` (written while the answer is awaited:
+    /// a helper that refuses them unread answers before it has them all).
+    fn call_with_bytes(&mut self, op: &str, params: Value, bytes: Vec<u8>) -> Value {
+        writeln!(self.input, "{}", json!({ "op": op, "params": params })).unwrap();
+        use std::os::fd::AsFd;
+        let mut input = std::fs::File::from(self.input.as_fd().try_clone_to_owned().unwrap());
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+            let _ = input.flush();
+        });
+        let mut answer = String::new();
+        self.output.read_line(&mut answer).unwrap();
+        let _ = writer.join();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("the helper answered {answer:?} ({e})"))
+    }
+
+    /// Has the helper's session ended (within `limit`)?
+    fn ended_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 }
 
