@@ -127,6 +127,8 @@ fn craft_on(
 }
 
 mod intake;
+#[cfg(feature = "ssh2")]
+mod ssh2_trust;
 
 /// A client that speaks the helper protocol itself over ssh, as an attacker
 /// holding the key would (no client-side checks).

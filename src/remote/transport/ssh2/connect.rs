@@ -62,7 +62,14 @@ pub fn connect(name: &str, t: &Target) -> Result<Connected> {
                 ),
             )
         } else {
-            failed("ssh_handshake_failed", format!("the SSH handshake with {}:{} failed: {e}", t.hostname, t.port))
+            // Often no host key algorithm both sides allow: say which this side allowed.
+            failed(
+                "ssh_handshake_failed",
+                format!(
+                    "the SSH handshake with {}:{} failed: {e} (HostKeyAlgorithms here: {preference})",
+                    t.hostname, t.port
+                ),
+            )
         }
     })?;
 
