@@ -268,6 +268,15 @@ pub fn unpack(repo: &Repo, carrier: ObjectId, expected: &[Pointer]) -> Result<us
         if has_object(repo, pointer) {
             continue;
         }
+        // The size the snapshot declares is the blob's, and within the ceiling, before a byte is written.
+        let size = repo.gix.find_header(entry.object_id())?.size();
+        if size != pointer.size {
+            return Err(Error::failed(
+                "bad_carrier",
+                format!("the LFS object {} that arrived is {size} bytes, not {}", pointer.oid, pointer.size),
+            ));
+        }
+        crate::intake::Ceiling::of(repo).check(&format!("the Git LFS object {}", pointer.oid), size)?;
         let target = object_path(&storage, &pointer.oid);
         let tmp_dir = storage.join("tmp");
         std::fs::create_dir_all(&tmp_dir)?;
@@ -310,12 +319,21 @@ pub fn unpack(repo: &Repo, carrier: ObjectId, expected: &[Pointer]) -> Result<us
 }
 
 /// With `GIT_LFS_SKIP_SMUDGE=1` git-lfs writes every file as its pointer;
-/// write the content of those not in `pointers` (their objects are here),
-/// so only the files that were pointers at the source stay pointers.
-pub fn smudge_except(git: &Git, root: &Path, pointers: &[BString]) -> Result<()> {
+/// write the content of those not in `pointers` whose objects are here, so
+/// only the files that were pointers at the source stay pointers. A
+/// pointer whose object is not here stays a pointer: git-lfs would fetch
+/// it from whatever server the snapshot's `.lfsconfig` names.
+pub fn smudge_except(repo: &Repo, git: &Git, root: &Path, pointers: &[BString]) -> Result<()> {
     let mut list = Vec::new();
-    for (path, _) in lfs_entries(git)? {
-        if pointers.binary_search(&path).is_err() {
+    for (path, blob) in lfs_entries(git)? {
+        let missing = repo
+            .gix
+            .find_header(blob)
+            .is_ok_and(|h| h.size() <= MAX_POINTER as u64)
+            .then(|| repo.gix.find_blob(blob).ok().and_then(|b| parse_pointer(&b.data)))
+            .flatten()
+            .is_some_and(|pointer| !has_object(repo, &pointer));
+        if pointers.binary_search(&path).is_err() && !missing {
             // checkout-index leaves a file whose stat matches the index alone, even with -f.
             let file = root.join(std::ffi::OsStr::from_bytes(&path));
             if std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {

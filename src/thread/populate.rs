@@ -58,14 +58,14 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
     // there are many files. LFS files that were pointers at the source stay
     // pointers: git-lfs writes every file as its pointer, then the others get
     // their content (from objects that are here, never from the network).
+    // git-lfs never reaches for a server here (a snapshot's `.lfsconfig` may name any): content comes
+    // only for pointers whose objects are in this clone's LFS storage.
     let mut read_tree =
         staged.command(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()]);
-    if !state.lfs_pointers.is_empty() {
-        read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
-    }
+    read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
     crate::git::run_command(&mut read_tree, None)?;
-    if !state.lfs_pointers.is_empty() {
-        lfs::smudge_except(&staged, root, &state.lfs_pointers)?;
+    if !state.lfs_pointers.is_empty() || !state.lfs_objects.is_empty() {
+        lfs::smudge_except(repo, &staged, root, &state.lfs_pointers)?;
     }
 
     // Turn the index (= working files) into the snapshot's index: entries that

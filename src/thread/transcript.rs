@@ -297,6 +297,19 @@ pub fn check_incoming(repo: &Repo, state: &ThreadState, blob: ObjectId) -> Resul
 /// working-directory fields moved to `worktree` (every other byte as it
 /// came) and goes where `codex::placement` says.
 pub fn install(repo: &Repo, state: &ThreadState, blob: ObjectId, worktree: &Path) -> Result<PathBuf> {
+    // The size the note declares is the blob's, and within the ceiling, before a byte is written.
+    let size = repo.gix.find_header(blob)?.size();
+    if size != state.transcript.size {
+        return Err(Error::failed(
+            "transcript_corrupt",
+            format!(
+                "the transcript of thread {} is {size} bytes, but its note says {}",
+                state.uuid, state.transcript.size
+            ),
+        )
+        .with_help("run the handoff again"));
+    }
+    crate::intake::Ceiling::of(repo).check("a transcript", size)?;
     let (mut child, stdout) = open_blob_raw(repo, blob)?;
     let mut reader = BufReader::with_capacity(256 * 1024, Tee::new(stdout));
     let verify = |tee: &Tee<std::process::ChildStdout>| {
