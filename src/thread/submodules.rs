@@ -136,14 +136,49 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A submodule path from a snapshot must be a plain relative path.
+/// A submodule path from a snapshot must be a plain relative path, with
+/// no `.git` part in any spelling a file system may take for it.
 fn check_path(path: &str) -> Result<()> {
     let bad = path.is_empty()
         || path.starts_with('/')
         || path.contains('\0')
-        || path.split('/').any(|part| part == ".." || part == "." || part == ".git" || part.is_empty());
+        || path.split('/').any(|part| part == ".." || part == "." || is_dot_git(part) || part.is_empty());
     if bad {
         return Err(Error::failed("bad_snapshot", format!("the snapshot names a submodule at {path:?}")));
+    }
+    Ok(())
+}
+
+/// `.git` as a case-insensitive file system, or macOS's (which ignores
+/// some invisible characters), would read `part`.
+fn is_dot_git(part: &str) -> bool {
+    let ignorable = |c: &char| matches!(*c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
+    let visible: String = part.chars().filter(|c| !ignorable(c)).collect();
+    visible.eq_ignore_ascii_case(".git")
+}
+
+/// The url `.gitmodules` in the snapshot's files (tree `worktree_tree`)
+/// gives submodule `name` must be one git would only ever fetch: not an
+/// option (`-o…`, which git's fsck calls `gitmodulesUrl`), not a command
+/// (`ext::…`, which git's default `protocol.ext.allow` never runs), no
+/// control characters. Such a url from another machine never gets into
+/// this machine's config, whatever its fsck settings.
+fn check_url(repo: &Repo, worktree_tree: ObjectId, name: &str, path: &str) -> Result<()> {
+    let tree = repo.gix.find_tree(worktree_tree)?;
+    let Some(modules) = tree.lookup_entry_by_path(".gitmodules")? else { return Ok(()) };
+    let mut cmd = repo.git().command(["config", "--blob", &modules.object_id().to_string(), "--get"]);
+    cmd.arg(format!("submodule.{name}.url"));
+    // Exit 1: no url for it (git submodule init then refuses).
+    let url = crate::git::run_command_exiting(&mut cmd, None, &[0, 1])?;
+    let url = String::from_utf8_lossy(&url);
+    let url = url.trim_end_matches('\n');
+    let command = url.split_once("::").is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("ext"));
+    if url.starts_with('-') || command || url.chars().any(char::is_control) {
+        return Err(Error::refused(
+            "submodule_url",
+            format!("the snapshot's .gitmodules gives submodule {path} the url {url:?}, which git could run as a command"),
+        )
+        .with_help("it was not written by git-codex-handoff from a repository git accepts; nothing was changed"));
     }
     Ok(())
 }
@@ -276,6 +311,7 @@ pub fn load(
                 format!("the snapshot names a submodule at {} that it does not hold", record.path),
             ));
         }
+        check_url(repo, worktree_tree, &record.name, &record.path)?;
         let snapshot = crate::thread::store::parse_hex(&record.snapshot)?;
         let (git_dir, nested) = match source {
             ModuleSource::Modules(git_dir) => {
@@ -394,6 +430,10 @@ mod tests {
         }
         assert!(check_module("objects").is_err());
         assert!(check_path("vendor/lib/.git").is_err());
+        for spelled in ["a/.GIT/b", ".Git", "x/.g\u{200c}it", "\u{feff}.git"] {
+            assert!(check_path(spelled).is_err(), "{spelled:?}");
+        }
+        assert!(check_path("a/.github/b").is_ok());
         assert!(check_path("vendor/lib").is_ok());
     }
 }
