@@ -142,19 +142,13 @@ fn check_path(path: &str) -> Result<()> {
     let bad = path.is_empty()
         || path.starts_with('/')
         || path.contains('\0')
-        || path.split('/').any(|part| part == ".." || part == "." || is_dot_git(part) || part.is_empty());
+        || path.split('/').any(|part| {
+            part == ".." || part == "." || crate::thread::worktree_data::is_dot_git(part.as_bytes()) || part.is_empty()
+        });
     if bad {
         return Err(Error::failed("bad_snapshot", format!("the snapshot names a submodule at {path:?}")));
     }
     Ok(())
-}
-
-/// `.git` as a case-insensitive file system, or macOS's (which ignores
-/// some invisible characters), would read `part`.
-fn is_dot_git(part: &str) -> bool {
-    let ignorable = |c: &char| matches!(*c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
-    let visible: String = part.chars().filter(|c| !ignorable(c)).collect();
-    visible.eq_ignore_ascii_case(".git")
 }
 
 /// The url `.gitmodules` in the snapshot's files (tree `worktree_tree`)
@@ -176,7 +170,9 @@ fn check_url(repo: &Repo, worktree_tree: ObjectId, name: &str, path: &str) -> Re
     if url.starts_with('-') || command || url.chars().any(char::is_control) {
         return Err(Error::refused(
             "submodule_url",
-            format!("the snapshot's .gitmodules gives submodule {path} the url {url:?}, which git could run as a command"),
+            format!(
+                "the snapshot's .gitmodules gives submodule {path} the url {url:?}, which git could run as a command"
+            ),
         )
         .with_help("it was not written by git-codex-handoff from a repository git accepts; nothing was changed"));
     }

@@ -144,9 +144,16 @@ pub fn read(repo: &Repo, tree: ObjectId) -> Result<Extras> {
 /// them `.`, `..` or `.git`. Paths in a snapshot's records come from another
 /// machine and are held to this before anything is written from them.
 pub fn is_plain_path(path: &[u8]) -> bool {
-    path.split(|b| *b == b'/').all(|part| {
-        !part.is_empty() && part != b"." && part != b".." && !part.eq_ignore_ascii_case(b".git") && !part.contains(&0)
-    })
+    path.split(|b| *b == b'/')
+        .all(|part| !part.is_empty() && part != b"." && part != b".." && !is_dot_git(part) && !part.contains(&0))
+}
+
+/// `.git` as a case-insensitive file system, or macOS's (which ignores
+/// some invisible characters), would read `part`.
+pub fn is_dot_git(part: &[u8]) -> bool {
+    let ignorable = |c: &char| matches!(*c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
+    let visible: String = String::from_utf8_lossy(part).chars().filter(|c| !ignorable(c)).collect();
+    visible.eq_ignore_ascii_case(".git")
 }
 
 fn checked_paths(paths: Vec<BString>, what: &str) -> Result<Vec<BString>> {

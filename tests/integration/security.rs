@@ -126,6 +126,7 @@ fn craft_on(
     snapshot
 }
 
+mod carried;
 mod intake;
 #[cfg(feature = "ssh2")]
 mod ssh2_trust;
