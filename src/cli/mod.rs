@@ -28,6 +28,12 @@ pub fn main() -> ExitCode {
         let code = crate::remote::transport::run_git_shim(&rest, &mut std::io::stderr());
         return ExitCode::from(u8::try_from(code).unwrap_or(255));
     }
+    // git runs this binary as its ssh for a fetch whose input has a ceiling.
+    if args.get(1).is_some_and(|a| a == crate::remote::transport::CAPPED_COMMAND) {
+        let rest: Vec<String> = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        let code = crate::remote::transport::run_capped(&rest, &mut std::io::stderr());
+        return ExitCode::from(u8::try_from(code).unwrap_or(255));
+    }
     let wants_json = args.iter().any(|a| a == "--json");
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

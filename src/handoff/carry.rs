@@ -104,10 +104,8 @@ pub(super) fn fetch_submodules(
         ]);
         cmd.arg(conn.git_url(&format!("{project_repo}/{module}")));
         cmd.arg(format!("+{}:{}", store::outgoing_ref(uuid), store::incoming_ref(uuid, "snapshot")));
-        for (k, v) in conn.git_env() {
-            cmd.env(k, v);
-        }
-        crate::git::run_command(&mut cmd, None).map_err(|e| {
+        super::transfer::capped_env(repo, conn, &mut cmd);
+        super::transfer::run_fetch(&local, &mut cmd).map_err(|e| {
             Error::failed("fetch_failed", format!("could not fetch {module} from {}: {}", conn.host.name, e.message))
         })?;
     }
@@ -144,7 +142,7 @@ pub(super) fn fetch_lfs(
     }
     let mut cmd = super::transfer::fetch_command(repo, conn, project_repo);
     cmd.arg(format!("+{}:{}", carried::outgoing_lfs_ref(uuid), carried::lfs_ref(uuid)));
-    crate::git::run_command(&mut cmd, None).map_err(|e| {
+    super::transfer::run_fetch(&repo.common_dir(), &mut cmd).map_err(|e| {
         Error::failed("fetch_failed", format!("could not fetch the LFS objects from {}: {}", conn.host.name, e.message))
     })?;
     Ok(missing.len())

@@ -53,10 +53,40 @@ pub(super) fn fetch_command(repo: &Repo, conn: &Connection, remote_repo: &str) -
         "--no-write-fetch-head",
     ]);
     cmd.arg(conn.git_url(remote_repo));
-    for (k, v) in conn.git_env() {
+    capped_env(repo, conn, &mut cmd);
+    cmd
+}
+
+/// The connection's environment for a `git fetch` into `repo`, its input
+/// under `repo`'s ceiling (git's fetch has none of its own).
+pub(super) fn capped_env(repo: &Repo, conn: &Connection, cmd: &mut std::process::Command) {
+    let ceiling = intake::Ceiling::of(repo).bytes;
+    let env = if ceiling == u64::MAX { conn.git_env() } else { conn.git_env_capped(ceiling) };
+    for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd
+}
+
+/// Run `git fetch` (`cmd`) into the repository whose git dir is `git_dir`:
+/// one that fails (a ceiling passed, a check failed) leaves no temporary
+/// pack behind, as git's own fetch would.
+pub(super) fn run_fetch(git_dir: &std::path::Path, cmd: &mut std::process::Command) -> Result<()> {
+    let pack_dir = git_dir.join("objects").join("pack");
+    let temporary = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&pack_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_"))
+            .map(|e| e.path())
+            .collect()
+    };
+    let before = temporary();
+    crate::git::run_command(cmd, None).map(|_| ()).inspect_err(|_| {
+        for left in temporary().into_iter().filter(|p| !before.contains(p)) {
+            let _ = std::fs::remove_file(left);
+        }
+    })
 }
 
 fn fetch_refs(
@@ -70,8 +100,7 @@ fn fetch_refs(
     let mut cmd = fetch_command(repo, conn, remote_repo);
     cmd.arg(format!("+{snapshot}:{}", store::incoming_ref(uuid, "snapshot")));
     cmd.arg(format!("+{notes}:{}", store::incoming_ref(uuid, "notes")));
-    crate::git::run_command(&mut cmd, None)
-        .map(|_| ())
+    run_fetch(&repo.common_dir(), &mut cmd)
         .map_err(|e| Error::failed("fetch_failed", format!("could not fetch from {}: {}", conn.host.name, e.message)))
 }
 

@@ -8,6 +8,8 @@
 //! stands between the client and git: it passes the ref advertisement
 //! through, reads the client's commands (pkt-lines up to the first flush),
 //! and hands them and the pack on to git only if every ref is allowed.
+//! Where the repository sets no `receive.maxInputSize`, git gets the
+//! default ceiling of every stream into a repository (`intake`).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -22,7 +24,13 @@ pub const ALLOWED_PREFIX: &[u8] = b"refs/codex-handoff/incoming/";
 /// refusing (before git reads anything) a push to any other ref. Returns
 /// git's exit code.
 pub fn receive_pack(repository: &Path) -> Result<i32> {
-    let mut child = Command::new("git")
+    let mut git = Command::new("git");
+    // The ceiling every stream into a repository has (`intake`), where the repository sets none.
+    let ceiling = crate::repo::Repo::open(repository).ok().map(|repo| crate::intake::Ceiling::of(&repo));
+    if let Some(ceiling) = ceiling.filter(|c| !c.configured) {
+        git.arg("-c").arg(format!("receive.maxInputSize={}", ceiling.bytes));
+    }
+    let mut child = git
         .arg("receive-pack")
         .arg(repository)
         .stdin(Stdio::piped())

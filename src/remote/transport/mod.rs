@@ -14,6 +14,7 @@
 //! When the helper is not on a host's plain PATH, `locate` asks the login
 //! shell there, on the same connection, and starts the helper it finds.
 
+mod capped;
 mod explain;
 mod kinds;
 mod local;
@@ -34,6 +35,7 @@ use serde_json::{json, Value};
 use super::protocol::{self, Hello, Request, Response, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
+pub use capped::{run_capped, CAPPED_COMMAND};
 pub use explain::install_help;
 use explain::{incompatible, same_machine, step_of, HELPER_LOG, RERUN_HELP};
 #[cfg(not(feature = "ssh2"))]

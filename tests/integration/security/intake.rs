@@ -413,3 +413,43 @@ fn a_session_acts_only_where_it_holds_the_thread() {
     let incoming = w.git_remote(&w.remote_clone, &["rev-parse", &format!("refs/codex-handoff/incoming/{uuid}/notes")]);
     assert_eq!(incoming.trim(), tip);
 }
+
+/// A submodule's snapshot comes back by git's fetch, which has no ceiling of
+/// its own: past this computer's `receive.maxInputSize` it is stopped, the
+/// hand-back refused, and no temporary pack is left in the module repository.
+#[test]
+fn a_submodule_coming_back_is_held_to_this_computers_ceiling() {
+    const FILE_PROTOCOL: &str = "protocol.file.allow=always";
+    let w = World::with_laptop(Via::Openssh, |env, laptop| {
+        let lib = env.committed_repo("origins/lib");
+        env.git(laptop, &["-c", FILE_PROTOCOL, "submodule", "add", "-q", lib.to_str().unwrap(), "vendor/lib"]);
+        env.git(laptop, &["commit", "-q", "-m", "vendor lib"]);
+    });
+    let env = &w.env;
+    w.git_remote(&w.remote_clone, &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "-q"]);
+    w.run(&["thread", "new", "--branch", "feat/sub-flood"]).success();
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let host_lib = Path::new(out["worktree"].as_str().unwrap()).join("vendor/lib");
+    // On the host, 1 MiB that does not compress, committed in the submodule.
+    std::fs::write(host_lib.join("big.bin"), crate::harness::Rng::new(5).bytes(1 << 20, true)).unwrap();
+    w.git_remote(&host_lib, &["add", "big.bin"]);
+    w.git_remote(&host_lib, &["commit", "-q", "-m", "big"]);
+
+    env.git(&w.laptop, &["config", "receive.maxInputSize", "512k"]);
+    let module_packs = w.laptop.join(".git/modules/vendor/lib/objects/pack");
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&module_packs)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let before = listing();
+    w.run(&["1", "local"]).fails_with(1, "refused more than 524288 bytes from the host").fails_with(1, "vendor/lib");
+    assert_eq!(listing(), before, "a temporary pack was left behind");
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!(here["owner"], "devbox");
+    env.git(&w.laptop, &["config", "--unset", "receive.maxInputSize"]);
+    w.run(&["1", "local"]).success();
+    assert_eq!(std::fs::read(w.laptop.join("vendor/lib/big.bin")).unwrap().len(), 1 << 20);
+}
