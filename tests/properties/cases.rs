@@ -1,6 +1,8 @@
 //! What must hold for any input from the other machine, one function per
-//! reader: the helper's request reader and dispatcher, the note parser, the
-//! restricted command parser and the rollout name check. Each takes raw
+//! reader: the helper's request reader and dispatcher (raw bytes beside its
+//! requests included), the note parser, the restricted command parser, the
+//! rollout name check, a pack taken in as git takes it, and the trust
+//! options of `~/.ssh/config` the ssh2 transport reads. Each takes raw
 //! bytes and panics only when a property breaks. The property tests call
 //! them with generated input and replay `tests/fuzz-corpus/`; the cargo-fuzz
 //! targets in `fuzz/` call the same functions.
@@ -105,6 +107,17 @@ pub fn helper_answers(data: &[u8]) -> Vec<Value> {
     if let Err(err) = result {
         assert!(matches!(err.code.as_ref(), "line_too_long" | "io"), "the helper failed: {err:?}");
     }
+    // A refused or failed stream leaves nothing behind: no quarantine, no temporary pack.
+    let objects = Path::new(&machine.repo).join("objects");
+    let left: Vec<String> = std::fs::read_dir(&objects)
+        .into_iter()
+        .flatten()
+        .chain(std::fs::read_dir(objects.join("pack")).into_iter().flatten())
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("incoming-") || n.starts_with("tmp_"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
     let lines = input.split(|b| *b == b'\n').count();
     let answers: Vec<Value> = output
         .split(|b| *b == b'\n')
@@ -254,4 +267,127 @@ pub fn restricted_push(data: &[u8]) {
     let named = refs_of(&commands);
     let naming = commands.lines.iter().filter(|l| !l.starts_with(b"shallow ")).count();
     assert_eq!(named.len(), naming, "a command line went unchecked");
+}
+
+/// `data` taken in as a pack (its first byte says as whose: receive-pack's
+/// or fetch's) by a repository that checks objects: never a panic, and
+/// nothing of it reaches the object store; a refusal leaves nothing behind.
+pub fn pack_intake(data: &[u8]) {
+    use git_codex_handoff::intake::{take_pack, Taker};
+    let repo = intake_repository();
+    let (taker, pack) = match data.split_first() {
+        Some((first, rest)) if first % 2 == 0 => (Taker::Receive, rest),
+        Some((_, rest)) => (Taker::Fetch, rest),
+        None => (Taker::Receive, data),
+    };
+    let repo = &repo;
+    let before = store_listing(repo);
+    let mut input = pack;
+    let taken = take_pack(repo, &mut input, pack.len() as u64, taker, "the input");
+    if let Err(err) = &taken {
+        assert!((1..=6).contains(&err.exit_code()), "{err:?}");
+    }
+    // Not migrated: the quarantine goes, and with it everything that came.
+    drop(taken);
+    assert_eq!(store_listing(repo), before, "the object store changed");
+}
+
+/// A repository with `transfer.fsckObjects` for `pack_intake`.
+fn intake_repository() -> git_codex_handoff::repo::Repo {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = scratch("intake");
+        git(&dir, &["init", "-q", "--bare"]);
+        git(&dir, &["config", "transfer.fsckObjects", "true"]);
+        dir
+    });
+    git_codex_handoff::repo::Repo::open(dir).unwrap()
+}
+
+fn store_listing(repo: &git_codex_handoff::repo::Repo) -> Vec<String> {
+    let objects = repo.common_dir().join("objects");
+    let mut names: Vec<String> = walkdir(&objects);
+    names.sort();
+    names
+}
+
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        out.push(path.to_string_lossy().into_owned());
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        }
+    }
+    out
+}
+
+/// `data` as `~/.ssh/config`: resolving a host never panics, every host key
+/// algorithm it allows is one offered, and a trust option the ssh2
+/// transport cannot follow, set for every host before any block, is named
+/// among what it refuses.
+pub fn ssh_config(data: &[u8]) {
+    use git_codex_handoff::ssh_config::{trust, SshConfig};
+    let home = scratch_home();
+    std::fs::write(home.join(".ssh/config"), data).unwrap();
+    let Ok(config) = SshConfig::user(home) else { return };
+    let resolved = config.resolve("devbox", "me");
+    let offered = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa", "ssh-dss"];
+    let allowed = trust::host_key_algorithms(resolved.host_key_algorithms.as_deref(), &offered);
+    assert!(allowed.iter().all(|a| offered.contains(&a.as_str())), "{allowed:?}");
+    if resolved.host_key_algorithms.is_none() {
+        assert!(!allowed.iter().any(|a| a == "ssh-rsa" || a == "ssh-dss"), "SHA-1 by default: {allowed:?}");
+    }
+    let text = String::from_utf8_lossy(data);
+    let mut seen: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split(|c: char| c.is_whitespace() || c == '=').filter(|w| !w.is_empty());
+        let Some(keyword) = words.next().map(str::to_ascii_lowercase) else { continue };
+        if keyword.starts_with('#') || line.contains('"') {
+            continue;
+        }
+        if matches!(keyword.as_str(), "host" | "match" | "include") {
+            break;
+        }
+        let args: Vec<String> = words.take_while(|w| !w.starts_with('#')).map(str::to_owned).collect();
+        if !seen.contains(&keyword) && trust::refused(&keyword, &args).is_some() {
+            let name = trust::keyword_name(&keyword);
+            assert!(resolved.unsupported.iter().any(|u| u.starts_with(name)), "{name} not refused: {resolved:?}");
+        }
+        seen.push(keyword);
+    }
+}
+
+/// A HOME with `.ssh/` for `ssh_config`.
+fn scratch_home() -> &'static PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = scratch("ssh-config");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        home
+    })
+}
+
+/// A small pack as git writes it: one commit, its tree and a blob.
+pub fn sample_pack() -> Vec<u8> {
+    static PACK: OnceLock<Vec<u8>> = OnceLock::new();
+    PACK.get_or_init(|| {
+        let dir = scratch("sample-pack");
+        git(&dir, &["init", "-q"]);
+        std::fs::write(dir.join("a.txt"), "alpha\n").unwrap();
+        git(&dir, &["add", "a.txt"]);
+        git(&dir, &["-c", "user.name=Fuzz", "-c", "user.email=fuzz@example.com", "commit", "-q", "-m", "one"]);
+        let mut child = Command::new("git")
+            .current_dir(&dir)
+            .args(["pack-objects", "--revs", "--stdout", "-q"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"HEAD\n").unwrap();
+        child.wait_with_output().unwrap().stdout
+    })
+    .clone()
 }

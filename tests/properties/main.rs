@@ -68,6 +68,14 @@ const OPS: &[&str] = &[
     "expose",
     "bye",
     "shell",
+    "pack_in",
+    "pack_out",
+    "transcript_in",
+    "transcript_out",
+    "lfs_missing",
+    "lfs_expose",
+    "descends",
+    "attach",
 ];
 const PARAMS: &[&str] = &[
     "protocol",
@@ -86,6 +94,14 @@ const PARAMS: &[&str] = &[
     "initiator",
     "no_interrupt",
     "interrupt_timeout_ms",
+    "size",
+    "blob",
+    "refs",
+    "haves",
+    "oids",
+    "done",
+    "keep",
+    "recover",
 ];
 
 fn request_line() -> impl Strategy<Value = Vec<u8>> {
@@ -249,6 +265,112 @@ proptest! {
     fn restricted_pushes_are_read_exactly(input in push_input()) {
         cases::restricted_push(&input);
     }
+
+    #[test]
+    fn ssh_configs_never_lose_a_trust_option(input in ssh_config_input()) {
+        cases::ssh_config(&input);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+    #[test]
+    fn packs_are_taken_in_whole_or_not_at_all(input in pack_input()) {
+        cases::pack_intake(&input);
+    }
+
+    /// Bytes beside a request: any size announced, any bytes (lines that
+    /// follow included) taken as them; refused streams leave nothing.
+    #[test]
+    fn the_helper_takes_raw_bytes_only_as_announced(input in bytes_session()) {
+        cases::helper_session(&input);
+    }
+}
+
+/// A session whose requests carry bytes: sizes around and over the ceiling.
+fn bytes_session() -> impl Strategy<Value = Vec<u8>> {
+    let size = prop_oneof![Just(0u64), Just(12), Just(1 << 40), Just(u64::MAX), 0u64..200];
+    let op = prop::sample::select(&["pack_in", "transcript_in"][..]);
+    let request =
+        (op, size, prop::collection::vec(any::<u8>(), 0..64), any::<bool>()).prop_map(|(op, size, bytes, begun)| {
+            let mut out = Vec::new();
+            if begun {
+                out.extend(
+                    format!("{{\"op\":\"begin\",\"params\":{{\"repo\":\"@R\",\"uuid\":\"{THREAD}\"}}}}\n").bytes(),
+                );
+            }
+            let params = json!({ "repo": "@R", "uuid": THREAD, "size": size, "blob": "0".repeat(40),
+                                 "refs": { "head": "0".repeat(40) } });
+            out.extend(format!("{}\n", json!({ "op": op, "params": params })).bytes());
+            out.extend(bytes);
+            out
+        });
+    prop::collection::vec(request, 0..4).prop_map(|parts| {
+        let mut input = b"{\"op\":\"hello\",\"params\":{\"protocol\":4}}\n".to_vec();
+        input.extend(parts.concat());
+        input
+    })
+}
+
+/// A pack as git writes it (a real one, a PACK header with any count, or
+/// bytes), cut or damaged at random.
+fn pack_input() -> impl Strategy<Value = Vec<u8>> {
+    let valid = cases::sample_pack();
+    let header = (any::<u32>(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(count, rest)| {
+        let mut pack = b"PACK\0\0\0\x02".to_vec();
+        pack.extend(count.to_be_bytes());
+        pack.extend(rest);
+        pack
+    });
+    let damaged = (Just(valid.clone()), any::<prop::sample::Index>(), any::<u8>()).prop_map(|(mut p, at, b)| {
+        let i = at.index(p.len());
+        p[i] ^= b.max(1);
+        p
+    });
+    let cut = (Just(valid.clone()), any::<prop::sample::Index>()).prop_map(|(p, at)| p[..at.index(p.len())].to_vec());
+    let body = prop_oneof![2 => Just(valid), 2 => header, 3 => damaged, 2 => cut, 1 => prop::collection::vec(any::<u8>(), 0..64)];
+    (any::<u8>(), body).prop_map(|(who, body)| [vec![who], body].concat())
+}
+
+/// `~/.ssh/config` text: keywords that bear on trust (and others), values
+/// that switch them on and off, blocks.
+fn ssh_config_input() -> impl Strategy<Value = Vec<u8>> {
+    let keyword = prop::sample::select(
+        &[
+            "RevokedHostKeys",
+            "HostKeyAlgorithms",
+            "CASignatureAlgorithms",
+            "KnownHostsCommand",
+            "VerifyHostKeyDNS",
+            "UpdateHostKeys",
+            "CertificateFile",
+            "ProxyJump",
+            "ProxyCommand",
+            "StrictHostKeyChecking",
+            "HostName",
+            "User",
+            "Host",
+            "Match",
+            "#",
+        ][..],
+    );
+    let value = prop_oneof![
+        Just("yes".to_owned()),
+        Just("ask".to_owned()),
+        Just("no".to_owned()),
+        Just("none".to_owned()),
+        Just("*".to_owned()),
+        Just("devbox".to_owned()),
+        Just("exec true".to_owned()),
+        Just("+ssh-rsa".to_owned()),
+        Just("-ssh-ed25519,ecdsa-*".to_owned()),
+        Just("^rsa-sha2-512".to_owned()),
+        Just("~/.ssh/revoked".to_owned()),
+        "[ -~]{0,16}",
+    ];
+    let separator = prop::sample::select(&[" ", "=", " = ", "\t"][..]);
+    let line = (keyword, separator, value).prop_map(|(k, s, v)| format!("{k}{s}{v}\n"));
+    prop::collection::vec(line, 0..8).prop_map(|lines| lines.concat().into_bytes())
 }
 
 /// pkt-lines as git push sends them, with hostile lengths and ref names.
@@ -300,6 +422,8 @@ fn the_fuzz_corpus_replays_cleanly() {
     replay("restricted_command", cases::restricted_command);
     replay("rollout_name", cases::rollout_name);
     replay("restricted_push", cases::restricted_push);
+    replay("pack_intake", cases::pack_intake);
+    replay("ssh_config", cases::ssh_config);
 }
 
 /// The helper's machine is set up so that requests get past the project
