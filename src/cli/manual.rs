@@ -383,7 +383,19 @@ fn security() -> Roff {
         path outside the worktree or a bad branch is refused (exit status 4). Titles and branch names are shown with \
         control characters escaped. A key given `restrict,command=\"/path/to/git-codex-handoff remote serve --restricted\"` \
         in the host's `~/.ssh/authorized_keys` runs only the helper and git on projects the host's user saved there, and \
-        changes no configuration; without `restrict`, `ssh -L` through the host would still work.");
+        changes no configuration; without `restrict`, `ssh -L` through the host would still work. A request about a \
+        thread's state goes on only when its session began that thread in that repository.");
+    paragraph(&mut r, "Packs are taken in as the receiving repository's git would take them: one this computer asked for \
+        with the object checks of `git fetch` there (fetch.fsckObjects, else transfer.fsckObjects, with fetch.fsck.<msg-id> \
+        and fetch.fsck.skipList; as for git's fetch, fsck.<msg-id> does not apply), one sent to the host with those of \
+        `git receive-pack` (receive.fsckObjects, receive.fsck.*). A pack waits in a quarantine under `objects/` until \
+        every check passed; one that fails is refused with git's own reason (exit status 4) and nothing of it is kept. \
+        Every stream of raw bytes (packs, long transcripts, Git LFS objects, submodule snapshots) has a ceiling on the \
+        receiving side, receive.maxInputSize where that repository sets it (0: none), else 4 GiB: a size announced over \
+        it is refused before a byte is written, git checks it again while the bytes stream, and a partial file is \
+        removed. A snapshot's submodule urls that are options or `ext::` commands, paths with `.git` in any spelling, \
+        and settings beyond core.autocrlf and core.eol are refused; git-lfs gets content only from this machine's LFS \
+        storage, never from a server a snapshot's `.lfsconfig` names.");
     r
 }
 

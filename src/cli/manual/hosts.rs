@@ -29,5 +29,19 @@ pub(super) fn section() -> Roff {
          `destinations` probes every host at once, with a 5-second connect limit and without prompts, and \
          lists unreachable hosts apart with the reason.",
     );
+    paragraph(
+        &mut r,
+        "Under `ssh2`, each `~/.ssh/config` option that bears on trust is honoured or refused by name, never \
+         skipped. Honoured: RevokedHostKeys (a list of public keys, or a KRL made by `ssh-keygen -k`, checked with \
+         `ssh-keygen -Q`; a revoked key is refused with exit 5; a KRL without ssh-keygen, or a file that cannot be \
+         read, refuses the connection with exit 4); HostKeyAlgorithms (`+`, `-`, `^` and patterns as ssh reads \
+         them; unset, OpenSSH's default list, which has no `ssh-rsa` SHA-1 signatures); CASignatureAlgorithms \
+         (no host certificate is ever trusted, so nothing a CA signed is); UserKnownHostsFile, \
+         GlobalKnownHostsFile, HostKeyAlias; StrictHostKeyChecking is always `yes`. Refused with exit 4 and a hint \
+         to use `--transport openssh`: KnownHostsCommand, VerifyHostKeyDNS `yes` or `ask` (no SSHFP lookups), \
+         UpdateHostKeys `yes` or `ask` (known_hosts is never written), CertificateFile, PKCS11Provider, \
+         SecurityKeyProvider, ProxyCommand, ProxyJump, and any of these options inside a `Match` block it cannot \
+         evaluate (`exec`, `canonical`, `final`, `tagged`, negations).",
+    );
     r
 }
