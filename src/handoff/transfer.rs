@@ -252,6 +252,9 @@ pub(super) fn send_to_host(
     let _: serde_json::Value = conn.call_sending("pack_in", params, &mut file.reopen()?, size).map_err(|e| {
         if e.code == "push_failed" {
             e
+        } else if e.kind == crate::error::Kind::Refused {
+            // The host refused it by a rule of its own: that rule, its exit status and help stand.
+            Error { message: format!("could not send the snapshot to {}: {}", conn.host.name, e.message), ..e }
         } else {
             Error::failed("push_failed", format!("could not send the snapshot to {}: {}", conn.host.name, e.message))
         }

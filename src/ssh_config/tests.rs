@@ -92,3 +92,14 @@ fn wildcards() {
     assert!(pattern_list_matches(&["*.corp".into(), "!bad.corp".into()], "Good.Corp"));
     assert!(!pattern_list_matches(&["*.corp".into(), "!bad.corp".into()], "bad.corp"));
 }
+
+#[test]
+fn trust_options_before_any_block_are_refused_by_name() {
+    let (_home, cfg) = home_with(&[(
+        ".ssh/config",
+        "KnownHostsCommand = -ssh-ed25519,ecdsa-*\nHostKeyAlgorithms -ssh-ed25519\nHost=-",
+    )]);
+    let r = cfg.resolve("devbox", "me");
+    assert!(r.unsupported.iter().any(|u| u.starts_with("KnownHostsCommand")), "{r:?}");
+    assert_eq!(r.host_key_algorithms.as_deref(), Some("-ssh-ed25519"));
+}

@@ -274,6 +274,9 @@ pub fn restricted_push(data: &[u8]) {
 /// nothing of it reaches the object store; a refusal leaves nothing behind.
 pub fn pack_intake(data: &[u8]) {
     use git_codex_handoff::intake::{take_pack, Taker};
+    // One repository, one intake at a time: its object store is compared before and after.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let repo = intake_repository();
     let (taker, pack) = match data.split_first() {
         Some((first, rest)) if first % 2 == 0 => (Taker::Receive, rest),
@@ -329,9 +332,14 @@ fn walkdir(dir: &Path) -> Vec<String> {
 /// among what it refuses.
 pub fn ssh_config(data: &[u8]) {
     use git_codex_handoff::ssh_config::{trust, SshConfig};
-    let home = scratch_home();
+    // A HOME of its own per call: cases run on several threads at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let home = scratch_home().join(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
     std::fs::write(home.join(".ssh/config"), data).unwrap();
-    let Ok(config) = SshConfig::user(home) else { return };
+    let config = SshConfig::user(&home);
+    let _ = std::fs::remove_dir_all(&home);
+    let Ok(config) = config else { return };
     let resolved = config.resolve("devbox", "me");
     let offered = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa", "ssh-dss"];
     let allowed = trust::host_key_algorithms(resolved.host_key_algorithms.as_deref(), &offered);
@@ -344,11 +352,16 @@ pub fn ssh_config(data: &[u8]) {
     for line in text.lines() {
         let mut words = line.split(|c: char| c.is_whitespace() || c == '=').filter(|w| !w.is_empty());
         let Some(keyword) = words.next().map(str::to_ascii_lowercase) else { continue };
-        if keyword.starts_with('#') || line.contains('"') {
-            continue;
-        }
         if matches!(keyword.as_str(), "host" | "match" | "include") {
             break;
+        }
+        // Comments name nothing; a quoted value is the parser's own business (its keyword is set all the same).
+        if keyword.starts_with('#') {
+            continue;
+        }
+        if line.contains('"') {
+            seen.push(keyword);
+            continue;
         }
         let args: Vec<String> = words.take_while(|w| !w.starts_with('#')).map(str::to_owned).collect();
         if !seen.contains(&keyword) && trust::refused(&keyword, &args).is_some() {
@@ -359,14 +372,10 @@ pub fn ssh_config(data: &[u8]) {
     }
 }
 
-/// A HOME with `.ssh/` for `ssh_config`.
+/// Where `ssh_config` makes its HOMEs.
 fn scratch_home() -> &'static PathBuf {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let home = scratch("ssh-config");
-        std::fs::create_dir_all(home.join(".ssh")).unwrap();
-        home
-    })
+    HOME.get_or_init(|| scratch("ssh-config"))
 }
 
 /// A small pack as git writes it: one commit, its tree and a blob.

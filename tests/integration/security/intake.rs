@@ -453,3 +453,34 @@ fn a_submodule_coming_back_is_held_to_this_computers_ceiling() {
     w.run(&["1", "local"]).success();
     assert_eq!(std::fs::read(w.laptop.join("vendor/lib/big.bin")).unwrap().len(), 1 << 20);
 }
+
+/// A genuine handoff of more than the host takes (`receive.maxInputSize`
+/// there): the helper refuses the pack unread, and this computer says why,
+/// changing nothing on either side.
+fn a_handoff_over_the_hosts_ceiling_says_so(via: Via) {
+    let w = World::new(via);
+    w.run(&["thread", "new", "--branch", "feat/big"]).success();
+    std::fs::write(w.laptop.join("big.bin"), crate::harness::Rng::new(9).bytes(3 << 20, true)).unwrap();
+    w.git_remote(&w.remote_clone, &["config", "receive.maxInputSize", "200k"]);
+    let everything = w.everything();
+    w.run(&["1", "devbox"]).fails_with(4, "receive.maxInputSize (200 KiB)");
+    assert_unchanged(&everything, &w.everything(), "a handoff over the host's ceiling");
+    w.git_remote(&w.remote_clone, &["config", "--unset", "receive.maxInputSize"]);
+    assert_eq!(w.run(&["1", "devbox", "--json"]).success().json()["epoch"], 1);
+}
+
+mod over_the_hosts_ceiling {
+    #[test]
+    fn over_openssh() {
+        super::a_handoff_over_the_hosts_ceiling_says_so(super::Via::Openssh)
+    }
+    #[cfg(feature = "ssh2")]
+    #[test]
+    fn over_ssh2() {
+        super::a_handoff_over_the_hosts_ceiling_says_so(super::Via::Ssh2)
+    }
+    #[test]
+    fn over_local() {
+        super::a_handoff_over_the_hosts_ceiling_says_so(super::Via::Local)
+    }
+}
