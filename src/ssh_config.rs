@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 mod paths;
 pub mod trust;
 
-use paths::{expand_tilde, glob, Tokens};
+use paths::{expand_tilde, glob};
 
 const MAX_INCLUDE_DEPTH: usize = 16;
 
@@ -394,6 +394,52 @@ fn split_line(raw: &str) -> Option<(String, Vec<String>)> {
         args.push(current);
     }
     Some((keyword.to_ascii_lowercase(), args))
+}
+
+struct Tokens<'a> {
+    alias: &'a str,
+    hostname: &'a str,
+    port: u16,
+    user: &'a str,
+    local_user: &'a str,
+    home: &'a Path,
+    key_alias: Option<&'a str>,
+}
+
+impl Tokens<'_> {
+    fn expand(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('%') => out.push('%'),
+                Some('h') => out.push_str(self.hostname),
+                Some('n') => out.push_str(self.alias),
+                Some('p') => out.push_str(&self.port.to_string()),
+                Some('r') => out.push_str(self.user),
+                Some('u') => out.push_str(self.local_user),
+                Some('d') => out.push_str(&self.home.to_string_lossy()),
+                Some('k') => out.push_str(self.key_alias.unwrap_or(self.hostname)),
+                // SAFETY: getuid has no preconditions.
+                Some('i') => out.push_str(&unsafe { libc::getuid() }.to_string()),
+                Some('l') => out.push_str(&this_hostname()),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
+    }
+}
+
+fn this_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 /// OpenSSH's match_pattern: `*` any run of characters, `?` any one.

@@ -1,54 +1,8 @@
-//! Paths in `~/.ssh/config`: `%` tokens, `~`, and glob(3) for `Include`.
+//! Paths in `~/.ssh/config`: `~`, and glob(3) for `Include`.
 
 use std::path::{Path, PathBuf};
 
 use super::wildcard_match;
-
-pub(super) struct Tokens<'a> {
-    pub alias: &'a str,
-    pub hostname: &'a str,
-    pub port: u16,
-    pub user: &'a str,
-    pub local_user: &'a str,
-    pub home: &'a Path,
-    pub key_alias: Option<&'a str>,
-}
-
-impl Tokens<'_> {
-    pub fn expand(&self, text: &str) -> String {
-        let mut out = String::new();
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('%') => out.push('%'),
-                Some('h') => out.push_str(self.hostname),
-                Some('n') => out.push_str(self.alias),
-                Some('p') => out.push_str(&self.port.to_string()),
-                Some('r') => out.push_str(self.user),
-                Some('u') => out.push_str(self.local_user),
-                Some('d') => out.push_str(&self.home.to_string_lossy()),
-                Some('k') => out.push_str(self.key_alias.unwrap_or(self.hostname)),
-                // SAFETY: getuid has no preconditions.
-                Some('i') => out.push_str(&unsafe { libc::getuid() }.to_string()),
-                Some('l') => out.push_str(&this_hostname()),
-                Some(other) => {
-                    out.push('%');
-                    out.push(other);
-                }
-                None => out.push('%'),
-            }
-        }
-        out
-    }
-}
-
-fn this_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
-}
 
 pub(super) fn expand_tilde(path: &str, home: &Path) -> PathBuf {
     if path == "~" {
