@@ -11,7 +11,8 @@
 //!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
 //! - the root helpers: `error`, `git`, `blob_pack` (large blobs straight
 //!   into a pack), `repo`, `config`, `fingerprint`,
-//!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
+//!   `promisor`, `hooks`, `machine`, `os` (what differs between Linux and
+//!   macOS), `process`, `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod blob_pack;
@@ -26,6 +27,7 @@ pub mod handoff;
 pub mod hooks;
 pub mod login_shell;
 pub mod machine;
+pub mod os;
 pub mod process;
 pub mod promisor;
 pub mod remote;
