@@ -62,7 +62,8 @@ pub enum Step {
     /// A restore, just before it verifies: a stray file makes the worktree differ.
     VerifyMismatch,
     /// The helper answers hello as one of protocol 2 would (an older
-    /// version on the host): the client pushes and fetches with git.
+    /// version on the host): the client pushes and fetches with git, and
+    /// is not told which of a thread's files differ only in case.
     HelperProtocol2,
     /// This machine's file systems tell names apart only up to case (as
     /// macOS's do by default), wherever it asks.

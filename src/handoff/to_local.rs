@@ -156,6 +156,14 @@ pub(super) fn run(
     }
     check_incoming(repo, &uuid, snapshot, "this computer")?;
     let noted = store::read_note_in(repo, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if case_fold && status.case_collisions.is_none() {
+        // An older helper did not say which files collide: the snapshot that came does.
+        let groups = crate::thread::case_fold::in_commits(repo, &[snapshot, store::parse_hex(&noted.index_commit)?])?;
+        if !groups.is_empty() {
+            store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+            crate::thread::case_fold::refuse(&groups, &label(&thread), "this computer")?;
+        }
+    }
     if noted.detached_on(&me) != coming.detached {
         store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
         return Err(Error::new(

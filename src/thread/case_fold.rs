@@ -64,6 +64,16 @@ pub fn in_worktree(repo: &Repo) -> Result<Vec<Vec<String>>> {
     Ok(collisions(paths.iter().map(|p| p.as_slice())))
 }
 
+/// The groups in the trees of these commits (a snapshot and its index commit).
+pub fn in_commits(repo: &Repo, commits: &[gix::ObjectId]) -> Result<Vec<Vec<String>>> {
+    let mut paths = Vec::new();
+    for commit in commits {
+        let out = repo.git().run(["ls-tree", "-r", "-z", "--name-only", &commit.to_string()])?;
+        paths.extend(out.split(|b| *b == 0).filter(|p| !p.is_empty()).map(BString::from));
+    }
+    Ok(collisions(paths.iter().map(|p| p.as_slice())))
+}
+
 /// Refuse a handoff to `there`, a case-insensitive destination, of a thread
 /// (`label`) with these `groups` of files.
 pub fn refuse(groups: &[Vec<String>], label: &str, there: &str) -> Result<()> {

@@ -62,6 +62,41 @@ fn files_whose_names_differ_only_in_case_are_refused_where_case_is_not_told_apar
     env.git(&w.laptop, &["config", "--global", "--unset", "codex-handoff.testFault"]);
 }
 
+/// An older helper is not asked which files collide: what it sends back
+/// is looked at here, and refused before anything here changes.
+#[cfg(feature = "test-faults")]
+#[test]
+fn files_that_differ_only_in_case_from_an_older_helper_are_refused_when_they_arrive() {
+    let w = World::new(Via::Openssh);
+    let env = &w.env;
+    w.run(&["thread", "new", "--branch", "feat/case-old"]).success();
+    write(&w.laptop, b"docs/Notes.md", b"the staged one\n");
+    env.git(&w.laptop, &["add", "docs/Notes.md"]);
+    write(&w.laptop, b"docs/notes.md", b"the untracked one\n");
+    let out = w.run(&["1", "devbox", "--json"]).success().json();
+    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+
+    w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "helper-protocol-2"]);
+    env.git(&w.laptop, &["config", "--global", "codex-handoff.testFault", "case-insensitive"]);
+    let here = |w: &World| {
+        let refs = env.git(&w.laptop, &["for-each-ref", "--format=%(refname) %(objectname)"]);
+        format!("{refs}{}{:?}", env.git(&w.laptop, &["worktree", "list", "--porcelain"]), env.facts(&w.laptop))
+    };
+    let before = here(&w);
+    w.run(&["1", "local"])
+        .fails_with(4, "this computer does not tell file names apart by case")
+        .fails_with(4, "`docs/Notes.md` and `docs/notes.md`");
+    assert_unchanged(&before, &here(&w), "this computer, after refusing what came");
+    let shown = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((shown["owner"].as_str(), shown["epoch"].as_u64()), (Some("devbox"), Some(1)));
+
+    std::fs::rename(remote_wt.join("docs/notes.md"), remote_wt.join("docs/notes-2.md")).unwrap();
+    let there = env.carried_facts(&remote_wt);
+    w.run(&["1", "local"]).success();
+    assert_eq!(env.carried_facts(&w.laptop), there);
+    env.git(&w.laptop, &["config", "--global", "--unset", "codex-handoff.testFault"]);
+}
+
 /// A `$TMPDIR` too long for a Unix socket under it (as a Mac's can come
 /// close to): the ControlMaster socket and the ssh2 bridge git pushes
 /// through still bind, in a private directory elsewhere.
