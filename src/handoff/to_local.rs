@@ -75,10 +75,10 @@ pub(super) fn run(
     // Without a question to ask, the host captures the thread's state now, for its departure.
     let keep = !request.interactive && !request.dry_run;
     // Where names that differ only in case are one file here, the host says which of the thread's files do.
-    let case_fold = case_insensitive_here(repo, &thread.state.uuid)?;
+    let fold_here = case_insensitive_here(repo, &thread.state.uuid)?;
     // Where the thread goes here is worked out while the host answers.
     let mut destination = None;
-    let asked = json!({ "repo": project.repo, "uuid": thread.state.uuid, "keep": keep, "case_fold": case_fold });
+    let asked = json!({ "repo": project.repo, "uuid": thread.state.uuid, "keep": keep, "case_fold": fold_here });
     let status: StatusAnswer = conn.call_then("status", asked, || {
         destination = Some(arrival_worktree(
             repo,
@@ -90,7 +90,7 @@ pub(super) fn run(
     })?;
     // Refuse before anything changes: what the host's snapshot needs must be here.
     crate::thread::carried::check_needs(repo, &status.needs, "this computer")?;
-    if case_fold {
+    if fold_here {
         let groups = status.case_collisions.clone().unwrap_or_default();
         crate::thread::case_fold::refuse(&groups, &label(&thread), "this computer")?;
     }
@@ -156,7 +156,7 @@ pub(super) fn run(
     }
     check_incoming(repo, &uuid, snapshot, "this computer")?;
     let noted = store::read_note_in(repo, snapshot, &store::incoming_ref(&uuid, "notes"))?;
-    if case_fold && status.case_collisions.is_none() {
+    if fold_here && status.case_collisions.is_none() {
         // An older helper did not say which files collide: the snapshot that came does.
         let groups = crate::thread::case_fold::in_commits(repo, &[snapshot, store::parse_hex(&noted.index_commit)?])?;
         if !groups.is_empty() {
