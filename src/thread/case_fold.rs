@@ -78,7 +78,10 @@ pub fn in_commits(repo: &Repo, commits: &[gix::ObjectId]) -> Result<Vec<Vec<Stri
 /// (`label`) with these `groups` of files.
 pub fn refuse(groups: &[Vec<String>], label: &str, there: &str) -> Result<()> {
     let Some(first) = groups.first() else { return Ok(()) };
-    let named = |group: &Vec<String>| group.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" and ");
+    // Names may come from the other machine: escaped for the terminal.
+    let named = |group: &Vec<String>| {
+        group.iter().map(|p| format!("`{}`", crate::text::printable(p))).collect::<Vec<_>>().join(" and ")
+    };
     let more = match groups.get(1) {
         None => String::new(),
         Some(second) => {
@@ -138,5 +141,8 @@ mod tests {
         assert!(e.message.contains("devbox") && e.message.contains("`README` and `Readme`"), "{}", e.message);
         assert!(e.message.contains("1 more such group, first `x/A` and `x/a`"), "{}", e.message);
         assert!(refuse(&[], "thread 1", "devbox").is_ok());
+        let hostile = vec![vec!["a\u{1b}[2J".to_owned(), "A\u{1b}[2J".to_owned()]];
+        let e = refuse(&hostile, "thread 1", "devbox").unwrap_err();
+        assert!(!e.message.contains('\u{1b}'), "{:?}", e.message);
     }
 }
