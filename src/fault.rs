@@ -62,8 +62,12 @@ pub enum Step {
     /// A restore, just before it verifies: a stray file makes the worktree differ.
     VerifyMismatch,
     /// The helper answers hello as one of protocol 2 would (an older
-    /// version on the host): the client pushes and fetches with git.
+    /// version on the host): the client pushes and fetches with git, and
+    /// is not told which of a thread's files differ only in case.
     HelperProtocol2,
+    /// This machine's file systems tell names apart only up to case (as
+    /// macOS's do by default), wherever it asks.
+    CaseInsensitive,
 }
 
 impl Step {
@@ -89,6 +93,7 @@ impl Step {
         Step::ReleaseRecorded,
         Step::VerifyMismatch,
         Step::HelperProtocol2,
+        Step::CaseInsensitive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -114,6 +119,7 @@ impl Step {
             Step::ReleaseRecorded => "release-recorded",
             Step::VerifyMismatch => "verify-mismatch",
             Step::HelperProtocol2 => "helper-protocol-2",
+            Step::CaseInsensitive => "case-insensitive",
         }
     }
 }
@@ -141,6 +147,21 @@ pub fn trip(step: Step) -> bool {
     {
         static TRIPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         armed() == Some(step.name()) && !TRIPPED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(feature = "test-faults"))]
+    {
+        let _ = step;
+        false
+    }
+}
+
+/// Has a test asked for `step`, a way this machine behaves rather than a
+/// single thing that goes wrong? True every time it is asked.
+#[inline]
+pub fn active(step: Step) -> bool {
+    #[cfg(feature = "test-faults")]
+    {
+        armed() == Some(step.name())
     }
     #[cfg(not(feature = "test-faults"))]
     {

@@ -12,7 +12,8 @@
 //! - the root helpers: `error`, `git`, `blob_pack` (large blobs straight
 //!   into a pack), `repo`, `config`, `fingerprint`, `intake`
 //!   (what arrives as raw bytes: ceilings, packs checked as git checks them),
-//!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
+//!   `promisor`, `hooks`, `machine`, `os` (what differs between Linux and
+//!   macOS), `process`, `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod blob_pack;
@@ -28,6 +29,7 @@ pub mod hooks;
 pub mod intake;
 pub mod login_shell;
 pub mod machine;
+pub mod os;
 pub mod process;
 pub mod promisor;
 pub mod remote;

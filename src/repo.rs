@@ -161,17 +161,7 @@ pub fn check_received_branch_name(branch: &str) -> Result<()> {
 }
 
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        let name = String::from_utf8_lossy(&buf[..end]).trim().to_owned();
-        if !name.is_empty() {
-            return name;
-        }
-    }
-    "localhost".to_owned()
+    crate::os::hostname().unwrap_or_else(|| "localhost".to_owned())
 }
 
 #[cfg(test)]

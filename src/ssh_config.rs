@@ -439,7 +439,7 @@ impl Tokens<'_> {
 }
 
 fn this_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
+    crate::os::hostname().unwrap_or_default()
 }
 
 /// OpenSSH's match_pattern: `*` any run of characters, `?` any one.

@@ -272,7 +272,8 @@ fn exit_status() -> Roff {
              branch, a self-handoff, an unsupported destination, a merge or rebase in progress, a commit in a \
              worktree whose thread is on another machine (the pre-commit hook), shallow histories that do not \
              meet, a partial clone whose promisor remote cannot be reached, a host that answers with this \
-             computer's own machine id.",
+             computer's own machine id, files whose names differ only in case for a destination whose file \
+             system does not tell case apart (macOS's by default).",
         ),
         ("5", "The host could not be reached or authenticated."),
         ("6", "The helper is missing on the host, or of an incompatible version."),

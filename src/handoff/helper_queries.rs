@@ -24,6 +24,10 @@ pub(super) struct ThreadParams {
     /// For `status`: capture the state for the departure that follows.
     #[serde(default)]
     pub(super) keep: bool,
+    /// For `status`: the destination does not tell names apart by case;
+    /// say which of the thread's files differ only in case.
+    #[serde(default)]
+    case_fold: bool,
 }
 #[derive(Deserialize)]
 pub(super) struct PlanParams {
@@ -95,6 +99,7 @@ pub(super) fn plan(p: PlanParams, machine: &str, with_haves: bool) -> Result<(Va
         branch_checked_out,
         codex,
         haves: if with_haves { super::transfer::haves(&repo, &p.uuid)? } else { Vec::new() },
+        case_insensitive: crate::os::case_insensitive(&target.path),
     })?;
     Ok((planned, target))
 }
@@ -127,7 +132,7 @@ pub(super) fn status(p: ThreadParams, me: &Machine, capture: bool) -> Result<(Va
     } else {
         (snapshot::count_changes(&worktree)?, None)
     };
-    let status = json!({
+    let mut status = json!({
         "branch": branch,
         "head": head.map(|h| h.to_string()),
         "changes": changes,
@@ -135,6 +140,10 @@ pub(super) fn status(p: ThreadParams, me: &Machine, capture: bool) -> Result<(Va
         "transcript_bytes": transcript_bytes,
         "needs": thread::carried::needs(&worktree)?,
     });
+    // (An older helper, as a test can make this one, does not look.)
+    if p.case_fold && !crate::fault::active(crate::fault::Step::HelperProtocol2) {
+        status["case_collisions"] = json!(thread::case_fold::in_worktree(&worktree)?);
+    }
     Ok((status, captured))
 }
 

@@ -20,6 +20,7 @@ use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::carried;
+use crate::thread::case_fold;
 use crate::thread::snapshot;
 use crate::thread::state::{DetachedOn, ThreadState};
 use crate::thread::store::{self, Thread};
@@ -119,6 +120,10 @@ pub(super) fn run(
                 "codex_created": crate::thread::transcript::codex_created(repo, &thread.state),
                 "needs": needs }),
     )?;
+    // Where names that differ only in case are one file, two such files of the thread cannot both arrive.
+    if answer.case_insensitive {
+        case_fold::refuse(&case_fold::in_worktree(&worktree)?, &label(&thread), &host.name)?;
+    }
     let there = Machine { id: conn.hello.machine_id.clone(), name: conn.hello.machine.clone() };
     let detached = detached_there(branch.as_deref(), request.detach, &answer, &there);
     let branch_action = branch_action(repo, host, branch.as_deref(), head, &answer, detached.is_some())?;

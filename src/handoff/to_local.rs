@@ -74,20 +74,26 @@ pub(super) fn run(
     }
     // Without a question to ask, the host captures the thread's state now, for its departure.
     let keep = !request.interactive && !request.dry_run;
+    // Where names that differ only in case are one file here, the host says which of the thread's files do.
+    let fold_here = case_insensitive_here(repo, &thread.state.uuid)?;
     // Where the thread goes here is worked out while the host answers.
     let mut destination = None;
-    let status: StatusAnswer =
-        conn.call_then("status", json!({ "repo": project.repo, "uuid": thread.state.uuid, "keep": keep }), || {
-            destination = Some(arrival_worktree(
-                repo,
-                &thread.state.uuid,
-                thread.state.number,
-                Some(&thread),
-                ForeignChanges::NewWorktree,
-            ));
-        })?;
+    let asked = json!({ "repo": project.repo, "uuid": thread.state.uuid, "keep": keep, "case_fold": fold_here });
+    let status: StatusAnswer = conn.call_then("status", asked, || {
+        destination = Some(arrival_worktree(
+            repo,
+            &thread.state.uuid,
+            thread.state.number,
+            Some(&thread),
+            ForeignChanges::NewWorktree,
+        ));
+    })?;
     // Refuse before anything changes: what the host's snapshot needs must be here.
     crate::thread::carried::check_needs(repo, &status.needs, "this computer")?;
+    if fold_here {
+        let groups = status.case_collisions.clone().unwrap_or_default();
+        crate::thread::case_fold::refuse(&groups, &label(&thread), "this computer")?;
+    }
     let destination = destination.ok_or_else(|| Error::failed("status", "the status request was not sent"))??;
     let branch = request.branch.clone().or(status.branch.clone());
     let coming = match branch.as_deref() {
@@ -150,6 +156,14 @@ pub(super) fn run(
     }
     check_incoming(repo, &uuid, snapshot, "this computer")?;
     let noted = store::read_note_in(repo, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+    if fold_here && status.case_collisions.is_none() {
+        // An older helper did not say which files collide: the snapshot that came does.
+        let groups = crate::thread::case_fold::in_commits(repo, &[snapshot, store::parse_hex(&noted.index_commit)?])?;
+        if !groups.is_empty() {
+            store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+            crate::thread::case_fold::refuse(&groups, &label(&thread), "this computer")?;
+        }
+    }
     if noted.detached_on(&me) != coming.detached {
         store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
         return Err(Error::new(
@@ -373,4 +387,12 @@ pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Inte
         dry_run: false,
         kept: None,
     })
+}
+
+/// Would the thread's worktree here (the one it had, or a new one under the
+/// worktree root) not tell file names apart by case?
+fn case_insensitive_here(repo: &Repo, uuid: &str) -> Result<bool> {
+    let mut places = vec![config::worktree_root()?];
+    places.extend(thread::worktree_record(repo, uuid)?);
+    Ok(places.iter().any(|dir| crate::os::case_insensitive(dir)))
 }

@@ -45,6 +45,10 @@ pub struct PlanAnswer {
     /// Commits the host's repository has (protocol 4), which a pack sent there leaves out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub haves: Vec<String>,
+    /// The worktree there would not tell file names apart by case (absent
+    /// from older helpers, which do not look).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub case_insensitive: bool,
 }
 
 /// Where a Codex thread's rollout goes on the destination.
@@ -113,6 +117,10 @@ pub struct StatusAnswer {
     /// What a snapshot of the host's worktree needs here.
     #[serde(default)]
     pub needs: Needs,
+    /// Asked for a case-insensitive destination: the thread's files there
+    /// whose names differ only in case (`None` from older helpers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_collisions: Option<Vec<Vec<String>>>,
 }
 
 /// Does the thread's HEAD on the host descend from (or equal) a commit?

@@ -8,11 +8,14 @@
 //! files) or "ask git": anything this scan does not judge exactly as git
 //! does (a differing file where attributes or line-ending settings convert
 //! bytes, a submodule, sparse or intent-to-add entries, a case-insensitive
-//! worktree, a new directory, a file that is neither a file nor a link)
-//! sends the caller to `git status`, which then decides. The stat
-//! comparison is stricter than git's (both times to the nanosecond, inode,
-//! owner, size, type, executable bit): a mismatch git would forgive only
-//! costs hashing the file.
+//! worktree, a new directory, a file that is neither a file nor a link, on
+//! macOS a new name that is not ASCII where git precomposes Unicode) sends
+//! the caller to `git status`, which then decides. The stat comparison is
+//! stricter than git's (both times to the nanosecond, inode, owner, size,
+//! type, executable bit): a mismatch git would forgive only costs hashing
+//! the file. Git records both times with nanoseconds on Linux and macOS
+//! alike (`st_mtim`, `st_mtimespec`); a file system that keeps whole
+//! seconds (HFS+) gives 0 on both sides.
 //!
 //! An entry whose file may have changed within the clock tick its stat data
 //! was taken in ("racily clean": not older than the index file), or whose
@@ -89,6 +92,14 @@ pub fn scan_worktree(repo: &Repo, index: &gix::index::File, trust_stat_data: boo
     let file = repo.git_dir().join("codex-handoff-listings");
     let known = read_listings(&file);
     let Some((changed, unknown, listed)) = scan(&root, index, &known, &racy) else { return Ok(None) };
+    // macOS: git reads names from directories precomposed (NFC, `core.precomposeUnicode`),
+    // which this scan does not; a name it did not expect that is not ASCII is git's to judge.
+    if cfg!(target_os = "macos")
+        && config.boolean("core.precomposeUnicode").unwrap_or(false)
+        && unknown.iter().any(|name| !name.is_ascii())
+    {
+        return Ok(None);
+    }
     if listed != known {
         write_listings(&file, &listed);
     }

@@ -46,10 +46,35 @@ pub fn may_convert(repo: &Repo, index: &gix::index::File, changed: &[BString]) -
             .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
         Some(config.join("git").join("attributes"))
     });
-    [global, Some(repo.common_dir().join("info").join("attributes")), Some("/etc/gitattributes".into())]
+    let info = repo.common_dir().join("info").join("attributes");
+    [global, Some(info), Some("/etc/gitattributes".into()), system_attributes().map(Path::to_path_buf)]
         .into_iter()
         .flatten()
         .any(|file| file.is_file())
+}
+
+/// The system-wide attributes file of the git on PATH, asked once per
+/// process: where it is depends on how git was built (`/etc/gitattributes`
+/// for a distribution's package, under `/usr/local` or `/opt/homebrew` for
+/// others, inside the developer tools for Apple's); `/etc/gitattributes`
+/// is looked at besides (an extra file only makes the scan more careful).
+/// `None` from a git too old to say (before 2.42) or told to read none.
+fn system_attributes() -> Option<&'static Path> {
+    static FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        std::process::Command::new("git")
+            .args(["var", "GIT_ATTR_SYSTEM"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .map(|text| text.trim_end_matches('\n').to_owned())
+            .filter(|path| path.starts_with('/'))
+            .map(std::path::PathBuf::from)
+    })
+    .as_deref()
 }
 
 /// Is `path` a `.gitattributes` file (at any depth)?

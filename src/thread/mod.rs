@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod carried;
+pub mod case_fold;
 pub mod clean_check;
 pub mod converted;
 pub mod gitlocks;

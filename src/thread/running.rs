@@ -15,7 +15,7 @@ use crate::repo::Repo;
 pub struct RunRecord {
     /// The command's process; it leads its own process group.
     pub pid: i32,
-    /// Its start time in clock ticks since boot (/proc/<pid>/stat field 22).
+    /// Its start time, as this machine's system counts it (`os::start_time`).
     pub start_time: u64,
     /// The `thread run` process that waits for it.
     pub runner_pid: i32,
@@ -70,7 +70,7 @@ pub fn alive(record: &RunRecord) -> bool {
 /// Signal the command's process group — only when the recorded process
 /// still leads it and it is not this process's own group.
 fn signal_group(record: &RunRecord, signal: libc::c_int) {
-    let leads_its_group = stat_field(record.pid, 2).and_then(|g| g.parse::<i32>().ok()) == Some(record.pid);
+    let leads_its_group = crate::os::process_group(record.pid) == Some(record.pid);
     // SAFETY: getpgrp and kill have no memory-safety preconditions.
     let own_group = unsafe { libc::getpgrp() };
     if record.pid > 1 && alive(record) && record.pid != own_group {
@@ -79,24 +79,9 @@ fn signal_group(record: &RunRecord, signal: libc::c_int) {
     }
 }
 
-/// Field `index` of /proc/<pid>/stat counted from the state (0 = state, 2 = pgrp).
-fn stat_field(pid: i32, index: usize) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(index).map(str::to_owned)
-}
-
 /// A process's start time, or `None` if it is gone (or a zombie).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    // Field 22 overall is the 20th after the name and state.
-    fields.get(19)?.parse().ok()
+    crate::os::start_time(pid)
 }
 
 static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);

@@ -402,8 +402,10 @@ pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
     use std::os::unix::process::CommandExt;
     let (mut master, mut slave) = (0, 0);
     // SAFETY: openpty writes two descriptors it opened; nothing else is passed.
-    let size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
-    let opened = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    let mut size = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    // (Pointers to mutable data fit both the Linux and the macOS signature.)
+    let opened =
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null_mut(), &raw mut size) };
     assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors are open and owned by nobody else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
@@ -414,7 +416,7 @@ pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
     // SAFETY: setsid and ioctl are async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

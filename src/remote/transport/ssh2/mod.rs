@@ -13,7 +13,6 @@
 
 mod channel;
 mod connect;
-mod fdpass;
 mod known_hosts;
 mod pump;
 mod revoked;

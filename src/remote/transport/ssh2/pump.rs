@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, Channel, Session};
 
-use super::channel::{is_eagain, pipe, set_nonblocking, Chan, Exit};
+use super::channel::{is_eagain, set_nonblocking, Chan, Exit};
+use crate::os::pipe;
 
 /// The channel's receive window (libssh2's default; larger changes nothing on loopback).
 const WINDOW: u32 = 2 * 1024 * 1024;

@@ -1,37 +1,23 @@
 //! File descriptors across a Unix socket (SCM_RIGHTS), and who is at the
 //! other end of one: how the shim hands git's pipes to the process that
 //! holds the connection.
+//!
+//! Received descriptors are close-on-exec: on Linux from the moment they
+//! arrive (`MSG_CMSG_CLOEXEC`); macOS has no such flag, so each is marked
+//! just after `recvmsg` returns (a process spawned by another thread in
+//! between could inherit one).
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use super::imp;
 
 /// The most fds one message may carry (the shim sends three).
 const MAX_FDS: usize = 8;
 
 /// The user id of the process at the other end of a Unix socket.
-#[cfg(target_os = "linux")]
 pub fn peer_uid(fd: RawFd) -> io::Result<u32> {
-    // SAFETY: getsockopt writes at most `len` bytes into the zeroed struct.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len)
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(cred.uid)
-}
-
-/// The user id of the process at the other end of a Unix socket.
-#[cfg(not(target_os = "linux"))]
-pub fn peer_uid(fd: RawFd) -> io::Result<u32> {
-    let (mut uid, mut gid) = (0, 0);
-    // SAFETY: getpeereid writes the two ids it is given.
-    if unsafe { libc::getpeereid(fd, &mut uid, &mut gid) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(uid)
+    imp::peer_uid(fd)
 }
 
 /// Send `data` with `fds` in one message, then half-close: the request ends there.
@@ -57,7 +43,7 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> 
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
         std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), fds.len());
-        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL)
+        libc::sendmsg(sock, &msg, imp::SEND_FLAGS)
     };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -86,10 +72,11 @@ pub fn recv_with_fds(sock: RawFd, max: usize) -> io::Result<(Vec<u8>, Vec<OwnedF
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = control.len() as _;
         // SAFETY: recvmsg fills the buffers described by `msg`.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        let n = unsafe { libc::recvmsg(sock, &mut msg, imp::RECV_FLAGS) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
+        let before = fds.len();
         // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
         unsafe {
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
@@ -103,6 +90,9 @@ pub fn recv_with_fds(sock: RawFd, max: usize) -> io::Result<(Vec<u8>, Vec<OwnedF
                 }
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
+        }
+        for fd in fds.get(before..).unwrap_or_default() {
+            imp::received(fd)?;
         }
         if msg.msg_flags & libc::MSG_CTRUNC != 0 {
             return Err(io::Error::other("too many descriptors"));
