@@ -214,6 +214,9 @@ struct DepartParams {
     /// The state `status` captured stands (no question was asked since).
     #[serde(default)]
     kept: bool,
+    /// The worktree root on the receiving machine the thread is planned to go to, for the note.
+    #[serde(default)]
+    to_worktree: Option<String>,
 }
 
 fn default_interrupt_ms() -> u64 {
@@ -437,6 +440,7 @@ impl Session {
                 to: p.to,
                 branch: p.branch,
                 detached,
+                to_worktree: p.to_worktree,
             },
             kept,
         )?;

@@ -75,7 +75,11 @@ pub struct Outcome {
     pub thread: u64,
     pub uuid: String,
     pub host: String,
-    pub worktree: String,
+    /// Where the thread lives on this machine (with the project subdirectory);
+    /// `None` when it lives elsewhere.
+    pub worktree: Option<String>,
+    /// Where it lives on its owner (with the project subdirectory), as last recorded.
+    pub owner_worktree: Option<String>,
     /// The thread's branch.
     pub branch: Option<String>,
     /// The thread works on a detached HEAD there (its branch is checked out elsewhere there).
@@ -201,7 +205,7 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         Some(host) => {
             let current = owner_host(&thread, &me)?;
             if current.name == host.name {
-                return to_host::already_on_host(&thread, &host, ui);
+                return to_host::already_on_host(repo, &thread, &host, ui);
             }
             // Host to host goes through this computer.
             if request.dry_run {
@@ -307,12 +311,23 @@ fn present(plan: &Plan, thread: &Thread, request: &Request, ui: &mut dyn Interac
     Ok(request.dry_run.then(|| outcome_of_plan(plan, thread)))
 }
 
+/// Where a thread that lives in the worktree `root` on `host` (`local`:
+/// this computer) is, as an outcome says it: on this machine, and on its owner.
+fn placed(host: &str, root: Option<&str>, subdirectory: &str) -> (Option<String>, Option<String>) {
+    let owner = root
+        .filter(|r| !r.is_empty())
+        .map(|r| thread::project_dir(std::path::Path::new(r), subdirectory).to_string_lossy().into_owned());
+    (owner.clone().filter(|_| is_local(host)), owner)
+}
+
 fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
+    let (worktree, owner_worktree) = placed(&plan.to, Some(&plan.worktree), &thread.state.subdirectory);
     Outcome {
         thread: plan.thread,
         uuid: plan.uuid.clone(),
         host: plan.to.clone(),
-        worktree: plan.worktree.clone(),
+        worktree,
+        owner_worktree,
         branch: plan.branch.clone(),
         detached: plan.detached,
         epoch: thread.state.epoch + 1,

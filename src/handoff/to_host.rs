@@ -168,6 +168,7 @@ pub(super) fn run(
             to: host.name.clone(),
             branch: request.branch.clone(),
             detached,
+            to_worktree: Some(answer.worktree.clone()),
         },
         captured,
     )?;
@@ -222,11 +223,13 @@ pub(super) fn run(
         conn.close()?;
         None
     };
+    let (worktree, owner_worktree) = super::placed(&host.name, Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
         uuid,
         host: host.name.clone(),
-        worktree: arrived.worktree,
+        worktree,
+        owner_worktree,
         branch: arrived.branch,
         detached: arrived.detached,
         epoch: departing.state.epoch,
@@ -369,11 +372,13 @@ fn check_adopted(repo: &Repo, thread: &Thread, snapshot: ObjectId, fetched: bool
 }
 
 fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -> Outcome {
+    let (worktree, owner_worktree) = super::placed(&host.name, remote.worktree.as_deref(), &thread.state.subdirectory);
     Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
         host: host.name.clone(),
-        worktree: remote.worktree.clone().unwrap_or_default(),
+        worktree,
+        owner_worktree,
         branch: thread.state.branch.clone(),
         detached: false,
         epoch: remote.epoch,
@@ -397,13 +402,15 @@ fn let_go_here(repo: &Repo, uuid: &str, me: &Machine, ui: &mut dyn Interaction) 
 /// `git codex-handoff 42 devbox` when this computer has recorded 42 on
 /// devbox: that record is written only after devbox confirmed, so there is
 /// nothing left to do.
-pub(super) fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
+pub(super) fn already_on_host(repo: &Repo, thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
     ui.progress(&format!("{} is already on {}", label(thread), host.name));
+    let me = Machine::this(Some(repo))?;
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
         host: host.name.clone(),
-        worktree: String::new(),
+        worktree: None,
+        owner_worktree: thread::owner_worktree(repo, thread, &me).map(|p| p.to_string_lossy().into_owned()),
         branch: thread.state.branch.clone(),
         detached: thread.state.branch.is_some() && thread.state.branch_detached_on.is_some(),
         epoch: thread.state.epoch,

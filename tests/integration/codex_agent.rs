@@ -124,7 +124,7 @@ fn the_skill_lets_codex_hand_a_named_thread_to_the_host() {
     assert!(output.contains("Process exited with code 0"), "{output}");
     let json: Value = serde_json::from_str(&output[output.find('{').unwrap()..]).unwrap();
     assert_eq!((json["thread"].as_u64(), json["host"].as_str()), (Some(1), Some("devbox")), "{json}");
-    let remote_wt = PathBuf::from(json["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(json["owner_worktree"].as_str().unwrap());
     assert_eq!(std::fs::read(remote_wt.join("a.txt")).unwrap(), b"work in progress\n");
     assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "devbox");
     // The asking thread cannot hand itself off.

@@ -50,6 +50,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         "uuid": outcome.uuid,
         "host": outcome.host,
         "worktree": outcome.worktree,
+        "owner_worktree": outcome.owner_worktree,
         "branch": outcome.branch,
         "branch_detached_on": outcome.detached.then_some(&outcome.host),
         "epoch": outcome.epoch,
@@ -60,7 +61,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
     }));
     if outcome.dry_run {
         ui.say("Dry run: nothing was changed.");
-    } else if outcome.already_there && outcome.worktree.is_empty() {
+    } else if outcome.already_there && outcome.owner_worktree.is_none() {
         ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
     } else {
         let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
@@ -76,7 +77,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
             "Thread #{} is now on {place} (epoch {}): {} on {branch}",
             outcome.thread,
             outcome.epoch,
-            printable(&outcome.worktree)
+            printable(outcome.owner_worktree.as_deref().unwrap_or_default())
         ));
     }
     if args.attach && !dry_run {

@@ -147,8 +147,14 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.say(format!("status    {}", status_text(s.status)));
     ui.say(format!("epoch     {}", s.epoch));
     ui.say(format!("snapshot  {}", thread.snapshot));
-    if let Some(worktree) = &s.worktree {
-        ui.say(format!("worktree  {}", printable(worktree)));
+    match (thread::worktree_here(&repo, &thread, &machine), thread::owner_worktree(&repo, &thread, &machine)) {
+        (Some(here), _) => ui.say(format!("worktree  {}", printable(&here.to_string_lossy()))),
+        (None, Some(there)) => ui.say(format!(
+            "worktree  {} (on {})",
+            printable(&there.to_string_lossy()),
+            printable(&thread.owner_name(&machine))
+        )),
+        (None, None) => {}
     }
     ui.say(format!("updated   {}", s.updated_at));
     Ok(())
