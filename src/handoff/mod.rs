@@ -16,6 +16,7 @@ mod locate;
 mod markers;
 pub mod projects;
 mod recovery;
+mod relay;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -54,6 +55,8 @@ pub struct Plan {
     pub title: String,
     pub from: String,
     pub to: String,
+    /// From one host to another through this computer: no file here changes.
+    pub through_here: bool,
     pub worktree: String,
     pub reuse_worktree: bool,
     pub branch: Option<String>,
@@ -191,6 +194,11 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         }
         None => thread,
     };
+    // A move from one host to another that an earlier run left half-way is settled first.
+    let thread = match !request.dry_run && relay::settle(repo, &thread, host.as_ref(), ui)? {
+        true => reload(repo, &thread)?,
+        false => thread,
+    };
     let owned_here = thread.state.owned_by(&me);
     if owned_here && !request.dry_run {
         to_local::settle_release(repo, &thread, host.as_ref(), ui)?;
@@ -207,27 +215,8 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
             if current.name == host.name {
                 return to_host::already_on_host(repo, &thread, &host, ui);
             }
-            // Host to host goes through this computer.
-            if request.dry_run {
-                ui.progress(&format!(
-                    "{} is on {}: it would come back here first, then go to {}",
-                    label(&thread),
-                    current.name,
-                    host.name
-                ));
-            }
-            let back = to_local::run(
-                repo,
-                thread,
-                &current,
-                &Request { branch: None, detach: false, ..clone_request(request) },
-                ui,
-            )?;
-            if request.dry_run {
-                return Ok(back);
-            }
-            let thread = store::load(repo, &back.uuid)?.ok_or_else(|| lost(&back.uuid))?;
-            to_host::run(repo, thread, &host, request, ui)
+            // Host to host: through this computer's object store, no file here changes.
+            relay::run(repo, thread, &current, &host, request, ui)
         }
     }
 }
@@ -258,20 +247,6 @@ pub fn codex_plan(id: &str, created: Option<&str>) -> Result<CodexPlan> {
         replaces: placement.current.is_some(),
         warning: placement.warning,
     })
-}
-
-fn clone_request(r: &Request) -> Request {
-    Request {
-        thread: r.thread.clone(),
-        destination: r.destination.clone(),
-        branch: r.branch.clone(),
-        detach: r.detach,
-        dry_run: r.dry_run,
-        no_interrupt: r.no_interrupt,
-        interrupt_timeout: r.interrupt_timeout,
-        interactive: r.interactive,
-        attach: r.attach,
-    }
 }
 
 fn label(thread: &Thread) -> String {

@@ -128,6 +128,7 @@ pub(super) fn run(
         title: thread.state.title.clone(),
         from: "local".into(),
         to: host.name.clone(),
+        through_here: false,
         worktree: answer.worktree.clone(),
         reuse_worktree: answer.reuse,
         branch: branch.clone(),
@@ -243,7 +244,7 @@ pub(super) fn run(
 /// DESIGN §5: a branch checked out in another worktree on the host (or
 /// `--detach`) makes the thread work on a detached HEAD there, leaving that
 /// worktree and the branch alone.
-fn detached_there(branch: Option<&str>, detach: bool, answer: &PlanAnswer, there: &Machine) -> Option<DetachedOn> {
+pub(super) fn detached_there(branch: Option<&str>, detach: bool, answer: &PlanAnswer, there: &Machine) -> Option<DetachedOn> {
     branch?;
     match &answer.branch_checked_out {
         Some(other) => Some(DetachedOn::on(there, Some(other.clone()))),
@@ -305,22 +306,8 @@ pub(super) fn adopt_remote(
     let snapshot = store::parse_hex(&remote.snapshot)?;
     // A run that stopped before publishing left the snapshot's note staged here.
     store::publish_staged_notes(repo, &thread.state.uuid)?;
-    let uuid = &thread.state.uuid;
-    let fetched = repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err();
-    if fetched {
-        fetch_record(repo, conn, &project.repo, uuid)?;
-    }
-    // What the host says finished there is checked before anything here takes it in.
-    let checked = check_adopted(repo, thread, snapshot, fetched);
-    if fetched {
-        if checked.is_ok() {
-            merge_incoming_notes(repo, uuid)?;
-        }
-        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    }
-    let state = checked?;
+    let state = record_remote(repo, conn, project, thread, remote)?;
     ui.progress(&format!("an earlier handoff to {} had finished there; recording it here", host.name));
-    store::move_thread_ref(repo, uuid, Some(thread.snapshot), snapshot)?;
     // Whatever changed here since that handoff stayed here, untouched: say so.
     if let Ok(worktree) = thread::thread_worktree(repo, thread) {
         let carried = Thread { snapshot, state: state.clone() };
@@ -345,6 +332,35 @@ pub(super) fn adopt_remote(
     outcome.detached = state.branch_detached_on.is_some() && state.branch.is_some();
     outcome.branch = state.branch;
     Ok(outcome)
+}
+
+/// Record here that the host owns `thread` at its newer snapshot
+/// `remote.snapshot` (fetched from it unless this computer has it and its
+/// note), checked before anything here takes it in. Returns its state.
+pub(super) fn record_remote(
+    repo: &Repo,
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    thread: &Thread,
+    remote: &RemoteThread,
+) -> Result<ThreadState> {
+    let snapshot = store::parse_hex(&remote.snapshot)?;
+    let uuid = &thread.state.uuid;
+    let fetched = repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err();
+    if fetched {
+        fetch_record(repo, conn, &project.repo, uuid)?;
+    }
+    // What the host says finished there is checked before anything here takes it in.
+    let checked = check_adopted(repo, thread, snapshot, fetched);
+    if fetched {
+        if checked.is_ok() {
+            merge_incoming_notes(repo, uuid)?;
+        }
+        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+    }
+    let state = checked?;
+    store::move_thread_ref(repo, uuid, Some(thread.snapshot), snapshot)?;
+    Ok(state)
 }
 
 /// The state the host recorded for `thread` at `snapshot`: a note about

@@ -103,6 +103,7 @@ pub(super) fn run(
         title: thread.state.title.clone(),
         from: host.name.clone(),
         to: "local".into(),
+        through_here: false,
         worktree: destination.path.to_string_lossy().into_owned(),
         reuse_worktree: destination.reuse,
         branch: branch.clone(),
@@ -299,7 +300,7 @@ fn fast_forward_here(
 }
 
 /// Tell the host to let go of the thread it sent here as `snapshot`.
-fn release(
+pub(super) fn release(
     conn: &mut Connection,
     project: &ProjectMatch,
     uuid: &str,

@@ -514,17 +514,30 @@ fn host_to_host_goes_through_this_computer() {
     let first = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     write(&first, b"from-devbox.txt", b"made on the first host\n");
     let state = w.env.carried_facts(&first);
+    let here = w.env.untouchables(&w.laptop);
+    let worktrees = w.env.git(&w.laptop, &["worktree", "list", "--porcelain"]);
 
+    let plan = w.run(&["1", "devbox2", "--dry-run"]);
+    plan.success();
+    assert!(
+        plan.stderr.contains("from devbox to devbox2 (through this computer; no files here change)"),
+        "{}",
+        plan.stderr
+    );
     let out = w.run(&["1", "devbox2", "--json"]).success().json();
     assert_eq!(out["host"], "devbox2");
-    assert_eq!(out["epoch"], 3, "out to devbox (1), back here (2), out to devbox2 (3)");
+    assert_eq!(out["epoch"], 2, "out to devbox (1), on to devbox2 (2)");
+    assert!(out["worktree"].is_null(), "{out}");
     let second = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert!(second.starts_with(&other_home), "{}", second.display());
     assert_eq!(w.env.carried_facts(&second), state);
+    assert_eq!(w.env.untouchables(&w.laptop), here, "no file, index or branch here changed");
+    assert_eq!(w.env.git(&w.laptop, &["worktree", "list", "--porcelain"]), worktrees, "no worktree made here");
     let here = w.run(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!((here["owner"].as_str(), here["owner_machine"].as_str()), (Some("devbox2"), Some("devbox2")));
     let first_host = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!(first_host["owner_machine"], "laptop", "the first host let go of it");
+    assert_eq!(first_host["owner_machine"], "devbox2", "the first host let go of it");
+    assert_eq!(first_host["epoch"], 2);
 }
 
 #[test]

@@ -136,8 +136,16 @@ impl Interaction for Console<'_> {
 fn plan_text(plan: &Plan) -> String {
     let c = &plan.changes;
     let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, printable(&plan.title));
-    text += &format!("  from      {}\n", plan.from);
-    text += &format!("  to        {}\n", plan.to);
+    if plan.through_here {
+        text += &format!(
+            "  route     from {} to {} (through this computer; no files here change)\n",
+            printable(&plan.from),
+            printable(&plan.to)
+        );
+    } else {
+        text += &format!("  from      {}\n", plan.from);
+        text += &format!("  to        {}\n", plan.to);
+    }
     let reuse = if plan.reuse_worktree { "reused" } else { "new" };
     text += &format!("  worktree  {} ({reuse})\n", printable(&plan.worktree));
     let branch = plan.branch.as_deref().map(printable).unwrap_or("(detached HEAD)".into());
