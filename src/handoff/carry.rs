@@ -75,12 +75,7 @@ pub(super) fn lfs_carrier_for_host(
 }
 
 /// Which of `objects` the host lacks (asked in batches).
-fn lfs_missing_on(
-    conn: &mut Connection,
-    project_repo: &str,
-    uuid: &str,
-    objects: &[Pointer],
-) -> Result<Vec<Pointer>> {
+fn lfs_missing_on(conn: &mut Connection, project_repo: &str, uuid: &str, objects: &[Pointer]) -> Result<Vec<Pointer>> {
     #[derive(Deserialize)]
     struct Missing {
         missing: Vec<String>,

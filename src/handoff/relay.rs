@@ -92,8 +92,11 @@ pub(super) fn run(
             .with_help("run `git codex-handoff thread log` here and on both hosts to see what happened"))
         }
         None => {
-            return Err(Error::not_found("thread_not_on_host", format!("{} does not know {}", from.name, label(&thread)))
-                .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
+            return Err(Error::not_found(
+                "thread_not_on_host",
+                format!("{} does not know {}", from.name, label(&thread)),
+            )
+            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
         }
     }
     if let Some(remote) = destination_begun.thread.as_ref().filter(|r| r.epoch > thread.state.epoch) {
@@ -200,7 +203,10 @@ pub(super) fn run(
             e.code,
             format!("{} is on {} now, but {} has not let go of it: {}", label(&thread), to.name, from.name, e.message),
         );
-        told.help = Some(format!("run `git codex-handoff {} {}` again: it tells {} to let go", thread.state.number, to.name, from.name));
+        told.help = Some(format!(
+            "run `git codex-handoff {} {}` again: it tells {} to let go",
+            thread.state.number, to.name, from.name
+        ));
         told
     })?;
     fault::point(Step::RelayReleased);
@@ -380,8 +386,7 @@ fn send_on(
         refs.push(("lfs", lfs));
     }
     let departing = Thread { snapshot, state };
-    let beside =
-        carry::transcript_to_host(repo, &mut destination.conn, &destination.project.repo, uuid, &departing)?;
+    let beside = carry::transcript_to_host(repo, &mut destination.conn, &destination.project.repo, uuid, &departing)?;
     send_to_host(repo, &mut destination.conn, &destination.project.repo, uuid, &refs, &answer.haves, beside)?;
     fault::point(Step::RelayPushed);
     let to = destination.conn.host.name.clone();

@@ -244,7 +244,12 @@ pub(super) fn run(
 /// DESIGN §5: a branch checked out in another worktree on the host (or
 /// `--detach`) makes the thread work on a detached HEAD there, leaving that
 /// worktree and the branch alone.
-pub(super) fn detached_there(branch: Option<&str>, detach: bool, answer: &PlanAnswer, there: &Machine) -> Option<DetachedOn> {
+pub(super) fn detached_there(
+    branch: Option<&str>,
+    detach: bool,
+    answer: &PlanAnswer,
+    there: &Machine,
+) -> Option<DetachedOn> {
     branch?;
     match &answer.branch_checked_out {
         Some(other) => Some(DetachedOn::on(there, Some(other.clone()))),
