@@ -243,3 +243,44 @@ fn elsewhere_error(repo: &Repo, id: &str, cwd: Option<&Path>) -> Error {
     )
     .with_help(help)
 }
+
+/// The thread of the worktree `repo` is opened in, for a command that
+/// leaves THREAD out there: the thread whose worktree here it is (the one
+/// this machine owns, if several were), else the one Codex thread working
+/// in it that no thread links yet. `None` when no thread works there.
+pub fn of_this_worktree(repo: &Repo, me: &crate::machine::Machine) -> Result<Option<Target>> {
+    let Ok(root) = repo.workdir() else { return Ok(None) };
+    let root = root.canonicalize().unwrap_or(root);
+    let threads = store::list(repo)?;
+    let same = |p: PathBuf| p.canonicalize().unwrap_or(p) == root;
+    let mut here: Vec<&Thread> = threads
+        .iter()
+        .filter(|t| crate::thread::worktree_record(repo, &t.state.uuid).ok().flatten().is_some_and(same))
+        .collect();
+    if here.len() > 1 && here.iter().any(|t| t.state.owned_by(me)) {
+        here.retain(|t| t.state.owned_by(me));
+    }
+    let roots = canonical_worktrees(repo);
+    let linked = linked_ids(&threads);
+    let codex: Vec<CodexThread> = match here.is_empty() {
+        true => codex::threads::under(&root)?
+            .into_iter()
+            .filter(|c| !linked.contains_key(&c.id) && innermost(&roots, &c.cwd) == Some(&root))
+            .collect(),
+        false => Vec::new(),
+    };
+    let several = |list: Vec<String>| {
+        Err(Error::usage(
+            "ambiguous_thread",
+            format!("several threads work in this worktree ({}): {}", root.display(), list.join("; ")),
+        )
+        .with_help("name the thread: `git codex-handoff <THREAD> <HOST>`"))
+    };
+    match (here.as_slice(), codex.as_slice()) {
+        ([thread], _) => Ok(Some(Target::Thread(Box::new((*thread).clone())))),
+        ([], [one]) => Ok(Some(Target::Codex(one.clone()))),
+        ([], []) => Ok(None),
+        ([], many) => several(many.iter().map(|c| format!("Codex thread {}", c.id)).collect()),
+        (many, _) => several(many.iter().map(|t| format!("#{} {}", t.state.number, t.state.title)).collect()),
+    }
+}

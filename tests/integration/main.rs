@@ -16,6 +16,7 @@ mod helper_lookup;
 mod layers;
 mod mock_model;
 mod ownership;
+mod picker;
 mod refusals;
 mod relay;
 mod repos;

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod handoff;
 pub mod hooks;
 pub mod host;
+mod picker;
 pub mod project;
 pub mod remote;
 pub mod skill;
