@@ -32,6 +32,11 @@ pub(super) fn section() -> Roff {
         ),
         ("thread list", r#"{"schema": 1, "threads": [<thread>, ...]}"#),
         (
+            "No HOST and no terminal (exit status 2)",
+            r#"{"schema": 1, "error": {"code": "missing_host", ...}, "choices": [{"host": "local" | "<host>",
+ "this_computer": true | false, "project": "<path there>" | null, "round_trip_ms": 120 | null}, ...]}"#,
+        ),
+        (
             "thread log",
             r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
  "owner_machine_id", "status", "branch", "branch_detached_on", "head", "at", "handoff": null | {...}}, ...]}"#,
