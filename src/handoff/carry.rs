@@ -10,6 +10,7 @@ use gix::ObjectId;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::Host;
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::remote::protocol::PROTOCOL_TRANSCRIPTS;
@@ -194,6 +195,27 @@ pub(super) fn relay_lfs(
     }
     fetch_lfs_carrier(repo, from.0, from.1, uuid, &missing)?;
     store::ref_target(repo, &carried::lfs_ref(uuid))
+}
+
+/// Refuse, before anything changes, a thread whose submodules' snapshots
+/// would have to pass through module repositories this clone lacks.
+pub(super) fn check_relay_modules(repo: &Repo, needs: &carried::Needs, from: &Host, to: &Host) -> Result<()> {
+    let common = repo.common_dir();
+    if let Some(module) = needs.modules.iter().find(|m| Repo::open(&common.join(&m.module)).is_err()) {
+        return Err(Error::refused(
+            "relay_needs_module",
+            format!(
+                "the thread's submodule {} passes through this computer on its way from {} to {}, but this clone has \
+                 no module repository for it",
+                module.path, from.name, to.name
+            ),
+        )
+        .with_help(format!(
+            "run `git submodule update --init {}` here first (it changes no file of the thread), then hand it off again",
+            module.path
+        )));
+    }
+    Ok(())
 }
 
 /// Host to host, through this computer: each submodule snapshot the host it

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::helper_queries as queries;
+use super::helper_queries::{self as queries, answer};
 use super::projects::{self, project_repo};
 use crate::config;
 use crate::error::{Error, Result};
@@ -214,8 +214,7 @@ struct DepartParams {
     /// The state `status` captured stands (no question was asked since).
     #[serde(default)]
     kept: bool,
-    /// The worktree root on the receiving machine the thread is planned to go to, for the note.
-    #[serde(default)]
+    /// The worktree root planned for the thread on the receiving machine, for the note.
     to_worktree: Option<String>,
 }
 
@@ -496,8 +495,4 @@ pub(super) fn check_uuid(uuid: &str) -> Result<()> {
         return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
     }
     Ok(())
-}
-
-pub(super) fn answer(value: impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }

@@ -117,7 +117,7 @@ pub(super) fn run(
     let keep = !request.interactive && !request.dry_run;
     let status: StatusAnswer =
         source.conn.call("status", json!({ "repo": source.project.repo, "uuid": uuid, "keep": keep }))?;
-    check_module_repositories(repo, &status, from, to)?;
+    carry::check_relay_modules(repo, &status.needs, from, to)?;
     let branch = request.branch.clone().or(status.branch.clone());
     let answer: PlanAnswer = destination.conn.call(
         "plan",
@@ -233,27 +233,6 @@ pub(super) fn run(
         dry_run: false,
         kept,
     })
-}
-
-/// Refuse, before anything changes, a thread whose submodules' snapshots
-/// would have to pass through module repositories this clone lacks.
-fn check_module_repositories(repo: &Repo, status: &StatusAnswer, from: &Host, to: &Host) -> Result<()> {
-    let common = repo.common_dir();
-    if let Some(module) = status.needs.modules.iter().find(|m| Repo::open(&common.join(&m.module)).is_err()) {
-        return Err(Error::refused(
-            "relay_needs_module",
-            format!(
-                "the thread's submodule {} passes through this computer on its way from {} to {}, but this clone has \
-                 no module repository for it",
-                module.path, from.name, to.name
-            ),
-        )
-        .with_help(format!(
-            "run `git submodule update --init {}` here first (it changes no file of the thread), then hand it off again",
-            module.path
-        )));
-    }
-    Ok(())
 }
 
 /// What the destination's branch will do, refusing early (before anything
