@@ -182,7 +182,7 @@ impl Found {
             return Err(elsewhere_error(repo, id, cwd.as_deref()));
         }
         Err(Error::not_found("thread_not_found", format!("no thread {spec} in this repository")).with_help(
-            "`git codex-handoff thread list --all` shows the threads, `thread list --codex` this worktree's Codex threads",
+            "`git codex-handoff thread list --all` shows the threads, `thread list --codex` the repository's Codex threads",
         ))
     }
 }

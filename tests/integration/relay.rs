@@ -138,6 +138,8 @@ fn laptop_devbox_devbox2_and_home_over_two_sshds() {
     append(&t.transcript(1, &uuid), &big);
     let state = env.carried_facts(&devbox_wt);
     let devbox_head = git1(&["rev-parse", "HEAD"]);
+    // Something of this computer's own in the thread's old worktree here: the relay leaves it be.
+    write(&laptop, b"notes-to-self.txt", b"mine, not the thread's\n");
     let untouched = this_computer(env, &laptop, &t.transcript(0, &uuid));
 
     // devbox -> devbox2, through this computer.
@@ -172,6 +174,8 @@ fn laptop_devbox_devbox2_and_home_over_two_sshds() {
     }
     assert_eq!(head_branch(env, &t.w.remote_home, &devbox_wt), None, "devbox's worktree let go of the branch");
     assert_eq!(env.carried_facts(&devbox_wt), state, "devbox's worktree stays as it was");
+
+    std::fs::remove_file(laptop.join("notes-to-self.txt")).unwrap();
 
     // Work on devbox2, then home.
     let git2 = |args: &[&str]| env.git_as(&t.home2, &devbox2_wt, args);
