@@ -104,7 +104,17 @@ fn this_computer(env: &TestEnv, laptop: &Path, transcript: &Path) -> String {
 
 #[test]
 fn laptop_devbox_devbox2_and_home_over_two_sshds() {
-    let t = Hosts::new(Via::Openssh);
+    journey(Via::Openssh);
+}
+
+#[cfg(feature = "ssh2")]
+#[test]
+fn laptop_devbox_devbox2_and_home_over_two_sshds_with_libssh2() {
+    journey(Via::Ssh2);
+}
+
+fn journey(via: Via) {
+    let t = Hosts::new(via);
     let (env, laptop) = (t.env(), t.w.laptop.clone());
     let thread = env.run(&laptop, &["thread", "new", "--title", "Login", "--branch", "feature/login", "--json"]);
     let uuid = thread.success().json()["uuid"].as_str().unwrap().to_owned();
@@ -458,4 +468,38 @@ fn find_locks(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// The destination restores the thread but it does not verify there: the
+/// destination says it does not have it, so the thread stays on the host it
+/// was on, nothing of the relay stays here, and the same command then works.
+#[cfg(feature = "test-faults")]
+#[test]
+fn a_restore_that_does_not_verify_on_the_destination_leaves_the_thread_where_it_was() {
+    let t = Hosts::new(Via::Local);
+    let env = t.env();
+    let laptop = t.w.laptop.clone();
+    let made = env.run(&laptop, &["thread", "new", "--branch", "feat/verify", "--json"]);
+    let uuid = made.success().json()["uuid"].as_str().unwrap().to_owned();
+    every_kind_of_change(env, &laptop);
+    let out = env.run(&laptop, &["1", "devbox", "--yes", "--json"]).success().json();
+    let devbox_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
+    let state = env.carried_facts(&devbox_wt);
+
+    env.git_as(&t.home2, &t.home2, &["config", "--global", "codex-handoff.testFault", "verify-mismatch"]);
+    let failed = env.run(&laptop, &["1", "devbox2", "--yes"]);
+    env.git_as(&t.home2, &t.home2, &["config", "--global", "--unset", "codex-handoff.testFault"]);
+    failed.fails_with(1, "devbox2:");
+    let [here, devbox, devbox2] = t.shows(&laptop, &uuid);
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("devbox"), Some(1)), "{}", failed.stderr);
+    assert_eq!((devbox["owner"].as_str(), devbox["epoch"].as_u64()), (Some("local"), Some(1)));
+    assert!(devbox2.is_null(), "devbox2 keeps nothing of it: {devbox2}");
+    assert!(!laptop.join(".git/codex-handoff/pending/relay-".to_owned() + &uuid + ".json").exists(), "marker left");
+    assert_eq!(env.git(&laptop, &["for-each-ref", "refs/codex-handoff/incoming"]), "", "incoming refs left here");
+    assert_eq!(env.carried_facts(&devbox_wt), state, "devbox's worktree is as it was");
+
+    let out = env.run(&laptop, &["1", "devbox2", "--yes", "--json"]).success().json();
+    let devbox2_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
+    assert_eq!(env.carried_facts(&devbox2_wt), state);
+    assert_eq!(out["epoch"], 2);
 }
