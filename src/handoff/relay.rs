@@ -71,6 +71,10 @@ pub(super) fn run(
     let uuid = thread.state.uuid.clone();
     let mut source = End::open(repo, from, &thread, ui)?;
     let mut destination = End::open(repo, to, &thread, ui)?;
+    if destination.conn.hello.machine_id == source.conn.hello.machine_id {
+        // Two names for one machine: the thread is there already.
+        return super::to_host::already_on_host(repo, &thread, to, ui);
+    }
     // What an interrupted handoff left on either host first.
     let source_begun = source.begin(&uuid, !request.dry_run, ui)?;
     let destination_begun = destination.begin(&uuid, !request.dry_run, ui)?;
