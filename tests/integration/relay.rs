@@ -25,7 +25,12 @@ pub struct Hosts {
 
 impl Hosts {
     pub fn new(via: Via) -> Hosts {
-        let w = World::new(via);
+        Hosts::with_laptop(via, |_, _| {})
+    }
+
+    /// Hosts whose laptop repository gets `setup` on top of the base commit, before the hosts clone it.
+    pub fn with_laptop(via: Via, setup: impl FnOnce(&TestEnv, &Path)) -> Hosts {
+        let w = World::with_laptop(via, setup);
         let env = &w.env;
         let home2 = make_home(&env.path("devbox2-home"), "devbox2");
         let clone2 = env.path("devbox2-clone");
@@ -502,4 +507,56 @@ fn a_restore_that_does_not_verify_on_the_destination_leaves_the_thread_where_it_
     let devbox2_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&devbox2_wt), state);
     assert_eq!(out["epoch"], 2);
+}
+
+/// Submodule snapshots (a commit made on devbox in a submodule, and changes
+/// at every level) and Git LFS objects devbox2 lacks go from devbox to
+/// devbox2 through this computer's module repositories and object store;
+/// this computer's worktrees and LFS storage keep nothing of them.
+#[test]
+fn submodules_and_lfs_objects_go_from_host_to_host() {
+    use crate::repos::{deep_facts, lfs_objects, with_lfs, with_submodules, FILE_PROTOCOL};
+    let t = Hosts::with_laptop(Via::Local, |env, laptop| {
+        with_submodules(env, laptop);
+        with_lfs(env, laptop);
+    });
+    let env = t.env();
+    let laptop = t.w.laptop.clone();
+    for (home, clone) in [(&t.w.remote_home, &t.w.remote_clone), (&t.home2, &t.clone2)] {
+        env.git_as(home, clone, &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "--recursive", "-q"]);
+        env.git_as(home, clone, &["lfs", "install", "--skip-repo"]);
+    }
+    let thread = env.run(&laptop, &["thread", "new", "--branch", "feat/deep", "--json"]).success().json();
+    let uuid = thread["uuid"].as_str().unwrap().to_owned();
+    write(&laptop.join("vendor/lib"), b"a.txt", b"edited in the submodule here\n");
+    let out = env.run(&laptop, &["1", "devbox", "--json"]).success().json();
+    let devbox_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
+
+    // On devbox: a commit in the submodule, changes in the nested one, and a new LFS file.
+    let lib = devbox_wt.join("vendor/lib");
+    write(&lib, b"made-on-devbox.txt", b"committed in the submodule on devbox\n");
+    t.w.git_remote(&lib, &["add", "-A"]);
+    t.w.git_remote(&lib, &["commit", "-q", "-m", "a submodule commit only devbox has"]);
+    write(&lib.join("deep/inner"), b"a.txt", b"edited in the nested submodule on devbox\n");
+    write(&devbox_wt, b"assets/made-on-devbox.bin", &crate::harness::Rng::new(5).bytes(60_000, true));
+    t.w.git_remote(&devbox_wt, &["add", "assets/made-on-devbox.bin"]);
+    let state = deep_facts(env, &t.w.remote_home, &devbox_wt);
+    let objects_here = lfs_objects(&laptop);
+    let untouched = (deep_facts(env, &env.home, &laptop), this_computer(env, &laptop, &t.transcript(0, &uuid)));
+
+    let out = env.run(&laptop, &["1", "devbox2", "--yes", "--json"]).success().json();
+    let devbox2_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
+    assert_eq!(deep_facts(env, &t.home2, &devbox2_wt), state, "exact on devbox2, submodules and LFS files too");
+    let new_object = lfs_objects(&t.w.remote_clone).into_iter().find(|o| !lfs_objects(&t.clone2).contains(o));
+    assert_eq!(new_object, None, "devbox2 has every LFS object devbox has");
+    assert_eq!(lfs_objects(&laptop), objects_here, "no LFS object was stored here");
+    let after = (deep_facts(env, &env.home, &laptop), this_computer(env, &laptop, &t.transcript(0, &uuid)));
+    assert!(after == untouched, "the relay changed something here");
+    let refs = env.git(&laptop.join("vendor/lib"), &["for-each-ref", "refs/codex-handoff/incoming"]);
+    assert_eq!(refs, "", "nothing of it stays in the module repository here");
+
+    // And home, exactly.
+    let out = env.run(&laptop, &["1", "local", "--yes", "--json"]).success().json();
+    assert_eq!(out["worktree"], laptop.to_str().unwrap());
+    assert_eq!(deep_facts(env, &env.home, &laptop), state, "home, submodules and LFS files too");
 }

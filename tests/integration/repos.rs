@@ -12,13 +12,13 @@ use crate::handoff::{over_each, Via, World};
 use crate::harness::{write, FileFact, TestEnv};
 
 /// Recent git refuses `git submodule add` of a local path without it.
-const FILE_PROTOCOL: &str = "protocol.file.allow=always";
+pub const FILE_PROTOCOL: &str = "protocol.file.allow=always";
 
 over_each!(submodules_travel_exactly_both_ways);
 
 /// What a user sees of a worktree and of every submodule in it.
 #[derive(Debug, PartialEq, Eq)]
-struct DeepFacts {
+pub struct DeepFacts {
     /// `git submodule status --recursive`, without the describe column.
     submodules: Vec<String>,
     /// Per repository (top first): status, index, HEAD and branch.
@@ -27,7 +27,7 @@ struct DeepFacts {
     files: BTreeMap<Vec<u8>, FileFact>,
 }
 
-fn deep_facts(env: &TestEnv, home: &Path, dir: &Path) -> DeepFacts {
+pub fn deep_facts(env: &TestEnv, home: &Path, dir: &Path) -> DeepFacts {
     let status = env.git_as(home, dir, &["submodule", "status", "--recursive"]);
     let submodules: Vec<String> =
         status.lines().map(|l| l.split(' ').filter(|w| !w.is_empty()).take(2).collect::<Vec<_>>().join(" ")).collect();
@@ -103,7 +103,7 @@ fn commit_all(env: &TestEnv, repo: &Path, message: &str) {
 }
 
 /// The laptop's repository gets `vendor/lib` (which holds `deep/inner`) and `vendor/other`.
-fn with_submodules(env: &TestEnv, laptop: &Path) {
+pub fn with_submodules(env: &TestEnv, laptop: &Path) {
     let inner = env.committed_repo("origins/inner");
     let lib = env.committed_repo("origins/lib");
     env.git(&lib, &["-c", FILE_PROTOCOL, "submodule", "add", "-q", inner.to_str().unwrap(), "deep/inner"]);
@@ -299,7 +299,7 @@ fn dead_lfs_url() -> String {
 }
 
 /// The laptop's repository gets Git LFS files (under `assets/`) whose server is unreachable.
-fn with_lfs(env: &TestEnv, laptop: &Path) {
+pub fn with_lfs(env: &TestEnv, laptop: &Path) {
     env.git(laptop, &["lfs", "install", "--skip-repo"]);
     write(laptop, b".lfsconfig", format!("[lfs]\n\turl = {}\n", dead_lfs_url()).as_bytes());
     env.git(laptop, &["lfs", "track", "assets/**"]);
@@ -308,7 +308,7 @@ fn with_lfs(env: &TestEnv, laptop: &Path) {
     commit_all(env, laptop, "LFS files");
 }
 
-fn lfs_objects(clone: &Path) -> Vec<String> {
+pub fn lfs_objects(clone: &Path) -> Vec<String> {
     let mut found: Vec<String> = crate::harness::files(&clone.join(".git/lfs/objects"))
         .into_iter()
         .filter(|(_, f)| matches!(f, FileFact::File { .. }))
