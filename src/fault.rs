@@ -68,6 +68,24 @@ pub enum Step {
     /// This machine's file systems tell names apart only up to case (as
     /// macOS's do by default), wherever it asks.
     CaseInsensitive,
+
+    // Host to host through this computer (`42 devbox2` while devbox owns it), on this computer.
+    /// Both hosts have taken the thread's lock; nothing is written yet.
+    RelayBegun,
+    /// The owner took its departing snapshot; nothing is fetched here yet.
+    RelayDeparted,
+    /// The snapshot is in this computer's object store and the relay is recorded here; nothing went on yet.
+    RelayFetched,
+    /// The snapshot is at the destination, which has not been asked to restore it.
+    RelayPushed,
+    /// The destination was asked to restore and is at it (it goes on alone).
+    RelayReceiving,
+    /// The destination owns the thread; this computer has not recorded that.
+    RelayReceived,
+    /// This computer recorded the new owner; the host the thread left has not let go.
+    RelayRecorded,
+    /// That host let go; this computer has not cleared its record of the relay.
+    RelayReleased,
 }
 
 impl Step {
@@ -94,6 +112,14 @@ impl Step {
         Step::VerifyMismatch,
         Step::HelperProtocol2,
         Step::CaseInsensitive,
+        Step::RelayBegun,
+        Step::RelayDeparted,
+        Step::RelayFetched,
+        Step::RelayPushed,
+        Step::RelayReceiving,
+        Step::RelayReceived,
+        Step::RelayRecorded,
+        Step::RelayReleased,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,6 +146,14 @@ impl Step {
             Step::VerifyMismatch => "verify-mismatch",
             Step::HelperProtocol2 => "helper-protocol-2",
             Step::CaseInsensitive => "case-insensitive",
+            Step::RelayBegun => "relay-begun",
+            Step::RelayDeparted => "relay-departed",
+            Step::RelayFetched => "relay-fetched",
+            Step::RelayPushed => "relay-pushed",
+            Step::RelayReceiving => "relay-receiving",
+            Step::RelayReceived => "relay-received",
+            Step::RelayRecorded => "relay-recorded",
+            Step::RelayReleased => "relay-released",
         }
     }
 }

@@ -95,6 +95,23 @@ impl Repo {
         Ok(matches!(base, Ok(Some(b)) if b.detach() == ancestor))
     }
 
+    /// The root of every worktree of this repository that is there
+    /// (`git worktree list`), the main one first; bare and missing ones left out.
+    pub fn worktrees(&self) -> Result<Vec<PathBuf>> {
+        use std::os::unix::ffi::OsStrExt;
+        let out = Git::new(self.common_dir(), None).run(["worktree", "list", "--porcelain", "-z"])?;
+        let mut roots = Vec::new();
+        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            if let Some(path) = record.strip_prefix(b"worktree ") {
+                roots.push(PathBuf::from(std::ffi::OsStr::from_bytes(path)));
+            } else if record == b"bare" || record.starts_with(b"prunable") {
+                roots.pop();
+            }
+        }
+        roots.retain(|p| p.is_dir());
+        Ok(roots)
+    }
+
     /// A string config value as git would read it (repository, global and system files).
     pub fn config_string(&self, key: &str) -> Option<String> {
         self.gix.config_snapshot().string(key).map(|v| v.to_string())

@@ -154,7 +154,8 @@ pub struct ThreadListArgs {
     /// All threads of the repository, not only those of the current directory's project.
     #[arg(long)]
     pub all: bool,
-    /// The Codex threads working in this worktree (id, name, last activity, linked thread), from `$CODEX_HOME/sessions`.
+    /// The Codex threads working in the worktrees of this repository (id, name, last activity, linked thread, working
+    /// directory), from `$CODEX_HOME/sessions`.
     #[arg(long)]
     pub codex: bool,
 }

@@ -192,9 +192,29 @@ fn description_extra() -> Roff {
     let mut r = Roff::new();
     paragraph(
         &mut r,
-        "THREAD is a thread number, a UUID, or a UUID prefix of at least 6 hex digits; an ambiguous one is an \
-         error that lists the candidates. HOST is a host (see HOSTS AND TRANSPORTS), or `local` (also \
-         `.`) for this computer.",
+        "THREAD is a thread number, a UUID, or a UUID prefix of at least 6 hex digits, a title, or a Codex \
+         thread's id or name; an ambiguous one is an error that lists the candidates. A Codex thread of any \
+         worktree of this repository is found (the Codex App gives each thread a worktree of its own), and the \
+         handoff takes the worktree it works in; one of another repository is refused (exit status 3), naming \
+         its directory and that repository. HOST is a host (see HOSTS AND TRANSPORTS), or `local` (also `.`) \
+         for this computer. In a thread's worktree THREAD may be left out.",
+    );
+    paragraph(
+        &mut r,
+        "With no HOST, on a terminal, a picker lists this computer (when the thread is elsewhere) and every \
+         host with a matching saved project, probed at once, each with the project there and the round trip; \
+         the plan and the confirmation follow the pick. Without a terminal the command stops with exit status \
+         2 naming the same choices; under `--json` the error document carries them as `choices`.",
+    );
+    paragraph(
+        &mut r,
+        "A thread on one host goes to another (`42 devbox2` while devbox has it) through this computer's object \
+         store: devbox departs towards devbox2, the snapshot, notes and transcript pass through this computer's \
+         git objects on their way, devbox2 restores the thread and owns it, then devbox lets go. No file of this \
+         computer's worktrees changes and no worktree is made here; the plan says `from devbox to devbox2 \
+         (through this computer; no files here change)`. A run that stopped half-way is settled by the next: it \
+         asks devbox2 whether the thread arrived, then records that here and has devbox let go, or leaves the \
+         thread on devbox.",
     );
     paragraph(
         &mut r,

@@ -11,11 +11,19 @@ pub struct Ui {
     pub force_progress: bool,
     stdout: Box<dyn Write>,
     stderr: Box<dyn Write>,
+    /// More fields for the JSON document of the error the command ends with (`with_error_fields`).
+    error_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Ui {
     pub fn new(json: bool) -> Self {
-        Ui { json, force_progress: false, stdout: Box::new(std::io::stdout()), stderr: Box::new(std::io::stderr()) }
+        Ui {
+            json,
+            force_progress: false,
+            stdout: Box::new(std::io::stdout()),
+            stderr: Box::new(std::io::stderr()),
+            error_fields: None,
+        }
     }
 
     /// Human output of a command (skipped under `--json`).
@@ -96,10 +104,26 @@ impl Ui {
         matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
     }
 
+    /// Ask to pick one of `count` choices (listed before): the answer's
+    /// index, or `None` for no valid answer. Only when [`Ui::can_prompt`].
+    pub fn choose(&mut self, question: &str, count: usize) -> Option<usize> {
+        let _ = write!(self.stderr, "{question} [1-{count}, Enter to cancel] ");
+        let _ = self.stderr.flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).ok()?;
+        answer.trim().parse::<usize>().ok().filter(|n| (1..=count).contains(n)).map(|n| n - 1)
+    }
+
+    /// Fields the JSON document of the error the command ends with carries
+    /// beside `error` (the choices a usage error names, for a script).
+    pub fn with_error_fields(&mut self, fields: serde_json::Map<String, serde_json::Value>) {
+        self.error_fields = Some(fields);
+    }
+
     /// Report an error: JSON on stdout under `--json`, a miette report on stderr otherwise.
     pub fn error(&mut self, err: &Error) {
         if self.json {
-            let value = serde_json::json!({
+            let mut value = serde_json::json!({
                 "schema": crate::cli::manual::JSON_SCHEMA,
                 "error": {
                     "code": err.code,
@@ -108,6 +132,11 @@ impl Ui {
                     "exit_code": err.exit_code(),
                 }
             });
+            if let (Some(document), Some(fields)) = (value.as_object_mut(), self.error_fields.take()) {
+                for (key, field) in fields {
+                    document.entry(key).or_insert(field);
+                }
+            }
             let _ = serde_json::to_writer_pretty(&mut self.stdout, &value);
             let _ = writeln!(self.stdout);
         } else {

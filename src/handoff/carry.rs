@@ -10,6 +10,7 @@ use gix::ObjectId;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::Host;
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::remote::protocol::PROTOCOL_TRANSCRIPTS;
@@ -70,6 +71,12 @@ pub(super) fn lfs_carrier_for_host(
     uuid: &str,
     objects: &[Pointer],
 ) -> Result<Option<ObjectId>> {
+    let missing = lfs_missing_on(conn, project_repo, uuid, objects)?;
+    lfs::pack(repo, &missing)
+}
+
+/// Which of `objects` the host lacks (asked in batches).
+fn lfs_missing_on(conn: &mut Connection, project_repo: &str, uuid: &str, objects: &[Pointer]) -> Result<Vec<Pointer>> {
     #[derive(Deserialize)]
     struct Missing {
         missing: Vec<String>,
@@ -80,7 +87,7 @@ pub(super) fn lfs_carrier_for_host(
         let answer: Missing = conn.call("lfs_missing", json!({ "repo": project_repo, "uuid": uuid, "oids": oids }))?;
         missing.extend(batch.iter().filter(|p| answer.missing.contains(&p.oid)).cloned());
     }
-    lfs::pack(repo, &missing)
+    Ok(missing)
 }
 
 /// Fetch each submodule snapshot the host exposed into this clone's module repository.
@@ -130,8 +137,21 @@ pub(super) fn fetch_lfs(
         .filter(|p| !lfs::has_object(repo, p))
         .map(|p| p.oid)
         .collect();
+    fetch_lfs_carrier(repo, conn, project_repo, uuid, &missing)?;
+    Ok(missing.len())
+}
+
+/// Ask the host to expose the LFS objects `missing` of its departing
+/// snapshot and fetch their carrier to the thread's incoming `lfs` ref.
+fn fetch_lfs_carrier(
+    repo: &Repo,
+    conn: &mut Connection,
+    project_repo: &str,
+    uuid: &str,
+    missing: &[String],
+) -> Result<()> {
     if missing.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     let batches: Vec<&[String]> = missing.chunks(BATCH).collect();
     for (i, batch) in batches.iter().enumerate() {
@@ -145,7 +165,80 @@ pub(super) fn fetch_lfs(
     super::transfer::run_fetch(&repo.common_dir(), &mut cmd).map_err(|e| {
         Error::failed("fetch_failed", format!("could not fetch the LFS objects from {}: {}", conn.host.name, e.message))
     })?;
-    Ok(missing.len())
+    Ok(())
+}
+
+/// Host to host, through this computer: the LFS objects of `snapshot`
+/// (here, its note in `notes_ref`) that the destination lacks, exposed by
+/// the host it leaves and fetched here as their carrier (the thread's
+/// incoming `lfs` ref), never into this clone's own LFS storage. Returns
+/// the carrier, for the destination.
+pub(super) fn relay_lfs(
+    repo: &Repo,
+    from: (&mut Connection, &str),
+    to: (&mut Connection, &str),
+    uuid: &str,
+    snapshot: ObjectId,
+    notes_ref: &str,
+) -> Result<Option<ObjectId>> {
+    let state = store::read_note_in(repo, snapshot, notes_ref)?;
+    let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
+    let objects = worktree_data::read(repo, data)?.lfs_objects;
+    if objects.is_empty() {
+        return Ok(None);
+    }
+    let missing: Vec<String> = lfs_missing_on(to.0, to.1, uuid, &objects)?.into_iter().map(|p| p.oid).collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    fetch_lfs_carrier(repo, from.0, from.1, uuid, &missing)?;
+    store::ref_target(repo, &carried::lfs_ref(uuid))
+}
+
+/// Refuse, before anything changes, a thread whose submodules' snapshots
+/// would have to pass through module repositories this clone lacks.
+pub(super) fn check_relay_modules(repo: &Repo, needs: &carried::Needs, from: &Host, to: &Host) -> Result<()> {
+    let common = repo.common_dir();
+    if let Some(module) = needs.modules.iter().find(|m| Repo::open(&common.join(&m.module)).is_err()) {
+        return Err(Error::refused(
+            "relay_needs_module",
+            format!(
+                "the thread's submodule {} passes through this computer on its way from {} to {}, but this clone has \
+                 no module repository for it",
+                module.path, from.name, to.name
+            ),
+        )
+        .with_help(format!(
+            "run `git submodule update --init {}` here first (it changes no file of the thread), then hand it off again",
+            module.path
+        )));
+    }
+    Ok(())
+}
+
+/// Host to host, through this computer: each submodule snapshot the host it
+/// leaves exposed (`modules`, module repositories relative to a clone's
+/// common git dir) is fetched into this clone's module repository, under
+/// the thread's incoming ref, and pushed on to the destination's.
+pub(super) fn relay_submodules(
+    repo: &Repo,
+    from: (&Connection, &str),
+    to: (&Connection, &str),
+    uuid: &str,
+    modules: &[String],
+) -> Result<()> {
+    if modules.is_empty() {
+        return Ok(());
+    }
+    fetch_submodules(repo, from.0, from.1, uuid, modules)?;
+    let mut carries = Vec::new();
+    for module in modules {
+        let git_dir = repo.common_dir().join(module);
+        let snapshot = store::ref_target(&Repo::open(&git_dir)?, &store::incoming_ref(uuid, "snapshot"))?
+            .ok_or_else(|| Error::failed("fetch_failed", format!("{module} brought no snapshot")))?;
+        carries.push(Carry { path: module.clone(), module: module.clone(), git_dir, snapshot });
+    }
+    push_submodules(to.0, to.1, uuid, &carries)
 }
 
 /// On the departing side: put each submodule snapshot of `departing` into

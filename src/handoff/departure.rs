@@ -18,6 +18,8 @@ pub struct Departure {
     pub branch: Option<String>,
     /// The thread will work on a detached HEAD at the destination (its branch is checked out elsewhere there).
     pub detached: Option<DetachedOn>,
+    /// The worktree root it is planned to go to there.
+    pub to_worktree: Option<String>,
 }
 
 /// Snapshot the thread's worktree at the next epoch, owned by the
@@ -59,6 +61,7 @@ pub fn departure(
         from: to.from,
         to: to.to,
         at: state.updated_at.clone(),
+        to_worktree: to.to_worktree,
     });
     let transcript = crate::thread::transcript::capture(repo, &thread.state)?;
     store::reset_staged_notes(repo, &thread.state.uuid)?;

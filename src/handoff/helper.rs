@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::helper_held::{self as held, Held};
-use super::helper_queries as queries;
+use super::helper_queries::{self as queries, answer};
 use super::projects::{self, project_repo};
 use crate::config;
 use crate::error::{Error, Result};
@@ -211,6 +211,8 @@ struct DepartParams {
     /// The state `status` captured stands (no question was asked since).
     #[serde(default)]
     kept: bool,
+    /// The worktree root planned for the thread on the receiving machine, for the note.
+    to_worktree: Option<String>,
 }
 
 fn default_interrupt_ms() -> u64 {
@@ -422,6 +424,7 @@ impl Session {
                 to: p.to,
                 branch: p.branch,
                 detached,
+                to_worktree: p.to_worktree,
             },
             kept,
         )?;
@@ -477,8 +480,4 @@ pub(super) fn check_uuid(uuid: &str) -> Result<()> {
         return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
     }
     Ok(())
-}
-
-pub(super) fn answer(value: impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::helper::{answer, check_uuid, LfsParams};
+use super::helper::{check_uuid, LfsParams};
 use super::projects::project_repo;
 use crate::error::{Error, Result};
 use crate::handoff::{self, ForeignChanges, PlanAnswer};
@@ -164,4 +164,8 @@ pub(super) fn descends(p: DescendsParams) -> Result<Value> {
         None => false,
     };
     Ok(json!({ "descends": descends }))
+}
+
+pub(super) fn answer(value: impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }

@@ -6,6 +6,9 @@
 //!   moving to the marker's snapshot is the point where it counts.
 //! - `release`: this computer owns a thread it brought back, and the host it
 //!   came from has not yet been told to let go.
+//! - `relay`: a thread is going from one host to another through this
+//!   computer; until the destination is known to have it (or not) and the
+//!   host it left has let go, the next run here settles that first.
 //!
 //! The other steps need no file: a departing snapshot waits in a staged
 //! notes ref, and pushed or fetched objects under `refs/codex-handoff/incoming/`.
@@ -32,6 +35,19 @@ pub(super) struct ArrivalMarker {
     /// The branch the restore checks out, and where it pointed before (`None`: it did not exist).
     pub branch: Option<String>,
     pub branch_before: Option<String>,
+}
+
+/// A thread going from one host to another through this computer: from
+/// the moment its snapshot may reach the destination until the host it
+/// left has let go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct RelayMarker {
+    /// The host it leaves and the one it goes to, as this computer names them.
+    pub from: String,
+    pub to: String,
+    /// The snapshot it departed with, at `epoch`.
+    pub snapshot: String,
+    pub epoch: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,3 +90,4 @@ pub(super) fn clear_marker(repo: &Repo, kind: &str, uuid: &str) -> Result<()> {
 
 pub(super) const ARRIVAL: &str = "arrival";
 pub(super) const RELEASE: &str = "release";
+pub(super) const RELAY: &str = "relay";

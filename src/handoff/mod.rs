@@ -17,6 +17,7 @@ mod locate;
 mod markers;
 pub mod projects;
 mod recovery;
+mod relay;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -55,6 +56,8 @@ pub struct Plan {
     pub title: String,
     pub from: String,
     pub to: String,
+    /// From one host to another through this computer: no file here changes.
+    pub through_here: bool,
     pub worktree: String,
     pub reuse_worktree: bool,
     pub branch: Option<String>,
@@ -76,7 +79,11 @@ pub struct Outcome {
     pub thread: u64,
     pub uuid: String,
     pub host: String,
-    pub worktree: String,
+    /// Where the thread lives on this machine (with the project subdirectory);
+    /// `None` when it lives elsewhere.
+    pub worktree: Option<String>,
+    /// Where it lives on its owner (with the project subdirectory), as last recorded.
+    pub owner_worktree: Option<String>,
     /// The thread's branch.
     pub branch: Option<String>,
     /// The thread works on a detached HEAD there (its branch is checked out elsewhere there).
@@ -188,6 +195,11 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         }
         None => thread,
     };
+    // A move from one host to another that an earlier run left half-way is settled first.
+    let thread = match !request.dry_run && relay::settle(repo, &thread, host.as_ref(), ui)? {
+        true => reload(repo, &thread)?,
+        false => thread,
+    };
     let owned_here = thread.state.owned_by(&me);
     if owned_here && !request.dry_run {
         to_local::settle_release(repo, &thread, host.as_ref(), ui)?;
@@ -202,29 +214,10 @@ pub fn run(repo: &Repo, request: &Request, ui: &mut dyn Interaction) -> Result<O
         Some(host) => {
             let current = owner_host(&thread, &me)?;
             if current.name == host.name {
-                return to_host::already_on_host(&thread, &host, ui);
+                return to_host::already_on_host(repo, &thread, &host, ui);
             }
-            // Host to host goes through this computer.
-            if request.dry_run {
-                ui.progress(&format!(
-                    "{} is on {}: it would come back here first, then go to {}",
-                    label(&thread),
-                    current.name,
-                    host.name
-                ));
-            }
-            let back = to_local::run(
-                repo,
-                thread,
-                &current,
-                &Request { branch: None, detach: false, ..clone_request(request) },
-                ui,
-            )?;
-            if request.dry_run {
-                return Ok(back);
-            }
-            let thread = store::load(repo, &back.uuid)?.ok_or_else(|| lost(&back.uuid))?;
-            to_host::run(repo, thread, &host, request, ui)
+            // Host to host: through this computer's object store, no file here changes.
+            relay::run(repo, thread, &current, &host, request, ui)
         }
     }
 }
@@ -255,20 +248,6 @@ pub fn codex_plan(id: &str, created: Option<&str>) -> Result<CodexPlan> {
         replaces: placement.current.is_some(),
         warning: placement.warning,
     })
-}
-
-fn clone_request(r: &Request) -> Request {
-    Request {
-        thread: r.thread.clone(),
-        destination: r.destination.clone(),
-        branch: r.branch.clone(),
-        detach: r.detach,
-        dry_run: r.dry_run,
-        no_interrupt: r.no_interrupt,
-        interrupt_timeout: r.interrupt_timeout,
-        interactive: r.interactive,
-        attach: r.attach,
-    }
 }
 
 fn label(thread: &Thread) -> String {
@@ -308,12 +287,23 @@ fn present(plan: &Plan, thread: &Thread, request: &Request, ui: &mut dyn Interac
     Ok(request.dry_run.then(|| outcome_of_plan(plan, thread)))
 }
 
+/// Where a thread that lives in the worktree `root` on `host` (`local`:
+/// this computer) is, as an outcome says it: on this machine, and on its owner.
+fn placed(host: &str, root: Option<&str>, subdirectory: &str) -> (Option<String>, Option<String>) {
+    let owner = root
+        .filter(|r| !r.is_empty())
+        .map(|r| thread::project_dir(std::path::Path::new(r), subdirectory).to_string_lossy().into_owned());
+    (owner.clone().filter(|_| is_local(host)), owner)
+}
+
 fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
+    let (worktree, owner_worktree) = placed(&plan.to, Some(&plan.worktree), &thread.state.subdirectory);
     Outcome {
         thread: plan.thread,
         uuid: plan.uuid.clone(),
         host: plan.to.clone(),
-        worktree: plan.worktree.clone(),
+        worktree,
+        owner_worktree,
         branch: plan.branch.clone(),
         detached: plan.detached,
         epoch: thread.state.epoch + 1,

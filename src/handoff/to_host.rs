@@ -133,6 +133,7 @@ pub(super) fn run(
         title: thread.state.title.clone(),
         from: "local".into(),
         to: host.name.clone(),
+        through_here: false,
         worktree: answer.worktree.clone(),
         reuse_worktree: answer.reuse,
         branch: branch.clone(),
@@ -173,6 +174,7 @@ pub(super) fn run(
             to: host.name.clone(),
             branch: request.branch.clone(),
             detached,
+            to_worktree: Some(answer.worktree.clone()),
         },
         captured,
     )?;
@@ -227,11 +229,13 @@ pub(super) fn run(
         conn.close()?;
         None
     };
+    let (worktree, owner_worktree) = super::placed(&host.name, Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
         uuid,
         host: host.name.clone(),
-        worktree: arrived.worktree,
+        worktree,
+        owner_worktree,
         branch: arrived.branch,
         detached: arrived.detached,
         epoch: departing.state.epoch,
@@ -245,7 +249,12 @@ pub(super) fn run(
 /// DESIGN §5: a branch checked out in another worktree on the host (or
 /// `--detach`) makes the thread work on a detached HEAD there, leaving that
 /// worktree and the branch alone.
-fn detached_there(branch: Option<&str>, detach: bool, answer: &PlanAnswer, there: &Machine) -> Option<DetachedOn> {
+pub(super) fn detached_there(
+    branch: Option<&str>,
+    detach: bool,
+    answer: &PlanAnswer,
+    there: &Machine,
+) -> Option<DetachedOn> {
     branch?;
     match &answer.branch_checked_out {
         Some(other) => Some(DetachedOn::on(there, Some(other.clone()))),
@@ -307,22 +316,8 @@ pub(super) fn adopt_remote(
     let snapshot = store::parse_hex(&remote.snapshot)?;
     // A run that stopped before publishing left the snapshot's note staged here.
     store::publish_staged_notes(repo, &thread.state.uuid)?;
-    let uuid = &thread.state.uuid;
-    let fetched = repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err();
-    if fetched {
-        fetch_record(repo, conn, &project.repo, uuid)?;
-    }
-    // What the host says finished there is checked before anything here takes it in.
-    let checked = check_adopted(repo, thread, snapshot, fetched);
-    if fetched {
-        if checked.is_ok() {
-            merge_incoming_notes(repo, uuid)?;
-        }
-        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    }
-    let state = checked?;
+    let state = record_remote(repo, conn, project, thread, remote)?;
     ui.progress(&format!("an earlier handoff to {} had finished there; recording it here", host.name));
-    store::move_thread_ref(repo, uuid, Some(thread.snapshot), snapshot)?;
     // Whatever changed here since that handoff stayed here, untouched: say so.
     if let Ok(worktree) = thread::thread_worktree(repo, thread) {
         let carried = Thread { snapshot, state: state.clone() };
@@ -347,6 +342,35 @@ pub(super) fn adopt_remote(
     outcome.detached = state.branch_detached_on.is_some() && state.branch.is_some();
     outcome.branch = state.branch;
     Ok(outcome)
+}
+
+/// Record here that the host owns `thread` at its newer snapshot
+/// `remote.snapshot` (fetched from it unless this computer has it and its
+/// note), checked before anything here takes it in. Returns its state.
+pub(super) fn record_remote(
+    repo: &Repo,
+    conn: &mut Connection,
+    project: &ProjectMatch,
+    thread: &Thread,
+    remote: &RemoteThread,
+) -> Result<ThreadState> {
+    let snapshot = store::parse_hex(&remote.snapshot)?;
+    let uuid = &thread.state.uuid;
+    let fetched = repo.gix.find_commit(snapshot).is_err() || store::read_note(repo, snapshot).is_err();
+    if fetched {
+        fetch_record(repo, conn, &project.repo, uuid)?;
+    }
+    // What the host says finished there is checked before anything here takes it in.
+    let checked = check_adopted(repo, thread, snapshot, fetched);
+    if fetched {
+        if checked.is_ok() {
+            merge_incoming_notes(repo, uuid)?;
+        }
+        store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
+    }
+    let state = checked?;
+    store::move_thread_ref(repo, uuid, Some(thread.snapshot), snapshot)?;
+    Ok(state)
 }
 
 /// The state the host recorded for `thread` at `snapshot`: a note about
@@ -374,11 +398,13 @@ fn check_adopted(repo: &Repo, thread: &Thread, snapshot: ObjectId, fetched: bool
 }
 
 fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -> Outcome {
+    let (worktree, owner_worktree) = super::placed(&host.name, remote.worktree.as_deref(), &thread.state.subdirectory);
     Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
         host: host.name.clone(),
-        worktree: remote.worktree.clone().unwrap_or_default(),
+        worktree,
+        owner_worktree,
         branch: thread.state.branch.clone(),
         detached: false,
         epoch: remote.epoch,
@@ -402,13 +428,15 @@ fn let_go_here(repo: &Repo, uuid: &str, me: &Machine, ui: &mut dyn Interaction) 
 /// `git codex-handoff 42 devbox` when this computer has recorded 42 on
 /// devbox: that record is written only after devbox confirmed, so there is
 /// nothing left to do.
-pub(super) fn already_on_host(thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
+pub(super) fn already_on_host(repo: &Repo, thread: &Thread, host: &Host, ui: &mut dyn Interaction) -> Result<Outcome> {
     ui.progress(&format!("{} is already on {}", label(thread), host.name));
+    let me = Machine::this(Some(repo))?;
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
         host: host.name.clone(),
-        worktree: String::new(),
+        worktree: None,
+        owner_worktree: thread::owner_worktree(repo, thread, &me).map(|p| p.to_string_lossy().into_owned()),
         branch: thread.state.branch.clone(),
         detached: thread.state.branch.is_some() && thread.state.branch_detached_on.is_some(),
         epoch: thread.state.epoch,

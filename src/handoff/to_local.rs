@@ -109,6 +109,7 @@ pub(super) fn run(
         title: thread.state.title.clone(),
         from: host.name.clone(),
         to: "local".into(),
+        through_here: false,
         worktree: destination.path.to_string_lossy().into_owned(),
         reuse_worktree: destination.reuse,
         branch: branch.clone(),
@@ -138,7 +139,8 @@ pub(super) fn run(
                 "from": host.name, "to": "local", "initiator": me.name, "initiator_id": me.id,
                 "branch": request.branch, "detached": coming.detached, "checked_out_in": coming.checked_out_in,
                 "no_interrupt": request.no_interrupt,
-                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64, "kept": keep }),
+                "interrupt_timeout_ms": request.interrupt_timeout.as_millis() as u64, "kept": keep,
+                "to_worktree": destination.path.to_string_lossy() }),
     )?;
     fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
@@ -205,11 +207,13 @@ pub(super) fn run(
     fault::point(Step::ToLocalReleased);
     clear_marker(repo, RELEASE, &uuid)?;
     conn.close()?;
+    let (worktree, owner_worktree) = super::placed("local", Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
         uuid,
         host: "local".into(),
-        worktree: arrived.worktree,
+        worktree,
+        owner_worktree,
         branch: arrived.branch,
         detached: arrived.detached,
         epoch: arrived.epoch,
@@ -310,7 +314,7 @@ fn fast_forward_here(
 }
 
 /// Tell the host to let go of the thread it sent here as `snapshot`.
-fn release(
+pub(super) fn release(
     conn: &mut Connection,
     project: &ProjectMatch,
     uuid: &str,
@@ -372,13 +376,14 @@ fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mu
 
 /// `42 local` for a thread that is here (an unfinished release is done before).
 pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Interaction) -> Result<Outcome> {
-    let worktree = thread::worktree_record(repo, &thread.state.uuid)?.map(|p| p.to_string_lossy().into_owned());
+    let worktree = thread::worktree_here(repo, thread, me).map(|p| p.to_string_lossy().into_owned());
     ui.progress(&format!("{} is on this computer ({})", label(thread), me.name));
     Ok(Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),
         host: "local".into(),
-        worktree: worktree.unwrap_or_default(),
+        owner_worktree: worktree.clone(),
+        worktree,
         branch: thread.state.branch.clone(),
         detached: thread.state.detached_on(me),
         epoch: thread.state.epoch,

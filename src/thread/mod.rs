@@ -63,6 +63,18 @@ pub fn create(
     branch: Option<String>,
     codex_session: Option<String>,
 ) -> Result<Thread> {
+    create_at(repo, machine, title, branch, codex_session, repo.subdirectory()?)
+}
+
+/// [`create`], for a thread whose project is `subdirectory` of the worktree.
+fn create_at(
+    repo: &Repo,
+    machine: &Machine,
+    title: Option<String>,
+    branch: Option<String>,
+    codex_session: Option<String>,
+    subdirectory: String,
+) -> Result<Thread> {
     let workdir = repo.workdir()?;
     // Numbers are handed out one at a time.
     let _lock = Lock::acquire(&repo.private_dir()?.join("locks"), "new-thread", "starting a thread")?;
@@ -111,7 +123,7 @@ pub fn create(
         worktree: Some(workdir.to_string_lossy().into_owned()),
         source_machine: Some(machine.name.clone()),
         source_machine_id: Some(machine.id.clone()),
-        subdirectory: repo.subdirectory()?,
+        subdirectory,
         index_commit: String::new(),
         data_commit: String::new(),
         intent_to_add: 0,
@@ -142,14 +154,29 @@ pub fn create(
     Ok(thread)
 }
 
-/// Make a Codex thread of this worktree a thread (as `thread new
-/// --codex-session` would), titled with its Codex name.
+/// Make a Codex thread of a worktree of this repository a thread (as
+/// `thread new --codex-session` would there), titled with its Codex name:
+/// the thread works in the worktree the Codex thread works in, in the
+/// project directory it works in.
 pub fn adopt_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Result<Thread> {
-    create(repo, machine, None, None, Some(codex.path.to_string_lossy().into_owned()))
+    let (worktree, subdirectory) = codex_worktree(repo, codex)?;
+    create_at(&worktree, machine, None, None, Some(codex.path.to_string_lossy().into_owned()), subdirectory)
+}
+
+/// The worktree a Codex thread works in (this one if it is in none), and its project directory there.
+fn codex_worktree(repo: &Repo, codex: &CodexThread) -> Result<(Repo, String)> {
+    let root = match resolve::worktree_of_codex(repo, codex) {
+        Some(root) => root,
+        None => repo.workdir()?,
+    };
+    let subdirectory = resolve::codex_subdirectory(codex, &root);
+    Ok((Repo::open(&root)?, subdirectory))
 }
 
 /// The thread `adopt_codex` would make, without recording anything (for a dry run).
 pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Result<Thread> {
+    let (worktree, subdirectory) = codex_worktree(repo, codex)?;
+    let repo = &worktree;
     let workdir = repo.workdir()?;
     let number = store::next_number(repo)?;
     let now = now_rfc3339();
@@ -169,7 +196,7 @@ pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Res
         worktree: Some(workdir.to_string_lossy().into_owned()),
         source_machine: Some(machine.name.clone()),
         source_machine_id: Some(machine.id.clone()),
-        subdirectory: repo.subdirectory()?,
+        subdirectory,
         index_commit: String::new(),
         data_commit: String::new(),
         intent_to_add: 0,
@@ -190,6 +217,45 @@ pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Res
 /// per machine, beside the repository: paths do not travel.
 pub fn worktree_record(repo: &Repo, uuid: &str) -> Result<Option<PathBuf>> {
     Ok(read_worktree_record(repo, uuid)?.map(|(path, _)| path))
+}
+
+/// The directory a thread works in: its worktree root `root`, and the
+/// project subdirectory below it, if any.
+pub fn project_dir(root: &Path, subdirectory: &str) -> PathBuf {
+    if subdirectory.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(subdirectory)
+    }
+}
+
+/// Where the thread lives on this machine (its worktree here, with the
+/// project subdirectory); `None` when another machine owns it.
+pub fn worktree_here(repo: &Repo, thread: &Thread, me: &Machine) -> Option<PathBuf> {
+    if !thread.state.owned_by(me) {
+        return None;
+    }
+    let recorded = worktree_record(repo, &thread.state.uuid).ok().flatten();
+    let taken_here = thread.state.worktree.as_ref().filter(|_| thread.state.taken_on(me)).map(PathBuf::from);
+    Some(project_dir(&recorded.or(taken_here)?, &thread.state.subdirectory))
+}
+
+/// Where the thread lives on its owner, as last recorded: here, its
+/// worktree; elsewhere, the worktree the handoff that took it there
+/// planned, else the one its last snapshot there was taken in.
+pub fn owner_worktree(repo: &Repo, thread: &Thread, me: &Machine) -> Option<PathBuf> {
+    let s = &thread.state;
+    if s.owned_by(me) {
+        return worktree_here(repo, thread, me);
+    }
+    let owner = Machine { id: s.owner_machine_id.clone().unwrap_or_default(), name: s.owner_machine.clone() };
+    let handed = s
+        .handoff
+        .as_ref()
+        .filter(|h| owner.is(h.to_machine_id.as_deref(), &h.to_machine))
+        .and_then(|h| h.to_worktree.clone());
+    let root = handed.or_else(|| s.worktree.clone().filter(|_| s.taken_on(&owner)))?;
+    Some(project_dir(Path::new(&root), &s.subdirectory))
 }
 
 /// Was the thread's worktree here made by a handoff (rather than being one

@@ -1,9 +1,11 @@
 //! THREAD on the command line: a thread number, a thread UUID or prefix
 //! (at least 6 hex digits), a Codex thread id or prefix, a Codex thread
-//! name, or a thread's title. A Codex thread of this worktree that no thread
-//! links yet is found too, for the commands that make it a thread on the fly.
+//! name, or a thread's title. A Codex thread of any worktree of this
+//! repository that no thread links yet is found too, for the commands that
+//! make it a thread on the fly.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::codex;
 use crate::codex::threads::CodexThread;
@@ -15,7 +17,7 @@ use crate::thread::store::{self, Thread};
 #[derive(Debug, Clone)]
 pub enum Target {
     Thread(Box<Thread>),
-    /// A Codex thread working in this worktree that no thread links yet.
+    /// A Codex thread working in a worktree of this repository that no thread links yet.
     Codex(CodexThread),
 }
 
@@ -137,19 +139,15 @@ impl Found {
     }
 
     fn into_target(mut self, repo: &Repo, spec: &str) -> Result<Target> {
-        // A Codex thread of another directory is no candidate here.
-        let root = repo.workdir().ok();
+        // A Codex thread is a candidate when it works in any worktree of this
+        // repository (the Codex App gives each thread a worktree of its own).
+        let roots = canonical_worktrees(repo);
         let mut elsewhere = Vec::new();
         let mut codex = Vec::new();
         for (id, path) in std::mem::take(&mut self.codex) {
             let meta = codex::rollout::meta_of(&path);
             let cwd = meta.as_ref().and_then(|m| m.cwd.clone()).map(std::path::PathBuf::from);
-            let here = match (&cwd, &root) {
-                (Some(cwd), Some(root)) => {
-                    codex::threads::inside(cwd, &root.canonicalize().unwrap_or_else(|_| root.clone()))
-                }
-                _ => false,
-            };
+            let here = cwd.as_deref().is_some_and(|cwd| innermost(&roots, cwd).is_some());
             if here {
                 let updated = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
                 let name = codex::thread_name(&id);
@@ -181,15 +179,108 @@ impl Found {
             }
         }
         if let [(id, cwd)] = elsewhere.as_slice() {
-            let at = cwd.as_ref().map_or("an unknown directory".to_owned(), |c| c.display().to_string());
-            return Err(Error::not_found(
-                "codex_thread_elsewhere",
-                format!("Codex thread {id} works in {at}, not in this worktree"),
-            )
-            .with_help("run the command in the repository the Codex thread works in"));
+            return Err(elsewhere_error(repo, id, cwd.as_deref()));
         }
         Err(Error::not_found("thread_not_found", format!("no thread {spec} in this repository")).with_help(
-            "`git codex-handoff thread list --all` shows the threads, `thread list --codex` this worktree's Codex threads",
+            "`git codex-handoff thread list --all` shows the threads, `thread list --codex` the repository's Codex threads",
         ))
+    }
+}
+
+/// Every worktree root of `repo`, symlinks resolved (this worktree's alone if git cannot list them).
+fn canonical_worktrees(repo: &Repo) -> Vec<PathBuf> {
+    let roots = repo.worktrees().unwrap_or_else(|_| repo.workdir().into_iter().collect());
+    roots.into_iter().map(|r| r.canonicalize().unwrap_or(r)).collect()
+}
+
+/// The innermost of `roots` that `dir` is in (a worktree may sit inside another's directory).
+fn innermost<'a>(roots: &'a [PathBuf], dir: &Path) -> Option<&'a PathBuf> {
+    roots.iter().filter(|root| codex::threads::inside(dir, root)).max_by_key(|root| root.components().count())
+}
+
+/// The worktree of this repository a Codex thread works in (its working
+/// directory is there or below), if it works in one.
+pub fn worktree_of_codex(repo: &Repo, codex: &CodexThread) -> Option<PathBuf> {
+    innermost(&canonical_worktrees(repo), &codex.cwd).cloned()
+}
+
+/// Where a Codex thread's working directory is relative to the root of its worktree `root` ("" at the root).
+pub fn codex_subdirectory(codex: &CodexThread, root: &Path) -> String {
+    let cwd = codex.cwd.canonicalize().unwrap_or_else(|_| codex.cwd.clone());
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let relative = cwd.strip_prefix(&root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+    if crate::thread::state::is_relative_dir(&relative) {
+        relative
+    } else {
+        String::new()
+    }
+}
+
+/// A Codex thread that works outside every worktree of this repository:
+/// say where, and in which repository.
+fn elsewhere_error(repo: &Repo, id: &str, cwd: Option<&Path>) -> Error {
+    let here = repo.workdir().unwrap_or_else(|_| repo.common_dir());
+    let Some(cwd) = cwd else {
+        return Error::not_found("codex_thread_elsewhere", format!("Codex thread {id} does not say where it works"))
+            .with_help(format!("it is no thread of the repository {}", here.display()));
+    };
+    let theirs = Repo::discover_at(cwd).ok().map(|r| r.workdir().unwrap_or_else(|_| r.common_dir()));
+    let (what, help) = match &theirs {
+        Some(other) => (
+            format!("the repository {}", other.display()),
+            format!("run the command in that repository: `git -C {} codex-handoff {id} <HOST>`", cwd.display()),
+        ),
+        None if cwd.exists() => ("no git repository".to_owned(), "it is no thread of this repository".to_owned()),
+        None => ("a directory that is gone".to_owned(), "it is no thread of this repository".to_owned()),
+    };
+    Error::not_found(
+        "codex_thread_elsewhere",
+        format!(
+            "Codex thread {id} works in {}, which is in {what}, not in any worktree of this repository ({})",
+            cwd.display(),
+            here.display()
+        ),
+    )
+    .with_help(help)
+}
+
+/// The thread of the worktree `repo` is opened in, for a command that
+/// leaves THREAD out there: the thread whose worktree here it is (the one
+/// this machine owns, if several were), else the one Codex thread working
+/// in it that no thread links yet. `None` when no thread works there.
+pub fn of_this_worktree(repo: &Repo, me: &crate::machine::Machine) -> Result<Option<Target>> {
+    let Ok(root) = repo.workdir() else { return Ok(None) };
+    let root = root.canonicalize().unwrap_or(root);
+    let threads = store::list(repo)?;
+    let same = |p: PathBuf| p.canonicalize().unwrap_or(p) == root;
+    let mut here: Vec<&Thread> = threads
+        .iter()
+        .filter(|t| crate::thread::worktree_record(repo, &t.state.uuid).ok().flatten().is_some_and(same))
+        .collect();
+    if here.len() > 1 && here.iter().any(|t| t.state.owned_by(me)) {
+        here.retain(|t| t.state.owned_by(me));
+    }
+    let roots = canonical_worktrees(repo);
+    let linked = linked_ids(&threads);
+    let codex: Vec<CodexThread> = match here.is_empty() {
+        true => codex::threads::under(&root)?
+            .into_iter()
+            .filter(|c| !linked.contains_key(&c.id) && innermost(&roots, &c.cwd) == Some(&root))
+            .collect(),
+        false => Vec::new(),
+    };
+    let several = |list: Vec<String>| {
+        Err(Error::usage(
+            "ambiguous_thread",
+            format!("several threads work in this worktree ({}): {}", root.display(), list.join("; ")),
+        )
+        .with_help("name the thread: `git codex-handoff <THREAD> <HOST>`"))
+    };
+    match (here.as_slice(), codex.as_slice()) {
+        ([thread], _) => Ok(Some(Target::Thread(Box::new((*thread).clone())))),
+        ([], [one]) => Ok(Some(Target::Codex(one.clone()))),
+        ([], []) => Ok(None),
+        ([], many) => several(many.iter().map(|c| format!("Codex thread {}", c.id)).collect()),
+        (many, _) => several(many.iter().map(|t| format!("#{} {}", t.state.number, t.state.title)).collect()),
     }
 }

@@ -122,6 +122,9 @@ pub struct Handoff {
     pub from: String,
     pub to: String,
     pub at: String,
+    /// The worktree root on the destination the handoff planned to restore into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_worktree: Option<String>,
 }
 
 impl ThreadState {

@@ -89,7 +89,7 @@ fn attach_on_the_way_back_runs_it_here(via: Via) {
     let env = &w.env;
     w.run(&["thread", "new", "--title", "Back home", "--branch", "feat/home"]).success();
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     write(&remote_wt, b"made-there.txt", b"on the host\n");
     env.git(
         &w.laptop,

@@ -119,7 +119,7 @@ fn a_shallow_clone_on_the_host_takes_threads_and_gives_them_back(via: Via) {
     every_kind_of_change(env, &w.laptop);
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--yes", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), before, "the host has exactly the thread's state");
     assert!(is_shallow(env, &w.remote_home, &w.remote_clone), "the host's clone stays shallow");
     assert_valid(env, &w.remote_home, &remote_wt);
@@ -141,7 +141,7 @@ fn a_shallow_clone_on_the_host_takes_threads_and_gives_them_back(via: Via) {
     env.git(&w.laptop, &["commit", "-q", "-m", "third trip"]);
     let head = env.git(&w.laptop, &["rev-parse", "HEAD"]);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt, "the thread's worktree is reused");
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt, "the thread's worktree is reused");
     assert_eq!(w.git_remote(&w.remote_clone, &["rev-parse", "refs/heads/feat/shallow"]), head);
     assert_eq!(env.carried_facts(&remote_wt), env.carried_facts(&w.laptop));
     assert!(is_shallow(env, &w.remote_home, &w.remote_clone));
@@ -158,7 +158,7 @@ fn a_shallow_clone_here_hands_off_to_a_full_clone_and_back() {
     every_kind_of_change(env, &w.laptop);
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), before);
     assert!(!is_shallow(env, &w.remote_home, &w.remote_clone), "the host's clone stays complete");
     assert_valid(env, &w.remote_home, &w.remote_clone);
@@ -248,13 +248,13 @@ fn projects_that_do_not_match_say_why_and_histories_that_do_not_meet_are_refused
     write(&second, b"a.txt", b"edited\n");
     let state = env.carried_facts(&second);
     let out = env.run(&second, &["2", "devbox", "--json"]).success().json();
-    assert_eq!(env.carried_facts(&PathBuf::from(out["worktree"].as_str().unwrap())), state);
+    assert_eq!(env.carried_facts(&PathBuf::from(out["owner_worktree"].as_str().unwrap())), state);
     assert!(is_shallow(env, home, &later));
     assert_valid(env, home, &later);
     // Deepened as the refusal says, the host takes the first thread too.
     env.git_as(home, &later, &["fetch", "-q", "--unshallow"]);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert!(PathBuf::from(out["worktree"].as_str().unwrap()).join("later.txt").exists());
+    assert!(PathBuf::from(out["owner_worktree"].as_str().unwrap()).join("later.txt").exists());
     assert_valid(env, home, &later);
 }
 
@@ -275,7 +275,7 @@ fn a_partial_clone_on_the_host_fetches_from_its_promisor_or_says_it_cannot() {
     write(&w.laptop, b"a.txt", b"edited\n");
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), before);
     assert_eq!(std::fs::read(remote_wt.join("feature.txt")).unwrap(), b"only on feature\n");
 
@@ -291,7 +291,7 @@ fn a_partial_clone_on_the_host_fetches_from_its_promisor_or_says_it_cannot() {
     assert_eq!(w.everything(), before);
     std::fs::rename(&away, &origin).unwrap();
     let out = w.run(&["2", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(std::fs::read(remote_wt.join("feature2.txt")).unwrap(), b"only on feature2\n");
     assert!(!missing_on_host("feature2"));
 }

@@ -168,7 +168,7 @@ fn codex_session_travels_and_comes_back(via: Via) {
         "the plan says where the conversation goes: {}",
         out.stderr
     );
-    let remote_wt = PathBuf::from(out.success().json()["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out.success().json()["owner_worktree"].as_str().unwrap());
     assert_eq!(rollouts_of(&remote_codex, SESSION), vec![indexed.clone()], "one file for the thread there");
     let remote = indexed;
     assert_relocated(&original, &lines(&remote), &w.laptop, &remote_wt);
@@ -281,7 +281,7 @@ fn a_codex_thread_is_named_by_id_or_name_and_becomes_a_thread_on_the_fly() {
     // By id prefix, with no `thread new`: the Codex thread becomes thread #1 and goes.
     let out = w.run(&[&SESSION[..13], "devbox", "--json"]);
     assert!(out.stderr.contains("is now thread #1"), "{}", out.stderr);
-    let remote_wt = PathBuf::from(out.success().json()["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out.success().json()["owner_worktree"].as_str().unwrap());
     assert_eq!(rollouts_of(&remote_codex, SESSION), vec![earlier.clone()], "one file there, the earlier one");
     assert_relocated(&original, &lines(&earlier), &w.laptop, &remote_wt);
     let index = std::fs::read_to_string(remote_codex.join("session_index.jsonl")).unwrap();

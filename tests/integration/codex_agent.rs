@@ -124,7 +124,7 @@ fn the_skill_lets_codex_hand_a_named_thread_to_the_host() {
     assert!(output.contains("Process exited with code 0"), "{output}");
     let json: Value = serde_json::from_str(&output[output.find('{').unwrap()..]).unwrap();
     assert_eq!((json["thread"].as_u64(), json["host"].as_str()), (Some(1), Some("devbox")), "{json}");
-    let remote_wt = PathBuf::from(json["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(json["owner_worktree"].as_str().unwrap());
     assert_eq!(std::fs::read(remote_wt.join("a.txt")).unwrap(), b"work in progress\n");
     assert_eq!(w.run(&["thread", "show", "1", "--json"]).success().json()["owner"], "devbox");
     // The asking thread cannot hand itself off.
@@ -135,4 +135,80 @@ fn the_skill_lets_codex_hand_a_named_thread_to_the_host() {
     assert_eq!(removed["change"], "removed");
     assert!(!file.exists() && !file.parent().unwrap().exists());
     assert_eq!(w.run(&["install-skill", "--uninstall", "--json"]).success().json()["change"], "absent");
+}
+
+/// The Codex App gives each thread a worktree of its own. A real Codex turn
+/// in one worktree hands off, by its Codex id, the Codex thread that works
+/// in another worktree of the same repository: that worktree's state goes
+/// to the host, with the thread's conversation. A Codex thread of another
+/// repository is refused, naming its directory and that repository.
+#[test]
+fn a_codex_turn_in_one_worktree_hands_off_the_codex_thread_of_another() {
+    let Some(bin) = codex_cli() else {
+        eprintln!("SKIPPED: npm is not installed, so the real Codex CLI cannot be installed");
+        return;
+    };
+    let w = World::new(Via::Openssh);
+    let env = &w.env;
+    let model = MockModel::with_replies(vec![
+        Reply::text("Antwort in B: der Login braucht einen Test."),
+        Reply::text("Antwort im anderen Projekt."),
+        // Thread A's turn: the two handoffs it is asked for, then its answer.
+        Reply::shell("git codex-handoff \"$THREAD_B\" devbox --yes --json"),
+        Reply::shell("git codex-handoff \"$OTHER\" devbox --yes --json"),
+        Reply::text("Thread B is on devbox now."),
+    ]);
+    let local_codex = codex_home(&env.home, &model);
+    let remote_codex = codex_home(&w.remote_home, &model);
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    write(&env.home, b".profile", format!("PATH=\"{}:$PATH\"\n", bin_dir.display()).as_bytes());
+
+    // Thread B works in a worktree of its own, on its branch, with work in progress.
+    let b = env.path("app-b");
+    env.git(&w.laptop, &["worktree", "add", "-q", "-b", "feature/b", b.to_str().unwrap()]);
+    codex(env, &bin, &env.home, &b, &["exec", "Frage in B: was fehlt am Login?"]).success();
+    let id_b = id_of(&rollouts_of(&local_codex, "")[0]);
+    write(&b, b"a.txt", b"work in progress in B\n");
+    write(&b, b"b-untracked.txt", b"untracked in B\n");
+    write(&b, b"b.txt", b"staged in B\n");
+    env.git(&b, &["add", "b.txt"]);
+    let state_b = env.carried_facts(&b);
+    let here_a = env.carried_facts(&w.laptop);
+    // A Codex thread of another repository.
+    let other = env.committed_repo("other-project");
+    codex(env, &bin, &env.home, &other, &["exec", "Frage im anderen Projekt"]).success();
+    let id_other = rollouts_of(&local_codex, "").iter().map(|p| id_of(p)).find(|id| *id != id_b).unwrap();
+
+    // Thread A, in the main worktree, is asked to hand both off.
+    let mut cmd = env.command_with_home(bin.to_str().unwrap(), &w.laptop, &env.home);
+    cmd.env("CODEX_HOME", &local_codex).env("THREAD_B", &id_b).env("OTHER", &id_other);
+    cmd.args(["exec", "Hand thread B and the other project's thread to devbox"]);
+    let answer = crate::harness::Run::from(cmd.output().unwrap());
+    answer.success();
+    let requests = model.requests();
+    assert_eq!(requests.len(), 5, "{answer:?}");
+
+    // The first command handed off thread B: its worktree's state is on devbox, with its conversation.
+    let output = tool_output(&requests[3]);
+    assert!(output.contains("Process exited with code 0"), "{output}");
+    let json: Value = serde_json::from_str(&output[output.find('{').unwrap()..output.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!((json["host"].as_str(), json["branch"].as_str()), (Some("devbox"), Some("feature/b")), "{json}");
+    assert!(json["worktree"].is_null(), "{json}");
+    let remote_wt = PathBuf::from(json["owner_worktree"].as_str().unwrap());
+    assert_eq!(env.carried_facts(&remote_wt), state_b, "thread B's worktree, exactly");
+    assert_eq!(env.carried_facts(&w.laptop), here_a, "the asking thread's worktree is untouched");
+    assert_eq!(rollouts_of(&remote_codex, &id_b).len(), 1, "B's conversation went along");
+    let shown = w.run(&["thread", "show", &id_b, "--json"]).success().json();
+    assert_eq!((shown["owner"].as_str(), shown["codex_session"].as_str()), (Some("devbox"), Some(id_b.as_str())));
+    assert_eq!(shown["owner_worktree"], remote_wt.to_str().unwrap());
+    let there = w.run_remote(&["thread", "show", &id_b, "--json"]).success().json();
+    assert_eq!(there["worktree"], remote_wt.to_str().unwrap());
+
+    // The second was refused: exit 3, naming the directory and the repository it works in.
+    let output = tool_output(&requests[4]);
+    assert!(output.contains("Process exited with code 3"), "{output}");
+    assert!(output.contains("codex_thread_elsewhere"), "{output}");
+    let other = other.canonicalize().unwrap();
+    assert!(output.contains(&format!("the repository {}", other.display())), "{output}");
+    assert!(rollouts_of(&remote_codex, &id_other).is_empty(), "nothing of it went to devbox");
 }

@@ -173,7 +173,7 @@ fn a_real_codex_thread_goes_to_the_host_goes_on_there_and_comes_back() {
 
     // Handed off by its Codex id, with no `thread new`.
     let out = w.run(&[&id, "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     let there = rollouts_of(&remote_codex, &id);
     assert_eq!(there.len(), 1, "{there:?}");
     assert_relocated(&lines(&source), &lines(&there[0]), laptop, &remote_wt);

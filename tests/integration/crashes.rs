@@ -209,8 +209,8 @@ fn to_host(w: &World, wt: &Path, n: &str, case: &Case, what: &str) {
         assert!(remote_wt.starts_with(w.remote_home.join(".codex/worktrees")), "{what}: {}", remote_wt.display());
     }
     // A run that finds the handoff recorded here already has nothing to ask the host.
-    if out["worktree"] != "" {
-        assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt, "{what}");
+    if !out["owner_worktree"].is_null() {
+        assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt, "{what}");
     }
     assert_eq!(env.carried_facts(&remote_wt), before, "{what}: the host holds exactly the thread's state");
     assert_eq!(env.facts(wt), source, "{what}: the source worktree is untouched");
@@ -229,7 +229,7 @@ fn to_host(w: &World, wt: &Path, n: &str, case: &Case, what: &str) {
 fn to_local(w: &World, wt: &Path, n: &str, branch: &str, case: &Case, what: &str) {
     let env = &w.env;
     let out = env.run(wt, &[n, "devbox", "--yes", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     // Work on the host: a commit, then new edits.
     w.git_remote(&remote_wt, &["add", "-A"]);
     w.git_remote(&remote_wt, &["commit", "-q", "-m", "work on the host"]);
@@ -266,7 +266,7 @@ fn to_local(w: &World, wt: &Path, n: &str, branch: &str, case: &Case, what: &str
     assert_eq!(rerun.code, 0, "{what}: the rerun must finish\n{}", rerun.stderr);
     let out = rerun.json();
 
-    let arrived = PathBuf::from(out["worktree"].as_str().unwrap());
+    let arrived = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     one_owner(w, wt, n, "local", 2, what);
     if case.new_worktree {
         assert_ne!(arrived, wt, "{what}");
@@ -291,7 +291,11 @@ fn to_local(w: &World, wt: &Path, n: &str, branch: &str, case: &Case, what: &str
     write(&arrived, b"after-the-crash.txt", b"written here after the rerun\n");
     let here = env.carried_facts(&arrived);
     let out = env.run(&arrived, &[n, "devbox", "--yes", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt, "{what}: the host's worktree is reused");
+    assert_eq!(
+        PathBuf::from(out["owner_worktree"].as_str().unwrap()),
+        remote_wt,
+        "{what}: the host's worktree is reused"
+    );
     assert_eq!(env.carried_facts(&remote_wt), here, "{what}");
     if case.held == OnHost {
         assert!(is_detached(w, &w.remote_home, &remote_wt), "{what}: detached on the host again");

@@ -63,7 +63,7 @@ fn a_thread_on_main_goes_to_a_host_whose_clone_is_on_main_and_brings_main_home(v
     // No flag needed.
     let out = w.run(&["1", "devbox", "--yes", "--json"]).success().json();
     assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("main"), Some("devbox")));
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), before, "the host has exactly the thread's state");
     assert!(is_detached(&w, &w.remote_home, &remote_wt), "the thread's worktree there is detached");
     assert_eq!(w.git_remote(&remote_wt, &["rev-parse", "HEAD"]), main_here, "at the thread's commit");
@@ -100,7 +100,7 @@ fn a_thread_on_main_goes_to_a_host_whose_clone_is_on_main_and_brings_main_home(v
 
     // Home: main fast-forwards to the host's commit, in the untouched original worktree.
     let out = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the untouched original is reused");
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), w.laptop, "the untouched original is reused");
     assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("main"), None));
     assert_eq!(env.carried_facts(&w.laptop), remote_state, "this computer has exactly the host's state");
     assert_eq!(env.git(&w.laptop, &["rev-parse", "main"]), host_tip, "main moved forward to the host's commit");
@@ -116,7 +116,7 @@ fn a_thread_on_main_goes_to_a_host_whose_clone_is_on_main_and_brings_main_home(v
     write(&w.laptop, b"second-trip.txt", b"second trip\n");
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt, "the host's worktree is reused");
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt, "the host's worktree is reused");
     assert_eq!(out["branch_detached_on"], "devbox");
     assert_eq!(env.carried_facts(&remote_wt), before);
     assert!(is_detached(&w, &w.remote_home, &remote_wt));
@@ -142,7 +142,7 @@ fn a_thread_on_main_goes_to_a_host_whose_clone_is_on_main_and_brings_main_home(v
     w.run(&["1", "local"]).fails_with(4, "branch main here has diverged").fails_with(4, "--branch NEW");
     assert_eq!(w.everything(), everything, "a refused hand-back changed something");
     let out = w.run(&["1", "local", "--branch", "main-2", "--json"]).success().json();
-    let new_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let new_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_ne!(new_wt, w.laptop);
     assert_eq!(out["branch"], "main-2");
     assert_eq!(env.carried_facts(&new_wt), remote_state);

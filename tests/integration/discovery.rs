@@ -83,7 +83,7 @@ fn hosts_of_ssh_config_take_threads_and_give_them_back() {
     let connections = w.connections().unwrap();
     let out = w.run(&["1", "devbox", "--yes", "--json"]).success().json();
     assert_eq!(w.connections().unwrap(), connections + 1, "{}", w.sshd.as_ref().unwrap().log());
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(w.env.carried_facts(&remote_wt), before);
     let shown = w.run(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!(shown["owner"], "devbox");
@@ -162,7 +162,7 @@ fn without_an_ssh_binary_discovered_hosts_go_over_ssh2() {
     let connections = w.connections().unwrap();
     let out = run(&["1", "devbox", "--json"]).success().json();
     assert_eq!(w.connections().unwrap(), connections + 1);
-    assert_eq!(w.env.carried_facts(&PathBuf::from(out["worktree"].as_str().unwrap())), before);
+    assert_eq!(w.env.carried_facts(&PathBuf::from(out["owner_worktree"].as_str().unwrap())), before);
     run(&["1", "local", "--json"]).success();
     assert_eq!(w.connections().unwrap(), connections + 2);
     assert_eq!(w.env.carried_facts(&w.laptop), before);

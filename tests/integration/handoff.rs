@@ -220,7 +220,7 @@ fn handoff_and_back_keep_the_exact_state(via: Via) {
     assert_eq!(out["branch"], "feat/thread");
     assert_eq!(out["epoch"], 1);
     assert_eq!(out["uuid"].as_str().unwrap().len(), 36);
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert!(remote_wt.starts_with(w.remote_home.join(".codex/worktrees")), "{}", remote_wt.display());
     assert_eq!(env.carried_facts(&remote_wt), before, "the host has exactly the thread's state");
     assert_eq!(env.carried_facts(&w.laptop), before, "nothing was lost here");
@@ -253,7 +253,11 @@ fn handoff_and_back_keep_the_exact_state(via: Via) {
     }
     assert_eq!(out["epoch"], 2);
     assert_eq!(out["host"], "local");
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the untouched original worktree is reused");
+    assert_eq!(
+        PathBuf::from(out["owner_worktree"].as_str().unwrap()),
+        w.laptop,
+        "the untouched original worktree is reused"
+    );
     assert_eq!(env.carried_facts(&w.laptop), remote_state, "this computer has exactly the host's state");
     assert_eq!(
         env.git(&w.laptop, &["log", "-1", "--format=%s"]).trim(),
@@ -268,7 +272,7 @@ fn handoff_and_back_keep_the_exact_state(via: Via) {
     write(&w.laptop, b"c.txt", b"third trip\n");
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt);
     assert_eq!(env.carried_facts(&remote_wt), before);
 }
 
@@ -303,7 +307,7 @@ fn diverged_branch_is_refused_and_branch_new_goes_through(via: Via) {
     assert_eq!(w.everything(), before);
     let out = w.run(&["1", "devbox", "--branch", "feat/x-2", "--json"]).success().json();
     assert_eq!(out["branch"], "feat/x-2");
-    let wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(std::fs::read(wt.join("a.txt")).unwrap(), b"dirty\n");
 }
 
@@ -311,7 +315,7 @@ fn reused_worktree_with_foreign_changes_is_refused(via: Via) {
     let w = World::new(via);
     w.run(&["thread", "new", "--branch", "feat/reuse"]).success();
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     w.run(&["1", "local"]).success();
     // Someone edits the thread's old worktree on the host.
     write(&remote_wt, b"a.txt", b"not the thread's change\n");
@@ -350,7 +354,7 @@ fn hostile_branch_and_title_execute_nothing(via: Via) {
     assert_eq!(there["title"], title.as_str());
     assert_eq!(there["branch"], branch);
     assert!(!marker.exists(), "a title was executed");
-    for dir in [&w.laptop, &w.remote_clone, &w.remote_home, &PathBuf::from(out["worktree"].as_str().unwrap())] {
+    for dir in [&w.laptop, &w.remote_clone, &w.remote_home, &PathBuf::from(out["owner_worktree"].as_str().unwrap())] {
         assert!(!dir.join("pwned").exists(), "a branch name was executed in {}", dir.display());
     }
     // Hostile host names and destinations never reach ssh.
@@ -367,7 +371,7 @@ fn hand_back_while_the_branch_is_checked_out_here_comes_back_detached(via: Via) 
     w.run(&["thread", "new", "--branch", "feat/back"]).success();
     write(&w.laptop, b"a.txt", b"thread's edit\n");
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     w.git_remote(&remote_wt, &["commit", "-q", "-am", "on the host"]);
     let host_tip = w.git_remote(&remote_wt, &["rev-parse", "HEAD"]);
     write(&remote_wt, b"b.txt", b"edited on the host\n");
@@ -379,7 +383,7 @@ fn hand_back_while_the_branch_is_checked_out_here_comes_back_detached(via: Via) 
 
     // The thread comes back into a new worktree on a detached HEAD; the original and the branch stay as they are.
     let out = w.run(&["1", "local", "--json"]).success().json();
-    let new_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let new_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert!(new_wt.starts_with(env.home.join(".codex/worktrees")), "{}", new_wt.display());
     assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("feat/back"), Some("local")));
     assert_eq!(env.carried_facts(&new_wt), remote_state);
@@ -393,7 +397,7 @@ fn hand_back_while_the_branch_is_checked_out_here_comes_back_detached(via: Via) 
 
     // Out again from the detached worktree: the branch is free on the host, which takes it again.
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt);
     assert_eq!((out["branch"].as_str(), out["branch_detached_on"].as_str()), (Some("feat/back"), None));
     assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
     assert_eq!(env.carried_facts(&remote_wt), remote_state);
@@ -401,7 +405,7 @@ fn hand_back_while_the_branch_is_checked_out_here_comes_back_detached(via: Via) 
     // The original here moves to another branch: feat/back is free, and the thread brings it forward.
     env.git(&w.laptop, &["checkout", "-q", "-b", "laptop-side"]);
     let out = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), new_wt, "the detached worktree is reused");
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), new_wt, "the detached worktree is reused");
     assert_eq!(out["branch_detached_on"], serde_json::Value::Null);
     assert_eq!(env.git(&new_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/back");
     assert_eq!(env.git(&w.laptop, &["rev-parse", "feat/back"]), host_tip, "fast-forwarded to the host's commit");
@@ -507,20 +511,33 @@ fn host_to_host_goes_through_this_computer() {
     w.run(&["thread", "new", "--branch", "feat/travel"]).success();
     every_kind_of_change(&w.env, &w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let first = PathBuf::from(out["worktree"].as_str().unwrap());
+    let first = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     write(&first, b"from-devbox.txt", b"made on the first host\n");
     let state = w.env.carried_facts(&first);
+    let here = w.env.untouchables(&w.laptop);
+    let worktrees = w.env.git(&w.laptop, &["worktree", "list", "--porcelain"]);
 
+    let plan = w.run(&["1", "devbox2", "--dry-run"]);
+    plan.success();
+    assert!(
+        plan.stderr.contains("from devbox to devbox2 (through this computer; no files here change)"),
+        "{}",
+        plan.stderr
+    );
     let out = w.run(&["1", "devbox2", "--json"]).success().json();
     assert_eq!(out["host"], "devbox2");
-    assert_eq!(out["epoch"], 3, "out to devbox (1), back here (2), out to devbox2 (3)");
-    let second = PathBuf::from(out["worktree"].as_str().unwrap());
+    assert_eq!(out["epoch"], 2, "out to devbox (1), on to devbox2 (2)");
+    assert!(out["worktree"].is_null(), "{out}");
+    let second = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert!(second.starts_with(&other_home), "{}", second.display());
     assert_eq!(w.env.carried_facts(&second), state);
+    assert_eq!(w.env.untouchables(&w.laptop), here, "no file, index or branch here changed");
+    assert_eq!(w.env.git(&w.laptop, &["worktree", "list", "--porcelain"]), worktrees, "no worktree made here");
     let here = w.run(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!((here["owner"].as_str(), here["owner_machine"].as_str()), (Some("devbox2"), Some("devbox2")));
     let first_host = w.run_remote(&["thread", "show", "1", "--json"]).success().json();
-    assert_eq!(first_host["owner_machine"], "laptop", "the first host let go of it");
+    assert_eq!(first_host["owner_machine"], "devbox2", "the first host let go of it");
+    assert_eq!(first_host["epoch"], 2);
 }
 
 #[test]
@@ -532,7 +549,7 @@ fn a_restricted_key_allows_handoffs_and_nothing_else() {
     every_kind_of_change(&w.env, &w.laptop);
     let before = w.env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(w.env.carried_facts(&PathBuf::from(out["worktree"].as_str().unwrap())), before);
+    assert_eq!(w.env.carried_facts(&PathBuf::from(out["owner_worktree"].as_str().unwrap())), before);
     w.run(&["1", "local"]).success();
 
     // A shell command, a shell trick, and git on a repository that is not a saved project are refused.
@@ -621,7 +638,7 @@ fn an_older_helper_gets_git_push_and_fetch() {
     every_kind_of_change(&w.env, &w.laptop);
     let before = w.env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(w.env.carried_facts(&remote_wt), before);
 
     write(&remote_wt, b"a.txt", b"edited on the host\n");

@@ -128,7 +128,7 @@ fn helper_found_through_the_login_shell(via: Via) {
         "{}",
         out.stderr
     );
-    let remote_wt = PathBuf::from(out.success().json()["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out.success().json()["owner_worktree"].as_str().unwrap());
     assert_eq!(w.connections().unwrap(), connections + 1, "one connection: {}", w.sshd.as_ref().unwrap().log());
     assert_eq!(w.login_sessions(), 2, "each of the two handoffs asked the login shell once");
     assert_eq!(w.helper_setting(), installed.to_str().unwrap());

@@ -26,7 +26,7 @@ fn two_machines_with_one_hostname_and_no_settings_hand_off_and_back() {
     every_kind_of_change(env, &w.laptop);
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), before);
 
     let (laptop_id, devbox_id) = (machine_id(&env.home), machine_id(&w.remote_home));
@@ -126,7 +126,7 @@ fn the_first_handoff_from_a_linked_worktree_works() {
     // Nothing was computed before: this is the repository's first handoff.
     assert!(w.env.git_with_env(&w.laptop, &["config", "codex-handoff.fingerprint"], &[]).stdout.is_empty());
     let out = w.env.run(&linked, &["1", "devbox", "--json"]).success().json();
-    assert_eq!(w.env.carried_facts(&PathBuf::from(out["worktree"].as_str().unwrap())), before);
+    assert_eq!(w.env.carried_facts(&PathBuf::from(out["owner_worktree"].as_str().unwrap())), before);
     assert_eq!(out["branch"], "linked");
 }
 
@@ -143,7 +143,7 @@ fn a_worktree_the_thread_leaves_lets_go_of_the_branch_and_it_is_taken_again_on_r
     w.run(&["thread", "new", "--branch", "feat/free"]).success();
     write(&w.laptop, b"a.txt", b"the thread's edit\n");
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     w.git_remote(&remote_wt, &["add", "-A"]);
     w.git_remote(&remote_wt, &["commit", "-q", "-m", "on the host"]);
     write(&remote_wt, b"b.txt", b"unstaged on the host\n");
@@ -165,7 +165,7 @@ fn a_worktree_the_thread_leaves_lets_go_of_the_branch_and_it_is_taken_again_on_r
     write(&w.laptop, b"c.txt", b"third trip\n");
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt);
     assert_eq!(w.git_remote(&remote_wt, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/free");
     assert_eq!(env.carried_facts(&remote_wt), before);
     assert!(!is_detached(&w, &env.home, &w.laptop), "the user's own worktree is never detached");
@@ -173,13 +173,13 @@ fn a_worktree_the_thread_leaves_lets_go_of_the_branch_and_it_is_taken_again_on_r
     // A worktree a handoff made on this computer lets go too when the thread leaves it.
     write(&w.laptop, b"not-the-threads.txt", b"changed while away\n");
     let back = w.run(&["1", "local", "--branch", "feat/free-2", "--json"]).success().json();
-    let made_here = PathBuf::from(back["worktree"].as_str().unwrap());
+    let made_here = PathBuf::from(back["owner_worktree"].as_str().unwrap());
     assert!(made_here.starts_with(env.home.join(".codex/worktrees")), "{}", made_here.display());
     w.run(&["1", "devbox"]).success();
     assert!(is_detached(&w, &env.home, &made_here), "the worktree made here let go of feat/free-2");
     // Back again into it: it takes the branch again.
     let back = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(PathBuf::from(back["worktree"].as_str().unwrap()), made_here);
+    assert_eq!(PathBuf::from(back["owner_worktree"].as_str().unwrap()), made_here);
     assert_eq!(env.git(&made_here, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/feat/free-2");
     w.run(&["1", "devbox"]).success();
     let checked_out = env.git(&w.laptop, &["worktree", "list", "--porcelain"]);
@@ -240,7 +240,7 @@ fn a_thread_noted_before_machine_ids_still_travels() {
     write(&w.laptop, b"a.txt", b"edited under the old note\n");
     let before = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), before);
     let here = w.run(&["thread", "show", "1", "--json"]).success().json();
     assert_eq!(here["owner"], "devbox");

@@ -12,13 +12,13 @@ use crate::handoff::{over_each, Via, World};
 use crate::harness::{write, FileFact, TestEnv};
 
 /// Recent git refuses `git submodule add` of a local path without it.
-const FILE_PROTOCOL: &str = "protocol.file.allow=always";
+pub const FILE_PROTOCOL: &str = "protocol.file.allow=always";
 
 over_each!(submodules_travel_exactly_both_ways);
 
 /// What a user sees of a worktree and of every submodule in it.
 #[derive(Debug, PartialEq, Eq)]
-struct DeepFacts {
+pub struct DeepFacts {
     /// `git submodule status --recursive`, without the describe column.
     submodules: Vec<String>,
     /// Per repository (top first): status, index, HEAD and branch.
@@ -27,7 +27,7 @@ struct DeepFacts {
     files: BTreeMap<Vec<u8>, FileFact>,
 }
 
-fn deep_facts(env: &TestEnv, home: &Path, dir: &Path) -> DeepFacts {
+pub fn deep_facts(env: &TestEnv, home: &Path, dir: &Path) -> DeepFacts {
     let status = env.git_as(home, dir, &["submodule", "status", "--recursive"]);
     let submodules: Vec<String> =
         status.lines().map(|l| l.split(' ').filter(|w| !w.is_empty()).take(2).collect::<Vec<_>>().join(" ")).collect();
@@ -103,7 +103,7 @@ fn commit_all(env: &TestEnv, repo: &Path, message: &str) {
 }
 
 /// The laptop's repository gets `vendor/lib` (which holds `deep/inner`) and `vendor/other`.
-fn with_submodules(env: &TestEnv, laptop: &Path) {
+pub fn with_submodules(env: &TestEnv, laptop: &Path) {
     let inner = env.committed_repo("origins/inner");
     let lib = env.committed_repo("origins/lib");
     env.git(&lib, &["-c", FILE_PROTOCOL, "submodule", "add", "-q", inner.to_str().unwrap(), "deep/inner"]);
@@ -161,7 +161,7 @@ fn submodules_travel_exactly_both_ways(via: Via) {
     if let Some(before) = connections {
         assert_eq!(w.connections().unwrap(), before + 1, "submodules travel over the handoff's one connection");
     }
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
     assert_same(&deep_facts(env, &env.home, &w.laptop), &before, "the handoff, here,");
     let host_lib = remote_wt.join("vendor/lib");
@@ -184,7 +184,7 @@ fn submodules_travel_exactly_both_ways(via: Via) {
     if let Some(before) = connections {
         assert_eq!(w.connections().unwrap(), before + 1, "one connection for the hand-back too");
     }
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
     assert_eq!(env.git(&lib, &["log", "-1", "--format=%s"]).trim(), "a commit only the host has");
 
@@ -192,7 +192,7 @@ fn submodules_travel_exactly_both_ways(via: Via) {
     write(&lib.join("deep/inner"), b"third.txt", b"third trip\n");
     let before = deep_facts(env, &env.home, &w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), remote_wt);
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the second handoff");
 }
 
@@ -263,7 +263,7 @@ fn a_failed_verification_leaves_nothing_behind(via: Via) {
 
     w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     write(&remote_wt, b"b.txt", b"edited on the host\n");
 
     // Back into the original worktree, which this computer then puts back as it was.
@@ -299,7 +299,7 @@ fn dead_lfs_url() -> String {
 }
 
 /// The laptop's repository gets Git LFS files (under `assets/`) whose server is unreachable.
-fn with_lfs(env: &TestEnv, laptop: &Path) {
+pub fn with_lfs(env: &TestEnv, laptop: &Path) {
     env.git(laptop, &["lfs", "install", "--skip-repo"]);
     write(laptop, b".lfsconfig", format!("[lfs]\n\turl = {}\n", dead_lfs_url()).as_bytes());
     env.git(laptop, &["lfs", "track", "assets/**"]);
@@ -308,7 +308,7 @@ fn with_lfs(env: &TestEnv, laptop: &Path) {
     commit_all(env, laptop, "LFS files");
 }
 
-fn lfs_objects(clone: &Path) -> Vec<String> {
+pub fn lfs_objects(clone: &Path) -> Vec<String> {
     let mut found: Vec<String> = crate::harness::files(&clone.join(".git/lfs/objects"))
         .into_iter()
         .filter(|(_, f)| matches!(f, FileFact::File { .. }))
@@ -355,7 +355,7 @@ fn lfs_files_arrive_as_the_user_sees_them(via: Via) {
     w.git_remote(&w.remote_clone, &["lfs", "install", "--skip-repo"]);
     let before = deep_facts(env, &env.home, &w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
     let pointer_there = std::fs::read(remote_wt.join("assets/old.bin")).unwrap();
     assert_eq!(pointer_there, pointer, "a pointer at the source stays a pointer");
@@ -368,7 +368,7 @@ fn lfs_files_arrive_as_the_user_sees_them(via: Via) {
     w.git_remote(&remote_wt, &["add", "assets/host.bin"]);
     let host_state = deep_facts(env, &w.remote_home, &remote_wt);
     let out = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop);
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), w.laptop);
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
     assert!(!w.laptop.join(".git/lfs/logs").exists(), "git-lfs reached for its server here");
 }
@@ -407,7 +407,7 @@ fn sparse_checkouts_keep_their_patterns_and_files(via: Via) {
     let before = (deep_facts(env, &env.home, &w.laptop), sparse_facts(env, &env.home, &w.laptop));
 
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before.0, "the host's copy of the thread");
     assert_eq!(sparse_facts(env, &w.remote_home, &remote_wt), before.1, "the same patterns, the same entries left out");
     assert!(!remote_wt.join("src/b").exists(), "only the sparse files are written");
@@ -420,7 +420,7 @@ fn sparse_checkouts_keep_their_patterns_and_files(via: Via) {
     let host_state = (deep_facts(env, &w.remote_home, &remote_wt), sparse_facts(env, &w.remote_home, &remote_wt));
     assert!(!remote_wt.join("src/a/deeper").exists() && remote_wt.join("docs/one.txt").exists());
     let out = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), w.laptop, "the original worktree is reused");
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state.0, "the hand-back");
     assert_eq!(sparse_facts(env, &env.home, &w.laptop), host_state.1);
 }
@@ -462,7 +462,7 @@ fn line_endings_and_index_settings_travel(via: Via) {
     let before = deep_facts(env, &env.home, &w.laptop);
 
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_same(&deep_facts(env, &w.remote_home, &remote_wt), &before, "the host's copy of the thread");
     assert_eq!(
         w.git_remote(&remote_wt, &["config", "core.autocrlf"]).trim(),
@@ -479,7 +479,7 @@ fn line_endings_and_index_settings_travel(via: Via) {
     write(&remote_wt, b"host-lf.txt", b"written with LF on the host\n");
     let host_state = deep_facts(env, &w.remote_home, &remote_wt);
     let out = w.run(&["1", "local", "--json"]).success().json();
-    assert_eq!(PathBuf::from(out["worktree"].as_str().unwrap()), w.laptop);
+    assert_eq!(PathBuf::from(out["owner_worktree"].as_str().unwrap()), w.laptop);
     assert_same(&deep_facts(env, &env.home, &w.laptop), &host_state, "the hand-back");
     assert_eq!(std::fs::read(w.laptop.join("host-lf.txt")).unwrap(), b"written with LF on the host\n");
 }

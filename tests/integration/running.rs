@@ -119,7 +119,7 @@ fn interrupt_then_transfer(via: Via) {
     wait_until("the agent started", || w.laptop.join("started.txt").exists());
     let out = w.run(&["1", "devbox", "--json"]).success().json();
     assert_eq!(agent.wait().unwrap().code(), Some(130), "the agent was interrupted");
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(std::fs::read_to_string(remote_wt.join("last.txt")).unwrap(), "last words\n");
     let uuid = out["uuid"].as_str().unwrap();
     let transcript = w.remote_clone.join(".git/codex-handoff/transcripts").join(uuid);

@@ -159,7 +159,7 @@ fn ssh_agent_first_then_key_files() {
     let connections = w.connections().unwrap();
     let out = with_agent(&["1", "devbox", "--json"]).success().json();
     assert_eq!(w.connections().unwrap(), connections + 1);
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(std::fs::read(remote_wt.join("a.txt")).unwrap(), b"through the agent\n");
 
     // Without the agent and without the key file: nothing to log in with.

@@ -26,48 +26,12 @@ const SEARCH_TIME: Duration = Duration::from_secs(3);
 
 pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let current_head = || repo.gix.head_id().ok().map(|id| id.detach()).into_iter().collect::<Vec<_>>();
     let (subdirectory, heads) = match &args.thread {
-        // A Codex thread no thread links yet would start here, in this project.
-        Some(spec) => match resolve_target(&repo, spec)? {
-            Target::Thread(thread) => {
-                let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
-                (thread.state.subdirectory.clone(), handoff::thread_heads(&repo, head, thread.snapshot))
-            }
-            Target::Codex(_) => (repo.subdirectory()?, current_head()),
-        },
-        None => (repo.subdirectory()?, current_head()),
+        Some(spec) => project_of(&repo, &resolve_target(&repo, spec)?)?,
+        None => (repo.subdirectory()?, head_of(&repo)),
     };
-    let identity = Identity::of_this_clone(&repo)?;
     let hosts = config::hosts()?;
-    let (tx, rx) = mpsc::channel();
-    let common_dir = repo.common_dir();
-    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true };
-    for host in hosts.clone() {
-        let tx = tx.clone();
-        let (identity, subdirectory, common_dir, heads) =
-            (identity.clone(), subdirectory.clone(), common_dir.clone(), heads.clone());
-        std::thread::spawn(move || {
-            let (notice, answer) = ask(&host, opening, &common_dir, &identity, &subdirectory, &heads);
-            let _ = tx.send((host.name.clone(), notice, answer));
-        });
-    }
-    drop(tx);
-    // Whatever a host does, the list comes when the probes' time is up.
-    let deadline = Instant::now() + PROBE_TIMEOUT + SEARCH_TIME;
-    let mut answers = Vec::new();
-    while answers.len() < hosts.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((name, notice, answer)) => {
-                if let Some(text) = notice {
-                    ui.note(text);
-                }
-                answers.push((name, answer));
-            }
-            Err(_) => break,
-        }
-    }
+    let answers = probe(&repo, &hosts, &subdirectory, &heads, ui)?;
     let (mut rows, mut unreachable) = (Vec::new(), Vec::new());
     for host in &hosts {
         let base = json!({ "host": host.name, "ssh": host.ssh, "transport": host.transport.name(), "discovered": host.discovered });
@@ -133,6 +97,73 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The project directory a thread works in (relative to its worktree root)
+/// and the project commits its history holds, for finding its project on a host.
+pub fn project_of(repo: &Repo, target: &Target) -> Result<(String, Vec<gix::ObjectId>)> {
+    Ok(match target {
+        Target::Thread(thread) => {
+            let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
+            (thread.state.subdirectory.clone(), handoff::thread_heads(repo, head, thread.snapshot))
+        }
+        // A Codex thread no thread links yet would start where it works.
+        Target::Codex(codex) => match crate::thread::resolve::worktree_of_codex(repo, codex) {
+            Some(root) => {
+                let worktree = Repo::open(&root)?;
+                (crate::thread::resolve::codex_subdirectory(codex, &root), head_of(&worktree))
+            }
+            None => (repo.subdirectory()?, head_of(repo)),
+        },
+    })
+}
+
+fn head_of(repo: &Repo) -> Vec<gix::ObjectId> {
+    repo.gix.head_id().ok().map(|id| id.detach()).into_iter().collect()
+}
+
+/// What one host answered: its project and the round trip, or why not.
+pub type Answer = Result<(ProjectMatch, Duration)>;
+
+/// Ask every host in `hosts` at once for the project (`subdirectory`, with
+/// `heads`); the answers that came within the probes' time, by host name.
+pub fn probe(
+    repo: &Repo,
+    hosts: &[Host],
+    subdirectory: &str,
+    heads: &[gix::ObjectId],
+    ui: &mut Ui,
+) -> Result<Vec<(String, Answer)>> {
+    let identity = Identity::of_this_clone(repo)?;
+    let (tx, rx) = mpsc::channel();
+    let common_dir = repo.common_dir();
+    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true };
+    for host in hosts.iter().cloned() {
+        let tx = tx.clone();
+        let (identity, subdirectory, common_dir, heads) =
+            (identity.clone(), subdirectory.to_owned(), common_dir.clone(), heads.to_vec());
+        std::thread::spawn(move || {
+            let (notice, answer) = ask(&host, opening, &common_dir, &identity, &subdirectory, &heads);
+            let _ = tx.send((host.name.clone(), notice, answer));
+        });
+    }
+    drop(tx);
+    // Whatever a host does, the list comes when the probes' time is up.
+    let deadline = Instant::now() + PROBE_TIMEOUT + SEARCH_TIME;
+    let mut answers = Vec::new();
+    while answers.len() < hosts.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((name, notice, answer)) => {
+                if let Some(text) = notice {
+                    ui.note(text);
+                }
+                answers.push((name, answer));
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(answers)
 }
 
 /// `base` with the fields of `more` added.

@@ -10,19 +10,26 @@ use crate::repo::Repo;
 use crate::text::printable;
 
 pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
+    let no_command = || {
+        Error::usage("missing_command", "no thread or command given")
+            .with_help("usage: git codex-handoff <THREAD> <HOST>, or a subcommand; see `git codex-handoff --help`")
+    };
+    let repo = match (&args.thread, &args.host) {
+        (None, _) => Repo::discover().map_err(|_| no_command())?,
+        _ => Repo::discover()?,
+    };
     let (thread, host) = match (args.thread, args.host) {
         (Some(thread), Some(host)) => (thread, host),
-        (Some(_), None) => {
-            return Err(Error::usage("missing_host", "which host should the thread go to?")
-                .with_help("usage: git codex-handoff <THREAD> <HOST>; `local` brings a thread back to this computer"))
-        }
-        _ => {
-            return Err(Error::usage("missing_command", "no thread or command given").with_help(
-                "usage: git codex-handoff <THREAD> <HOST>, or a subcommand; see `git codex-handoff --help`",
-            ))
+        (Some(spec), None) => destination_of(&repo, spec, ui)?,
+        (None, _) => {
+            let me = crate::machine::Machine::this(Some(&repo))?;
+            // Inside a thread's worktree, THREAD may be left out.
+            let Some(target) = crate::thread::resolve::of_this_worktree(&repo, &me)? else { return Err(no_command()) };
+            let spec = spec_of(&target);
+            let host = super::picker::pick(&repo, &spec, &target, ui)?;
+            (spec, host)
         }
     };
-    let repo = Repo::discover()?;
     if args.attach && !ui.has_terminal() {
         return Err(Error::usage("attach_needs_terminal", "--attach needs a terminal (stdin and stdout)").with_help(
             "run it in a terminal, or hand off without --attach and go on there with \
@@ -50,6 +57,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         "uuid": outcome.uuid,
         "host": outcome.host,
         "worktree": outcome.worktree,
+        "owner_worktree": outcome.owner_worktree,
         "branch": outcome.branch,
         "branch_detached_on": outcome.detached.then_some(&outcome.host),
         "epoch": outcome.epoch,
@@ -60,7 +68,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
     }));
     if outcome.dry_run {
         ui.say("Dry run: nothing was changed.");
-    } else if outcome.already_there && outcome.worktree.is_empty() {
+    } else if outcome.already_there && outcome.owner_worktree.is_none() {
         ui.say(format!("Thread #{} is already on {}.", outcome.thread, outcome.host));
     } else {
         let place = if outcome.host == "local" { "this computer".to_owned() } else { outcome.host.clone() };
@@ -76,7 +84,7 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
             "Thread #{} is now on {place} (epoch {}): {} on {branch}",
             outcome.thread,
             outcome.epoch,
-            printable(&outcome.worktree)
+            printable(outcome.owner_worktree.as_deref().unwrap_or_default())
         ));
     }
     if args.attach && !dry_run {
@@ -87,6 +95,40 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         std::process::exit(code);
     }
     Ok(())
+}
+
+/// One word given, `git codex-handoff X`: X is the thread, and the person
+/// picks where it goes; or, inside a thread's worktree, X is where this
+/// worktree's thread goes (when X names no thread but a destination).
+fn destination_of(repo: &Repo, spec: String, ui: &mut Ui) -> Result<(String, String)> {
+    use crate::thread::resolve::{of_this_worktree, resolve_target};
+    match resolve_target(repo, &spec) {
+        Ok(target) => {
+            let host = super::picker::pick(repo, &spec, &target, ui)?;
+            Ok((spec, host))
+        }
+        Err(e) if e.code == "thread_not_found" && names_destination(&spec) => {
+            let me = crate::machine::Machine::this(Some(repo))?;
+            match of_this_worktree(repo, &me)? {
+                Some(target) => Ok((spec_of(&target), spec)),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `local`, `.`, or a host this computer knows.
+fn names_destination(word: &str) -> bool {
+    handoff::is_local(word) || (crate::config::check_host_name(word).is_ok() && crate::config::find_host(word).is_ok())
+}
+
+/// THREAD for a thread found without one.
+fn spec_of(target: &crate::thread::resolve::Target) -> String {
+    match target {
+        crate::thread::resolve::Target::Thread(thread) => thread.state.uuid.clone(),
+        crate::thread::resolve::Target::Codex(codex) => codex.id.clone(),
+    }
 }
 
 /// The flag, else `codex-handoff.interruptTimeout`, else 10 seconds.
@@ -135,8 +177,16 @@ impl Interaction for Console<'_> {
 fn plan_text(plan: &Plan) -> String {
     let c = &plan.changes;
     let mut text = format!("Hand off thread #{} \"{}\"\n", plan.thread, printable(&plan.title));
-    text += &format!("  from      {}\n", plan.from);
-    text += &format!("  to        {}\n", plan.to);
+    if plan.through_here {
+        text += &format!(
+            "  route     from {} to {} (through this computer; no files here change)\n",
+            printable(&plan.from),
+            printable(&plan.to)
+        );
+    } else {
+        text += &format!("  from      {}\n", plan.from);
+        text += &format!("  to        {}\n", plan.to);
+    }
     let reuse = if plan.reuse_worktree { "reused" } else { "new" };
     text += &format!("  worktree  {} ({reuse})\n", printable(&plan.worktree));
     let branch = plan.branch.as_deref().map(printable).unwrap_or("(detached HEAD)".into());

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod handoff;
 pub mod hooks;
 pub mod host;
+mod picker;
 pub mod project;
 pub mod remote;
 pub mod skill;
@@ -68,6 +69,8 @@ pub struct ThreadView<'a> {
     owner: String,
     owner_machine: &'a str,
     owner_machine_id: &'a Option<String>,
+    /// Where it lives on its owner, as last recorded.
+    owner_worktree: Option<String>,
     schema: u32,
     snapshot: String,
     status: crate::thread::state::Status,
@@ -75,7 +78,8 @@ pub struct ThreadView<'a> {
     title: &'a str,
     updated_at: &'a str,
     uuid: &'a str,
-    worktree: &'a Option<String>,
+    /// Where the thread lives on this machine; `None` when it lives elsewhere.
+    worktree: Option<String>,
 }
 
 /// `recorded`: the thread may have a record of a running command.
@@ -103,6 +107,8 @@ fn view<'a>(
         owner: thread.owner_name(this_machine),
         owner_machine: &s.owner_machine,
         owner_machine_id: &s.owner_machine_id,
+        owner_worktree: crate::thread::owner_worktree(repo, thread, this_machine)
+            .map(|p| p.to_string_lossy().into_owned()),
         schema: crate::cli::manual::JSON_SCHEMA,
         snapshot: thread.snapshot.to_string(),
         status,
@@ -110,6 +116,6 @@ fn view<'a>(
         title: &s.title,
         updated_at: &s.updated_at,
         uuid: &s.uuid,
-        worktree: &s.worktree,
+        worktree: crate::thread::worktree_here(repo, thread, this_machine).map(|p| p.to_string_lossy().into_owned()),
     }
 }

@@ -81,11 +81,20 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
-/// The Codex threads of this worktree, found in Codex's sessions folder.
+/// The Codex threads of every worktree of this repository (the Codex App
+/// gives each thread a worktree of its own), found in Codex's sessions folder.
 fn list_codex(repo: &Repo, ui: &mut Ui) -> Result<()> {
     let workdir = repo.workdir()?;
     let linked = thread::resolve::linked_ids(&store::list(repo)?);
-    let found = crate::codex::threads::under(&workdir)?;
+    let mut found = Vec::new();
+    for root in repo.worktrees().unwrap_or_else(|_| vec![workdir.clone()]) {
+        for codex in crate::codex::threads::under(&root)? {
+            if !found.iter().any(|f: &crate::codex::threads::CodexThread| f.id == codex.id) {
+                found.push(codex);
+            }
+        }
+    }
+    found.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.id.cmp(&b.id)));
     let updated = |t: &crate::codex::threads::CodexThread| {
         t.updated
             .and_then(|u| u.duration_since(std::time::UNIX_EPOCH).ok())
@@ -107,7 +116,7 @@ fn list_codex(repo: &Repo, ui: &mut Ui) -> Result<()> {
         .collect();
     ui.json(&json!({ "schema": 1, "codex_threads": views }));
     if found.is_empty() {
-        ui.say(format!("No Codex threads work in {}.", workdir.display()));
+        ui.say(format!("No Codex threads work in the worktrees of {}.", workdir.display()));
     }
     for t in &found {
         let number = linked.get(&t.id).map_or("-".to_owned(), |n| format!("#{n}"));
@@ -147,8 +156,14 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     ui.say(format!("status    {}", status_text(s.status)));
     ui.say(format!("epoch     {}", s.epoch));
     ui.say(format!("snapshot  {}", thread.snapshot));
-    if let Some(worktree) = &s.worktree {
-        ui.say(format!("worktree  {}", printable(worktree)));
+    match (thread::worktree_here(&repo, &thread, &machine), thread::owner_worktree(&repo, &thread, &machine)) {
+        (Some(here), _) => ui.say(format!("worktree  {}", printable(&here.to_string_lossy()))),
+        (None, Some(there)) => ui.say(format!(
+            "worktree  {} (on {})",
+            printable(&there.to_string_lossy()),
+            printable(&thread.owner_name(&machine))
+        )),
+        (None, None) => {}
     }
     ui.say(format!("updated   {}", s.updated_at));
     Ok(())

@@ -27,10 +27,15 @@ pub(super) fn section() -> Roff {
  "branch_detached_on": null | "local" | "<host>", "branch_checked_out_in": null | "<path there>",
  "owner": "local" | "<host>", "owner_machine": "...", "owner_machine_id": "..." | null,
  "status": "idle" | "running",
- "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "..." | null,
- "subdirectory": "", "codex_session": "<uuid>" | null, "created_at": "...", "updated_at": "..."}"#,
+ "epoch": 3, "snapshot": "<commit>", "head": "<commit>" | null, "worktree": "<path here>" | null,
+ "owner_worktree": "<path on its owner>" | null, "subdirectory": "", "codex_session": "<uuid>" | null, "created_at": "...", "updated_at": "..."}"#,
         ),
         ("thread list", r#"{"schema": 1, "threads": [<thread>, ...]}"#),
+        (
+            "No HOST and no terminal (exit status 2)",
+            r#"{"schema": 1, "error": {"code": "missing_host", ...}, "choices": [{"host": "local" | "<host>",
+ "this_computer": true | false, "project": "<path there>" | null, "round_trip_ms": 120 | null}, ...]}"#,
+        ),
         (
             "thread log",
             r#"{"schema": 1, "thread": "<uuid>", "number": 42, "entries": [{"snapshot", "epoch", "owner_machine",
@@ -43,8 +48,8 @@ pub(super) fn section() -> Roff {
         ),
         (
             "A handoff (git codex-handoff THREAD HOST)",
-            r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "...",
- "branch": "..." | null, "branch_detached_on": null | "<host>" | "local", "epoch": 4, "snapshot": "<commit>", "already_there": false,
+            r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "<path here>" | null,
+ "owner_worktree": "<path on devbox>", "branch": "..." | null, "branch_detached_on": null | "<host>" | "local", "epoch": 4, "snapshot": "<commit>", "already_there": false,
  "dry_run": false, "plan": {...} | null}"#,
         ),
         (
@@ -95,6 +100,15 @@ pub(super) fn section() -> Roff {
         r.text(inline_code(title));
         preformatted(&mut r, shape);
     }
+    paragraph(
+        &mut r,
+        "Everywhere, `worktree` is the directory on this machine where the thread lives: its worktree here, \
+         with the project subdirectory when the thread works in one (`subdirectory`); it is null when the thread \
+         lives on another machine. `owner_worktree` is the same directory on the machine that owns the thread, as \
+         last recorded: on its owner the same as `worktree`; elsewhere, where the handoff that took it there \
+         placed it. After `git codex-handoff 42 devbox`, `worktree` is null and `owner_worktree` the path on \
+         devbox; after `42 local`, both are the path here. Editors change into `worktree` when it is not null.",
+    );
     paragraph(
         &mut r,
         "A thread's `branch` is null when the thread works on a detached HEAD of its own. A thread whose branch is \
