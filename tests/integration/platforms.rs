@@ -37,7 +37,7 @@ fn files_whose_names_differ_only_in_case_are_refused_where_case_is_not_told_apar
     w.git_remote(&w.remote_home, &["config", "--global", "--unset", "codex-handoff.testFault"]);
     let facts = env.carried_facts(&w.laptop);
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     assert_eq!(env.carried_facts(&remote_wt), facts);
     assert_eq!(std::fs::read(remote_wt.join("README")).unwrap(), b"the untracked one\n");
     assert_eq!(std::fs::read(remote_wt.join("Readme")).unwrap(), b"the staged one\n");
@@ -74,7 +74,7 @@ fn files_that_differ_only_in_case_from_an_older_helper_are_refused_when_they_arr
     env.git(&w.laptop, &["add", "docs/Notes.md"]);
     write(&w.laptop, b"docs/notes.md", b"the untracked one\n");
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
 
     w.git_remote(&w.remote_home, &["config", "--global", "codex-handoff.testFault", "helper-protocol-2"]);
     env.git(&w.laptop, &["config", "--global", "codex-handoff.testFault", "case-insensitive"]);
@@ -121,7 +121,7 @@ fn a_long_tmpdir_leaves_room_for_the_connections_sockets() {
         write(&w.laptop, b"a.txt", b"edited under a long TMPDIR\n");
         let facts = env.carried_facts(&w.laptop);
         let out = w.run(&["1", "devbox", "--json"]).success().json();
-        assert_eq!(env.carried_facts(&PathBuf::from(out["worktree"].as_str().unwrap())), facts, "{via:?}");
+        assert_eq!(env.carried_facts(&PathBuf::from(out["owner_worktree"].as_str().unwrap())), facts, "{via:?}");
         w.run(&["1", "local"]).success();
         assert_eq!(env.carried_facts(&w.laptop), facts, "{via:?}");
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "nothing is left in {}", tmp.display());

@@ -429,7 +429,7 @@ fn a_submodule_coming_back_is_held_to_this_computers_ceiling() {
     w.git_remote(&w.remote_clone, &["-c", FILE_PROTOCOL, "submodule", "update", "--init", "-q"]);
     w.run(&["thread", "new", "--branch", "feat/sub-flood"]).success();
     let out = w.run(&["1", "devbox", "--json"]).success().json();
-    let host_lib = Path::new(out["worktree"].as_str().unwrap()).join("vendor/lib");
+    let host_lib = Path::new(out["owner_worktree"].as_str().unwrap()).join("vendor/lib");
     // On the host, 1 MiB that does not compress, committed in the submodule.
     std::fs::write(host_lib.join("big.bin"), crate::harness::Rng::new(5).bytes(1 << 20, true)).unwrap();
     w.git_remote(&host_lib, &["add", "big.bin"]);
