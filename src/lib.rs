@@ -15,6 +15,7 @@
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod blob_pack;
+pub mod cache_file;
 pub mod cli;
 pub mod codex;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod handoff;
 pub mod hooks;
 pub mod login_shell;
 pub mod machine;
+pub mod objects;
 pub mod process;
 pub mod promisor;
 pub mod remote;
@@ -34,5 +36,6 @@ pub mod ssh_config;
 pub mod text;
 pub mod thread;
 pub mod time;
+pub mod worktree;
 
 pub use cli::main;

@@ -9,29 +9,15 @@
 
 pub mod attach;
 pub mod carried;
-pub mod clean_check;
-pub mod converted;
 pub mod gitlocks;
 pub mod guard;
-pub mod index_tree;
-pub mod lfs;
 pub mod listing;
 pub mod lock;
-mod populate;
-pub mod quick_capture;
-pub mod refs;
 pub mod resolve;
-pub mod restore;
 pub mod running;
-pub mod snapshot;
 pub mod state;
 pub mod store;
-pub mod submodule_restore;
-pub mod submodules;
 pub mod transcript;
-pub mod verify;
-pub mod worktree_config;
-pub mod worktree_data;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::time::now_rfc3339;
+use crate::worktree::{capture, restore, submodules};
 
 /// The lock that serialises writers of one thread on this machine.
 pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
@@ -67,11 +54,11 @@ pub fn create(
     let _lock = Lock::acquire(&repo.private_dir()?.join("locks"), "new-thread", "starting a thread")?;
     // Check before anything changes.
     let index = repo.gix.index_or_empty()?;
-    snapshot::check_capturable(repo, &index)?;
+    capture::check_capturable(repo, &index)?;
     // The Codex session's rollout is checked before anything changes.
     let rollout = codex_session.as_deref().map(crate::codex::rollout::find).transpose()?;
     if let Some(rollout) = &rollout {
-        if let Some(other) = store::list(repo)?.into_iter().find(|t| {
+        if let Some(other) = listing::list(repo)?.into_iter().find(|t| {
             t.state.transcript.codex_session.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&rollout.thread_id))
         }) {
             return Err(Error::refused(
@@ -90,8 +77,8 @@ pub fn create(
         crate::repo::check_branch_name(branch)?;
         switch_to_new_branch(repo, branch)?;
     }
-    let worktree = snapshot::capture(repo)?;
-    let number = store::next_number(repo)?;
+    let worktree = capture::capture(repo)?;
+    let number = listing::next_number(repo)?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let now = now_rfc3339();
     let title_was_default = title.as_ref().is_none_or(|t| t.trim().is_empty());
@@ -150,9 +137,9 @@ pub fn adopt_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Resul
 /// The thread `adopt_codex` would make, without recording anything (for a dry run).
 pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Result<Thread> {
     let workdir = repo.workdir()?;
-    let number = store::next_number(repo)?;
+    let number = listing::next_number(repo)?;
     let now = now_rfc3339();
-    let (head, branch) = snapshot::head_of(repo)?;
+    let (head, branch) = capture::head_of(repo)?;
     let state = ThreadState {
         schema: SCHEMA,
         uuid: uuid::Uuid::new_v4().to_string(),
@@ -265,7 +252,7 @@ pub fn let_go_of_branch(repo: &Repo, thread: &Thread, me: &Machine) -> Result<Op
 fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
     let git = repo.git();
     let full = format!("refs/heads/{branch}");
-    let (head, current) = snapshot::head_of(repo)?;
+    let (head, current) = capture::head_of(repo)?;
     if current.as_deref() == Some(branch) {
         return Ok(());
     }
@@ -287,7 +274,7 @@ fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
 
 /// Record the thread's Git state now, in its worktree on this machine.
 pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> {
-    let thread = store::resolve(repo, spec)?;
+    let thread = resolve::resolve(repo, spec)?;
     let _lock = lock_thread(repo, &thread.state.uuid)?;
     // Re-read under the lock: another writer may have moved it meanwhile.
     let thread = store::load(repo, &thread.state.uuid)?
@@ -300,7 +287,7 @@ pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> 
         .with_help("snapshots are taken where the thread is; bring it back with `git codex-handoff <THREAD> local`"));
     }
     let worktree_repo = thread_worktree(repo, &thread)?;
-    let worktree = snapshot::capture(&worktree_repo)?;
+    let worktree = capture::capture(&worktree_repo)?;
     let mut state = thread.state.clone();
     let (branch, still_detached) = thread.state.branch_from_worktree(worktree.branch.clone(), machine);
     state.branch = branch;
@@ -358,7 +345,7 @@ pub fn restore_copy(repo: &Repo, thread: &Thread, dir: &std::path::Path, detach:
         Some(path) => submodules::ModuleSource::Worktree(path),
         None => submodules::ModuleSource::Modules(repo.common_dir()),
     };
-    let expected = restore::Expected::of(repo, thread, &modules)?;
+    let expected = thread.expected(repo, &modules)?;
     restore::into_new_worktree(repo, &expected, dir, detach)
 }
 

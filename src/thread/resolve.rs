@@ -9,7 +9,7 @@ use crate::codex;
 use crate::codex::threads::CodexThread;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::store::{self, Thread};
+use crate::thread::store::Thread;
 
 /// What THREAD names.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub fn resolve_target(repo: &Repo, spec: &str) -> Result<Target> {
             return Ok(Target::Thread(Box::new(thread)));
         }
     }
-    let threads = store::list(repo)?;
+    let threads = crate::thread::listing::list(repo)?;
     if spec.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(number) = spec.parse::<u64>() {
             if let Some(thread) = threads.iter().find(|t| t.state.number == number) {

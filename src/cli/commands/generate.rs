@@ -19,7 +19,7 @@ pub fn generate(command: GenerateCommand, ui: &mut Ui) -> Result<()> {
 pub fn complete(args: CompleteArgs, ui: &mut Ui) -> Result<()> {
     let lines: Vec<String> = match args.what {
         CompleteWhat::Threads => match crate::repo::Repo::discover() {
-            Ok(repo) => crate::thread::store::list(&repo)
+            Ok(repo) => crate::thread::listing::list(&repo)
                 .map(|threads| threads.iter().map(|t| t.state.number.to_string()).collect())
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
