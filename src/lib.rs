@@ -7,10 +7,14 @@
 //! - `handoff`: one handoff, driven from this computer (`to_host`,
 //!   `to_local`), its two halves (`departure`, `arrival`) and the helper that
 //!   runs the other machine's half.
-//! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
-//!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
+//! - `thread`: the thread store (refs, notes, numbers), locks, running
+//!   agents, the transcript.
+//! - `worktree` (the exact Git state of one worktree, as trees and back),
+//!   `remote` (the wire: protocol, transports, restricted mode) and `codex`
+//!   (Codex rollouts); they do not use each other.
 //! - the root helpers: `error`, `git`, `blob_pack` (large blobs straight
-//!   into a pack), `repo`, `config`, `fingerprint`,
+//!   into a pack), `repo`, `objects` (commits and refs written here),
+//!   `cache_file`, `config`, `fingerprint`,
 //!   `promisor`, `hooks`, `machine`, `process`, `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 

@@ -1,11 +1,11 @@
 //! Threads on one machine: the store (a ref and a note per thread), the
-//! state a note holds, snapshots of a worktree and their restore, the
-//! transcript, per-thread locks, running agents and the commit guard; and,
-//! in this file, the operations on one thread (start, checkpoint, history,
-//! its worktree).
+//! state a note holds, the transcript, per-thread locks, running agents and
+//! the commit guard; and, in this file, the operations on one thread (start,
+//! checkpoint, history, its worktree).
 //!
-//! May use the root helpers and `codex` (rollout files); knows nothing of
-//! hosts, connections or the command line.
+//! May use `worktree` (a worktree's exact state), `codex` (rollout files)
+//! and the root helpers; knows nothing of hosts, connections or the command
+//! line.
 
 pub mod attach;
 pub mod carried;
