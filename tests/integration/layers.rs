@@ -96,9 +96,6 @@ fn paths_at(text: &[char], mut at: usize, prefix: Vec<String>, out: &mut Vec<Vec
 /// longest module path it names.
 fn uses(module: &str, code: &str, all: &BTreeMap<String, PathBuf>, is_folder: bool) -> BTreeSet<String> {
     let own: Vec<String> = if module.is_empty() { Vec::new() } else { module.split("::").map(str::to_owned).collect() };
-    // `super` of `a/b.rs` (a::b) is `a`; of `a/mod.rs` (a) it is the crate root.
-    let parent: Vec<String> = own[..own.len().saturating_sub(1)].to_vec();
-    let here: Vec<String> = if is_folder { own.clone() } else { parent.clone() };
     let children: BTreeSet<String> = all
         .keys()
         .filter_map(|m| {
@@ -119,8 +116,13 @@ fn uses(module: &str, code: &str, all: &BTreeMap<String, PathBuf>, is_folder: bo
         for path in paths {
             let resolved: Option<Vec<String>> = match path.first().map(String::as_str) {
                 Some("crate") => Some(path[1..].to_vec()),
-                Some("super") if path.len() > 1 => Some(parent.iter().chain(&path[1..]).cloned().collect()),
-                Some("self") if path.len() > 1 => Some(here.iter().chain(&path[1..]).cloned().collect()),
+                // `self` is this module, each `super` one module up, whatever the file layout.
+                Some("self" | "super") if path.len() > 1 => {
+                    let ups = path.iter().take_while(|p| *p == "super").count();
+                    let skip = if ups == 0 { 1 } else { ups };
+                    let base = own.len().checked_sub(ups).map(|n| &own[..n]);
+                    base.map(|base| base.iter().chain(&path[skip..]).cloned().collect())
+                }
                 // A folder's own modules, named from its mod.rs (or lib.rs).
                 Some(first) if is_folder && path.len() > 1 && children.contains(first) => {
                     Some(own.iter().chain(&path).cloned().collect())
@@ -216,10 +218,10 @@ fn the_worktree_knows_nothing_of_threads_hosts_or_codex() {
 #[test]
 fn the_reader_sees_a_circle_when_there_is_one() {
     // The check above must not pass by reading nothing: this code has one.
-    let code = "use crate::b::{self, c::D};\nfn f() { super::e::g(); }";
+    let code = "use crate::b::{self, c::D};\nfn f() { super::e::g(); super::super::f::h(); self::y::z(); }";
     let all: BTreeMap<String, PathBuf> =
-        ["a::x", "b", "b::c", "a::e"].iter().map(|m| (m.to_string(), PathBuf::new())).collect();
+        ["a::x", "a::x::y", "b", "b::c", "a::e", "f"].iter().map(|m| (m.to_string(), PathBuf::new())).collect();
     let found = uses("a::x", code, &all, false);
-    assert_eq!(found, ["b", "b::c", "a::e"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(found, ["b", "b::c", "a::e", "f", "a::x::y"].iter().map(|s| s.to_string()).collect());
     assert!(graph().get("handoff::to_host").is_some_and(|used| used.contains("thread::store")));
 }

@@ -1,8 +1,8 @@
 //! Hidden plumbing: `generate man|completions <SHELL>` (for `make man` and
 //! `make install`) and `__complete threads|hosts` (for the shell completions).
 
+use crate::cli::args::{CompleteArgs, CompleteWhat, GenerateCommand};
 use crate::cli::output::Ui;
-use crate::cli::{CompleteArgs, CompleteWhat, GenerateCommand};
 use crate::error::Result;
 
 pub fn generate(command: GenerateCommand, ui: &mut Ui) -> Result<()> {

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
+use crate::cli::args::HandoffArgs;
 use crate::cli::output::Ui;
-use crate::cli::HandoffArgs;
 use crate::error::{Error, Result};
 use crate::handoff::{self, Interaction, Plan};
 use crate::repo::Repo;

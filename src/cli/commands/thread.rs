@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::cli::args::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::cli::commands::thread_view;
 use crate::cli::output::Ui;
-use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::repo::{absolute, Repo};

@@ -20,9 +20,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::channel::Exit;
 use super::fdpass::{peer_uid, recv_with_fds, send_with_fds};
 use super::pump::{ExecSpec, Mux};
-use super::Exit;
 
 /// Where the shim finds the parent's socket.
 pub const ENV_SOCKET: &str = "GIT_CODEX_HANDOFF_SSH2_SOCKET";
