@@ -7,16 +7,21 @@
 //! - `handoff`: one handoff, driven from this computer (`to_host`,
 //!   `to_local`), its two halves (`departure`, `arrival`) and the helper that
 //!   runs the other machine's half.
-//! - `thread` (the thread store, snapshots, restore), `remote` (the wire:
-//!   protocol, transports, restricted mode) and `codex` (Codex rollouts).
+//! - `thread`: the thread store (refs, notes, numbers), locks, running
+//!   agents, the transcript.
+//! - `worktree` (the exact Git state of one worktree, as trees and back),
+//!   `remote` (the wire: protocol, transports, restricted mode) and `codex`
+//!   (Codex rollouts); they do not use each other.
 //! - the root helpers: `error`, `git`, `blob_pack` (large blobs straight
-//!   into a pack), `repo`, `config`, `fingerprint`, `intake`
+//!   into a pack), `repo`, `objects` (commits and refs written here),
+//!   `cache_file`, `config`, `fingerprint`, `intake`
 //!   (what arrives as raw bytes: ceilings, packs checked as git checks them),
 //!   `promisor`, `hooks`, `machine`, `os` (what differs between Linux and
 //!   macOS), `process`, `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod blob_pack;
+pub mod cache_file;
 pub mod cli;
 pub mod codex;
 pub mod config;
@@ -29,6 +34,7 @@ pub mod hooks;
 pub mod intake;
 pub mod login_shell;
 pub mod machine;
+pub mod objects;
 pub mod os;
 pub mod process;
 pub mod promisor;
@@ -38,5 +44,6 @@ pub mod ssh_config;
 pub mod text;
 pub mod thread;
 pub mod time;
+pub mod worktree;
 
 pub use cli::main;

@@ -181,6 +181,25 @@ pub fn hostname() -> String {
     crate::os::hostname().unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// Whether two paths name the same file, symlinks resolved.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    let a = a.canonicalize().unwrap_or_else(|_| a.to_owned());
+    let b = b.canonicalize().unwrap_or_else(|_| b.to_owned());
+    a == b
+}
+
+/// The private git dir of the worktree at `worktree` (`.git`, or what its `.git` file names).
+pub fn admin_dir(worktree: &Path) -> Option<PathBuf> {
+    let dot_git = worktree.join(".git");
+    let meta = std::fs::symlink_metadata(&dot_git).ok()?;
+    if meta.is_dir() {
+        return Some(dot_git);
+    }
+    let text = std::fs::read_to_string(&dot_git).ok()?;
+    let target = PathBuf::from(text.strip_prefix("gitdir: ")?.trim_end());
+    Some(if target.is_absolute() { target } else { worktree.join(target) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 
 use clap::CommandFactory;
 
-use crate::cli::Shell;
+use crate::cli::args::Shell;
 
 const BIN: &str = "git-codex-handoff";
 
@@ -21,7 +21,7 @@ pub fn script(shell: Shell) -> String {
 }
 
 fn clap_script(shell: clap_complete::Shell) -> String {
-    let mut cmd = without_hidden(&crate::cli::Cli::command());
+    let mut cmd = without_hidden(&crate::cli::args::Cli::command());
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN, &mut buf);
     String::from_utf8(buf).expect("completion scripts are UTF-8")
@@ -146,7 +146,7 @@ fn kind(path: &str, arg: &clap::Arg) -> String {
 }
 
 fn bash() -> String {
-    let mut cmd = crate::cli::Cli::command();
+    let mut cmd = crate::cli::args::Cli::command();
     cmd.build();
     let mut all = Vec::new();
     specs(&cmd, "", &mut all);

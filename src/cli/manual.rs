@@ -22,7 +22,7 @@ pub const JSON_SCHEMA: u32 = 1;
 
 /// The whole man page, as roff.
 pub fn man_page() -> String {
-    let mut cmd = crate::cli::Cli::command();
+    let mut cmd = crate::cli::args::Cli::command();
     cmd.build();
     let man = Man::new(cmd.clone())
         .title(PAGE.to_ascii_uppercase())

@@ -22,10 +22,10 @@ use crate::promisor;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::carried;
-use crate::thread::restore::{self, Expected};
-use crate::thread::snapshot;
 use crate::thread::store::{self, Thread};
-use crate::thread::submodules::ModuleSource;
+use crate::worktree::capture;
+use crate::worktree::restore;
+use crate::worktree::submodules::ModuleSource;
 
 /// What to do when the thread's old worktree here has changes it did not make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,18 +121,18 @@ fn untouched(repo: &Repo, thread: &Thread, path: &Path) -> Result<Option<(Object
         .find(|(_, s)| s.taken_on(&me) && s.worktree.as_deref() == Some(path_text.as_ref()));
     let Some((snapshot, state)) = last_taken_here else { return Ok(None) };
     // Submodule snapshots are pinned in the worktree's own module repositories.
-    let Ok(expected) = Expected::of(repo, &Thread { snapshot, state }, &ModuleSource::Worktree(path.to_owned())) else {
+    let Ok(expected) = Thread { snapshot, state }.expected(repo, &ModuleSource::Worktree(path.to_owned())) else {
         return Ok(None);
     };
     let worktree = Repo::open(path)?;
     let index = worktree.gix.index_or_empty()?;
-    if snapshot::check_capturable(&worktree, &index).is_err() {
+    if capture::check_capturable(&worktree, &index).is_err() {
         return Ok(None);
     }
-    let Ok((_, branch_now)) = snapshot::head_of(&worktree) else { return Ok(None) };
+    let Ok((_, branch_now)) = capture::head_of(&worktree) else { return Ok(None) };
     let detached = branch_now.is_none() && expected.state.branch.is_some();
     // A HEAD detached at the same commit has let go of the branch: compare without it.
-    let same = thread::verify::differences(&worktree, &expected.state, !detached).is_ok_and(|d| d.is_empty());
+    let same = crate::worktree::verify::differences(&worktree, &expected.state, !detached).is_ok_and(|d| d.is_empty());
     Ok(same.then_some((snapshot, detached)))
 }
 
@@ -203,7 +203,7 @@ pub fn arrival(
         crate::repo::check_received_branch_name(branch)?;
     }
     let incoming = Thread { snapshot, state };
-    let expected = Expected::of(repo, &incoming, &carried::incoming_modules(repo))?;
+    let expected = incoming.expected(repo, &carried::incoming_modules(repo))?;
     let transcript = store::transcript_blob(repo, store::parse_hex(&incoming.state.data_commit)?)?;
     crate::thread::transcript::check_incoming(repo, &incoming.state, transcript)?;
     carried::take_in(repo, &uuid, &expected)?;
@@ -237,7 +237,10 @@ pub fn arrival(
     };
     let committed = (|| -> Result<restore::Restored> {
         let restored = if target.reuse {
-            restore::into_existing_worktree(repo, &expected, &target.path, detach, target.holds.map(|(s, _)| s))?
+            {
+                let holds = target.holds.map(|(snapshot, _)| store::snapshot_trees(repo, snapshot)).transpose()?;
+                restore::into_existing_worktree(repo, &expected, &target.path, detach, holds)?
+            }
         } else {
             if let Some(parent) = target.path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -310,7 +313,7 @@ pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
         let state = store::read_note(repo, previous)?;
         // Its submodule snapshots are pinned in the worktree's own module repositories.
         let modules = ModuleSource::Worktree(worktree.clone());
-        let expected = Expected::of(repo, &Thread { snapshot: previous, state }, &modules)?;
+        let expected = Thread { snapshot: previous, state }.expected(repo, &modules)?;
         restore::into_existing_worktree(repo, &expected, &worktree, marker.detached, None)?;
         format!(
             "put the worktree {} back as the thread had left it (an arrival there was interrupted)",
@@ -357,7 +360,7 @@ pub fn check_incoming(repo: &Repo, uuid: &str, snapshot: ObjectId, here: &str) -
         crate::thread::transcript::check_incoming(repo, &state, transcript)?;
         // The paths the snapshot's records name, checked while nothing has changed yet.
         let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
-        crate::thread::worktree_data::read(repo, data)?;
+        crate::worktree::record::read(repo, data)?;
         // A partial clone fetches the files it lacks while restoring: refuse now if it cannot.
         let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
         let index_tree = repo.gix.find_commit(store::parse_hex(&state.index_commit)?)?.tree_id()?.detach();

@@ -17,12 +17,12 @@ use crate::remote::protocol::PROTOCOL_TRANSCRIPTS;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread::carried;
-use crate::thread::lfs::{self, Pointer};
-use crate::thread::restore::Expected;
 use crate::thread::store::{self, Thread};
-use crate::thread::submodules::{self, Carry, ModuleSource};
 use crate::thread::transcript;
-use crate::thread::worktree_data;
+use crate::worktree::lfs;
+use crate::worktree::record;
+use crate::worktree::state::{self, Pointer};
+use crate::worktree::submodules::{self, Carry, ModuleSource};
 
 /// LFS oids per request: keeps each protocol line far below its limit.
 const BATCH: usize = 4000;
@@ -34,7 +34,7 @@ pub(super) struct Carried {
 }
 
 pub(super) fn of_departure(repo: &Repo, worktree: &Repo, departing: &Thread) -> Result<Carried> {
-    let expected = Expected::of(repo, departing, &ModuleSource::Worktree(worktree.workdir()?))?;
+    let expected = departing.expected(repo, &ModuleSource::Worktree(worktree.workdir()?))?;
     Ok(Carried { modules: submodules::carries(&expected.state.submodules), lfs: expected.state.lfs_objects })
 }
 
@@ -131,7 +131,7 @@ pub(super) fn fetch_lfs(
 ) -> Result<usize> {
     let state = store::read_note_in(repo, snapshot, notes_ref)?;
     let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
-    let missing: Vec<String> = worktree_data::read(repo, data)?
+    let missing: Vec<String> = record::read(repo, data)?
         .lfs_objects
         .into_iter()
         .filter(|p| !lfs::has_object(repo, p))
@@ -183,7 +183,7 @@ pub(super) fn relay_lfs(
 ) -> Result<Option<ObjectId>> {
     let state = store::read_note_in(repo, snapshot, notes_ref)?;
     let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
-    let objects = worktree_data::read(repo, data)?.lfs_objects;
+    let objects = record::read(repo, data)?.lfs_objects;
     if objects.is_empty() {
         return Ok(None);
     }
@@ -256,7 +256,7 @@ pub fn expose_submodules(repo: &Repo, worktree: &Repo, departing: &Thread, refna
             )
             .with_help(format!("initialise it with `git submodule update --init {}` in the saved project", carry.path))
         })?;
-        if crate::thread::restore::same_path(&carry.git_dir, &target) {
+        if crate::repo::same_path(&carry.git_dir, &target) {
             let old = store::ref_target(&module, refname)?;
             store::set_ref(&module, refname, old, Some(carry.snapshot), "codex-handoff: outgoing")?;
         } else {
@@ -278,7 +278,7 @@ pub fn expose_lfs(repo: &Repo, uuid: &str, asked: &[String]) -> Result<usize> {
     let state = store::read_note_in(repo, snapshot, &store::staged_notes_ref(uuid))
         .or_else(|_| store::read_note(repo, snapshot))?;
     let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
-    let objects: Vec<Pointer> = worktree_data::read(repo, data)?
+    let objects: Vec<Pointer> = record::read(repo, data)?
         .lfs_objects
         .into_iter()
         .filter(|p| asked.contains(&p.oid) && lfs::has_object(repo, p))
@@ -297,7 +297,7 @@ pub fn lfs_missing_here(repo: &Repo, oids: &[String]) -> Result<Vec<String>> {
     let storage = lfs::storage(repo);
     let mut missing = Vec::new();
     for oid in oids {
-        if !lfs::valid_oid(oid) {
+        if !state::valid_oid(oid) {
             return Err(Error::usage("bad_request", format!("{oid:?} is not a Git LFS object id")));
         }
         if !storage.join("objects").join(&oid[0..2]).join(&oid[2..4]).join(oid).is_file() {

@@ -4,10 +4,10 @@
 use crate::error::Result;
 use crate::machine::Machine;
 use crate::repo::Repo;
-use crate::thread::snapshot;
 use crate::thread::state::{DetachedOn, Handoff};
 use crate::thread::store::{self, Thread};
 use crate::time::now_rfc3339;
+use crate::worktree::capture;
 
 pub struct Departure {
     pub to_machine: Machine,
@@ -31,16 +31,16 @@ pub fn departure(
     worktree: &Repo,
     thread: &Thread,
     to: Departure,
-    captured: Option<snapshot::WorktreeState>,
+    captured: Option<crate::worktree::state::WorktreeState>,
 ) -> Result<Thread> {
     let me = Machine::this(Some(repo))?;
     let mut captured = match captured {
         Some(state) => state,
-        None => snapshot::capture(worktree)?,
+        None => capture::capture(worktree)?,
     };
     // The LFS objects that must travel with it, named in the snapshot.
     captured.lfs_objects =
-        crate::thread::lfs::needed(worktree, captured.head, captured.index_tree, captured.worktree_tree)?;
+        crate::worktree::lfs::needed(worktree, captured.head, captured.index_tree, captured.worktree_tree)?;
     let mut state = thread.state.clone();
     // A worktree here that works detached (its branch checked out elsewhere here) still carries the branch.
     let (carried, _) = thread.state.branch_from_worktree(captured.branch.clone(), &me);

@@ -11,8 +11,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::helper_held::{self as held, Held};
-use super::helper_queries::{self as queries, answer};
+use super::helper_queries as queries;
 use super::projects::{self, project_repo};
+use super::wire::answer;
+use super::wire::{check_uuid, LfsParams};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
@@ -22,7 +24,7 @@ use crate::remote::protocol::{
     self, Request, Response, WireError, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX, PROTOCOL_MIN, PROTOCOL_PACK_IN,
 };
 use crate::thread;
-use crate::thread::state::{is_thread_uuid, DetachedOn};
+use crate::thread::state::DetachedOn;
 use crate::thread::store;
 
 struct Session {
@@ -41,7 +43,7 @@ struct Session {
     /// Where the last plan found a thread goes here.
     planned: Option<(String, handoff::ArrivalWorktree)>,
     /// A thread's state captured by `status`, for its departure.
-    kept: Option<(String, crate::thread::snapshot::WorktreeState)>,
+    kept: Option<(String, crate::worktree::state::WorktreeState)>,
 }
 
 /// Raw bytes that follow an answer.
@@ -163,15 +165,6 @@ struct BeginParams {
     /// Repair what an interrupted handoff left here (not for a dry run).
     #[serde(default)]
     recover: bool,
-}
-#[derive(Deserialize)]
-pub(super) struct LfsParams {
-    pub(super) repo: String,
-    pub(super) uuid: String,
-    pub(super) oids: Vec<String>,
-    /// For `lfs_expose`: the last batch; the carrier is made now.
-    #[serde(default)]
-    done: bool,
 }
 #[derive(Deserialize)]
 struct SnapshotParams {
@@ -473,11 +466,4 @@ impl Session {
         let let_go = thread::let_go_of_branch(&repo, &released, &self.me)?;
         Ok(json!({ "let_go": let_go }))
     }
-}
-
-pub(super) fn check_uuid(uuid: &str) -> Result<()> {
-    if !is_thread_uuid(uuid) {
-        return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
-    }
-    Ok(())
 }

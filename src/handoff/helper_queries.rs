@@ -5,17 +5,18 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::helper::{check_uuid, LfsParams};
 use super::projects::project_repo;
+use super::wire::{answer, check_uuid, LfsParams};
 use crate::error::{Error, Result};
 use crate::handoff::{self, ForeignChanges, PlanAnswer};
 use crate::machine::Machine;
 use crate::promisor;
 use crate::thread;
 use crate::thread::carried::Needs;
-use crate::thread::restore;
-use crate::thread::snapshot::{self, WorktreeState};
 use crate::thread::store;
+use crate::worktree::capture;
+use crate::worktree::restore;
+use crate::worktree::state::WorktreeState;
 
 #[derive(Deserialize)]
 pub(super) struct ThreadParams {
@@ -81,8 +82,8 @@ pub(super) fn plan(p: PlanParams, machine: &str, with_haves: bool) -> Result<(Va
             let own = target.reuse.then_some(target.path.as_path());
             let pending = handoff::pending_arrival_worktree(&repo, &p.uuid)?;
             let elsewhere = restore::checked_out_in(&repo, &full)?
-                .filter(|wt| !own.is_some_and(|o| restore::same_path(o, wt)))
-                .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)))
+                .filter(|wt| !own.is_some_and(|o| crate::repo::same_path(o, wt)))
+                .filter(|wt| !pending.as_deref().is_some_and(|p| crate::repo::same_path(p, wt)))
                 .map(|wt| wt.to_string_lossy().into_owned());
             (tip, elsewhere)
         }
@@ -119,18 +120,18 @@ pub(super) fn status(p: ThreadParams, me: &Machine, capture: bool) -> Result<(Va
     let repo = project_repo(&p.repo)?;
     check_uuid(&p.uuid)?;
     let Some(thread) = store::load(&repo, &p.uuid)? else {
-        return Ok((json!({ "branch": null, "changes": snapshot::Changes::default() }), None));
+        return Ok((json!({ "branch": null, "changes": crate::worktree::state::Changes::default() }), None));
     };
     let worktree = thread::thread_worktree(&repo, &thread)?;
-    let (head, branch) = snapshot::head_of(&worktree)?;
+    let (head, branch) = capture::head_of(&worktree)?;
     let (branch, _) = thread.state.branch_from_worktree(branch, me);
     let running = crate::thread::running::current(&repo, &p.uuid)?.is_some();
     let transcript_bytes = crate::thread::transcript::current_size(&repo, &thread.state);
     let (changes, captured) = if capture && !running {
-        let (state, changes) = snapshot::capture_counted(&worktree)?;
+        let (state, changes) = capture::capture_counted(&worktree)?;
         (changes, Some(state))
     } else {
-        (snapshot::count_changes(&worktree)?, None)
+        (capture::count_changes(&worktree)?, None)
     };
     let mut status = json!({
         "branch": branch,
@@ -155,7 +156,7 @@ pub(super) fn descends(p: DescendsParams) -> Result<Value> {
     let commit = store::parse_hex(&p.commit)?;
     let thread = store::load(&repo, &p.uuid)?
         .ok_or_else(|| Error::not_found("thread_not_found", format!("no thread {} here", p.uuid)))?;
-    let (head, _) = snapshot::head_of(&thread::thread_worktree(&repo, &thread)?)?;
+    let (head, _) = capture::head_of(&thread::thread_worktree(&repo, &thread)?)?;
     if repo.gix.find_commit(commit).is_err() {
         return Ok(json!({ "descends": null }));
     }
@@ -164,8 +165,4 @@ pub(super) fn descends(p: DescendsParams) -> Result<Value> {
         None => false,
     };
     Ok(json!({ "descends": descends }))
-}
-
-pub(super) fn answer(value: impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }

@@ -45,8 +45,8 @@ use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::thread;
 use crate::thread::resolve::Target;
-use crate::thread::snapshot::Changes;
 use crate::thread::store::{self, Thread};
+use crate::worktree::state::Changes;
 
 /// What a handoff will do, shown before it starts.
 #[derive(Debug, Clone, Serialize)]

@@ -332,7 +332,7 @@ fn take_in(
         .with_help("it was not written by git-codex-handoff; nothing was changed"));
     }
     let data = repo.gix.find_commit(store::parse_hex(&state.data_commit)?)?.tree_id()?.detach();
-    crate::thread::worktree_data::read(repo, data)?;
+    crate::worktree::record::read(repo, data)?;
     carry::relay_submodules(
         repo,
         (&source.conn, &source.project.repo),

@@ -21,9 +21,9 @@ use crate::repo::Repo;
 use crate::thread;
 use crate::thread::carried;
 use crate::thread::case_fold;
-use crate::thread::snapshot;
 use crate::thread::state::{DetachedOn, ThreadState};
 use crate::thread::store::{self, Thread};
+use crate::worktree::capture;
 
 pub(super) fn run(
     repo: &Repo,
@@ -40,19 +40,19 @@ pub(super) fn run(
     }
     // Refuse what cannot be carried before connecting anywhere.
     let index = worktree.gix.index_or_empty()?;
-    snapshot::check_capturable(&worktree, &index)?;
+    capture::check_capturable(&worktree, &index)?;
     // A branch whose name cannot travel is refused here, not after connecting.
-    snapshot::head_of(&worktree)?;
+    capture::head_of(&worktree)?;
     let needs = carried::needs(&worktree)?;
     if needs.lfs {
-        crate::thread::lfs::check_available(&worktree, "this computer")?;
+        crate::worktree::lfs::check_available(&worktree, "this computer")?;
     }
     let identity = Identity::of_this_clone(repo)?;
     // A thread at rest, handed off without a question, is captured while the
     // connection is made; a running one only after it has been interrupted.
     let early = if running.is_none() && !request.interactive && !request.dry_run {
         let handle = thread::thread_worktree(repo, &thread)?;
-        Some(std::thread::spawn(move || snapshot::capture_counted(&handle)))
+        Some(std::thread::spawn(move || capture::capture_counted(&handle)))
     } else {
         None
     };
@@ -65,11 +65,11 @@ pub(super) fn run(
                 .map_err(|_| Error::failed("snapshot_failed", "taking the snapshot failed unexpectedly"))??;
             (Some(state), changes)
         }
-        None => (None, snapshot::count_changes(&worktree)?),
+        None => (None, capture::count_changes(&worktree)?),
     };
     let (head, current_branch) = match &captured {
         Some(state) => (state.head, state.branch.clone()),
-        None => snapshot::head_of(&worktree)?,
+        None => capture::head_of(&worktree)?,
     };
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
@@ -321,9 +321,8 @@ pub(super) fn adopt_remote(
     // Whatever changed here since that handoff stayed here, untouched: say so.
     if let Ok(worktree) = thread::thread_worktree(repo, thread) {
         let carried = Thread { snapshot, state: state.clone() };
-        let modules = crate::thread::submodules::ModuleSource::Worktree(worktree.workdir()?);
-        let same = match (snapshot::capture(&worktree), crate::thread::restore::Expected::of(repo, &carried, &modules))
-        {
+        let modules = crate::worktree::submodules::ModuleSource::Worktree(worktree.workdir()?);
+        let same = match (capture::capture(&worktree), carried.expected(repo, &modules)) {
             (Ok(now), Ok(then)) => {
                 now.worktree_tree == then.state.worktree_tree && now.index_tree == then.state.index_tree
             }

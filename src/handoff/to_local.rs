@@ -20,8 +20,8 @@ use crate::promisor;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 use crate::thread;
-use crate::thread::restore;
 use crate::thread::store::{self, Thread};
+use crate::worktree::restore;
 
 pub(super) fn run(
     repo: &Repo,
@@ -247,8 +247,8 @@ fn detached_here(
     let pending = pending_arrival_worktree(repo, &thread.state.uuid)?;
     // Not another worktree: the one the thread comes back into, or one an interrupted arrival was writing.
     let elsewhere = restore::checked_out_in(repo, &format!("refs/heads/{branch}"))?
-        .filter(|wt| !(destination.reuse && restore::same_path(wt, &destination.path)))
-        .filter(|wt| !pending.as_deref().is_some_and(|p| restore::same_path(p, wt)));
+        .filter(|wt| !(destination.reuse && crate::repo::same_path(wt, &destination.path)))
+        .filter(|wt| !pending.as_deref().is_some_and(|p| crate::repo::same_path(p, wt)));
     if elsewhere.is_none() && !detach {
         return Ok(None);
     }

@@ -1,12 +1,16 @@
 //! The answers the helper sends for each request (the `remote` protocol
-//! carries them as JSON).
+//! carries them as JSON), and what its requests share: the thread id check
+//! and the Git LFS parameters.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::arrival::Arrival;
 
+use crate::error::{Error, Result};
 use crate::thread::carried::Needs;
-use crate::thread::snapshot::Changes;
+use crate::thread::state::is_thread_uuid;
+use crate::worktree::state::Changes;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectMatch {
@@ -128,4 +132,27 @@ pub struct StatusAnswer {
 pub struct DescendsAnswer {
     /// `None`: the host does not have that commit.
     pub descends: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct LfsParams {
+    pub(super) repo: String,
+    pub(super) uuid: String,
+    pub(super) oids: Vec<String>,
+    /// For `lfs_expose`: the last batch; the carrier is made now.
+    #[serde(default)]
+    pub(super) done: bool,
+}
+
+/// Refuse a request whose thread id is not a thread UUID.
+pub(super) fn check_uuid(uuid: &str) -> Result<()> {
+    if !is_thread_uuid(uuid) {
+        return Err(Error::usage("bad_thread", format!("{uuid:?} is not a thread UUID")));
+    }
+    Ok(())
+}
+
+/// An answer as the JSON the protocol carries.
+pub(super) fn answer(value: impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::failed("json", "could not encode the answer").with_source(e))
 }

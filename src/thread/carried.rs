@@ -6,10 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::lfs;
-use crate::thread::restore::Expected;
 use crate::thread::store;
-use crate::thread::submodules::{self, ModuleSource};
+use crate::worktree::lfs;
+use crate::worktree::submodules::{self, ModuleSource};
+use crate::worktree::verify::Expected;
 
 /// The incoming ref of the commit that carries a thread's LFS objects.
 pub fn lfs_ref(uuid: &str) -> String {

@@ -36,12 +36,12 @@ pub fn clear_stale(repo: &Repo, held: &Lock, touched: &Touched) -> Result<Vec<St
     own.retain(|p| p.to_string_lossy().contains(touched.uuid));
     // A user may hold a worktree's index.lock for minutes (`git commit` with
     // its editor open): only in a worktree our arrival was writing is it ours.
-    if let Some(admin) = touched.arriving.and_then(admin_dir) {
+    if let Some(admin) = touched.arriving.and_then(crate::repo::admin_dir) {
         for name in ["HEAD.lock", "index.lock", "index.codex-handoff.tmp.lock"] {
             own.push(admin.join(name));
         }
     }
-    if let Some(admin) = touched.made_here.and_then(admin_dir) {
+    if let Some(admin) = touched.made_here.and_then(crate::repo::admin_dir) {
         own.push(admin.join("HEAD.lock"));
     }
     let mut shared = vec![common.join("packed-refs.lock"), common.join("refs/notes/codex-handoff.lock")];
@@ -89,16 +89,4 @@ fn collect_locks(dir: &Path, out: &mut Vec<PathBuf>) {
             _ => {}
         }
     }
-}
-
-/// The private git dir of the worktree at `worktree` (`.git`, or what its `.git` file names).
-pub fn admin_dir(worktree: &Path) -> Option<PathBuf> {
-    let dot_git = worktree.join(".git");
-    let meta = std::fs::symlink_metadata(&dot_git).ok()?;
-    if meta.is_dir() {
-        return Some(dot_git);
-    }
-    let text = std::fs::read_to_string(&dot_git).ok()?;
-    let target = PathBuf::from(text.strip_prefix("gitdir: ")?.trim_end());
-    Some(if target.is_absolute() { target } else { worktree.join(target) })
 }

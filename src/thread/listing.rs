@@ -65,7 +65,7 @@ fn write_numbers(file: &Path, numbers: &Numbers) {
     for (uuid, number) in &numbers.of {
         text += &format!("{uuid} {number}\n");
     }
-    write_cache_file(file, text.as_bytes());
+    crate::cache_file::write(file, text.as_bytes());
 }
 
 #[derive(Serialize, Deserialize)]
@@ -241,16 +241,11 @@ fn read_cache(file: &Path) -> Cache {
 
 fn write_cache(file: &Path, cache: &Cache) {
     if let Ok(bytes) = serde_json::to_vec(cache) {
-        write_cache_file(file, &bytes);
+        crate::cache_file::write(file, &bytes);
     }
 }
 
-/// Write a cache file atomically; one that cannot be written is only a slower next run.
-pub(crate) fn write_cache_file(file: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let Some(dir) = file.parent() else { return };
-    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else { return };
-    if tmp.write_all(bytes).is_ok() {
-        let _ = tmp.persist(file);
-    }
+/// The next free thread number in this repository.
+pub fn next_number(repo: &Repo) -> Result<u64> {
+    Ok(list(repo)?.iter().map(|t| t.state.number).max().unwrap_or(0) + 1)
 }

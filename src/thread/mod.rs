@@ -1,38 +1,24 @@
 //! Threads on one machine: the store (a ref and a note per thread), the
-//! state a note holds, snapshots of a worktree and their restore, the
-//! transcript, per-thread locks, running agents and the commit guard; and,
-//! in this file, the operations on one thread (start, checkpoint, history,
-//! its worktree).
+//! state a note holds, the transcript, per-thread locks, running agents and
+//! the commit guard; and, in this file, the operations on one thread (start,
+//! checkpoint, history, its worktree).
 //!
-//! May use the root helpers and `codex` (rollout files); knows nothing of
-//! hosts, connections or the command line.
+//! May use `worktree` (a worktree's exact state), `codex` (rollout files)
+//! and the root helpers; knows nothing of hosts, connections or the command
+//! line.
 
 pub mod attach;
 pub mod carried;
 pub mod case_fold;
-pub mod clean_check;
-pub mod converted;
 pub mod gitlocks;
 pub mod guard;
-pub mod index_tree;
-pub mod lfs;
 pub mod listing;
 pub mod lock;
-mod populate;
-pub mod quick_capture;
-pub mod refs;
 pub mod resolve;
-pub mod restore;
 pub mod running;
-pub mod snapshot;
 pub mod state;
 pub mod store;
-pub mod submodule_restore;
-pub mod submodules;
 pub mod transcript;
-pub mod verify;
-pub mod worktree_config;
-pub mod worktree_data;
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::repo::Repo;
 use crate::time::now_rfc3339;
+use crate::worktree::{capture, restore, submodules};
 
 /// The lock that serialises writers of one thread on this machine.
 pub fn lock_thread(repo: &Repo, uuid: &str) -> Result<Lock> {
@@ -80,11 +67,11 @@ fn create_at(
     let _lock = Lock::acquire(&repo.private_dir()?.join("locks"), "new-thread", "starting a thread")?;
     // Check before anything changes.
     let index = repo.gix.index_or_empty()?;
-    snapshot::check_capturable(repo, &index)?;
+    capture::check_capturable(repo, &index)?;
     // The Codex session's rollout is checked before anything changes.
     let rollout = codex_session.as_deref().map(crate::codex::rollout::find).transpose()?;
     if let Some(rollout) = &rollout {
-        if let Some(other) = store::list(repo)?.into_iter().find(|t| {
+        if let Some(other) = listing::list(repo)?.into_iter().find(|t| {
             t.state.transcript.codex_session.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&rollout.thread_id))
         }) {
             return Err(Error::refused(
@@ -103,8 +90,8 @@ fn create_at(
         crate::repo::check_branch_name(branch)?;
         switch_to_new_branch(repo, branch)?;
     }
-    let worktree = snapshot::capture(repo)?;
-    let number = store::next_number(repo)?;
+    let worktree = capture::capture(repo)?;
+    let number = listing::next_number(repo)?;
     let uuid = uuid::Uuid::new_v4().to_string();
     let now = now_rfc3339();
     let title_was_default = title.as_ref().is_none_or(|t| t.trim().is_empty());
@@ -178,9 +165,9 @@ pub fn preview_codex(repo: &Repo, machine: &Machine, codex: &CodexThread) -> Res
     let (worktree, subdirectory) = codex_worktree(repo, codex)?;
     let repo = &worktree;
     let workdir = repo.workdir()?;
-    let number = store::next_number(repo)?;
+    let number = listing::next_number(repo)?;
     let now = now_rfc3339();
-    let (head, branch) = snapshot::head_of(repo)?;
+    let (head, branch) = capture::head_of(repo)?;
     let state = ThreadState {
         schema: SCHEMA,
         uuid: uuid::Uuid::new_v4().to_string(),
@@ -332,7 +319,7 @@ pub fn let_go_of_branch(repo: &Repo, thread: &Thread, me: &Machine) -> Result<Op
 fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
     let git = repo.git();
     let full = format!("refs/heads/{branch}");
-    let (head, current) = snapshot::head_of(repo)?;
+    let (head, current) = capture::head_of(repo)?;
     if current.as_deref() == Some(branch) {
         return Ok(());
     }
@@ -354,7 +341,7 @@ fn switch_to_new_branch(repo: &Repo, branch: &str) -> Result<()> {
 
 /// Record the thread's Git state now, in its worktree on this machine.
 pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> {
-    let thread = store::resolve(repo, spec)?;
+    let thread = resolve::resolve(repo, spec)?;
     let _lock = lock_thread(repo, &thread.state.uuid)?;
     // Re-read under the lock: another writer may have moved it meanwhile.
     let thread = store::load(repo, &thread.state.uuid)?
@@ -367,7 +354,7 @@ pub fn checkpoint(repo: &Repo, machine: &Machine, spec: &str) -> Result<Thread> 
         .with_help("snapshots are taken where the thread is; bring it back with `git codex-handoff <THREAD> local`"));
     }
     let worktree_repo = thread_worktree(repo, &thread)?;
-    let worktree = snapshot::capture(&worktree_repo)?;
+    let worktree = capture::capture(&worktree_repo)?;
     let mut state = thread.state.clone();
     let (branch, still_detached) = thread.state.branch_from_worktree(worktree.branch.clone(), machine);
     state.branch = branch;
@@ -425,7 +412,7 @@ pub fn restore_copy(repo: &Repo, thread: &Thread, dir: &std::path::Path, detach:
         Some(path) => submodules::ModuleSource::Worktree(path),
         None => submodules::ModuleSource::Modules(repo.common_dir()),
     };
-    let expected = restore::Expected::of(repo, thread, &modules)?;
+    let expected = thread.expected(repo, &modules)?;
     restore::into_new_worktree(repo, &expected, dir, detach)
 }
 

@@ -11,7 +11,7 @@ use crate::codex;
 use crate::codex::threads::CodexThread;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::store::{self, Thread};
+use crate::thread::store::Thread;
 
 /// What THREAD names.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ pub fn resolve_target(repo: &Repo, spec: &str) -> Result<Target> {
             return Ok(Target::Thread(Box::new(thread)));
         }
     }
-    let threads = store::list(repo)?;
+    let threads = crate::thread::listing::list(repo)?;
     if spec.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(number) = spec.parse::<u64>() {
             if let Some(thread) = threads.iter().find(|t| t.state.number == number) {
@@ -251,7 +251,7 @@ fn elsewhere_error(repo: &Repo, id: &str, cwd: Option<&Path>) -> Error {
 pub fn of_this_worktree(repo: &Repo, me: &crate::machine::Machine) -> Result<Option<Target>> {
     let Ok(root) = repo.workdir() else { return Ok(None) };
     let root = root.canonicalize().unwrap_or(root);
-    let threads = store::list(repo)?;
+    let threads = crate::thread::listing::list(repo)?;
     let same = |p: PathBuf| p.canonicalize().unwrap_or(p) == root;
     let mut here: Vec<&Thread> = threads
         .iter()

@@ -13,21 +13,41 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
 use gix::ObjectId;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::repo::Repo;
-use crate::thread::snapshot::WorktreeState;
 use crate::thread::state::ThreadState;
+use crate::worktree::record;
+use crate::worktree::state::{Trees, WorktreeState};
+use crate::worktree::submodules::ModuleSource;
+use crate::worktree::verify::Expected;
 
-// The ref and notes plumbing the store is built on.
-pub use super::refs::{delete_refs_under, ref_target, set_ref};
-// THREAD as the command line gives it.
-pub use super::resolve::resolve;
+// The ref and object plumbing the store is built on.
+pub use crate::objects::{delete_refs_under, parse_hex, ref_target, set_ref};
+use crate::objects::{signature, write_commit};
 
 pub const THREAD_REF_PREFIX: &str = "refs/codex-handoff/threads/";
 pub const NOTES_REF: &str = "refs/notes/codex-handoff";
 /// The transcript's file name inside the thread-data tree (`worktree_data` names the others).
 pub const TRANSCRIPT_FILE: &str = "transcript";
+
+/// A transcript stored as a blob, with the sha256 and size its note records.
+#[derive(Debug, Clone)]
+pub struct TranscriptBlob {
+    pub id: ObjectId,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl TranscriptBlob {
+    /// The transcript of a thread that has none yet.
+    pub fn empty(repo: &Repo) -> Result<TranscriptBlob> {
+        use sha2::Digest;
+        let id = repo.gix.write_blob(b"")?.detach();
+        let sha256 = sha2::Sha256::digest(b"").iter().map(|b| format!("{b:02x}")).collect();
+        Ok(TranscriptBlob { id, sha256, size: 0 })
+    }
+}
 
 /// A thread as found in the store: its latest snapshot and the state noted on it.
 #[derive(Debug, Clone)]
@@ -69,13 +89,28 @@ impl Thread {
     }
 }
 
-pub fn thread_ref(uuid: &str) -> String {
-    format!("{THREAD_REF_PREFIX}{uuid}")
+impl Thread {
+    /// The worktree state this thread's snapshot records; its submodules'
+    /// snapshots are read where `modules` says.
+    pub fn expected(&self, repo: &Repo, modules: &ModuleSource) -> Result<Expected> {
+        let head = self.state.head.as_deref().map(parse_hex).transpose()?;
+        let index_commit = parse_hex(&self.state.index_commit)?;
+        let data_commit = parse_hex(&self.state.data_commit)?;
+        let branch = self.state.branch.clone();
+        let state = record::read_state(repo, self.snapshot, head, index_commit, data_commit, branch, modules)?;
+        Ok(Expected { snapshot: self.snapshot, state, pin: thread_ref(&self.state.uuid) })
+    }
 }
 
-/// Every thread of the repository, by number.
-pub fn list(repo: &Repo) -> Result<Vec<Thread>> {
-    super::listing::list(repo)
+/// The trees snapshot `snapshot` holds: its index (named by its note) and its working files.
+pub fn snapshot_trees(repo: &Repo, snapshot: ObjectId) -> Result<Trees> {
+    let note = read_note(repo, snapshot)?;
+    let index = repo.gix.find_commit(parse_hex(&note.index_commit)?)?.tree_id()?.detach();
+    Ok(Trees { index, files: repo.gix.find_commit(snapshot)?.tree_id()?.detach() })
+}
+
+pub fn thread_ref(uuid: &str) -> String {
+    format!("{THREAD_REF_PREFIX}{uuid}")
 }
 
 /// The thread with this exact UUID, if the store has it.
@@ -110,11 +145,6 @@ pub fn read_note_in(repo: &Repo, snapshot: ObjectId, notes_ref: &str) -> Result<
     })
 }
 
-/// The next free thread number in this repository.
-pub fn next_number(repo: &Repo) -> Result<u64> {
-    Ok(list(repo)?.iter().map(|t| t.state.number).max().unwrap_or(0) + 1)
-}
-
 /// Record a snapshot: write I, T and S, note the state on S, then move the
 /// thread's ref from `previous` to S (compare-and-swap). Returns the new thread.
 ///
@@ -124,7 +154,7 @@ pub fn record(
     worktree: &WorktreeState,
     state: ThreadState,
     previous: Option<&Thread>,
-    transcript: Option<crate::thread::transcript::TranscriptBlob>,
+    transcript: Option<TranscriptBlob>,
 ) -> Result<Thread> {
     let thread = write_snapshot(repo, worktree, state, previous, transcript, NOTES_REF)?;
     move_thread_ref(repo, &thread.state.uuid, previous.map(|p| p.snapshot), thread.snapshot)?;
@@ -163,7 +193,7 @@ pub fn write_snapshot(
     worktree: &WorktreeState,
     mut state: ThreadState,
     previous: Option<&Thread>,
-    transcript: Option<crate::thread::transcript::TranscriptBlob>,
+    transcript: Option<TranscriptBlob>,
     notes_ref: &str,
 ) -> Result<Thread> {
     state.schema = crate::thread::state::SCHEMA;
@@ -186,12 +216,12 @@ pub fn write_snapshot(
     // A new transcript, or the previous one carried over (its sha256 and size with it).
     let transcript = match (transcript, previous_data, previous) {
         (Some(blob), _, _) => blob,
-        (None, Some(data), Some(previous)) => crate::thread::transcript::TranscriptBlob {
+        (None, Some(data), Some(previous)) => TranscriptBlob {
             id: transcript_blob(repo, data)?,
             sha256: previous.state.transcript.sha256.clone(),
             size: previous.state.transcript.size,
         },
-        _ => crate::thread::transcript::empty(repo)?,
+        _ => TranscriptBlob::empty(repo)?,
     };
     state.transcript.sha256 = transcript.sha256.clone();
     state.transcript.size = transcript.size;
@@ -199,7 +229,7 @@ pub fn write_snapshot(
     let mut data_tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
     data_tree.upsert(TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, transcript)?;
     // Intent-to-add paths, exact bytes, LFS, sparse checkout, settings, submodule snapshots.
-    crate::thread::worktree_data::write(repo, &mut data_tree, worktree, &thread_ref(&state.uuid))?;
+    crate::worktree::record::write(repo, &mut data_tree, worktree, &thread_ref(&state.uuid))?;
     let data_tree = data_tree.write()?.detach();
     let mut data_parents = Vec::new();
     data_parents.extend(previous_data);
@@ -301,38 +331,6 @@ pub fn transcript_blob(repo: &Repo, data_commit: ObjectId) -> Result<ObjectId> {
 fn data_entry(repo: &Repo, data_commit: ObjectId, name: &str) -> Result<Option<ObjectId>> {
     let tree = repo.gix.find_commit(data_commit)?.tree()?;
     Ok(tree.find_entry(name).map(|e| e.object_id()))
-}
-
-pub fn parse_hex(text: &str) -> Result<ObjectId> {
-    ObjectId::from_hex(text.as_bytes()).context("bad_object_id", || format!("{text:?} is not an object id"))
-}
-
-/// The identity snapshot commits are made with: the user's, or a fixed one.
-pub(crate) fn signature(repo: &Repo) -> gix::actor::Signature {
-    let (name, email) = match repo.gix.committer() {
-        Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
-        _ => ("git-codex-handoff".into(), "git-codex-handoff@localhost".into()),
-    };
-    gix::actor::Signature { name, email, time: gix::date::Time::now_utc() }
-}
-
-pub(crate) fn write_commit(
-    repo: &Repo,
-    signature: &gix::actor::Signature,
-    message: String,
-    tree: ObjectId,
-    parents: Vec<ObjectId>,
-) -> Result<ObjectId> {
-    let commit = gix::objs::Commit {
-        tree,
-        parents: parents.into_iter().collect(),
-        author: signature.clone(),
-        committer: signature.clone(),
-        encoding: None,
-        message: message.into(),
-        extra_headers: Vec::new(),
-    };
-    Ok(repo.gix.write_object(&commit)?.detach())
 }
 
 pub fn incoming_ref(uuid: &str, what: &str) -> String {

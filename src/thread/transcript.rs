@@ -14,13 +14,7 @@ use crate::codex::relocate::next_comparable;
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 use crate::thread::state::{is_thread_uuid, ThreadState};
-
-#[derive(Debug, Clone)]
-pub struct TranscriptBlob {
-    pub id: ObjectId,
-    pub sha256: String,
-    pub size: u64,
-}
+use crate::thread::store::{self, TranscriptBlob};
 
 /// Where this machine keeps the thread's transcript: for a Codex thread
 /// its rollout (found by the thread id), else a file beside the repository.
@@ -156,11 +150,6 @@ fn store_stream(repo: &Repo, path: &Path, input: impl Read, size: u64, rollout: 
     Ok(TranscriptBlob { id, sha256: hex(&tee.hasher.finalize()), size: tee.size })
 }
 
-pub fn empty(repo: &Repo) -> Result<TranscriptBlob> {
-    let id = repo.gix.write_blob(b"")?.detach();
-    Ok(TranscriptBlob { id, sha256: hex(&Sha256::digest(b"")), size: 0 })
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -171,7 +160,7 @@ pub fn travelling(repo: &Repo, state: &ThreadState) -> Result<Option<(ObjectId, 
     if repo.gix.object_hash() != gix::hash::Kind::Sha1 {
         return Ok(None);
     }
-    let blob = crate::thread::store::transcript_blob(repo, crate::thread::store::parse_hex(&state.data_commit)?)?;
+    let blob = store::transcript_blob(repo, store::parse_hex(&state.data_commit)?)?;
     let size = repo.gix.find_header(blob)?.size();
     Ok((size >= crate::blob_pack::PACK_FROM).then_some((blob, size)))
 }
@@ -217,14 +206,14 @@ pub fn store_arriving(repo: &Repo, input: &mut dyn Read, size: u64, expected: Ob
 /// came beside the fetch) out of the pack.
 pub fn carrier(repo: &Repo, blob: ObjectId, time: i64) -> Result<ObjectId> {
     let mut tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
-    tree.upsert(crate::thread::store::TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, blob)?;
+    tree.upsert(store::TRANSCRIPT_FILE, gix::object::tree::EntryKind::Blob, blob)?;
     let tree = tree.write()?.detach();
     let signature = gix::actor::Signature {
         name: "git-codex-handoff".into(),
         email: "git-codex-handoff@localhost".into(),
         time: gix::date::Time { seconds: time, offset: 0 },
     };
-    crate::thread::store::write_commit(repo, &signature, "transcript in transit\n".into(), tree, Vec::new())
+    crate::objects::write_commit(repo, &signature, "transcript in transit\n".into(), tree, Vec::new())
 }
 
 /// Stream a blob out of the repository with git. A large blob in a pack is
@@ -379,7 +368,7 @@ pub fn install(repo: &Repo, state: &ThreadState, blob: ObjectId, worktree: &Path
 /// Then the conversation did not go on here, and any incoming copy may
 /// replace it; no line-by-line comparison is needed.
 fn unchanged_since_it_left(repo: &Repo, uuid: &str, current: &Path) -> Result<bool> {
-    let Some(thread) = crate::thread::store::load(repo, uuid)? else { return Ok(false) };
+    let Some(thread) = store::load(repo, uuid)? else { return Ok(false) };
     let recorded = &thread.state.transcript;
     // (A compressed file's size on disk says nothing of its content's.)
     let size_differs = !codex::rollout::is_compressed(current)

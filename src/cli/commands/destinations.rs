@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::cli::args::DestinationsArgs;
 use crate::cli::output::Ui;
-use crate::cli::DestinationsArgs;
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
 use crate::fingerprint::Identity;

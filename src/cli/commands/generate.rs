@@ -1,8 +1,8 @@
 //! Hidden plumbing: `generate man|completions <SHELL>` (for `make man` and
 //! `make install`) and `__complete threads|hosts` (for the shell completions).
 
+use crate::cli::args::{CompleteArgs, CompleteWhat, GenerateCommand};
 use crate::cli::output::Ui;
-use crate::cli::{CompleteArgs, CompleteWhat, GenerateCommand};
 use crate::error::Result;
 
 pub fn generate(command: GenerateCommand, ui: &mut Ui) -> Result<()> {
@@ -19,7 +19,7 @@ pub fn generate(command: GenerateCommand, ui: &mut Ui) -> Result<()> {
 pub fn complete(args: CompleteArgs, ui: &mut Ui) -> Result<()> {
     let lines: Vec<String> = match args.what {
         CompleteWhat::Threads => match crate::repo::Repo::discover() {
-            Ok(repo) => crate::thread::store::list(&repo)
+            Ok(repo) => crate::thread::listing::list(&repo)
                 .map(|threads| threads.iter().map(|t| t.state.number.to_string()).collect())
                 .unwrap_or_default(),
             Err(_) => Vec::new(),

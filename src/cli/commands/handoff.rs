@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
+use crate::cli::args::HandoffArgs;
 use crate::cli::output::Ui;
-use crate::cli::HandoffArgs;
 use crate::error::{Error, Result};
 use crate::handoff::{self, Interaction, Plan};
 use crate::repo::Repo;
@@ -221,7 +221,7 @@ fn plan_text(plan: &Plan) -> String {
 }
 
 /// "1 new commit, 1 unstaged, 2 untracked (12 B)": what changed in one submodule.
-fn submodule_text(sub: &crate::thread::snapshot::SubmoduleChange) -> String {
+fn submodule_text(sub: &crate::worktree::state::SubmoduleChange) -> String {
     let plural = |n: u64, one: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") };
     let mut parts = Vec::new();
     match sub.new_commits {

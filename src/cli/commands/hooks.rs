@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
+use crate::cli::args::{HookArgs, InstallHooksArgs};
 use crate::cli::output::Ui;
-use crate::cli::{HookArgs, InstallHooksArgs};
 use crate::error::Result;
 use crate::hooks::{self, Action};
 use crate::repo::Repo;

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::cli::args::{HostAddArgs, HostCommand, HostListArgs, HostNameArg, Transport};
 use crate::cli::output::Ui;
-use crate::cli::{HostAddArgs, HostCommand, HostListArgs, HostNameArg, Transport};
 use crate::config::{self, Host, TransportKind};
 use crate::error::Result;
 use crate::remote::transport::{self, Connection, Reached};

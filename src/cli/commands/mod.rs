@@ -14,8 +14,8 @@ pub mod thread;
 
 use serde_json::Value;
 
+use crate::cli::args::{Cli, Command, RemoteCommand};
 use crate::cli::output::Ui;
-use crate::cli::{Cli, Command, RemoteCommand};
 use crate::error::Result;
 use crate::thread::store::Thread;
 

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::cli::args::{ProjectCommand, ProjectForgetArgs, ProjectListArgs, ProjectSaveArgs};
 use crate::cli::output::Ui;
-use crate::cli::{ProjectCommand, ProjectForgetArgs, ProjectListArgs, ProjectSaveArgs};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::handoff::projects;

@@ -1,7 +1,7 @@
 //! `git-codex-handoff remote serve`: the helper run over SSH; `remote attach`:
 //! the session `--attach` starts beside it.
 
-use crate::cli::{RemoteAttachArgs, RemoteServeArgs};
+use crate::cli::args::{RemoteAttachArgs, RemoteServeArgs};
 use crate::error::{Error, Result};
 use crate::remote::restricted::{self, Allowed};
 

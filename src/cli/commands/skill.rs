@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use crate::cli::args::InstallSkillArgs;
 use crate::cli::output::Ui;
-use crate::cli::InstallSkillArgs;
 use crate::codex::skills::{self, Change};
 use crate::error::Result;
 

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::cli::args::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::cli::commands::thread_view;
 use crate::cli::output::Ui;
-use crate::cli::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::repo::{absolute, Repo};
@@ -48,7 +48,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
     }
     let machine = Machine::this(Some(&repo))?;
     let here = if args.all || repo.gix.workdir().is_none() { None } else { Some(repo.subdirectory()?) };
-    let threads: Vec<store::Thread> = store::list(&repo)?
+    let threads: Vec<store::Thread> = crate::thread::listing::list(&repo)?
         .into_iter()
         .filter(|t| match &here {
             None => true,
@@ -85,7 +85,7 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
 /// gives each thread a worktree of its own), found in Codex's sessions folder.
 fn list_codex(repo: &Repo, ui: &mut Ui) -> Result<()> {
     let workdir = repo.workdir()?;
-    let linked = thread::resolve::linked_ids(&store::list(repo)?);
+    let linked = thread::resolve::linked_ids(&crate::thread::listing::list(repo)?);
     let mut found = Vec::new();
     for root in repo.worktrees().unwrap_or_else(|_| vec![workdir.clone()]) {
         for codex in crate::codex::threads::under(&root)? {
@@ -139,7 +139,7 @@ fn within(dir: &str, project: &str) -> bool {
 fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let machine = Machine::this(Some(&repo))?;
-    let thread = store::resolve(&repo, &args.thread)?;
+    let thread = crate::thread::resolve::resolve(&repo, &args.thread)?;
     ui.json(&thread_view(&repo, &thread, &machine));
     let s = &thread.state;
     ui.say(format!("thread    #{} {}", s.number, s.uuid));
@@ -171,7 +171,7 @@ fn show(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 
 fn log(args: ThreadArg, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let thread = store::resolve(&repo, &args.thread)?;
+    let thread = crate::thread::resolve::resolve(&repo, &args.thread)?;
     let entries = thread::history(&repo, &thread)?;
     let values: Vec<serde_json::Value> = entries
         .iter()
@@ -223,7 +223,7 @@ fn snapshot_now(args: ThreadArg, ui: &mut Ui) -> Result<()> {
 
 fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
-    let thread = store::resolve(&repo, &args.thread)?;
+    let thread = crate::thread::resolve::resolve(&repo, &args.thread)?;
     let dir: PathBuf = absolute(&args.dir);
     let restored = thread::restore_copy(&repo, &thread, &dir, args.detach)?;
     ui.json(&json!({
@@ -246,7 +246,7 @@ fn restore_into(args: ThreadRestoreArgs, ui: &mut Ui) -> Result<()> {
 fn run_command(args: ThreadRunArgs, ui: &mut Ui) -> Result<()> {
     let repo = Repo::discover()?;
     let machine = Machine::this(Some(&repo))?;
-    let thread = store::resolve(&repo, &args.thread)?;
+    let thread = crate::thread::resolve::resolve(&repo, &args.thread)?;
     if !thread.state.owned_by(&machine) {
         return Err(Error::refused(
             "not_owner",

@@ -20,8 +20,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::channel::Exit;
 use super::pump::{ExecSpec, Mux};
-use super::Exit;
 use crate::os::fdpass::{peer_uid, recv_with_fds, send_with_fds};
 
 /// Where the shim finds the parent's socket.

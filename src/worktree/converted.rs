@@ -19,8 +19,10 @@ use gix::ObjectId;
 
 use crate::error::{Context, Error, Result};
 use crate::git::Git;
+use crate::objects::parse_id;
 use crate::repo::Repo;
-use crate::thread::lfs;
+use crate::worktree::lfs;
+use crate::worktree::state::{parse_pointer, parse_raw_diff, WorktreeState, MAX_POINTER};
 
 #[derive(Debug, Default)]
 pub struct Checked {
@@ -37,7 +39,7 @@ pub fn may_convert(repo: &Repo, index: &gix::index::File, changed: &[BString]) -
     if index.entries().iter().any(|e| is_attributes(e.path(index))) || changed.iter().any(|p| is_attributes(p)) {
         return true;
     }
-    if !crate::thread::worktree_config::carried_settings(repo).is_empty() {
+    if !crate::worktree::checkout_settings::carried_settings(repo).is_empty() {
         return true;
     }
     let global = repo.config_string("core.attributesFile").map(std::path::PathBuf::from).or_else(|| {
@@ -122,9 +124,9 @@ pub fn check(
         if !meta.is_file() {
             continue;
         }
-        if repo.gix.find_header(blob)?.size() <= lfs::MAX_POINTER as u64 {
+        if repo.gix.find_header(blob)?.size() <= MAX_POINTER as u64 {
             let data = repo.gix.find_blob(blob)?.data.clone();
-            if lfs::parse_pointer(&data).is_some() {
+            if parse_pointer(&data).is_some() {
                 // The content travels as an LFS object; a pointer written as the file stays one.
                 if meta.len() == data.len() as u64 && std::fs::read(&file)? == data {
                     checked.pointers.push(change.path);
@@ -162,7 +164,7 @@ pub fn check(
                 ["hash-object", "-w", "--no-filters", "--stdin-paths"],
                 Some(file.as_os_str().as_bytes()),
             )?;
-            let id = crate::thread::snapshot::parse_id(&String::from_utf8_lossy(&id))?;
+            let id = parse_id(&String::from_utf8_lossy(&id))?;
             checked.exact_bytes.push((path, id));
         }
     }
@@ -172,7 +174,7 @@ pub fn check(
 /// Files whose bytes checkout does not reproduce get the snapshot's bytes,
 /// after checkout. Each must be a file of the snapshot's working tree
 /// (what arrived is hostile).
-pub fn write_exact_bytes(repo: &Repo, root: &Path, state: &crate::thread::snapshot::WorktreeState) -> Result<()> {
+pub fn write_exact_bytes(repo: &Repo, root: &Path, state: &WorktreeState) -> Result<()> {
     if state.exact_bytes.is_empty() {
         return Ok(());
     }
@@ -249,38 +251,4 @@ fn hash_file(repo: &Repo, file: &Path) -> Result<ObjectId> {
         return Ok(ObjectId::null(repo.gix.object_hash()));
     }
     hasher.try_finalize().map_err(|e| Error::failed("hash", "hashing a file failed").with_source(e))
-}
-
-/// One entry of `git diff-tree -r -z` raw output.
-pub(crate) struct RawChange {
-    pub path: BString,
-    /// Mode and id on the old side; `None` when the path is new.
-    pub old: Option<(String, ObjectId)>,
-    /// Mode and id on the new side; `None` when the path is gone there.
-    pub new: Option<(String, ObjectId)>,
-}
-
-/// Parse `git diff-tree -r -z` raw output.
-pub(crate) fn parse_raw_diff(out: &[u8]) -> Result<Vec<RawChange>> {
-    let bad = || Error::failed("bad_diff", "git diff-tree printed something unexpected");
-    let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());
-    let mut changes = Vec::new();
-    while let Some(header) = fields.next() {
-        let header = header.to_str().map_err(|_| bad())?;
-        let parts: Vec<&str> = header.trim_start_matches(':').split(' ').collect();
-        let [old_mode, new_mode, old_id, new_id, status, ..] = parts.as_slice() else {
-            return Err(bad());
-        };
-        let path = fields.next().ok_or_else(bad)?.as_bstr().to_owned();
-        let side = |mode: &str, id: &str| -> Result<Option<(String, ObjectId)>> {
-            if mode.chars().all(|c| c == '0') {
-                return Ok(None);
-            }
-            Ok(Some((mode.to_owned(), ObjectId::from_hex(id.as_bytes()).map_err(|_| bad())?)))
-        };
-        let old = if status.starts_with('A') { None } else { side(old_mode, old_id)? };
-        let new = if status.starts_with('D') { None } else { side(new_mode, new_id)? };
-        changes.push(RawChange { path, old, new });
-    }
-    Ok(changes)
 }

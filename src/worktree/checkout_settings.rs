@@ -4,28 +4,9 @@
 //! are set in the destination worktree's own config (`config.worktree`), as
 //! `git sparse-checkout` does, so other worktrees there are unaffected.
 
-use gix::ObjectId;
-
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-
-/// The sparse-checkout settings of a worktree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sparse {
-    /// `core.sparseCheckoutCone`.
-    pub cone: bool,
-    /// `index.sparse`.
-    pub sparse_index: bool,
-    /// The patterns (`$GIT_DIR/info/sparse-checkout`), as a blob.
-    pub patterns: ObjectId,
-}
-
-/// The sparse-checkout settings as they travel (the patterns travel as a file beside them).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SparseFlags {
-    pub cone: bool,
-    pub sparse_index: bool,
-}
+use crate::worktree::state::Sparse;
 
 /// Settings carried to the destination worktree, and the values each may
 /// take, git's default first.

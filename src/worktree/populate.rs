@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use gix::bstr::BString;
 use gix::ObjectId;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::repo::Repo;
-use crate::thread::snapshot::{self, WorktreeState};
-use crate::thread::{converted, lfs, submodule_restore, worktree_config, worktree_data};
+use crate::worktree::capture;
+use crate::worktree::state::{parse_raw_diff, RawChange, SubmoduleState, WorktreeState};
+use crate::worktree::submodules::{in_submodule, module_dir};
+use crate::worktree::{checkout_settings, converted, lfs};
 
 /// What a worktree holds before a restore writes into it.
 pub(crate) enum Holding {
@@ -31,7 +33,7 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
     let git_dir = repo.git_dir();
     let git = repo.git();
     // Sparse patterns and line-ending settings decide what checkout writes.
-    worktree_config::apply(repo, state.sparse.as_ref(), &state.settings)?;
+    checkout_settings::apply(repo, state.sparse.as_ref(), &state.settings)?;
     let tmp_index = git_dir.join("index.codex-handoff.tmp");
     let _ = std::fs::remove_file(&tmp_index);
     let staged = git.with_index(&tmp_index);
@@ -42,11 +44,11 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
         Holding::Trees { index, files } => {
             // The files differ from the index only where the two trees do:
             // those entries take the files' blobs (no walk of the worktree).
-            snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
+            capture::copy_index(&repo.gix.index_path(), &tmp_index)?;
             set_entries_to(&staged, repo, index, files)?;
         }
         Holding::Unknown => {
-            snapshot::copy_index(&repo.gix.index_path(), &tmp_index)?;
+            capture::copy_index(&repo.gix.index_path(), &tmp_index)?;
             staged.run(["add", "--all"])?;
         }
     }
@@ -85,7 +87,7 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
         // read-tree recorded the stat data of every file it wrote; without
         // this, update-index would hash each of them again before writing
         // (they are all racily clean for a second).
-        snapshot::trust_stat_data(&tmp_index)?;
+        capture::trust_stat_data(&tmp_index)?;
         staged.run_with_input(["update-index", "-z", "--index-info"], Some(&removals))?;
     }
     if tmp_index.exists() {
@@ -95,19 +97,19 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
         add_intent_to_add(&git, root, &state.intent_to_add)?;
     }
     converted::write_exact_bytes(repo, root, state)?;
-    submodule_restore::restore(repo, root, &state.submodules, pin)
+    restore_submodules(repo, root, &state.submodules, pin)
 }
 
 /// The entries that differ from tree `from` to tree `to`.
-fn tree_changes(git: &Git, from: ObjectId, to: ObjectId) -> Result<Vec<converted::RawChange>> {
+fn tree_changes(git: &Git, from: ObjectId, to: ObjectId) -> Result<Vec<RawChange>> {
     let diff = git.run(["diff-tree", "-r", "-z", "--no-renames", &from.to_string(), &to.to_string()])?;
-    converted::parse_raw_diff(&diff)
+    parse_raw_diff(&diff)
 }
 
 /// `update-index --index-info` input that makes `changes` in an index:
 /// removals first, so a path that is a file in one tree and a directory in
 /// the other never collides.
-fn index_info(repo: &Repo, changes: Vec<converted::RawChange>) -> Vec<u8> {
+fn index_info(repo: &Repo, changes: Vec<RawChange>) -> Vec<u8> {
     let zero = ObjectId::null(repo.gix.object_hash()).to_string();
     let mut removals = Vec::new();
     let mut updates = Vec::new();
@@ -191,13 +193,13 @@ fn add_intent_to_add(git: &Git, root: &Path, paths: &[BString]) -> Result<()> {
 }
 
 /// `root/relative` for a path recorded in a snapshot (which may come from
-/// another machine): plain names only (`worktree_data::is_plain_path`), and
+/// another machine): plain names only (`state::is_plain_path`), and
 /// no symlink or file on the way, so a stand-in written there stays inside
 /// the worktree.
 fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    let refused = || worktree_data::not_a_worktree_path("intent-to-add", relative);
-    if !worktree_data::is_plain_path(relative) {
+    let refused = || crate::worktree::state::not_a_worktree_path("intent-to-add", relative);
+    if !crate::worktree::state::is_plain_path(relative) {
         return Err(refused());
     }
     let mut path = root.to_path_buf();
@@ -210,4 +212,142 @@ fn inside_worktree(root: &Path, relative: &[u8]) -> Result<PathBuf> {
         }
     }
     Ok(path)
+}
+
+/// Give the worktree of `parent` (at `root`) each submodule in `subs`: its
+/// repository (cloned from the module repository holding its snapshot when
+/// the worktree has none), HEAD, files and index, recursively.
+fn restore_submodules(parent: &Repo, root: &Path, subs: &[SubmoduleState], pin: &str) -> Result<()> {
+    for sub in subs {
+        restore_one(parent, root, sub, pin).map_err(|e| in_submodule(&sub.path, e))?;
+    }
+    Ok(())
+}
+
+fn restore_one(parent: &Repo, root: &Path, sub: &SubmoduleState, pin: &str) -> Result<()> {
+    let source =
+        sub.git_dir.clone().ok_or_else(|| Error::failed("submodule_lost", "the submodule's objects are unknown"))?;
+    let dir = root.join(&sub.path);
+    // Initialised in its superproject, as `git submodule update --init` leaves it (no network).
+    if parent.config_string(&format!("submodule.{}.url", sub.name)).is_none() {
+        parent.git().run(["submodule", "--quiet", "init", "--", &sub.path])?;
+    }
+    let (repo, fresh) = ensure_repository(parent, &dir, &sub.name, &source)?;
+    let git_dir = repo.git_dir();
+    match sub.snapshot {
+        Some(snapshot) if !same_dir(&git_dir, &source) => {
+            // The snapshot and everything it needs, pinned in the submodule's own repository.
+            let mut cmd = Git::new(&source, None).command([
+                "push",
+                "--recurse-submodules=no",
+                "--quiet",
+                "--no-verify",
+                "--force",
+            ]);
+            cmd.arg(&git_dir).arg(format!("{snapshot}:{pin}"));
+            crate::git::run_command(&mut cmd, None)?;
+        }
+        Some(snapshot) => {
+            let old = crate::objects::ref_target(&repo, pin)?;
+            crate::objects::set_ref(&repo, pin, old, Some(snapshot), "codex-handoff: submodule snapshot")?;
+        }
+        // A state captured here a moment ago (going back after a failure): its objects are here.
+        None if same_dir(&git_dir, &source) => {}
+        None => return Err(Error::failed("submodule_lost", "the submodule's snapshot is unknown")),
+    }
+    let git = repo.git();
+    let state = &sub.state;
+    let message = "codex-handoff: restore a submodule";
+    let head = state.head.map(|h| h.to_string()).unwrap_or_default();
+    match &state.branch {
+        None => {
+            git.run(["update-ref", "--no-deref", "-m", message, "HEAD", &head])?;
+        }
+        Some(branch) => {
+            let full = format!("refs/heads/{branch}");
+            let tip = crate::objects::ref_target(&repo, &full)?;
+            let moves = match (tip, state.head) {
+                (_, None) => false,
+                (Some(tip), Some(h)) if tip == h => false,
+                // A fresh clone's branch holds nothing of anyone's.
+                (Some(_), Some(_)) if fresh => true,
+                (Some(tip), Some(h)) if repo.is_ancestor(tip, h)? => true,
+                (None, Some(_)) => true,
+                (Some(_), Some(_)) => {
+                    return Err(Error::refused(
+                        "branch_diverged",
+                        format!("the submodule's branch {branch} has diverged there"),
+                    )
+                    .with_help("hand the thread off again once that branch is back where the thread left it"));
+                }
+            };
+            if moves {
+                git.run(["update-ref", "-m", message, &full, &head])?;
+            }
+            git.run(["symbolic-ref", "-m", message, "HEAD", &full])?;
+        }
+    }
+    let holding = if fresh { Holding::Nothing } else { Holding::Unknown };
+    populate(&repo, &dir, state, holding, pin)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    crate::repo::same_path(a, b)
+}
+
+/// The submodule's repository in the worktree at `dir`: the one there, the
+/// worktree's own module repository connected to it, or a new clone of
+/// `source` (the second value says whether it is new).
+fn ensure_repository(parent: &Repo, dir: &Path, name: &str, source: &Path) -> Result<(Repo, bool)> {
+    if dir.join(".git").exists() {
+        return Ok((Repo::open(dir)?, false));
+    }
+    let module = module_dir(&parent.git_dir(), name)?;
+    std::fs::create_dir_all(dir)?;
+    if module.join("HEAD").exists() {
+        connect(dir, &module)?;
+        return Ok((Repo::open(dir)?, false));
+    }
+    if let Some(up) = module.parent() {
+        std::fs::create_dir_all(up)?;
+    }
+    let mut cmd =
+        Git::new(source, None).command(["-c", "protocol.file.allow=always", "clone", "--quiet", "--no-checkout"]);
+    cmd.arg("--separate-git-dir").arg(&module).arg("--").arg(source).arg(dir);
+    crate::git::run_command(&mut cmd, None)?;
+    connect(dir, &module)?;
+    let repo = Repo::open(dir)?;
+    // The clone's origin is the submodule's own remote, as `git submodule update` leaves it.
+    let url = Git::new(source, None).text(["config", "--get", "remote.origin.url"]).ok().filter(|u| !u.is_empty());
+    match url {
+        Some(url) => repo.git().run(["config", "remote.origin.url", &url])?,
+        None => repo.git().run(["remote", "remove", "origin"])?,
+    };
+    Ok((repo, true))
+}
+
+/// Link a submodule's worktree and its repository with relative paths, as git does.
+fn connect(dir: &Path, module: &Path) -> Result<()> {
+    let dir = dir.canonicalize()?;
+    let module = module.canonicalize()?;
+    let to_module = relative(&dir, &module);
+    std::fs::write(dir.join(".git"), format!("gitdir: {}\n", to_module.display()))?;
+    let to_worktree = relative(&module, &dir);
+    Git::new(&module, None).run([std::ffi::OsStr::new("config"), "core.worktree".as_ref(), to_worktree.as_os_str()])?;
+    Ok(())
+}
+
+/// `to` as a path relative to the directory `from`.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to[common..] {
+        out.push(part);
+    }
+    out
 }

@@ -13,49 +13,9 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::git::Git;
 use crate::repo::Repo;
-use crate::thread::populate::{populate, Holding};
-use crate::thread::snapshot::WorktreeState;
-use crate::thread::store::{self, Thread};
-use crate::thread::submodules::{self, ModuleSource};
-use crate::thread::{verify, worktree_data};
-
-/// What a snapshot says the worktree must look like.
-#[derive(Debug, Clone)]
-pub struct Expected {
-    pub state: WorktreeState,
-    pub snapshot: ObjectId,
-    /// The ref that pins the submodules' snapshots in their repositories.
-    pub pin: String,
-}
-
-impl Expected {
-    /// The state thread `thread` records; its submodules' snapshots are read where `modules` says.
-    pub fn of(repo: &Repo, thread: &Thread, modules: &ModuleSource) -> Result<Expected> {
-        let snapshot = thread.snapshot;
-        let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
-        let index_commit = store::parse_hex(&thread.state.index_commit)?;
-        let index_tree = repo.gix.find_commit(index_commit)?.tree_id()?.detach();
-        let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
-        let data_commit = store::parse_hex(&thread.state.data_commit)?;
-        let extras = worktree_data::read(repo, repo.gix.find_commit(data_commit)?.tree_id()?.detach())?;
-        let submodules = submodules::load(repo, worktree_tree, &extras.submodules, modules)?;
-        let mut state = WorktreeState {
-            head,
-            branch: thread.state.branch.clone(),
-            index_tree,
-            worktree_tree,
-            intent_to_add: extras.intent_to_add,
-            exact_bytes: extras.exact_bytes,
-            lfs_pointers: extras.lfs_pointers,
-            lfs_objects: extras.lfs_objects,
-            sparse: extras.sparse,
-            settings: extras.settings,
-            submodules,
-        };
-        state.normalize();
-        Ok(Expected { snapshot, state, pin: store::thread_ref(&thread.state.uuid) })
-    }
-}
+use crate::worktree::populate::{populate, Holding};
+use crate::worktree::state::{Trees, WorktreeState};
+use crate::worktree::verify::{self, Expected};
 
 #[derive(Debug, Clone)]
 pub struct Restored {
@@ -147,24 +107,20 @@ pub fn into_new_worktree(repo: &Repo, expected: &Expected, path: &Path, detach: 
 /// Restore `expected` into the existing worktree at `path`, whose contents
 /// the caller has checked are only what the thread left there (all of it is
 /// in an earlier snapshot). Files, index and HEAD move to the snapshot's.
-/// `holds`: a snapshot whose state the worktree was just found to hold
-/// exactly (under the thread's lock); `None` when that is not known.
+/// `holds`: the trees the worktree was just found to hold exactly (under
+/// the thread's lock); `None` when that is not known.
 pub fn into_existing_worktree(
     repo: &Repo,
     expected: &Expected,
     path: &Path,
     detach: bool,
-    holds: Option<ObjectId>,
+    holds: Option<Trees>,
 ) -> Result<Restored> {
     let state = &expected.state;
     let plan = branch_plan(repo, state, detach, Some(path))?;
     let worktree = Repo::open(path)?;
     let holding = match holds {
-        Some(snapshot) => {
-            let note = store::read_note(repo, snapshot)?;
-            let index = repo.gix.find_commit(store::parse_hex(&note.index_commit)?)?.tree_id()?.detach();
-            Holding::Trees { index, files: repo.gix.find_commit(snapshot)?.tree_id()?.detach() }
-        }
+        Some(Trees { index, files }) => Holding::Trees { index, files },
         None => Holding::Unknown,
     };
     move_head(&worktree, &plan, state.head)?;
@@ -237,7 +193,7 @@ fn undo_branch(common: &Git, plan: &BranchPlan, head: Option<ObjectId>) {
 pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<bool> {
     let common = Git::new(repo.common_dir(), None);
     let records = repo.common_dir().join("worktrees");
-    let ours = crate::thread::gitlocks::admin_dir(path).is_some_and(|admin| admin.starts_with(&records));
+    let ours = crate::repo::admin_dir(path).is_some_and(|admin| admin.starts_with(&records));
     let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
     let exists = path.symlink_metadata().is_ok();
     if exists && !ours && !empty {
@@ -268,18 +224,13 @@ pub fn remove_worktree(repo: &Repo, path: &Path) -> Result<bool> {
     Ok(exists)
 }
 
-pub fn same_path(a: &Path, b: &Path) -> bool {
-    let a = a.canonicalize().unwrap_or_else(|_| a.to_owned());
-    let b = b.canonicalize().unwrap_or_else(|_| b.to_owned());
-    a == b
-}
-
 fn branch_plan(repo: &Repo, state: &WorktreeState, detach: bool, own_worktree: Option<&Path>) -> Result<BranchPlan> {
     let Some(branch) = state.branch.clone().filter(|_| !detach) else {
         return Ok(BranchPlan::Detach);
     };
     let full = format!("refs/heads/{branch}");
-    let foreign = checked_out_in(repo, &full)?.filter(|wt| !own_worktree.is_some_and(|own| same_path(own, wt)));
+    let foreign =
+        checked_out_in(repo, &full)?.filter(|wt| !own_worktree.is_some_and(|own| crate::repo::same_path(own, wt)));
     if let Some(wt) = foreign {
         return Err(Error::refused(
             "branch_checked_out",

@@ -17,10 +17,10 @@ use gix::ObjectId;
 
 use crate::error::Result;
 use crate::repo::Repo;
-use crate::thread::clean_check::Found;
-use crate::thread::index_tree::{self, Item};
-use crate::thread::snapshot::Changes;
-use crate::thread::{converted, lfs};
+use crate::worktree::clean_check::Found;
+use crate::worktree::index_tree::{self, Item};
+use crate::worktree::state::{parse_raw_diff, Changes};
+use crate::worktree::{converted, lfs};
 
 /// Files larger than this are left to git, which streams them.
 const MAX_READ: u64 = 16 << 20;
@@ -128,7 +128,7 @@ pub fn staged_paths(repo: &Repo, head: Option<ObjectId>, index_tree: ObjectId) -
     }
     let diff =
         repo.git().run(["diff-tree", "-r", "-z", "--no-renames", &head_tree.to_string(), &index_tree.to_string()])?;
-    Ok(converted::parse_raw_diff(&diff)?.into_iter().map(|change| change.path).collect())
+    Ok(parse_raw_diff(&diff)?.into_iter().map(|change| change.path).collect())
 }
 
 /// What a plan counts: the entries staged (differing from HEAD), the

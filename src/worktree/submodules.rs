@@ -17,27 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::snapshot::{self, SubmoduleChange, WorktreeState};
-
-/// A populated submodule's state, with where that state can be found.
-#[derive(Debug, Clone, Eq)]
-pub struct SubmoduleState {
-    /// Relative to the worktree of the repository that holds it.
-    pub path: String,
-    /// Its name in `.gitmodules`: where its repository lives (`modules/<name>`).
-    pub name: String,
-    pub state: WorktreeState,
-    /// Its snapshot commit, once written or when loaded from a snapshot.
-    pub snapshot: Option<ObjectId>,
-    /// The repository that holds its objects (the snapshot's, once written or loaded).
-    pub git_dir: Option<PathBuf>,
-}
-
-impl PartialEq for SubmoduleState {
-    fn eq(&self, other: &Self) -> bool {
-        self.path == other.path && self.name == other.name && self.state == other.state
-    }
-}
+use crate::worktree::state::SubmoduleState;
 
 /// A submodule as a snapshot records it (its state is its own snapshot commit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,12 +118,12 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// A submodule path from a snapshot must be a plain relative path, with
 /// no `.git` part in any spelling a file system may take for it.
-fn check_path(path: &str) -> Result<()> {
+pub fn check_path(path: &str) -> Result<()> {
     let bad = path.is_empty()
         || path.starts_with('/')
         || path.contains('\0')
         || path.split('/').any(|part| {
-            part == ".." || part == "." || crate::thread::worktree_data::is_dot_git(part.as_bytes()) || part.is_empty()
+            part == ".." || part == "." || crate::worktree::state::is_dot_git(part.as_bytes()) || part.is_empty()
         });
     if bad {
         return Err(Error::failed("bad_snapshot", format!("the snapshot names a submodule at {path:?}")));
@@ -157,7 +137,7 @@ fn check_path(path: &str) -> Result<()> {
 /// (`ext::…`, which git's default `protocol.ext.allow` never runs), no
 /// control characters. Such a url from another machine never gets into
 /// this machine's config, whatever its fsck settings.
-fn check_url(repo: &Repo, worktree_tree: ObjectId, name: &str, path: &str) -> Result<()> {
+pub fn check_url(repo: &Repo, worktree_tree: ObjectId, name: &str, path: &str) -> Result<()> {
     let tree = repo.gix.find_tree(worktree_tree)?;
     let Some(modules) = tree.lookup_entry_by_path(".gitmodules")? else { return Ok(()) };
     let mut cmd = repo.git().command(["config", "--blob", &modules.object_id().to_string(), "--get"]);
@@ -185,163 +165,11 @@ pub fn module_dir(git_dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(git_dir.join("modules").join(name))
 }
 
-/// Capture every populated submodule (recursively), with the plan's counts.
-pub fn capture(
-    repo: &Repo,
-    index: &gix::index::File,
-    changed: &[(BString, Option<ObjectId>)],
-    scan: snapshot::Scan,
-) -> Result<(Vec<SubmoduleState>, Vec<SubmoduleChange>)> {
-    let mut states = Vec::new();
-    let mut changes = Vec::new();
-    for sub in populated(repo, index)? {
-        let (state, counts) = snapshot::capture_scanned(&sub.repo, scan).map_err(|e| in_submodule(&sub.path, e))?;
-        if let Some((_, recorded)) = changed.iter().find(|(p, _)| p.as_bytes() == sub.path.as_bytes()) {
-            changes.extend(change_of(&sub.repo, &sub.path, *recorded, state.head, counts));
-        }
-        states.push(SubmoduleState {
-            path: sub.path,
-            name: sub.name,
-            state,
-            snapshot: None,
-            git_dir: Some(sub.repo.git_dir()),
-        });
-    }
-    Ok((states, changes))
-}
-
-/// The plan's counts for the submodules `git status` named.
-pub fn count(repo: &Repo, changed: &[(BString, Option<ObjectId>)]) -> Result<Vec<SubmoduleChange>> {
-    let root = repo.workdir()?;
-    let mut changes = Vec::new();
-    for (path, recorded) in changed {
-        let dir = root.join(&*path.to_os_str_lossy());
-        if !dir.join(".git").exists() {
-            continue;
-        }
-        let path = path.to_str_lossy().into_owned();
-        let sub = Repo::open(&dir)?;
-        let counts = snapshot::count_changes(&sub).map_err(|e| in_submodule(&path, e))?;
-        let (head, _) = snapshot::head_of(&sub)?;
-        changes.extend(change_of(&sub, &path, *recorded, head, counts));
-    }
-    Ok(changes)
-}
-
-fn change_of(
-    sub: &Repo,
-    path: &str,
-    recorded: Option<ObjectId>,
-    head: Option<ObjectId>,
-    counts: snapshot::Changes,
-) -> Vec<SubmoduleChange> {
-    let new_commits = match (recorded, head) {
-        (Some(recorded), Some(head)) if recorded == head => Some(0),
-        (Some(recorded), Some(head)) => sub
-            .git()
-            .text(["rev-list", "--count", &head.to_string(), "--not", &recorded.to_string()])
-            .ok()
-            .and_then(|n| n.parse().ok()),
-        _ => None,
-    };
-    let mut out = vec![SubmoduleChange {
-        path: path.to_owned(),
-        new_commits,
-        staged: counts.staged,
-        unstaged: counts.unstaged,
-        untracked: counts.untracked,
-        bytes: counts.bytes,
-    }];
-    for mut nested in counts.submodules {
-        nested.path = format!("{path}/{}", nested.path);
-        out.push(nested);
-    }
-    out
-}
-
 pub(crate) fn in_submodule(path: &str, e: Error) -> Error {
     Error { message: format!("in submodule {path}: {}", e.message), ..e }
 }
 
-/// Write each submodule's snapshot in its own repository (recursively) and
-/// pin it there under `pin`; the records for the enclosing snapshot.
-pub fn write_snapshots(subs: &mut [SubmoduleState], pin: &str) -> Result<Vec<SubmoduleRecord>> {
-    let mut records = Vec::new();
-    for sub in subs.iter_mut() {
-        let git_dir = sub
-            .git_dir
-            .clone()
-            .ok_or_else(|| Error::failed("submodule_lost", "a submodule's repository is unknown"))?;
-        let repo = Repo::open(&git_dir)?;
-        let snapshot = crate::thread::worktree_data::write_submodule_snapshot(&repo, &sub.state, &sub.path, pin)
-            .map_err(|e| in_submodule(&sub.path, e))?;
-        sub.snapshot = Some(snapshot);
-        records.push(SubmoduleRecord {
-            path: sub.path.clone(),
-            name: sub.name.clone(),
-            snapshot: snapshot.to_string(),
-            branch: sub.state.branch.clone(),
-        });
-    }
-    Ok(records)
-}
-
-/// The states `records` describe, read from where `source` says the
-/// submodules' objects are. `worktree_tree` is the enclosing snapshot's
-/// working files: every record must be a gitlink there.
-pub fn load(
-    repo: &Repo,
-    worktree_tree: ObjectId,
-    records: &[SubmoduleRecord],
-    source: &ModuleSource,
-) -> Result<Vec<SubmoduleState>> {
-    let tree = repo.gix.find_tree(worktree_tree)?;
-    let mut states = Vec::new();
-    for record in records {
-        check_path(&record.path)?;
-        check_name(&record.name)?;
-        let gitlink = tree.lookup_entry_by_path(&record.path)?.is_some_and(|e| e.mode().is_commit());
-        if !gitlink {
-            return Err(Error::failed(
-                "bad_snapshot",
-                format!("the snapshot names a submodule at {} that it does not hold", record.path),
-            ));
-        }
-        check_url(repo, worktree_tree, &record.name, &record.path)?;
-        let snapshot = crate::thread::store::parse_hex(&record.snapshot)?;
-        let (git_dir, nested) = match source {
-            ModuleSource::Modules(git_dir) => {
-                let dir = module_dir(git_dir, &record.name)?;
-                (dir.clone(), ModuleSource::Modules(dir))
-            }
-            ModuleSource::Worktree(root) => {
-                let dir = root.join(&record.path);
-                (Repo::open(&dir)?.git_dir(), ModuleSource::Worktree(dir))
-            }
-        };
-        let sub = Repo::open(&git_dir).map_err(|_| missing_module(&record.path, &git_dir))?;
-        if sub.gix.find_commit(snapshot).is_err() {
-            return Err(Error::failed(
-                "submodule_snapshot_missing",
-                format!("submodule {}: its snapshot {snapshot} is not in {}", record.path, git_dir.display()),
-            )
-            .with_help("run the handoff again"));
-        }
-        let state =
-            crate::thread::worktree_data::read_submodule_snapshot(&sub, snapshot, record.branch.clone(), &nested)
-                .map_err(|e| in_submodule(&record.path, e))?;
-        states.push(SubmoduleState {
-            path: record.path.clone(),
-            name: record.name.clone(),
-            state,
-            snapshot: Some(snapshot),
-            git_dir: Some(git_dir),
-        });
-    }
-    Ok(states)
-}
-
-fn missing_module(path: &str, dir: &Path) -> Error {
+pub fn missing_module(path: &str, dir: &Path) -> Error {
     Error::refused("submodule_missing", format!("submodule {path} has no repository at {}", dir.display()))
         .with_help(format!("initialise it there with `git submodule update --init {path}`"))
 }

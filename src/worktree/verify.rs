@@ -6,8 +6,17 @@ use gix::ObjectId;
 
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::restore::Expected;
-use crate::thread::snapshot::{self, Scan, WorktreeState};
+use crate::worktree::capture;
+use crate::worktree::state::{Scan, WorktreeState};
+
+/// What a snapshot says the worktree must look like.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub state: WorktreeState,
+    pub snapshot: ObjectId,
+    /// The ref that pins the submodules' snapshots in their repositories.
+    pub pin: String,
+}
 
 /// How many paths of one kind a message names.
 const SHOWN: usize = 10;
@@ -40,7 +49,7 @@ pub fn differences(repo: &Repo, want: &WorktreeState, on_branch: bool) -> Result
 }
 
 fn differences_scanned(repo: &Repo, want: &WorktreeState, on_branch: bool, scan: Scan) -> Result<Vec<String>> {
-    let (actual, _) = snapshot::capture_scanned(repo, scan)?;
+    let (actual, _) = capture::capture_scanned(repo, scan)?;
     let mut problems = Vec::new();
     compare(repo, &actual, want, on_branch, "", &mut problems)?;
     Ok(problems)

@@ -17,44 +17,9 @@ use sha2::Digest;
 
 use crate::error::{Error, Result};
 use crate::git::Git;
+use crate::objects::parse_id;
 use crate::repo::Repo;
-
-/// Pointer files are small; git-lfs itself never reads more than this.
-pub const MAX_POINTER: usize = 1024;
-
-/// One LFS object a pointer names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pointer {
-    /// The sha256 of the content, 64 lowercase hex digits.
-    pub oid: String,
-    pub size: u64,
-}
-
-/// The pointer in `data`, if `data` is a Git LFS pointer file.
-pub fn parse_pointer(data: &[u8]) -> Option<Pointer> {
-    if data.len() > MAX_POINTER {
-        return None;
-    }
-    let text = std::str::from_utf8(data).ok()?;
-    let mut lines = text.lines();
-    if lines.next()? != "version https://git-lfs.github.com/spec/v1" {
-        return None;
-    }
-    let (mut oid, mut size) = (None, None);
-    for line in lines {
-        if let Some(hex) = line.strip_prefix("oid sha256:") {
-            oid = Some(hex);
-        } else if let Some(n) = line.strip_prefix("size ") {
-            size = n.parse::<u64>().ok();
-        }
-    }
-    let oid = oid.filter(|h| valid_oid(h))?;
-    Some(Pointer { oid: oid.to_owned(), size: size? })
-}
-
-pub fn valid_oid(oid: &str) -> bool {
-    oid.len() == 64 && oid.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+use crate::worktree::state::{parse_pointer, parse_raw_diff, valid_oid, Pointer, MAX_POINTER};
 
 /// Does this repository use Git LFS? (It has LFS storage, or its root
 /// `.gitattributes` puts files under the LFS filter.)
@@ -162,7 +127,7 @@ pub fn needed(
             continue;
         }
         let diff = git.run(["diff-tree", "-r", "-z", "--no-renames", &from.to_string(), &to.to_string()])?;
-        for change in crate::thread::converted::parse_raw_diff(&diff)? {
+        for change in parse_raw_diff(&diff)? {
             blobs.extend(change.old.into_iter().chain(change.new).map(|(_, id)| id));
         }
     }
@@ -226,7 +191,7 @@ pub fn pack(repo: &Repo, objects: &[Pointer]) -> Result<Option<ObjectId>> {
     }
     let mut tree = repo.gix.edit_tree(ObjectId::empty_tree(repo.gix.object_hash()))?;
     for (object, id) in objects.iter().zip(ids) {
-        let id = crate::thread::snapshot::parse_id(id)?;
+        let id = parse_id(id)?;
         tree.upsert(object.oid.as_str(), gix::object::tree::EntryKind::Blob, id)?;
     }
     let tree = tree.write()?.detach();

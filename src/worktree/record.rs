@@ -17,10 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use crate::thread::lfs::{self, Pointer};
-use crate::thread::snapshot::WorktreeState;
-use crate::thread::submodules::{self, ModuleSource, SubmoduleRecord};
-use crate::thread::worktree_config::{self, Sparse, SparseFlags};
+use crate::worktree::state::{
+    is_plain_path, not_a_worktree_path, Pointer, Sparse, SparseFlags, SubmoduleState, WorktreeState,
+};
+use crate::worktree::submodules::{
+    check_name, check_path, check_url, in_submodule, missing_module, module_dir, ModuleSource, SubmoduleRecord,
+};
+use crate::worktree::{checkout_settings, lfs};
 
 pub const INTENT_TO_ADD_FILE: &str = "intent-to-add";
 pub const EXACT_BYTES_DIR: &str = "exact-bytes";
@@ -67,7 +70,7 @@ pub fn write(repo: &Repo, tree: &mut gix::object::tree::Editor<'_>, state: &Work
     }
     json.settings = state.settings.iter().cloned().collect();
     let mut subs = state.submodules.clone();
-    json.submodules = submodules::write_snapshots(&mut subs, pin)?;
+    json.submodules = write_snapshots(&mut subs, pin)?;
     if json.sparse.is_some() || !json.settings.is_empty() || !json.submodules.is_empty() {
         let text = serde_json::to_vec_pretty(&json)
             .map_err(|e| Error::failed("json", "could not encode JSON").with_source(e))?;
@@ -134,26 +137,10 @@ pub fn read(repo: &Repo, tree: ObjectId) -> Result<Extras> {
             extras.sparse =
                 Some(Sparse { cone: flags.cone, sparse_index: flags.sparse_index, patterns: patterns.object_id() });
         }
-        extras.settings = worktree_config::checked_settings(json.settings.into_iter().collect())?;
+        extras.settings = checkout_settings::checked_settings(json.settings.into_iter().collect())?;
         extras.submodules = json.submodules;
     }
     Ok(extras)
-}
-
-/// A path git could track in a worktree: plain names joined by `/`, none of
-/// them `.`, `..` or `.git`. Paths in a snapshot's records come from another
-/// machine and are held to this before anything is written from them.
-pub fn is_plain_path(path: &[u8]) -> bool {
-    path.split(|b| *b == b'/')
-        .all(|part| !part.is_empty() && part != b"." && part != b".." && !is_dot_git(part) && !part.contains(&0))
-}
-
-/// `.git` as a case-insensitive file system, or macOS's (which ignores
-/// some invisible characters), would read `part`.
-pub fn is_dot_git(part: &[u8]) -> bool {
-    let ignorable = |c: &char| matches!(*c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
-    let visible: String = String::from_utf8_lossy(part).chars().filter(|c| !ignorable(c)).collect();
-    visible.eq_ignore_ascii_case(".git")
 }
 
 fn checked_paths(paths: Vec<BString>, what: &str) -> Result<Vec<BString>> {
@@ -161,14 +148,6 @@ fn checked_paths(paths: Vec<BString>, what: &str) -> Result<Vec<BString>> {
         Some(bad) => Err(not_a_worktree_path(what, bad)),
         None => Ok(paths),
     }
-}
-
-pub fn not_a_worktree_path(what: &str, path: &[u8]) -> Error {
-    Error::refused(
-        "bad_snapshot_path",
-        format!("the snapshot names {:?} ({what}), which is not a path inside the worktree", path.as_bstr()),
-    )
-    .with_help("the snapshot was not made by git-codex-handoff; nothing was changed")
 }
 
 fn bad(name: &str) -> Error {
@@ -201,9 +180,9 @@ fn collect_blobs(repo: &Repo, tree: ObjectId, prefix: &mut BString, out: &mut Ve
 /// Write a submodule's snapshot S (parents: HEAD, I, D) in its own
 /// repository and pin it under `pin` there.
 pub fn write_submodule_snapshot(repo: &Repo, state: &WorktreeState, path: &str, pin: &str) -> Result<ObjectId> {
-    let signature = crate::thread::store::signature(repo);
+    let signature = crate::objects::signature(repo);
     let heads: Vec<ObjectId> = state.head.into_iter().collect();
-    let index_commit = crate::thread::store::write_commit(
+    let index_commit = crate::objects::write_commit(
         repo,
         &signature,
         format!("index of submodule {path}\n"),
@@ -214,8 +193,8 @@ pub fn write_submodule_snapshot(repo: &Repo, state: &WorktreeState, path: &str, 
     write(repo, &mut data, state, pin)?;
     let data_tree = data.write()?.detach();
     // Chained to the snapshot pinned before, so every earlier one stays reachable (and survives gc).
-    let previous = crate::thread::store::ref_target(repo, pin)?;
-    let data_commit = crate::thread::store::write_commit(
+    let previous = crate::objects::ref_target(repo, pin)?;
+    let data_commit = crate::objects::write_commit(
         repo,
         &signature,
         format!("data of submodule {path}\n"),
@@ -225,14 +204,14 @@ pub fn write_submodule_snapshot(repo: &Repo, state: &WorktreeState, path: &str, 
     let mut parents = heads;
     parents.push(index_commit);
     parents.push(data_commit);
-    let snapshot = crate::thread::store::write_commit(
+    let snapshot = crate::objects::write_commit(
         repo,
         &signature,
         format!("codex-handoff snapshot of submodule {path}\n"),
         state.worktree_tree,
         parents,
     )?;
-    crate::thread::store::set_ref(repo, pin, previous, Some(snapshot), "codex-handoff: submodule snapshot")?;
+    crate::objects::set_ref(repo, pin, previous, Some(snapshot), "codex-handoff: submodule snapshot")?;
     Ok(snapshot)
 }
 
@@ -250,13 +229,28 @@ pub fn read_submodule_snapshot(
         [index, data] => (None, *index, *data),
         _ => return Err(Error::failed("bad_snapshot", format!("{snapshot} is not a submodule snapshot"))),
     };
-    let worktree_tree = commit.tree_id()?.detach();
-    let index_tree = repo.gix.find_commit(index_commit)?.tree_id()?.detach();
-    let extras = read(repo, repo.gix.find_commit(data_commit)?.tree_id()?.detach())?;
     if let Some(branch) = &branch {
         crate::repo::check_received_branch_name(branch)?;
     }
-    let submodules = submodules::load(repo, worktree_tree, &extras.submodules, nested)?;
+    read_state(repo, snapshot, head, index_commit, data_commit, branch, nested)
+}
+
+/// The state a snapshot records: `snapshot`'s tree holds the working files,
+/// `index_commit`'s the index, `data_commit`'s the record beside them; the
+/// submodules' snapshots are read where `modules` says.
+pub fn read_state(
+    repo: &Repo,
+    snapshot: ObjectId,
+    head: Option<ObjectId>,
+    index_commit: ObjectId,
+    data_commit: ObjectId,
+    branch: Option<String>,
+    modules: &ModuleSource,
+) -> Result<WorktreeState> {
+    let worktree_tree = repo.gix.find_commit(snapshot)?.tree_id()?.detach();
+    let index_tree = repo.gix.find_commit(index_commit)?.tree_id()?.detach();
+    let extras = read(repo, repo.gix.find_commit(data_commit)?.tree_id()?.detach())?;
+    let submodules = load(repo, worktree_tree, &extras.submodules, modules)?;
     let mut state = WorktreeState {
         head,
         branch,
@@ -272,4 +266,81 @@ pub fn read_submodule_snapshot(
     };
     state.normalize();
     Ok(state)
+}
+
+/// Write each submodule's snapshot in its own repository (recursively) and
+/// pin it there under `pin`; the records for the enclosing snapshot.
+pub fn write_snapshots(subs: &mut [SubmoduleState], pin: &str) -> Result<Vec<SubmoduleRecord>> {
+    let mut records = Vec::new();
+    for sub in subs.iter_mut() {
+        let git_dir = sub
+            .git_dir
+            .clone()
+            .ok_or_else(|| Error::failed("submodule_lost", "a submodule's repository is unknown"))?;
+        let repo = Repo::open(&git_dir)?;
+        let snapshot = crate::worktree::record::write_submodule_snapshot(&repo, &sub.state, &sub.path, pin)
+            .map_err(|e| in_submodule(&sub.path, e))?;
+        sub.snapshot = Some(snapshot);
+        records.push(SubmoduleRecord {
+            path: sub.path.clone(),
+            name: sub.name.clone(),
+            snapshot: snapshot.to_string(),
+            branch: sub.state.branch.clone(),
+        });
+    }
+    Ok(records)
+}
+
+/// The states `records` describe, read from where `source` says the
+/// submodules' objects are. `worktree_tree` is the enclosing snapshot's
+/// working files: every record must be a gitlink there.
+pub fn load(
+    repo: &Repo,
+    worktree_tree: ObjectId,
+    records: &[SubmoduleRecord],
+    source: &ModuleSource,
+) -> Result<Vec<SubmoduleState>> {
+    let tree = repo.gix.find_tree(worktree_tree)?;
+    let mut states = Vec::new();
+    for record in records {
+        check_path(&record.path)?;
+        check_name(&record.name)?;
+        let gitlink = tree.lookup_entry_by_path(&record.path)?.is_some_and(|e| e.mode().is_commit());
+        if !gitlink {
+            return Err(Error::failed(
+                "bad_snapshot",
+                format!("the snapshot names a submodule at {} that it does not hold", record.path),
+            ));
+        }
+        check_url(repo, worktree_tree, &record.name, &record.path)?;
+        let snapshot = crate::objects::parse_hex(&record.snapshot)?;
+        let (git_dir, nested) = match source {
+            ModuleSource::Modules(git_dir) => {
+                let dir = module_dir(git_dir, &record.name)?;
+                (dir.clone(), ModuleSource::Modules(dir))
+            }
+            ModuleSource::Worktree(root) => {
+                let dir = root.join(&record.path);
+                (Repo::open(&dir)?.git_dir(), ModuleSource::Worktree(dir))
+            }
+        };
+        let sub = Repo::open(&git_dir).map_err(|_| missing_module(&record.path, &git_dir))?;
+        if sub.gix.find_commit(snapshot).is_err() {
+            return Err(Error::failed(
+                "submodule_snapshot_missing",
+                format!("submodule {}: its snapshot {snapshot} is not in {}", record.path, git_dir.display()),
+            )
+            .with_help("run the handoff again"));
+        }
+        let state = crate::worktree::record::read_submodule_snapshot(&sub, snapshot, record.branch.clone(), &nested)
+            .map_err(|e| in_submodule(&record.path, e))?;
+        states.push(SubmoduleState {
+            path: record.path.clone(),
+            name: record.name.clone(),
+            state,
+            snapshot: Some(snapshot),
+            git_dir: Some(git_dir),
+        });
+    }
+    Ok(states)
 }

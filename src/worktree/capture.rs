@@ -7,55 +7,10 @@ use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
 
 use crate::error::{Context, Error, Result};
+use crate::objects::parse_id;
 use crate::repo::Repo;
-use crate::thread::submodules::{self, SubmoduleState};
-use crate::thread::worktree_config::{self, Sparse};
-use crate::thread::{clean_check, converted, index_tree, lfs, quick_capture};
-
-/// The Git state of one worktree at one moment, as object ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorktreeState {
-    /// The HEAD commit; `None` on an unborn branch.
-    pub head: Option<ObjectId>,
-    /// Short branch name HEAD points at; `None` when detached.
-    pub branch: Option<String>,
-    /// The tree of the index (intent-to-add entries excluded, as git does).
-    pub index_tree: ObjectId,
-    /// The tree of the working files: tracked and untracked, ignored excluded.
-    pub worktree_tree: ObjectId,
-    /// Paths added with `git add -N`; a tree cannot tell them apart.
-    pub intent_to_add: Vec<BString>,
-    /// Changed files whose bytes are not what git's checkout writes for
-    /// their blob (line-ending conversion, filters): the bytes as blobs.
-    pub exact_bytes: Vec<(BString, ObjectId)>,
-    /// Git LFS files whose working copy is the pointer, not the content.
-    pub lfs_pointers: Vec<BString>,
-    /// The LFS objects the snapshot refers to and its machine has: filled
-    /// in for a departure, to say what must travel; derived from the trees,
-    /// so never a difference of its own.
-    pub lfs_objects: Vec<lfs::Pointer>,
-    /// The sparse-checkout settings, when the worktree is sparse.
-    pub sparse: Option<Sparse>,
-    /// Settings that change the bytes checkout writes (`core.autocrlf`, `core.eol`).
-    pub settings: Vec<(String, String)>,
-    /// Populated submodules, each with its own state, by path.
-    pub submodules: Vec<SubmoduleState>,
-}
-
-impl WorktreeState {
-    /// Sort every list, so two states compare equal whatever order they were read in.
-    pub fn normalize(&mut self) {
-        self.intent_to_add.sort();
-        self.intent_to_add.dedup();
-        self.exact_bytes.sort();
-        self.lfs_pointers.sort();
-        self.lfs_pointers.dedup();
-        self.lfs_objects.sort();
-        self.lfs_objects.dedup();
-        self.settings.sort();
-        self.submodules.sort_by(|a, b| a.path.cmp(&b.path));
-    }
-}
+use crate::worktree::state::{Changes, Scan, SubmoduleChange, SubmoduleState, WorktreeState};
+use crate::worktree::{checkout_settings, clean_check, converted, index_tree, lfs, quick_capture, submodules};
 
 /// Refuse states a snapshot cannot carry exactly: an operation in progress
 /// or unmerged index entries.
@@ -98,19 +53,6 @@ pub fn check_capturable(repo: &Repo, index: &gix::index::File) -> Result<()> {
         .with_help("resolve the conflicts and `git add` the files (or `git checkout -m` them), then try again"));
     }
     Ok(())
-}
-
-/// How far a capture may trust the stat data the index records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scan {
-    /// As git does: a file written in the same second as the index is
-    /// "racily clean" and is hashed to be sure. For worktrees people work in.
-    Exact,
-    /// The worktree was just written by this process's restore, which
-    /// recorded the stat data of every file it wrote: trust it (files whose
-    /// stat data differs are still hashed). Without this, every file a
-    /// checkout wrote is racily clean for a second and would be hashed again.
-    JustRestored,
 }
 
 /// Capture the state of the worktree `repo` is opened at.
@@ -232,7 +174,7 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     if lfs::in_use(repo) {
         lfs_pointers.extend(lfs::unsmudged_tracked(repo)?);
     }
-    let (submodules, submodule_changes) = submodules::capture(repo, &index, &parsed.submodules, scan)?;
+    let (submodules, submodule_changes) = capture_submodules(repo, &index, &parsed.submodules, scan)?;
     changes.submodules = submodule_changes;
     let mut state = WorktreeState {
         head,
@@ -243,8 +185,8 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         exact_bytes: files.exact_bytes,
         lfs_pointers,
         lfs_objects: Vec::new(),
-        sparse: worktree_config::capture_sparse(repo)?,
-        settings: worktree_config::carried_settings(repo),
+        sparse: checkout_settings::capture_sparse(repo)?,
+        settings: checkout_settings::carried_settings(repo),
         submodules,
     };
     state.normalize();
@@ -431,38 +373,6 @@ pub fn copy_index(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
-pub fn parse_id(text: &str) -> Result<ObjectId> {
-    ObjectId::from_hex(text.trim().as_bytes()).map_err(|e| {
-        Error::failed("bad_object_id", format!("git printed an unexpected object id {text:?}")).with_source(e)
-    })
-}
-
-/// How much of a worktree differs from HEAD, as `git status` counts it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Changes {
-    pub staged: usize,
-    pub unstaged: usize,
-    pub untracked: usize,
-    /// Bytes of the changed and untracked files in the working tree.
-    pub bytes: u64,
-    /// Submodules with changes of their own, nested ones by their full path.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub submodules: Vec<SubmoduleChange>,
-}
-
-/// What changed in one submodule.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SubmoduleChange {
-    pub path: String,
-    /// Commits on the submodule's HEAD that the superproject's HEAD does not
-    /// record (`None` when git cannot count them, e.g. HEAD records an unknown commit).
-    pub new_commits: Option<u64>,
-    pub staged: usize,
-    pub unstaged: usize,
-    pub untracked: usize,
-    pub bytes: u64,
-}
-
 pub fn count_changes(repo: &Repo) -> Result<Changes> {
     let out = repo.git().run([
         "status",
@@ -474,6 +384,80 @@ pub fn count_changes(repo: &Repo) -> Result<Changes> {
     ])?;
     let parsed = parse_status(&out, &repo.workdir()?);
     let mut changes = parsed.changes;
-    changes.submodules = submodules::count(repo, &parsed.submodules)?;
+    changes.submodules = count_submodules(repo, &parsed.submodules)?;
     Ok(changes)
+}
+
+/// Capture every populated submodule (recursively), with the plan's counts.
+fn capture_submodules(
+    repo: &Repo,
+    index: &gix::index::File,
+    changed: &[(BString, Option<ObjectId>)],
+    scan: Scan,
+) -> Result<(Vec<SubmoduleState>, Vec<SubmoduleChange>)> {
+    let mut states = Vec::new();
+    let mut changes = Vec::new();
+    for sub in submodules::populated(repo, index)? {
+        let (state, counts) = capture_scanned(&sub.repo, scan).map_err(|e| submodules::in_submodule(&sub.path, e))?;
+        if let Some((_, recorded)) = changed.iter().find(|(p, _)| p.as_bytes() == sub.path.as_bytes()) {
+            changes.extend(change_of(&sub.repo, &sub.path, *recorded, state.head, counts));
+        }
+        states.push(SubmoduleState {
+            path: sub.path,
+            name: sub.name,
+            state,
+            snapshot: None,
+            git_dir: Some(sub.repo.git_dir()),
+        });
+    }
+    Ok((states, changes))
+}
+
+/// The plan's counts for the submodules `git status` named.
+fn count_submodules(repo: &Repo, changed: &[(BString, Option<ObjectId>)]) -> Result<Vec<SubmoduleChange>> {
+    let root = repo.workdir()?;
+    let mut changes = Vec::new();
+    for (path, recorded) in changed {
+        let dir = root.join(&*path.to_os_str_lossy());
+        if !dir.join(".git").exists() {
+            continue;
+        }
+        let path = path.to_str_lossy().into_owned();
+        let sub = Repo::open(&dir)?;
+        let counts = count_changes(&sub).map_err(|e| submodules::in_submodule(&path, e))?;
+        let (head, _) = head_of(&sub)?;
+        changes.extend(change_of(&sub, &path, *recorded, head, counts));
+    }
+    Ok(changes)
+}
+
+fn change_of(
+    sub: &Repo,
+    path: &str,
+    recorded: Option<ObjectId>,
+    head: Option<ObjectId>,
+    counts: Changes,
+) -> Vec<SubmoduleChange> {
+    let new_commits = match (recorded, head) {
+        (Some(recorded), Some(head)) if recorded == head => Some(0),
+        (Some(recorded), Some(head)) => sub
+            .git()
+            .text(["rev-list", "--count", &head.to_string(), "--not", &recorded.to_string()])
+            .ok()
+            .and_then(|n| n.parse().ok()),
+        _ => None,
+    };
+    let mut out = vec![SubmoduleChange {
+        path: path.to_owned(),
+        new_commits,
+        staged: counts.staged,
+        unstaged: counts.unstaged,
+        untracked: counts.untracked,
+        bytes: counts.bytes,
+    }];
+    for mut nested in counts.submodules {
+        nested.path = format!("{path}/{}", nested.path);
+        out.push(nested);
+    }
+    out
 }

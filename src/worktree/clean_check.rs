@@ -42,7 +42,7 @@ use gix::ObjectId;
 
 use crate::error::Result;
 use crate::repo::Repo;
-use crate::thread::{converted, index_tree};
+use crate::worktree::{converted, index_tree};
 
 /// What differs between a worktree and its index.
 #[derive(Debug, Default)]
@@ -147,7 +147,7 @@ fn write_listings(file: &Path, listed: &Listings) {
         let [a, b, c, d] = l.times;
         text += &format!("{a} {b} {c} {d} {} {} {hex}\n", l.ino, l.names);
     }
-    crate::thread::listing::write_cache_file(file, text.as_bytes());
+    crate::cache_file::write(file, text.as_bytes());
 }
 
 /// How entries that stat data cannot vouch for are judged.

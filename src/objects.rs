@@ -1,12 +1,12 @@
-//! Ref plumbing under the store: compare-and-swap ref updates through gix
-//! transactions.
+//! Git objects and refs written in this process: commits, compare-and-swap
+//! ref updates through gix transactions, and object ids read from text.
 
 use gix::bstr::ByteSlice;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
 use gix::ObjectId;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::repo::Repo;
 
 /// The object a ref points at, if the ref exists.
@@ -66,4 +66,42 @@ pub fn delete_refs_under(repo: &Repo, prefix: &str) -> Result<()> {
         set_ref(repo, &name, None, None, "codex-handoff: clean up")?;
     }
     Ok(())
+}
+
+pub fn parse_hex(text: &str) -> Result<ObjectId> {
+    ObjectId::from_hex(text.as_bytes()).context("bad_object_id", || format!("{text:?} is not an object id"))
+}
+
+/// The identity snapshot commits are made with: the user's, or a fixed one.
+pub fn signature(repo: &Repo) -> gix::actor::Signature {
+    let (name, email) = match repo.gix.committer() {
+        Some(Ok(sig)) => (sig.name.to_owned(), sig.email.to_owned()),
+        _ => ("git-codex-handoff".into(), "git-codex-handoff@localhost".into()),
+    };
+    gix::actor::Signature { name, email, time: gix::date::Time::now_utc() }
+}
+
+pub fn write_commit(
+    repo: &Repo,
+    signature: &gix::actor::Signature,
+    message: String,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+) -> Result<ObjectId> {
+    let commit = gix::objs::Commit {
+        tree,
+        parents: parents.into_iter().collect(),
+        author: signature.clone(),
+        committer: signature.clone(),
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
+    };
+    Ok(repo.gix.write_object(&commit)?.detach())
+}
+
+pub fn parse_id(text: &str) -> Result<ObjectId> {
+    ObjectId::from_hex(text.trim().as_bytes()).map_err(|e| {
+        Error::failed("bad_object_id", format!("git printed an unexpected object id {text:?}")).with_source(e)
+    })
 }
