@@ -40,6 +40,8 @@ struct Session {
     planned: Option<(String, handoff::ArrivalWorktree)>,
     /// A thread's state captured by `status`, for its departure.
     kept: Option<(String, crate::thread::snapshot::WorktreeState)>,
+    /// The client's `ioTimeout`: how long it waits for a sign of life (older clients: none).
+    io_timeout: Option<std::time::Duration>,
 }
 
 /// Raw bytes that follow an answer.
@@ -66,6 +68,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         sending: None,
         planned: None,
         kept: None,
+        io_timeout: None,
     };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
@@ -80,34 +83,48 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
             break;
         }
         let _ = writeln!(log, "git-codex-handoff helper: {}", request.op);
-        let response = match session.dispatch(&request, &mut input) {
-            Ok(result) => Response { ok: true, result: Some(result), error: None },
-            Err(err) => {
-                let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
-                failure(&err)
-            }
-        };
+        // Now and then a word on stderr while it works, for the client's timeout.
+        let heartbeat = session.io_timeout.map(|t| (t / 3).max(std::time::Duration::from_millis(100)));
+        let response =
+            match super::pulse::with_heartbeat(heartbeat, &request.op, || session.dispatch(&request, &mut input)) {
+                Ok(result) => Response { ok: true, result: Some(result), error: None },
+                Err(err) => {
+                    let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
+                    failure(&err)
+                }
+            };
         protocol::write_json(&mut output, &response)?;
         // Bytes the answer announced follow it.
-        match session.sending.take() {
-            Some(Sending::Blob(repo, blob)) => handoff::send_transcript(&repo, blob, &mut output)?,
-            Some(Sending::Pack(file)) => {
-                std::io::copy(&mut file.reopen()?, &mut output)?;
-                output.flush()?;
+        let sending = session.sending.take();
+        super::pulse::watched(session.io_timeout, "sending", &mut output, |output| -> Result<()> {
+            match sending {
+                Some(Sending::Blob(repo, blob)) => handoff::send_transcript(&repo, blob, output)?,
+                Some(Sending::Pack(file)) => {
+                    std::io::copy(&mut file.reopen()?, output)?;
+                    output.flush()?;
+                }
+                None => {}
             }
-            None => {}
-        }
+            Ok(())
+        })?;
     }
     Ok(())
 }
 
 /// The `size` bytes that follow a request, given to `take`; whatever a
-/// refused or failed request left unread is skipped, so the next request follows.
-fn beside(input: &mut dyn BufRead, size: u64, take: impl FnOnce(&mut dyn Read) -> Result<Value>) -> Result<Value> {
-    let mut bytes = input.take(size);
-    let taken = take(&mut bytes);
-    std::io::copy(&mut bytes, &mut std::io::sink())?;
-    taken
+/// refused or failed request left unread is skipped, so the next request
+/// follows. Bytes that stop coming for `limit` end the session.
+fn beside(
+    input: &mut dyn BufRead,
+    size: u64,
+    limit: Option<std::time::Duration>,
+    take: impl FnOnce(&mut dyn Read) -> Result<Value>,
+) -> Result<Value> {
+    super::pulse::watched(limit, "receiving", input.take(size), |bytes| {
+        let taken = take(bytes);
+        std::io::copy(bytes, &mut std::io::sink())?;
+        taken
+    })
 }
 
 fn failure(err: &Error) -> Response {
@@ -127,6 +144,9 @@ struct HelloParams {
     /// The client's version (absent from the oldest clients).
     #[serde(default)]
     version: Option<String>,
+    /// How long the client waits for a sign of life (absent from older clients).
+    #[serde(default)]
+    io_timeout_ms: Option<u64>,
 }
 #[derive(Deserialize)]
 struct PathParams {
@@ -272,17 +292,20 @@ impl Session {
             "lfs_expose" => self.lfs_expose(params(request)?),
             "transcript_in" => {
                 let p: TranscriptParams = params(request)?;
-                beside(input, p.size.unwrap_or(0), |bytes| {
+                beside(input, p.size.unwrap_or(0), self.io_timeout, |bytes| {
                     self.holds(&p.uuid)?;
                     let repo = project_repo(&p.repo)?;
                     handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, bytes)
+                        .map_err(|e| super::space::explain(e, None, &[repo.common_dir()], p.size.unwrap_or(0)))
                 })
             }
             "pack_in" => {
                 let p: PackInParams = params(request)?;
-                beside(input, p.size, |bytes| {
+                beside(input, p.size, self.io_timeout, |bytes| {
                     self.holds(&p.uuid)?;
-                    handoff::take_pushed(&project_repo(&p.repo)?, &p.uuid, &p.refs, bytes, p.size)
+                    let repo = project_repo(&p.repo)?;
+                    handoff::take_pushed(&repo, &p.uuid, &p.refs, bytes, p.size)
+                        .map_err(|e| super::space::explain(e, None, &[repo.common_dir()], p.size))
                 })
             }
             "transcript_out" => {
@@ -331,7 +354,9 @@ impl Session {
             protocol = protocol.min(PROTOCOL_MACHINE_IDS);
         }
         self.protocol = Some(protocol);
+        self.io_timeout = p.io_timeout_ms.filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
         Ok(json!({
+            "heartbeat": self.io_timeout.is_some(),
             "protocol": protocol,
             "version": env!("CARGO_PKG_VERSION"),
             "machine": self.me.name,
@@ -353,12 +378,14 @@ impl Session {
         let repo = project_repo(&p.repo)?;
         check_uuid(&p.uuid)?;
         if !self.locks.iter().any(|(u, _)| *u == p.uuid) {
-            // A helper whose client died may still be finishing its last step.
+            // A helper whose client died may still be finishing its last step, or
+            // waiting out the client's timeout on a dead link before it ends.
+            let wait = self.io_timeout.map_or(20, |t| t.as_secs() + 5).max(20);
             let lock = Lock::acquire_waiting(
                 &repo.private_dir()?.join("locks"),
                 &p.uuid,
                 &format!("thread {}", p.uuid),
-                std::time::Duration::from_secs(20),
+                std::time::Duration::from_secs(wait),
             )?;
             self.locks.push((p.uuid.clone(), lock));
         }
@@ -393,10 +420,13 @@ impl Session {
         fault::point(fault::Step::BeforeRestore);
         // The plan's look at the worktree stands when the client went on without a question (the lock was held since).
         let planned = self.planned.take().filter(|(uuid, _)| p.planned && *uuid == p.uuid).map(|(_, target)| target);
-        let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned)
-            .inspect_err(|_| {
+        let arrived =
+            handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned).map_err(|e| {
+                let transcript = store::read_note(&repo, snapshot).map_or(0, |s| s.transcript.size);
+                let need = super::space::need_of(&repo, snapshot, transcript).unwrap_or(0);
                 // The thread stays where it was: no note of it here either.
                 handoff::undo_incoming(&repo, &p.uuid, notes_before);
+                super::space::explain(e, None, &super::space::arrival_places(&repo), need)
             })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         answer(arrived)

@@ -9,6 +9,7 @@ mod codex_cli;
 mod crashes;
 mod detached;
 mod discovery;
+mod failures;
 mod git_command;
 mod handoff;
 mod harness;

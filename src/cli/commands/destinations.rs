@@ -42,7 +42,7 @@ pub fn run(args: DestinationsArgs, ui: &mut Ui) -> Result<()> {
     let hosts = config::hosts()?;
     let (tx, rx) = mpsc::channel();
     let common_dir = repo.common_dir();
-    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true };
+    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true, io_timeout: config::io_timeout()? };
     for host in hosts.clone() {
         let tx = tx.clone();
         let (identity, subdirectory, common_dir, heads) =

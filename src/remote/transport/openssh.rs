@@ -49,6 +49,9 @@ pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
     if opening.batch {
         cmd.args(["-o", "BatchMode=yes"]);
     }
+    for option in keepalive_options(&base_command, &host.ssh, opening.io_timeout) {
+        cmd.arg("-o").arg(option);
+    }
     cmd.args(["--", &host.ssh, &host.helper]);
     cmd.args(helper_args());
     let reuse_command = format!("{base_command} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket));
@@ -58,6 +61,31 @@ pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
             .with_source(e)
     })?;
     Ok(OpensshLink { process, destination: host.ssh.clone(), base_command, socket, _dir: dir, reuse_command })
+}
+
+/// Keepalives unanswered before ssh drops the connection (its ServerAliveCountMax).
+const KEEPALIVE_COUNT: u64 = 3;
+
+/// `ServerAliveInterval` and `ServerAliveCountMax` for a dead link to end
+/// the connection after about `io_timeout`, unless the user's ssh
+/// configuration for `destination` sets them (as `ssh -G` reports it).
+fn keepalive_options(base_command: &str, destination: &str, io_timeout: Duration) -> Vec<String> {
+    let mut cmd = ssh(base_command);
+    cmd.args(["-G", "--", destination]).stdin(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let Ok(out) = cmd.output() else { return Vec::new() };
+    let effective = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        effective.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' '))).map(str::trim)
+    };
+    if !out.status.success() || value("serveraliveinterval").is_some_and(|v| v != "0") {
+        return Vec::new();
+    }
+    let interval = io_timeout.as_secs().div_ceil(KEEPALIVE_COUNT).max(1);
+    let mut options = vec![format!("ServerAliveInterval={interval}")];
+    if value("serveralivecountmax").is_none_or(|v| v == "3") {
+        options.push(format!("ServerAliveCountMax={KEEPALIVE_COUNT}"));
+    }
+    options
 }
 
 /// Like git, run the ssh command through the shell so GIT_SSH_COMMAND may carry options.
@@ -156,6 +184,12 @@ impl Link for OpensshLink {
     }
     fn output_ready(&mut self, timeout: Duration) -> bool {
         self.process.output_ready(timeout)
+    }
+    fn input_ready(&mut self, timeout: Duration) -> bool {
+        self.process.input_ready(timeout)
+    }
+    fn heard(&self) -> Option<std::time::Instant> {
+        Some(self.process.heard())
     }
     fn close_input(&mut self) {
         self.process.close_input()

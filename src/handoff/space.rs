@@ -1,0 +1,122 @@
+//! A handoff that failed for want of disk space says so, after its
+//! rollback: which machine, which file system, and about how much the
+//! handoff needs — rather than whichever write git happened to fail at.
+
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::repo::Repo;
+
+/// The code of the error; a client words the helper's as "<host> has no space left on …".
+pub const NO_SPACE: &str = "no_space";
+
+const MIB: u64 = 1024 * 1024;
+
+/// `e` as a full disk on `machine` (`None`: the helper, named by its
+/// client), if that is what it was: an ENOSPC in its causes or git's words
+/// for one, or a failed write where one of the file systems of `places`
+/// has less room than `need` bytes (git does not always say why a write failed).
+pub fn explain(e: Error, machine: Option<&str>, places: &[PathBuf], need: u64) -> Error {
+    if e.code == NO_SPACE {
+        return e;
+    }
+    let said = no_space_said(&e);
+    // A failed write where there is less room than the handoff needs: the disk was full.
+    let write_failed = said || e.full_message().to_ascii_lowercase().contains("write");
+    let short = places.iter().find(|p| free_bytes(p).is_some_and(|free| free < need)).filter(|_| write_failed);
+    let Some(place) = short.or_else(|| said.then(|| places.first()).flatten()) else { return e };
+    let mount = mount_point(place);
+    let what =
+        format!("no space left on {} (this handoff needs about {} MiB)", mount.display(), need.div_ceil(MIB).max(1));
+    let message = match machine {
+        Some(machine) => format!("{machine} has {what}"),
+        None => what,
+    };
+    Error::failed(NO_SPACE, message)
+        .with_help(format!("make room on {} (or set codex-handoff.worktreeRoot elsewhere)", mount.display()))
+        .with_source(e)
+}
+
+/// What the client makes of the helper's [`explain`]: "devbox has no space left on …".
+pub fn from_host(mut e: Error, host: &str) -> Error {
+    if e.code == NO_SPACE {
+        if let Some(rest) = e.message.strip_prefix(&format!("{host}: ")) {
+            e.message = format!("{host} has {rest}");
+        }
+    }
+    e
+}
+
+fn no_space_said(e: &Error) -> bool {
+    let text = e.full_message();
+    if text.contains("No space left on device") || text.contains("Disk quota exceeded") {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error) == Some(libc::ENOSPC) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Bytes an unprivileged user may still write on the file system of `path`
+/// (its nearest existing ancestor); no inodes left counts as none.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct it is given for a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    if stat.f_favail == 0 && stat.f_files != 0 {
+        return Some(0);
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between Linux and macOS
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+/// Where the file system holding `path` is mounted: the highest ancestor on the same device.
+fn mount_point(path: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let Some(existing) = path.ancestors().find(|p| p.exists()) else { return path.to_owned() };
+    let existing = existing.canonicalize().unwrap_or_else(|_| existing.to_owned());
+    let Ok(device) = existing.metadata().map(|m| m.dev()) else { return existing };
+    let mut mount = existing.clone();
+    for dir in existing.ancestors().skip(1) {
+        match dir.metadata() {
+            Ok(m) if m.dev() == device => mount = dir.to_owned(),
+            _ => break,
+        }
+    }
+    mount
+}
+
+/// About how many bytes restoring snapshot `snapshot` writes: its files,
+/// and its transcript (`transcript` bytes).
+pub fn need_of(repo: &Repo, snapshot: ObjectId, transcript: u64) -> Result<u64> {
+    let listing = Git::new(repo.common_dir(), None).run(["ls-tree", "-r", "-l", "-z", &snapshot.to_string()])?;
+    let files: u64 = listing
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let meta = entry.split(|b| *b == b'\t').next()?;
+            let size = std::str::from_utf8(meta).ok()?.split_whitespace().nth(3)?;
+            size.parse::<u64>().ok()
+        })
+        .sum();
+    Ok(files + transcript)
+}
+
+/// Where a thread arriving in `repo` writes: the worktree root, the repository.
+pub fn arrival_places(repo: &Repo) -> Vec<PathBuf> {
+    let mut places: Vec<PathBuf> = crate::config::worktree_root().into_iter().collect();
+    places.push(repo.common_dir());
+    places
+}
