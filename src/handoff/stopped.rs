@@ -58,9 +58,13 @@ pub(super) fn told(e: Error, conn: Option<&mut Connection>, host: &str, at: At) 
         why.push_str(help);
         why.push_str("; ");
     }
-    e.help = Some(format!(
-        "{why}{thread_is}: run the same command again once that is fixed, it finishes or rolls back the \
-         half-done handoff on both machines"
-    ));
+    e.help = Some(if why.contains("run the same command again") {
+        format!("{thread_is}; {}", why.trim_end_matches("; "))
+    } else {
+        format!(
+            "{why}{thread_is}: run the same command again once that is fixed, it finishes or rolls back the \
+             half-done handoff on both machines"
+        )
+    });
     e
 }

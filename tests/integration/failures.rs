@@ -161,3 +161,157 @@ fn a_handoff_refused_by_a_hook_on_the_host_finishes_on_the_rerun() {
     one_owner(&w, "1", "devbox", 3, "after the rerun");
     nothing_left_over(&w, "after the rerun");
 }
+
+/// A file of `size` random (incompressible) bytes at `rel` in `dir`.
+fn random_file(dir: &Path, rel: &str, size: usize) {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(size);
+    std::fs::File::open("/dev/urandom").unwrap().take(size as u64).read_to_end(&mut bytes).unwrap();
+    write(dir, rel.as_bytes(), &bytes);
+}
+
+/// How long this machine's handoffs wait on a silent connection.
+fn set_io_timeout(w: &World, seconds: &str) {
+    w.env.git(&w.laptop, &["config", "--global", "codex-handoff.ioTimeout", seconds]);
+}
+
+/// A new thread here with every kind of change and a large untracked file,
+/// so that pushing it takes many writes; returns its state.
+fn thread_with_a_large_file(w: &World, size: usize) -> crate::harness::WorktreeFacts {
+    w.run(&["thread", "new", "--title", "cut", "--branch", "feat/cut"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    random_file(&w.laptop, "assets/large.bin", size);
+    w.env.carried_facts(&w.laptop)
+}
+
+/// The thread is here at `epoch` and the host has nothing of it: no
+/// record, no worktree.
+fn still_only_here(w: &World, epoch: u64, what: &str) {
+    let here = w.run(&["thread", "show", "1", "--json"]).success().json();
+    assert_eq!((here["owner"].as_str(), here["epoch"].as_u64()), (Some("local"), Some(epoch)), "{what}");
+    w.run_remote(&["thread", "show", here["uuid"].as_str().unwrap()]).fails_with(3, "");
+    let worktrees = w.remote_home.join(".codex/worktrees");
+    let made: Vec<_> = std::fs::read_dir(&worktrees).into_iter().flatten().flatten().collect();
+    assert!(made.iter().all(|d| std::fs::read_dir(d.path()).unwrap().next().is_none()), "{what}: {made:?}");
+}
+
+/// The rerun finishes the handoff: the host holds exactly `state`, one
+/// owner, nothing left over.
+fn rerun_to_devbox_finishes(w: &World, state: &crate::harness::WorktreeFacts, what: &str) {
+    let rerun = w.run(&["1", "devbox", "--yes", "--json"]);
+    assert_eq!(rerun.code, 0, "{what}: the rerun finishes\n{}{}", rerun.stdout, rerun.stderr);
+    let remote_wt = one_owner(w, "1", "devbox", 1, what).unwrap();
+    assert_eq!(PathBuf::from(rerun.json()["worktree"].as_str().unwrap()), remote_wt, "{what}");
+    assert_eq!(&w.env.carried_facts(&remote_wt), state, "{what}: the host holds exactly the thread's state");
+    nothing_left_over(w, what);
+}
+
+/// The link freezes in the middle of the push: the handoff ends within
+/// `ioTimeout` with exit 5, naming the step and where the thread is; the
+/// host's helper, whose stream stopped, ends its session (and lets go of
+/// the thread's lock) by itself; the rerun finishes.
+fn a_frozen_link_ends_within_the_timeout(via: Via) {
+    let w = World::new(via);
+    let relay = crate::relay::route_through(&w);
+    set_io_timeout(&w, "2");
+    let state = thread_with_a_large_file(&w, 8 << 20);
+    let source = w.env.facts(&w.laptop);
+    // Far more than the session says before the push, far less than the push.
+    relay.freeze_after(512 << 10);
+
+    let started = std::time::Instant::now();
+    let cut = w.run(&["1", "devbox", "--yes"]);
+    let took = started.elapsed();
+    assert!(relay.wait_frozen(std::time::Duration::ZERO), "the link froze: {:?} {}", relay.report(), cut.stderr);
+    says_where_and_rerun_after_loss(&cut, "the thread is still here");
+    assert!(
+        cut.stderr.contains("lost the connection to devbox during the push (no answer for 2 s)"),
+        "the step and the limit:\n{}",
+        cut.stderr
+    );
+    assert!(took < std::time::Duration::from_secs(15), "ended in {took:?}");
+    assert_eq!(w.env.facts(&w.laptop), source, "the worktree here is untouched");
+    still_only_here(&w, 0, "after the cut");
+
+    // The frozen connection stays frozen; the rerun makes a new one.
+    rerun_to_devbox_finishes(&w, &state, "after the cut");
+    assert_eq!(relay.connections(), 2);
+}
+
+/// The exit and words of a run that lost its connection.
+#[track_caller]
+fn says_where_and_rerun_after_loss(out: &Run, thread_is: &str) {
+    assert_eq!(out.code, 5, "exit code\nstderr: {}", out.stderr);
+    assert!(out.stderr.contains(thread_is), "expected {thread_is:?} in\n{}", out.stderr);
+    assert!(out.stderr.contains("rerun the same command to finish"), "{}", out.stderr);
+    assert!(!out.stderr.contains("an I/O operation failed"), "no bare I/O error:\n{}", out.stderr);
+}
+
+#[test]
+fn a_frozen_link_ends_within_the_timeout_over_openssh() {
+    a_frozen_link_ends_within_the_timeout(Via::Openssh)
+}
+
+#[cfg(feature = "ssh2")]
+#[test]
+fn a_frozen_link_ends_within_the_timeout_over_ssh2() {
+    a_frozen_link_ends_within_the_timeout(Via::Ssh2)
+}
+
+/// The sshd session serving the handoff is killed while it pushes: exit 5
+/// at once (no timeout waited out), the step and where the thread is; the
+/// rerun finishes.
+fn a_killed_session_is_a_lost_connection(via: Via) {
+    let w = World::new(via);
+    let relay = crate::relay::route_through(&w);
+    // Long enough that only the kill can end it quickly.
+    set_io_timeout(&w, "60");
+    let state = thread_with_a_large_file(&w, 8 << 20);
+    relay.freeze_after(512 << 10);
+
+    let mut cmd = w.env.command("git", &w.laptop);
+    cmd.args(["codex-handoff", "1", "devbox", "--yes"]).stdout(std::process::Stdio::piped());
+    let child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    assert!(relay.wait_frozen(std::time::Duration::from_secs(60)), "the push started");
+    let killed = std::time::Instant::now();
+    w.sshd.as_ref().unwrap().kill_sessions();
+    relay.thaw();
+    let out = Run::from(child.wait_with_output().unwrap());
+    assert!(killed.elapsed() < std::time::Duration::from_secs(20), "ended {:?} after the kill", killed.elapsed());
+    says_where_and_rerun_after_loss(&out, "the thread is still here");
+    assert!(out.stderr.contains("lost the connection to devbox during the push"), "{}", out.stderr);
+    still_only_here(&w, 0, "after the kill");
+    rerun_to_devbox_finishes(&w, &state, "after the kill");
+}
+
+#[test]
+fn a_killed_session_is_a_lost_connection_over_openssh() {
+    a_killed_session_is_a_lost_connection(Via::Openssh)
+}
+
+#[cfg(feature = "ssh2")]
+#[test]
+fn a_killed_session_is_a_lost_connection_over_ssh2() {
+    a_killed_session_is_a_lost_connection(Via::Ssh2)
+}
+
+/// A slow but live link and a helper that works long without a word on
+/// its answer stream: neither is taken for a dead one. The push trickles
+/// through for several times `ioTimeout`; the restore there waits on a
+/// slow hook for three times it.
+#[test]
+fn a_slow_link_and_a_slow_host_are_not_a_dead_one() {
+    let w = World::new(Via::Openssh);
+    let relay = crate::relay::route_through(&w);
+    set_io_timeout(&w, "1");
+    let state = thread_with_a_large_file(&w, 2 << 20);
+    // The host's ref updates take 3 s each time they are committed.
+    install_hook(&w.remote_clone, "reference-transaction", b"#!/bin/sh\n[ \"$1\" = committed ] && sleep 3\nexit 0\n");
+    relay.throttle(512 << 10);
+    let started = std::time::Instant::now();
+    let out = w.run(&["1", "devbox", "--yes", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(started.elapsed() > std::time::Duration::from_secs(5), "it was slow: {:?}", started.elapsed());
+    let remote_wt = one_owner(&w, "1", "devbox", 1, "slow").unwrap();
+    assert_eq!(w.env.carried_facts(&remote_wt), state);
+}

@@ -18,6 +18,7 @@ mod layers;
 mod mock_model;
 mod ownership;
 mod refusals;
+mod relay;
 mod repos;
 mod roundtrip;
 mod running;

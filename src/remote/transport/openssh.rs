@@ -114,6 +114,23 @@ impl Drop for OpensshLink {
     }
 }
 
+/// Does the connection's master still answer on its control socket (the
+/// multiplexing hello, as `ssh -O check` begins)?
+fn master_alive(socket: &Path) -> bool {
+    const HELLO: u32 = 0x0000_0001;
+    let answered = || -> std::io::Result<bool> {
+        let mut stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+        let mut packet = 8u32.to_be_bytes().to_vec();
+        packet.extend_from_slice(&HELLO.to_be_bytes());
+        packet.extend_from_slice(&4u32.to_be_bytes());
+        stream.write_all(&packet)?;
+        Ok(first_word(&mut stream)? == HELLO)
+    };
+    answered().unwrap_or(false)
+}
+
 /// Ask the connection's master to exit over its control socket, as
 /// `ssh -O exit` does but without starting a process: ssh's multiplexing
 /// protocol (PROTOCOL.mux in OpenSSH), version 4: both sides say hello,
@@ -231,11 +248,13 @@ impl Link for OpensshLink {
     fn connection_failed(&self, exit_code: Option<i32>) -> bool {
         exit_code == Some(255)
     }
-    /// ssh's own words when the connection drops (the helper's death says none of these).
+    /// ssh's own words when the connection drops (the helper's death says none of these),
+    /// or a master connection that no longer answers on its socket (a client of it says nothing).
     fn connection_lost(&self, stderr: &str) -> bool {
         ["closed by remote host", "Broken pipe", "Connection reset", "Timeout, server", "client_loop:"]
             .iter()
             .any(|s| stderr.contains(s))
+            || !master_alive(Path::new(&self.socket))
     }
     fn git_url(&self, path: &str) -> String {
         if self.destination.starts_with("ssh://") {
