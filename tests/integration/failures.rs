@@ -315,3 +315,133 @@ fn a_slow_link_and_a_slow_host_are_not_a_dead_one() {
     let remote_wt = one_owner(&w, "1", "devbox", 1, "slow").unwrap();
     assert_eq!(w.env.carried_facts(&remote_wt), state);
 }
+
+/// A small tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (with the reason) where this machine cannot mount one.
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs(dir.to_owned()))
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The host's worktree root is a small file system: the handoff is rolled
+/// back there and says which machine has no space on which file system and
+/// about how much it needs; with room made, the same command finishes.
+#[test]
+fn a_full_disk_on_the_host_is_named_and_the_rerun_finishes() {
+    let w = World::new(Via::Openssh);
+    let root = w.env.path("host-worktrees");
+    let tmpfs = match Tmpfs::mount(&root, "2m") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a tmpfs as the host's worktree root here ({why})");
+            return;
+        }
+    };
+    w.env.git_as(&w.remote_home, &w.remote_home, &["config", "--global", "codex-handoff.worktreeRoot", root.to_str().unwrap()]);
+    let state = thread_with_a_large_file(&w, 4 << 20);
+    let source = w.env.facts(&w.laptop);
+
+    let full = w.run(&["1", "devbox", "--yes"]);
+    says_where_and_rerun(&full, 1, "the thread is still here");
+    let expected = format!("devbox has no space left on {} (this handoff needs about 5 MiB)", root.display());
+    assert!(full.stderr.contains(&expected), "expected {expected:?} in\n{}", full.stderr);
+    assert_eq!(w.env.facts(&w.laptop), source, "the worktree here is untouched");
+    still_only_here(&w, 0, "after the full disk");
+    let left = crate::harness::files(&root);
+    assert!(left.values().all(|f| matches!(f, crate::harness::FileFact::Dir)), "rolled back there: {left:?}");
+
+    tmpfs.resize("64m");
+    rerun_to_devbox_finishes(&w, &state, "with room made");
+    let remote_wt = one_owner(&w, "1", "devbox", 1, "with room made").unwrap();
+    assert!(remote_wt.starts_with(&root), "{}", remote_wt.display());
+}
+
+/// A second computer that fetched the thread's refs may not take or bring
+/// back a thread it did not send: a refusal (exit 4) that says how to see
+/// where the thread is.
+#[test]
+fn a_second_computer_is_refused_with_exit_4() {
+    let w = World::new(Via::Local);
+    w.run(&["thread", "new", "--title", "elsewhere", "--branch", "feat/elsewhere"]).success();
+    w.run(&["1", "devbox", "--yes"]).success();
+    let home2 = crate::harness::make_home(&w.env.path("second-home"), "second");
+    let second = w.env.path("second");
+    let laptop = w.laptop.to_str().unwrap();
+    w.env.git_as(&home2, w.env.root.path(), &["clone", "-q", laptop, second.to_str().unwrap()]);
+    w.env.git_as(
+        &home2,
+        &second,
+        &[
+            "fetch",
+            "-q",
+            laptop,
+            "+refs/codex-handoff/threads/*:refs/codex-handoff/threads/*",
+            "+refs/notes/codex-handoff:refs/notes/codex-handoff",
+        ],
+    );
+    let remote_home = w.remote_home.to_str().unwrap();
+    w.env.run_as(&home2, &second, &["host", "add", "devbox", remote_home, "--transport", "local"]).success();
+    let before = w.everything();
+    for destination in ["local", "devbox"] {
+        let out = w.env.run_as(&home2, &second, &["1", destination, "--yes"]);
+        out.fails_with(4, "which this computer did not send it to");
+        assert!(out.stderr.contains("git codex-handoff thread show 1"), "the help says how to look:\n{}", out.stderr);
+        assert_eq!(w.everything(), before, "{destination}: nothing changed");
+    }
+}
+
+/// `thread run` started with SIGINT and SIGQUIT ignored (a background job,
+/// nohup) starts the agent with both at their defaults: a handoff's
+/// interrupt reaches a shell agent's trap, which ends its turn (130) long
+/// before the interrupt timeout would escalate to SIGTERM.
+#[test]
+fn an_agent_gets_sigint_even_when_the_runner_ignores_it() {
+    let w = World::new(Via::Local);
+    w.run(&["thread", "new", "--title", "runner"]).success();
+    let agent = "grep SigIgn /proc/$$/status > sigign.txt; trap 'echo interrupted > last.txt; exit 130' INT; \
+                 echo started > started.txt; while :; do sleep 0.1; done";
+    let mut cmd = w.env.command("sh", &w.laptop);
+    cmd.args(["-c", "trap '' INT QUIT; exec git codex-handoff thread run 1 -- sh -c \"$0\"", agent]);
+    let mut runner = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !w.laptop.join("started.txt").exists() {
+        assert!(std::time::Instant::now() < deadline, "the agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ignored = std::fs::read_to_string(w.laptop.join("sigign.txt")).unwrap();
+    let mask = u64::from_str_radix(ignored.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(mask & ((1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1))), 0, "ignored: {ignored}");
+
+    let started = std::time::Instant::now();
+    w.run(&["1", "devbox", "--yes", "--interrupt-timeout", "30"]).success();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no wait for the timeout: {:?}", started.elapsed());
+    assert_eq!(runner.wait().unwrap().code(), Some(130), "the agent finished its turn on SIGINT");
+    assert_eq!(std::fs::read_to_string(w.laptop.join("last.txt")).unwrap(), "interrupted\n");
+}
