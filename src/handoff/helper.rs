@@ -4,7 +4,7 @@
 //! checked: identity (thread UUID, snapshot) comes from the request and is
 //! checked against what was pushed, never the other way round.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::helper_queries as queries;
 use super::projects::{self, project_repo};
+use super::pulse::Sending;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
@@ -42,14 +43,6 @@ struct Session {
     kept: Option<(String, crate::thread::snapshot::WorktreeState)>,
     /// The client's `ioTimeout`: how long it waits for a sign of life (older clients: none).
     io_timeout: Option<std::time::Duration>,
-}
-
-/// Raw bytes that follow an answer.
-enum Sending {
-    /// A transcript blob (`transcript_out`).
-    Blob(Box<crate::repo::Repo>, gix::ObjectId),
-    /// A pack made for the client (`pack_out`).
-    Pack(tempfile::NamedTempFile),
 }
 
 /// Serve requests until `bye` or end of input. `restricted`: a key limited to
@@ -84,9 +77,9 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         }
         let _ = writeln!(log, "git-codex-handoff helper: {}", request.op);
         // Now and then a word on stderr while it works, for the client's timeout.
-        let heartbeat = session.io_timeout.map(|t| (t / 3).max(std::time::Duration::from_millis(100)));
+        let io_timeout = session.io_timeout;
         let response =
-            match super::pulse::with_heartbeat(heartbeat, &request.op, || session.dispatch(&request, &mut input)) {
+            match super::pulse::with_heartbeat(io_timeout, &request.op, || session.dispatch(&request, &mut input)) {
                 Ok(result) => Response { ok: true, result: Some(result), error: None },
                 Err(err) => {
                     let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
@@ -95,36 +88,11 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
             };
         protocol::write_json(&mut output, &response)?;
         // Bytes the answer announced follow it.
-        let sending = session.sending.take();
-        super::pulse::watched(session.io_timeout, "sending", &mut output, |output| -> Result<()> {
-            match sending {
-                Some(Sending::Blob(repo, blob)) => handoff::send_transcript(&repo, blob, output)?,
-                Some(Sending::Pack(file)) => {
-                    std::io::copy(&mut file.reopen()?, output)?;
-                    output.flush()?;
-                }
-                None => {}
-            }
-            Ok(())
-        })?;
+        if let Some(sending) = session.sending.take() {
+            super::pulse::send(sending, session.io_timeout, &mut output)?;
+        }
     }
     Ok(())
-}
-
-/// The `size` bytes that follow a request, given to `take`; whatever a
-/// refused or failed request left unread is skipped, so the next request
-/// follows. Bytes that stop coming for `limit` end the session.
-fn beside(
-    input: &mut dyn BufRead,
-    size: u64,
-    limit: Option<std::time::Duration>,
-    take: impl FnOnce(&mut dyn Read) -> Result<Value>,
-) -> Result<Value> {
-    super::pulse::watched(limit, "receiving", input.take(size), |bytes| {
-        let taken = take(bytes);
-        std::io::copy(bytes, &mut std::io::sink())?;
-        taken
-    })
 }
 
 fn failure(err: &Error) -> Response {
@@ -292,7 +260,7 @@ impl Session {
             "lfs_expose" => self.lfs_expose(params(request)?),
             "transcript_in" => {
                 let p: TranscriptParams = params(request)?;
-                beside(input, p.size.unwrap_or(0), self.io_timeout, |bytes| {
+                super::pulse::beside(input, p.size.unwrap_or(0), self.io_timeout, |bytes| {
                     self.holds(&p.uuid)?;
                     let repo = project_repo(&p.repo)?;
                     handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, bytes)
@@ -301,7 +269,7 @@ impl Session {
             }
             "pack_in" => {
                 let p: PackInParams = params(request)?;
-                beside(input, p.size, self.io_timeout, |bytes| {
+                super::pulse::beside(input, p.size, self.io_timeout, |bytes| {
                     self.holds(&p.uuid)?;
                     let repo = project_repo(&p.repo)?;
                     handoff::take_pushed(&repo, &p.uuid, &p.refs, bytes, p.size)
@@ -422,11 +390,10 @@ impl Session {
         let planned = self.planned.take().filter(|(uuid, _)| p.planned && *uuid == p.uuid).map(|(_, target)| target);
         let arrived =
             handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned).map_err(|e| {
-                let transcript = store::read_note(&repo, snapshot).map_or(0, |s| s.transcript.size);
-                let need = super::space::need_of(&repo, snapshot, transcript).unwrap_or(0);
+                let e = super::space::arrival_failed(e, &repo, snapshot, None);
                 // The thread stays where it was: no note of it here either.
                 handoff::undo_incoming(&repo, &p.uuid, notes_before);
-                super::space::explain(e, None, &super::space::arrival_places(&repo), need)
+                e
             })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         answer(arrived)

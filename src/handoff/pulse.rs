@@ -5,14 +5,19 @@
 //! (a dead link would otherwise keep it, and the thread's lock with it,
 //! for as long as TCP takes to notice).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Run `work`, with a line on stderr every `interval` (none: silently).
-pub fn with_heartbeat<T>(interval: Option<Duration>, op: &str, work: impl FnOnce() -> T) -> T {
-    let Some(interval) = interval else { return work() };
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// Run `work`, with a line on stderr three times per `io_timeout` of the
+/// client (none: silently).
+pub fn with_heartbeat<T>(io_timeout: Option<Duration>, op: &str, work: impl FnOnce() -> T) -> T {
+    let Some(interval) = io_timeout.map(|t| (t / 3).max(Duration::from_millis(100))) else { return work() };
     let (done, stop) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -26,6 +31,45 @@ pub fn with_heartbeat<T>(interval: Option<Duration>, op: &str, work: impl FnOnce
         let out = work();
         let _ = done.send(());
         out
+    })
+}
+
+/// Raw bytes that follow an answer.
+pub enum Sending {
+    /// A transcript blob (`transcript_out`).
+    Blob(Box<crate::repo::Repo>, gix::ObjectId),
+    /// A pack made for the client (`pack_out`).
+    Pack(tempfile::NamedTempFile),
+}
+
+/// Send the bytes an answer announced; should the client take nothing for
+/// `limit`, the session ends.
+pub fn send(sending: Sending, limit: Option<Duration>, output: &mut dyn Write) -> Result<()> {
+    watched(limit, "sending", output, |output| -> Result<()> {
+        match sending {
+            Sending::Blob(repo, blob) => super::send_transcript(&repo, blob, output)?,
+            Sending::Pack(file) => {
+                std::io::copy(&mut file.reopen()?, output)?;
+                output.flush()?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The `size` bytes that follow a request, given to `take`; whatever a
+/// refused or failed request left unread is skipped, so the next request
+/// follows. Bytes that stop coming for `limit` end the session.
+pub fn beside(
+    input: &mut dyn BufRead,
+    size: u64,
+    limit: Option<Duration>,
+    take: impl FnOnce(&mut dyn Read) -> Result<Value>,
+) -> Result<Value> {
+    watched(limit, "receiving", input.take(size), |bytes| {
+        let taken = take(bytes);
+        std::io::copy(bytes, &mut std::io::sink())?;
+        taken
     })
 }
 

@@ -101,7 +101,7 @@ fn mount_point(path: &Path) -> PathBuf {
 
 /// About how many bytes restoring snapshot `snapshot` writes: its files,
 /// and its transcript (`transcript` bytes).
-pub fn need_of(repo: &Repo, snapshot: ObjectId, transcript: u64) -> Result<u64> {
+fn need_of(repo: &Repo, snapshot: ObjectId, transcript: u64) -> Result<u64> {
     let listing = Git::new(repo.common_dir(), None).run(["ls-tree", "-r", "-l", "-z", &snapshot.to_string()])?;
     let files: u64 = listing
         .split(|b| *b == 0)
@@ -114,8 +114,16 @@ pub fn need_of(repo: &Repo, snapshot: ObjectId, transcript: u64) -> Result<u64> 
     Ok(files + transcript)
 }
 
+/// `e`, the failure of the arrival of `snapshot` in `repo` on `machine`, as
+/// a full disk if that is what it was. Call before the arriving note goes.
+pub fn arrival_failed(e: Error, repo: &Repo, snapshot: ObjectId, machine: Option<&str>) -> Error {
+    let transcript = crate::thread::store::read_note(repo, snapshot).map_or(0, |s| s.transcript.size);
+    let need = need_of(repo, snapshot, transcript).unwrap_or(0);
+    explain(e, machine, &arrival_places(repo), need)
+}
+
 /// Where a thread arriving in `repo` writes: the worktree root, the repository.
-pub fn arrival_places(repo: &Repo) -> Vec<PathBuf> {
+fn arrival_places(repo: &Repo) -> Vec<PathBuf> {
     let mut places: Vec<PathBuf> = crate::config::worktree_root().into_iter().collect();
     places.push(repo.common_dir());
     places

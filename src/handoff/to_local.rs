@@ -194,10 +194,10 @@ fn steps(
     let planned = (!request.interactive).then(|| destination.clone());
     let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree, planned).map_err(|e| {
         // The host still owns the thread: nothing to release, nothing of it kept here.
-        let need = space::need_of(repo, snapshot, noted.transcript.size).unwrap_or(0);
+        let e = space::arrival_failed(e, repo, snapshot, Some("this computer"));
         let _ = clear_marker(repo, RELEASE, &uuid);
         carry::undo_incoming(repo, &uuid, notes_before);
-        space::explain(e, Some("this computer"), &space::arrival_places(repo), need)
+        e
     })?;
     at.set(At::NowHere);
     fault::point(Step::ToLocalArrived);

@@ -364,7 +364,11 @@ fn a_full_disk_on_the_host_is_named_and_the_rerun_finishes() {
             return;
         }
     };
-    w.env.git_as(&w.remote_home, &w.remote_home, &["config", "--global", "codex-handoff.worktreeRoot", root.to_str().unwrap()]);
+    w.env.git_as(
+        &w.remote_home,
+        &w.remote_home,
+        &["config", "--global", "codex-handoff.worktreeRoot", root.to_str().unwrap()],
+    );
     let state = thread_with_a_large_file(&w, 4 << 20);
     let source = w.env.facts(&w.laptop);
 
@@ -444,4 +448,109 @@ fn an_agent_gets_sigint_even_when_the_runner_ignores_it() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "no wait for the timeout: {:?}", started.elapsed());
     assert_eq!(runner.wait().unwrap().code(), Some(130), "the agent finished its turn on SIGINT");
     assert_eq!(std::fs::read_to_string(w.laptop.join("last.txt")).unwrap(), "interrupted\n");
+}
+
+/// The same on this computer: a hand-back into a new worktree on a full
+/// file system is rolled back here, names this computer's file system,
+/// and finishes once there is room.
+#[test]
+fn a_full_disk_here_is_named_and_the_rerun_finishes() {
+    let w = World::new(Via::Openssh);
+    let root = w.env.path("laptop-worktrees");
+    let tmpfs = match Tmpfs::mount(&root, "2m") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a tmpfs as this computer's worktree root here ({why})");
+            return;
+        }
+    };
+    w.env.git(&w.laptop, &["config", "--global", "codex-handoff.worktreeRoot", root.to_str().unwrap()]);
+    let state = thread_with_a_large_file(&w, 4 << 20);
+    let remote_wt =
+        PathBuf::from(w.run(&["1", "devbox", "--yes", "--json"]).success().json()["worktree"].as_str().unwrap());
+    // A change here the thread did not make: it comes back into a new worktree, on a new branch.
+    write(&w.laptop, b"not-the-threads.txt", b"made here meanwhile\n");
+    let here = w.env.facts(&w.laptop);
+
+    let full = w.run(&["1", "local", "--yes", "--branch", "feat/back"]);
+    says_where_and_rerun(&full, 1, "the thread is still on devbox");
+    let expected = format!("this computer has no space left on {}", root.display());
+    assert!(full.stderr.contains(&expected), "expected {expected:?} in\n{}", full.stderr);
+    assert_eq!(w.env.facts(&w.laptop), here, "the worktree here is untouched");
+    one_owner(&w, "1", "devbox", 1, "after the full disk");
+    assert_eq!(w.env.carried_facts(&remote_wt), state, "the host's worktree is untouched");
+    let left = crate::harness::files(&root);
+    assert!(left.values().all(|f| matches!(f, crate::harness::FileFact::Dir)), "rolled back here: {left:?}");
+
+    tmpfs.resize("64m");
+    let rerun = w.run(&["1", "local", "--yes", "--branch", "feat/back", "--json"]);
+    assert_eq!(rerun.code, 0, "the rerun finishes\n{}{}", rerun.stdout, rerun.stderr);
+    let arrived = PathBuf::from(rerun.json()["worktree"].as_str().unwrap());
+    assert!(arrived.starts_with(&root), "{}", arrived.display());
+    assert_eq!(w.env.carried_facts(&arrived), state);
+    one_owner(&w, "1", "local", 2, "with room made");
+    nothing_left_over(&w, "with room made");
+}
+
+/// Every hook git may run, logging its name (and first argument) to
+/// `log`; `pre-receive` refuses every push.
+fn logging_hooks(repo: &Path, log: &Path) {
+    for name in [
+        "pre-receive",
+        "update",
+        "post-receive",
+        "post-update",
+        "push-to-checkout",
+        "reference-transaction",
+        "post-checkout",
+        "post-index-change",
+        "pre-commit",
+        "post-commit",
+        "pre-push",
+        "post-rewrite",
+    ] {
+        let refuse = if name == "pre-receive" { "exit 1" } else { "exit 0" };
+        let script =
+            format!("#!/bin/sh\necho \"{name} $1\" >> '{}'\ncat >/dev/null 2>&1 </dev/null\n{refuse}\n", log.display());
+        install_hook(repo, name, script.as_bytes());
+    }
+}
+
+fn hooks_run(log: &Path) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines().map(|l| l.split(' ').next().unwrap().to_owned()).collect()
+}
+
+/// What the README and the man page say about hooks during a handoff:
+/// on the host, `pre-receive`, `update` and `post-receive` never run (the
+/// helper writes the repository as its own user, like `git fetch`), so a
+/// `pre-receive` that refuses every push does not stop a handoff; the
+/// `reference-transaction` hook runs for the refs git itself updates, on
+/// both machines.
+#[test]
+fn receive_hooks_do_not_run_and_reference_transaction_does() {
+    let w = World::new(Via::Openssh);
+    let (host_log, here_log) = (w.env.path("host-hooks.log"), w.env.path("here-hooks.log"));
+    logging_hooks(&w.remote_clone, &host_log);
+    // A plain push to that clone is refused by its pre-receive.
+    let url = format!("devbox:{}", w.remote_clone.display());
+    let pushed = w.env.git_with_env(&w.laptop, &["push", &url, "HEAD:refs/heads/pushed"], &[]);
+    assert!(!pushed.status.success(), "pre-receive refuses a push");
+    assert_eq!(hooks_run(&host_log).into_iter().collect::<Vec<_>>(), ["pre-receive"]);
+    std::fs::remove_file(&host_log).unwrap();
+
+    w.run(&["thread", "new", "--title", "hooks", "--branch", "feat/hooks"]).success();
+    every_kind_of_change(&w.env, &w.laptop);
+    logging_hooks(&w.laptop, &here_log);
+    w.run(&["1", "devbox", "--yes"]).success();
+    w.run(&["1", "local", "--yes"]).success();
+    let (there, here) = (hooks_run(&host_log), hooks_run(&here_log));
+    for receive in ["pre-receive", "update", "post-receive", "post-update", "push-to-checkout"] {
+        assert!(!there.contains(receive) && !here.contains(receive), "{receive} ran: {there:?} {here:?}");
+    }
+    for commit in ["pre-commit", "post-commit", "pre-push", "post-rewrite", "post-checkout"] {
+        assert!(!there.contains(commit) && !here.contains(commit), "{commit} ran: {there:?} {here:?}");
+    }
+    assert!(there.contains("reference-transaction"), "on the host: {there:?}");
+    assert!(here.contains("reference-transaction"), "here: {here:?}");
 }
