@@ -128,3 +128,45 @@ fn arrival_places(repo: &Repo) -> Vec<PathBuf> {
     places.push(repo.common_dir());
     places
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_write_short_of_room_or_an_enospc_is_a_full_disk() {
+        let here = std::env::temp_dir();
+        let huge = u64::MAX / 2;
+        // A refusal is a refusal, however short of room the disk is.
+        let hook = Error::failed("git_failed", "fatal: ref updates aborted by hook");
+        assert_eq!(explain(hook, Some("devbox"), std::slice::from_ref(&here), huge).code, "git_failed");
+        // git's "unable to write" where the handoff cannot fit.
+        let unable = Error::failed("git_failed", "error: unable to write file assets/a2.bin");
+        let full = explain(unable, Some("devbox"), std::slice::from_ref(&here), huge);
+        assert_eq!((full.code.as_ref(), full.exit_code()), (NO_SPACE, 1));
+        assert!(full.message.starts_with("devbox has no space left on /"), "{}", full.message);
+        assert!(full.message.ends_with(&format!("(this handoff needs about {} MiB)", huge.div_ceil(MIB))));
+        // The same write failure with room to spare is something else.
+        let unable = Error::failed("git_failed", "error: unable to write file assets/a2.bin");
+        assert_eq!(explain(unable, None, std::slice::from_ref(&here), 1).code, "git_failed");
+        // ENOSPC itself, whatever the room.
+        let enospc = Error::from(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let full = explain(enospc, None, std::slice::from_ref(&here), 1);
+        assert_eq!(
+            full.message,
+            format!("no space left on {} (this handoff needs about 1 MiB)", mount_point(&here).display())
+        );
+        // The helper's words, as its client tells them.
+        let wire = Error::failed(NO_SPACE, "devbox: no space left on /srv (this handoff needs about 3 MiB)");
+        assert_eq!(
+            from_host(wire, "devbox").message,
+            "devbox has no space left on /srv (this handoff needs about 3 MiB)"
+        );
+    }
+
+    #[test]
+    fn the_mount_point_is_the_highest_directory_on_the_same_device() {
+        assert_eq!(mount_point(Path::new("/proc/self")), PathBuf::from("/proc"));
+        assert_eq!(mount_point(Path::new("/")), PathBuf::from("/"));
+    }
+}

@@ -554,3 +554,33 @@ fn receive_hooks_do_not_run_and_reference_transaction_does() {
     assert!(there.contains("reference-transaction"), "on the host: {there:?}");
     assert!(here.contains("reference-transaction"), "here: {here:?}");
 }
+
+/// The system ssh is given keepalives that end a dead link after about
+/// `ioTimeout`, unless the user's ssh configuration sets its own.
+#[test]
+fn openssh_gets_keepalives_unless_the_config_sets_them() {
+    let w = World::new(Via::Openssh);
+    set_io_timeout(&w, "30");
+    let log = w.env.path("ssh-args.log");
+    let wrapper = w.env.path("logging-ssh");
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec ssh \"$@\"\n", log.display())).unwrap();
+    crate::harness::set_exec(w.env.root.path(), b"logging-ssh", true);
+    let config = w.env.home.join(".ssh/config");
+    w.env.set_var("GIT_SSH_COMMAND", &format!("{} -F {}", wrapper.display(), config.display()));
+    let master = |log: &Path| {
+        let text = std::fs::read_to_string(log).unwrap();
+        text.lines().find(|l| l.contains("ControlMaster=yes")).unwrap().to_owned()
+    };
+
+    w.run(&["host", "check", "devbox"]).success();
+    let line = master(&log);
+    assert!(line.contains("ServerAliveInterval=10") && line.contains("ServerAliveCountMax=3"), "{line}");
+
+    std::fs::remove_file(&log).unwrap();
+    let mine =
+        std::fs::read_to_string(&config).unwrap().replace("Host devbox\n", "Host devbox\n\tServerAliveInterval 7\n");
+    std::fs::write(&config, mine).unwrap();
+    w.run(&["host", "check", "devbox"]).success();
+    let line = master(&log);
+    assert!(!line.contains("ServerAlive"), "the user's setting stands: {line}");
+}

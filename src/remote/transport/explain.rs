@@ -176,3 +176,13 @@ pub fn install_help(host: &Host) -> String {
         crate::login_shell::USUAL_FOLDERS.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn limits_read_as_seconds() {
+        use std::time::Duration;
+        assert_eq!(super::seconds(Duration::from_secs(45)), "45 s");
+        assert_eq!(super::seconds(Duration::from_millis(1500)), "1.5 s");
+    }
+}

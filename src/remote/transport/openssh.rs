@@ -77,7 +77,9 @@ fn keepalive_options(base_command: &str, destination: &str, io_timeout: Duration
     let value = |key: &str| {
         effective.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' '))).map(str::trim)
     };
-    if !out.status.success() || value("serveraliveinterval").is_some_and(|v| v != "0") {
+    // ssh's own default: 0, or 300 in batch mode.
+    let default = if value("batchmode") == Some("yes") { "300" } else { "0" };
+    if !out.status.success() || value("serveraliveinterval").is_some_and(|v| v != default) {
         return Vec::new();
     }
     let interval = io_timeout.as_secs().div_ceil(KEEPALIVE_COUNT).max(1);
