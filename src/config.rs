@@ -20,6 +20,9 @@ pub const ATTACH_COMMAND: &str = "codex-handoff.attachCommand";
 /// How long connecting to a host (and its helper's first answer) may take.
 pub const CONNECT_TIMEOUT: &str = "codex-handoff.connectTimeout";
 
+/// How long a wait on the other machine may see nothing come.
+pub const IO_TIMEOUT: &str = "codex-handoff.ioTimeout";
+
 /// The allow-commits override of the pre-commit hook.
 pub const ALLOW_COMMITS_ELSEWHERE: &str = "codex-handoff.allowCommitsElsewhere";
 
@@ -174,6 +177,16 @@ pub fn connect_timeout() -> Result<std::time::Duration> {
         Ok(seconds) if seconds > 0 => Ok(std::time::Duration::from_secs(seconds)),
         _ => Err(Error::usage("bad_config", format!("{CONNECT_TIMEOUT} = {text:?} is not a number of seconds"))
             .with_help(format!("fix it with `git config --global {CONNECT_TIMEOUT} 20`"))),
+    }
+}
+
+/// `codex-handoff.ioTimeout`: seconds (a decimal fraction allowed), 45 by default.
+pub fn io_timeout() -> Result<std::time::Duration> {
+    let Some(text) = global_value(IO_TIMEOUT)? else { return Ok(std::time::Duration::from_secs(45)) };
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(seconds)),
+        _ => Err(Error::usage("bad_config", format!("{IO_TIMEOUT} = {text:?} is not a number of seconds"))
+            .with_help(format!("fix it with `git config --global {IO_TIMEOUT} 45`"))),
     }
 }
 

@@ -293,9 +293,14 @@ fn exit_status() -> Roff {
              worktree whose thread is on another machine (the pre-commit hook), shallow histories that do not \
              meet, a partial clone whose promisor remote cannot be reached, a host that answers with this \
              computer's own machine id, files whose names differ only in case for a destination whose file \
-             system does not tell case apart (macOS's by default).",
+             system does not tell case apart (macOS's by default), a thread that another computer handed off.",
         ),
-        ("5", "The host could not be reached or authenticated."),
+        (
+            "5",
+            "The host could not be reached or authenticated, or the connection was lost mid-way (nothing came \
+             for `codex-handoff.ioTimeout`, or it closed): the message names the step and where the thread is, \
+             and running the same command again finishes the handoff.",
+        ),
         ("6", "The helper is missing on the host, or of an incompatible version."),
     ] {
         item(&mut r, vec![bold(code)], text);
@@ -392,6 +397,20 @@ fn hooks_section() -> Roff {
          (`git codex-handoff <THREAD> local`). Override it once with `git commit --no-verify`, or for good with \
          `git config codex-handoff.allowCommitsElsewhere true`. `make install` also puts the stand-alone hook \
          scripts in `share/git-codex-handoff/hooks`, for use as a `core.hooksPath`.",
+    );
+    paragraph(
+        &mut r,
+        "During a handoff the helper writes the host's repository as the host's own \
+         user, the way `git fetch` writes yours: what arrives is taken in over the helper's session, not by \
+         git's receive-pack, so `pre-receive`, `update`, `post-receive`, `post-update` and `push-to-checkout` \
+         do not run (a `pre-receive` that refuses every push does not stop a handoff), and only the thread's \
+         own refs under `refs/codex-handoff/` and the thread's branch are written. The hooks of the git \
+         commands a handoff runs do run, on both machines: `reference-transaction` for every ref it updates \
+         (the thread's branch and HEAD in its worktree) and `post-index-change` for the index it writes. \
+         `pre-commit`, `post-commit`, `pre-push` and `post-checkout` do not (no commit is made on a branch, \
+         nothing is pushed with git push, files are written by `read-tree`). A `reference-transaction` hook \
+         that refuses an update stops that step like any failure: the handoff is rolled back, the message says \
+         where the thread is, and running the same command again once the hook allows it finishes the handoff.",
     );
     r
 }

@@ -1,7 +1,7 @@
 //! Every git config key the tool reads, with its scope and default: one list
 //! for `git codex-handoff config` and the man page's CONFIGURATION section.
 
-use crate::config::{ALLOW_COMMITS_ELSEWHERE, ATTACH_COMMAND, CONNECT_TIMEOUT, INTERRUPT_TIMEOUT};
+use crate::config::{ALLOW_COMMITS_ELSEWHERE, ATTACH_COMMAND, CONNECT_TIMEOUT, INTERRUPT_TIMEOUT, IO_TIMEOUT};
 
 /// Where a key is normally set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -82,6 +82,18 @@ pub const SETTINGS: &[Setting] = &[
         default: "20",
         multi: false,
         description: "Seconds to wait for a host: connecting, logging in and the helper's first answer together (a passphrase typed at a prompt counts too); past it the command fails with exit status 5.",
+    },
+    Setting {
+        key: IO_TIMEOUT,
+        scope: Scope::Global,
+        default: "45",
+        multi: false,
+        description: "Seconds a handoff waits on a connection that carries nothing: for the helper's next answer \
+                      (a helper at work says so now and then) and for the next bytes of a transfer (every byte \
+                      counts, so a slow but live transfer goes on). Past it the command fails with exit status 5, \
+                      saying where the thread is; running it again finishes. SSH keepalives \
+                      (ServerAliveInterval, ServerAliveCountMax, unless ~/.ssh/config sets them; libssh2's \
+                      keepalive for ssh2) end a dead link after about as long.",
     },
     Setting {
         key: INTERRUPT_TIMEOUT,

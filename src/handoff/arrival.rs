@@ -227,6 +227,7 @@ pub fn arrival(
         made_here: thread::worktree_made_here(repo, &uuid)?,
         branch,
         branch_before,
+        head: incoming.state.head.clone(),
     };
     set_marker(repo, ARRIVAL, &uuid, &marker)?;
     // The directories made for a new worktree go again if the arrival fails.
@@ -266,13 +267,20 @@ pub fn arrival(
             // (A new worktree's restore already says it was removed.)
             return Err(match done {
                 Ok(Some(done)) if target.reuse && e.code == "verify_failed" => restore::taken_back(e, &done),
-                _ => e,
+                Ok(_) => e,
+                // What blocked the arrival may block taking it back: the marker stays for the next run.
+                Err(undo) => restore::taken_back(
+                    e,
+                    &format!("{} is not yet put back as it was ({})", target.path.display(), undo.message),
+                ),
             });
         }
     };
     fault::point(Step::ArrivalCommitted);
-    thread::set_worktree_record(repo, &uuid, &restored.worktree, marker.new || marker.made_here)?;
-    clear_marker(repo, ARRIVAL, &uuid)?;
+    // The arrival counted: what is left is bookkeeping, which the marker lets the next run finish.
+    if thread::set_worktree_record(repo, &uuid, &restored.worktree, marker.new || marker.made_here).is_ok() {
+        let _ = clear_marker(repo, ARRIVAL, &uuid);
+    }
     Ok(Arrival {
         worktree: restored.worktree.to_string_lossy().into_owned(),
         detached: restored.branch.is_none() && incoming.state.branch.is_some(),
@@ -297,14 +305,14 @@ pub fn recover_arrival(repo: &Repo, uuid: &str) -> Result<Option<String>> {
     }
     let done = if marker.new {
         let removed = restore::remove_worktree(repo, &worktree)?;
-        roll_back_branch(repo, &marker, &expected_head(repo, snapshot)?)?;
+        roll_back_branch(repo, &marker, &arrived_head(repo, &marker, snapshot)?)?;
         if removed {
             format!("removed the worktree {} that an interrupted arrival had begun", worktree.display())
         } else {
             format!("rolled back an interrupted arrival (nothing of it was left in {})", worktree.display())
         }
     } else {
-        roll_back_branch(repo, &marker, &expected_head(repo, snapshot)?)?;
+        roll_back_branch(repo, &marker, &arrived_head(repo, &marker, snapshot)?)?;
         let previous = marker.previous.as_deref().map(store::parse_hex).transpose()?;
         let Some(previous) = previous else {
             return Err(Error::failed("marker_damaged", format!("the arrival marker of thread {uuid} is incomplete"))
@@ -330,9 +338,14 @@ pub fn pending_arrival_worktree(repo: &Repo, uuid: &str) -> Result<Option<PathBu
     Ok(read_marker::<ArrivalMarker>(repo, ARRIVAL, uuid)?.map(|m| PathBuf::from(m.worktree)))
 }
 
-/// The HEAD commit of snapshot `snapshot`, as its note records it.
-fn expected_head(repo: &Repo, snapshot: ObjectId) -> Result<Option<ObjectId>> {
-    store::read_note(repo, snapshot)?.head.as_deref().map(store::parse_hex).transpose()
+/// The HEAD commit of the arriving snapshot `snapshot`: as the marker
+/// records it, else (an unborn branch, or a marker of an older version) as
+/// its note does, if it is still here.
+fn arrived_head(repo: &Repo, marker: &ArrivalMarker, snapshot: ObjectId) -> Result<Option<ObjectId>> {
+    match &marker.head {
+        Some(head) => store::parse_hex(head).map(Some),
+        None => Ok(store::read_note(repo, snapshot).ok().and_then(|s| s.head).and_then(|h| store::parse_hex(&h).ok())),
+    }
 }
 
 /// Put the branch back where it was before the arrival, if the arrival

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::helper_held::{self as held, Held};
 use super::helper_queries as queries;
 use super::projects::{self, project_repo};
-use super::wire::answer;
-use super::wire::{check_uuid, LfsParams};
+use super::pulse::Sending;
+use super::wire::{answer, check_uuid, LfsParams};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::fault;
@@ -44,14 +44,8 @@ struct Session {
     planned: Option<(String, handoff::ArrivalWorktree)>,
     /// A thread's state captured by `status`, for its departure.
     kept: Option<(String, crate::worktree::state::WorktreeState)>,
-}
-
-/// Raw bytes that follow an answer.
-enum Sending {
-    /// A transcript blob (`transcript_out`).
-    Blob(Box<crate::repo::Repo>, gix::ObjectId),
-    /// A pack made for the client (`pack_out`).
-    Pack(tempfile::NamedTempFile),
+    /// The client's `ioTimeout`: how long it waits for a sign of life (older clients: none).
+    io_timeout: Option<std::time::Duration>,
 }
 
 /// Serve requests until `bye` or end of input. `restricted`: a key limited to
@@ -71,6 +65,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         sending: None,
         planned: None,
         kept: None,
+        io_timeout: None,
     };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
@@ -85,22 +80,20 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
             break;
         }
         let _ = writeln!(log, "git-codex-handoff helper: {}", request.op);
-        let response = match session.dispatch(&request, &mut input) {
-            Ok(result) => Response { ok: true, result: Some(result), error: None },
-            Err(err) => {
-                let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
-                failure(&err)
-            }
-        };
+        // Now and then a word on stderr while it works, for the client's timeout.
+        let io_timeout = session.io_timeout;
+        let response =
+            match super::pulse::with_heartbeat(io_timeout, &request.op, || session.dispatch(&request, &mut input)) {
+                Ok(result) => Response { ok: true, result: Some(result), error: None },
+                Err(err) => {
+                    let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
+                    failure(&err)
+                }
+            };
         protocol::write_json(&mut output, &response)?;
         // Bytes the answer announced follow it.
-        match session.sending.take() {
-            Some(Sending::Blob(repo, blob)) => handoff::send_transcript(&repo, blob, &mut output)?,
-            Some(Sending::Pack(file)) => {
-                std::io::copy(&mut file.reopen()?, &mut output)?;
-                output.flush()?;
-            }
-            None => {}
+        if let Some(sending) = session.sending.take() {
+            super::pulse::send(sending, session.io_timeout, &mut output)?;
         }
         if session.ending {
             break;
@@ -126,6 +119,9 @@ struct HelloParams {
     /// The client's version (absent from the oldest clients).
     #[serde(default)]
     version: Option<String>,
+    /// How long the client waits for a sign of life (absent from older clients).
+    #[serde(default)]
+    io_timeout_ms: Option<u64>,
 }
 #[derive(Deserialize)]
 struct PathParams {
@@ -265,21 +261,24 @@ impl Session {
             "transcript_in" => {
                 let p: TranscriptParams = params(request)?;
                 let ceiling = held::ceiling_for(&p.repo);
-                let (taken, after) = held::beside(input, p.size.unwrap_or(0), ceiling, "a transcript", |bytes| {
-                    let repo = project_repo(&p.repo)?;
-                    self.held.check(&repo, &p.uuid)?;
-                    handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, bytes)
-                });
+                let (taken, after) =
+                    held::beside(input, p.size.unwrap_or(0), ceiling, "a transcript", self.io_timeout, |bytes| {
+                        let repo = project_repo(&p.repo)?;
+                        self.held.check(&repo, &p.uuid)?;
+                        handoff::take_transcript(&repo, &p.uuid, p.blob.as_deref(), p.size, bytes)
+                            .map_err(|e| super::space::explain(e, None, &[repo.common_dir()], p.size.unwrap_or(0)))
+                    });
                 self.ending = matches!(after, held::After::End);
                 taken
             }
             "pack_in" => {
                 let p: PackInParams = params(request)?;
                 let ceiling = held::ceiling_for(&p.repo);
-                let (taken, after) = held::beside(input, p.size, ceiling, "a pack", |bytes| {
+                let (taken, after) = held::beside(input, p.size, ceiling, "a pack", self.io_timeout, |bytes| {
                     let repo = project_repo(&p.repo)?;
                     self.held.check(&repo, &p.uuid)?;
                     handoff::take_pushed(&repo, &p.uuid, &p.refs, bytes, p.size)
+                        .map_err(|e| super::space::explain(e, None, &[repo.common_dir()], p.size))
                 });
                 self.ending = matches!(after, held::After::End);
                 taken
@@ -330,7 +329,9 @@ impl Session {
             protocol = protocol.min(PROTOCOL_MACHINE_IDS);
         }
         self.protocol = Some(protocol);
+        self.io_timeout = p.io_timeout_ms.filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
         Ok(json!({
+            "heartbeat": self.io_timeout.is_some(),
             "protocol": protocol,
             "version": env!("CARGO_PKG_VERSION"),
             "machine": self.me.name,
@@ -343,7 +344,7 @@ impl Session {
     fn begin(&mut self, p: BeginParams) -> Result<Value> {
         let repo = project_repo(&p.repo)?;
         check_uuid(&p.uuid)?;
-        let lock = self.held.take(&repo, &p.uuid)?;
+        let lock = self.held.take(&repo, &p.uuid, self.io_timeout)?;
         let mut repairs = Vec::new();
         if p.recover {
             repairs = handoff::repair_here(&repo, lock, &p.uuid, &self.me)?;
@@ -373,10 +374,12 @@ impl Session {
         fault::point(fault::Step::BeforeRestore);
         // The plan's look at the worktree stands when the client went on without a question (the lock was held since).
         let planned = self.planned.take().filter(|(uuid, _)| p.planned && *uuid == p.uuid).map(|(_, target)| target);
-        let arrived = handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned)
-            .inspect_err(|_| {
+        let arrived =
+            handoff::arrival(&repo, &p.uuid, snapshot, &self.me, ForeignChanges::Refuse, planned).map_err(|e| {
+                let e = super::space::arrival_failed(e, &repo, snapshot, None);
                 // The thread stays where it was: no note of it here either.
                 handoff::undo_incoming(&repo, &p.uuid, notes_before);
+                e
             })?;
         store::delete_refs_under(&repo, &format!("refs/codex-handoff/incoming/{}/", p.uuid))?;
         answer(arrived)

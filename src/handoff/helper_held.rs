@@ -24,17 +24,21 @@ pub(super) struct Held {
 
 impl Held {
     /// Take the lock of thread `uuid` in `repo`, unless this session holds it.
-    pub(super) fn take(&mut self, repo: &Repo, uuid: &str) -> Result<&Lock> {
+    /// `io_timeout`: the client's, which a helper whose client died may be
+    /// waiting out before it ends.
+    pub(super) fn take(&mut self, repo: &Repo, uuid: &str, io_timeout: Option<Duration>) -> Result<&Lock> {
         let common = repo.common_dir();
         let index = match self.locks.iter().position(|(r, u, _)| *r == common && u == uuid) {
             Some(i) => i,
             None => {
-                // A helper whose client died may still be finishing its last step.
+                // A helper whose client died may still be finishing its last step, or
+                // waiting out the client's timeout on a dead link before it ends.
+                let wait = io_timeout.map_or(20, |t| t.as_secs() + 5).max(20);
                 let lock = Lock::acquire_waiting(
                     &repo.private_dir()?.join("locks"),
                     uuid,
                     &format!("thread {uuid}"),
-                    Duration::from_secs(20),
+                    Duration::from_secs(wait),
                 )?;
                 self.locks.push((common, uuid.to_owned(), lock));
                 self.locks.len() - 1
@@ -75,17 +79,20 @@ pub(super) fn beside(
     size: u64,
     ceiling: Ceiling,
     what: &str,
+    io_timeout: Option<Duration>,
     take: impl FnOnce(&mut dyn Read) -> Result<Value>,
 ) -> (Result<Value>, After) {
     if let Err(refused) = ceiling.check(what, size) {
         return (Err(refused), After::End);
     }
-    let mut bytes = input.take(size);
-    let taken = take(&mut bytes);
-    match std::io::copy(&mut bytes, &mut std::io::sink()) {
-        Ok(_) if bytes.limit() == 0 => (taken, After::Next),
-        _ => (taken, After::End),
-    }
+    // Bytes that stop coming for the client's `ioTimeout` end the session.
+    super::pulse::watched(io_timeout, "receiving", input.take(size), |bytes| {
+        let taken = take(bytes);
+        match std::io::copy(bytes, &mut std::io::sink()) {
+            Ok(_) if bytes.inner.limit() == 0 => (taken, After::Next),
+            _ => (taken, After::End),
+        }
+    })
 }
 
 /// The ceiling for bytes sent to the repository at `path` (the default

@@ -35,6 +35,10 @@ pub(super) struct ArrivalMarker {
     /// The branch the restore checks out, and where it pointed before (`None`: it did not exist).
     pub branch: Option<String>,
     pub branch_before: Option<String>,
+    /// The arriving snapshot's HEAD commit: rolling back needs no note of it
+    /// (a failed arrival takes the arriving note away again).
+    #[serde(default)]
+    pub head: Option<String>,
 }
 
 /// A thread going from one host to another through this computer: from
@@ -57,19 +61,32 @@ pub(super) struct ReleaseMarker {
 }
 
 fn marker_path(repo: &Repo, kind: &str, uuid: &str) -> Result<PathBuf> {
-    let dir = repo.private_dir()?.join("pending");
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir.join(format!("{kind}-{uuid}.json")))
+    Ok(repo.private_dir()?.join("pending").join(format!("{kind}-{uuid}.json")))
 }
 
-/// Written whole or not at all (a new file renamed into place).
+/// Written whole or not at all (a new file renamed into place); a write
+/// that fails (a full disk) leaves nothing behind.
 pub(super) fn set_marker(repo: &Repo, kind: &str, uuid: &str, value: &impl Serialize) -> Result<()> {
     let path = marker_path(repo, kind, uuid)?;
     let tmp = path.with_extension("tmp");
     let data = serde_json::to_vec(value)
         .map_err(|e| crate::error::Error::failed("json", "could not encode a marker").with_source(e))?;
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, &path)?;
+    let write = || -> std::io::Result<()> {
+        std::fs::write(&tmp, &data)?;
+        std::fs::rename(&tmp, &path)
+    };
+    // The directory is made on demand, and goes with its last marker (perhaps another thread's, just now).
+    let written = write().or_else(|e| match (e.kind(), path.parent()) {
+        (std::io::ErrorKind::NotFound, Some(dir)) => std::fs::create_dir_all(dir).and_then(|()| write()),
+        _ => Err(e),
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(e.into());
+    }
     Ok(())
 }
 
@@ -82,10 +99,16 @@ pub(super) fn read_marker<T: DeserializeOwned>(repo: &Repo, kind: &str, uuid: &s
 }
 
 pub(super) fn clear_marker(repo: &Repo, kind: &str, uuid: &str) -> Result<()> {
-    match std::fs::remove_file(marker_path(repo, kind, uuid)?) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-        _ => Ok(()),
+    let path = marker_path(repo, kind, uuid)?;
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
     }
+    // The directory goes with its last marker (removing a directory that is not empty fails).
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
 }
 
 pub(super) const ARRIVAL: &str = "arrival";

@@ -16,8 +16,11 @@ mod helper_queries;
 mod locate;
 mod markers;
 pub mod projects;
+mod pulse;
 mod recovery;
 mod relay;
+mod space;
+mod stopped;
 mod to_host;
 mod to_local;
 mod transfer;
@@ -266,7 +269,8 @@ fn reload(repo: &Repo, thread: &Thread) -> Result<Thread> {
 /// computer sent it to.
 fn owner_host(thread: &Thread, me: &Machine) -> Result<Host> {
     let Some(name) = thread.state.sent_by(me) else {
-        return Err(Error::not_found(
+        // Another computer handed it off: only that one may take it back (DESIGN §3: a refusal).
+        return Err(Error::refused(
             "owner_unknown",
             format!(
                 "{} is on machine {}, which this computer did not send it to",
@@ -274,7 +278,11 @@ fn owner_host(thread: &Thread, me: &Machine) -> Result<Host> {
                 thread.state.owner_machine
             ),
         )
-        .with_help("bring it back from the computer that handed it off"));
+        .with_help(format!(
+            "`git codex-handoff thread show {}` says where it is and which computer sent it there; bring it back \
+             from that computer",
+            thread.state.number
+        )));
     };
     config::find_host(name)
 }

@@ -1,7 +1,10 @@
 //! Handing a thread from this computer to a host: plan, snapshot, push,
 //! the host restores, then this computer records the new owner.
 
+use std::cell::Cell;
+
 use super::carry;
+use super::stopped::At;
 use super::transfer::{fetch_record, send_to_host};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use super::{
@@ -32,6 +35,22 @@ pub(super) fn run(
     request: &Request,
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
+    let (mut conn, at) = (None, Cell::new(At::Start { here: true }));
+    steps(repo, thread, host, request, ui, &mut conn, &at)
+        .map_err(|e| super::stopped::told(e, conn.as_mut(), &host.name, at.get()))
+}
+
+/// The handoff, step by step: `conn` holds the connection once made, `at` where the thread is.
+fn steps(
+    repo: &Repo,
+    thread: Thread,
+    host: &Host,
+    request: &Request,
+    ui: &mut dyn Interaction,
+    conn: &mut Option<Connection>,
+    at: &Cell<At>,
+) -> Result<Outcome> {
+    let slot = conn;
     let me = Machine::this(Some(repo))?;
     let worktree = thread::thread_worktree(repo, &thread)?;
     let running = crate::thread::running::current(repo, &thread.state.uuid)?;
@@ -57,7 +76,7 @@ pub(super) fn run(
         None
     };
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let mut conn = super::connect(host, ui)?;
+    let conn = slot.insert(super::connect(host, ui)?);
     let (captured, changes) = match early {
         Some(handle) => {
             let (state, changes) = handle
@@ -72,7 +91,7 @@ pub(super) fn run(
         None => capture::head_of(&worktree)?,
     };
     let heads = thread_heads(repo, head, thread.snapshot);
-    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
+    let project = find_project(conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     // First what an interrupted handoff left on the host: repaired there, or
     // (when it had finished there) recorded here.
     let begun: BeginAnswer =
@@ -92,9 +111,10 @@ pub(super) fn run(
                     return Ok(already(&thread, host, remote, true));
                 }
                 // An earlier run finished on the host; only this computer's record is behind.
-                let outcome = adopt_remote(repo, &mut conn, &project, &thread, host, remote, ui);
-                conn.close()?;
-                return outcome;
+                at.set(At::NowThere);
+                let outcome = adopt_remote(repo, conn, &project, &thread, host, remote, ui)?;
+                close(slot)?;
+                return Ok(outcome);
             }
             return Err(Error::refused(
                 "newer_elsewhere",
@@ -150,6 +170,7 @@ pub(super) fn run(
         return Ok(stop);
     }
     fault::point(Step::ToHostBegun);
+    at.set(At::StillHere);
 
     let captured = if crate::thread::running::stop_for_handoff(
         repo,
@@ -191,12 +212,12 @@ pub(super) fn run(
             }
             let carried = carry::of_departure(repo, &worktree, &departing)?;
             // Submodule snapshots first: the snapshot that names them arrives last.
-            carry::push_submodules(&conn, &project.repo, &uuid, &carried.modules)?;
-            if let Some(lfs) = carry::lfs_carrier_for_host(repo, &mut conn, &project.repo, &uuid, &carried.lfs)? {
+            carry::push_submodules(conn, &project.repo, &uuid, &carried.modules)?;
+            if let Some(lfs) = carry::lfs_carrier_for_host(repo, conn, &project.repo, &uuid, &carried.lfs)? {
                 refs.push(("lfs", lfs));
             }
-            let beside = carry::transcript_to_host(repo, &mut conn, &project.repo, &uuid, &departing)?;
-            send_to_host(repo, &mut conn, &project.repo, &uuid, &refs, &answer.haves, beside)
+            let beside = carry::transcript_to_host(repo, conn, &project.repo, &uuid, &departing)?;
+            send_to_host(repo, conn, &project.repo, &uuid, &refs, &answer.haves, beside)
         })
         .and_then(|()| {
             fault::point(Step::ToHostPushed);
@@ -205,7 +226,10 @@ pub(super) fn run(
                 "receive",
                 json!({ "repo": project.repo, "uuid": uuid, "snapshot": departing.snapshot.to_string(),
                         "host": host.name, "planned": !request.interactive }),
-                || fault::point(Step::ToHostReceiving),
+                || {
+                    at.set(At::Arriving);
+                    fault::point(Step::ToHostReceiving)
+                },
             )
         });
     let arrived = match sent {
@@ -217,17 +241,19 @@ pub(super) fn run(
         }
     };
     fault::point(Step::ToHostReceived);
+    at.set(At::NowThere);
     // Only now does this computer record the new owner.
     store::publish_staged_notes(repo, &uuid)?;
     fault::point(Step::ToHostNotesPublished);
     store::move_thread_ref(repo, &uuid, Some(thread.snapshot), departing.snapshot)?;
     fault::point(Step::ToHostRecorded);
     let_go_here(repo, &uuid, &me, ui)?;
-    let kept = if request.attach {
-        Some(super::attach::Kept { conn, repo: project.repo.clone() })
-    } else {
-        conn.close()?;
-        None
+    let kept = match slot.take() {
+        Some(conn) if request.attach => Some(super::attach::Kept { conn, repo: project.repo.clone() }),
+        conn => {
+            conn.map(Connection::close).transpose()?;
+            None
+        }
     };
     let (worktree, owner_worktree) = super::placed(&host.name, Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
@@ -244,6 +270,11 @@ pub(super) fn run(
         dry_run: false,
         kept,
     })
+}
+
+/// End the session on the connection in `slot`, if one is open.
+fn close(slot: &mut Option<Connection>) -> Result<()> {
+    slot.take().map(Connection::close).transpose().map(|_| ())
 }
 
 /// DESIGN §5: a branch checked out in another worktree on the host (or

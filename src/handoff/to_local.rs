@@ -1,14 +1,17 @@
 //! Bringing a thread back from a host: the host snapshots, this computer
 //! fetches and restores it, then the host lets go.
 
-use super::carry;
+use std::cell::Cell;
+
 use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
+use super::stopped::At;
 use super::transfer::fetch_departed;
 use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
 use super::{
     arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
     present, thread_heads, ArrivalWorktree, ForeignChanges, Interaction, Outcome, Plan, Request,
 };
+use super::{carry, space};
 use serde_json::json;
 
 use crate::config::{self, Host};
@@ -30,6 +33,21 @@ pub(super) fn run(
     request: &Request,
     ui: &mut dyn Interaction,
 ) -> Result<Outcome> {
+    let (mut conn, at) = (None, Cell::new(At::Start { here: false }));
+    steps(repo, thread, host, request, ui, &mut conn, &at)
+        .map_err(|e| super::stopped::told(e, conn.as_mut(), &host.name, at.get()))
+}
+
+/// The hand-back, step by step: `slot` holds the connection once made, `at` where the thread is.
+fn steps(
+    repo: &Repo,
+    thread: Thread,
+    host: &Host,
+    request: &Request,
+    ui: &mut dyn Interaction,
+    slot: &mut Option<Connection>,
+    at: &Cell<At>,
+) -> Result<Outcome> {
     let me = Machine::this(Some(repo))?;
     let identity = Identity::of_this_clone(repo)?;
     // The thread's HEAD as this computer last knew it: the host's history grows from there.
@@ -39,9 +57,9 @@ pub(super) fn run(
         promisor::check_available(repo, &[tree.detach()], "this computer")?;
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let mut conn = super::connect(host, ui)?;
+    let conn = slot.insert(super::connect(host, ui)?);
     let heads = thread_heads(repo, head, thread.snapshot);
-    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &heads)?;
+    let project = find_project(conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let begun: BeginAnswer =
         conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": !request.dry_run }))?;
     for repair in &begun.repairs {
@@ -100,7 +118,7 @@ pub(super) fn run(
         None => BranchHere { action: "detached HEAD".into(), detached: false, checked_out_in: None },
         Some(branch) => match detached_here(repo, &thread, branch, &destination, request.detach, &status)? {
             Some(detached) => detached,
-            None => fast_forward_here(repo, &mut conn, &project, &thread, branch, &status)?,
+            None => fast_forward_here(repo, conn, &project, &thread, branch, &status)?,
         },
     };
     let plan = Plan {
@@ -130,6 +148,7 @@ pub(super) fn run(
         return Ok(stop);
     }
     fault::point(Step::ToLocalBegun);
+    at.set(At::StillThere);
     let uuid = thread.state.uuid.clone();
     ui.progress(&format!("taking a snapshot on {}", host.name));
     let departed: DepartAnswer = conn.call(
@@ -145,10 +164,11 @@ pub(super) fn run(
     fault::point(Step::ToLocalDeparted);
     ui.progress(&format!("fetching from {}", host.name));
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    carry::transcript_from_host(repo, &mut conn, &project.repo, &uuid)?;
+    carry::transcript_from_host(repo, conn, &project.repo, &uuid)?;
     let haves: Vec<gix::ObjectId> =
         [Some(thread.snapshot), head, store::ref_target(repo, store::NOTES_REF)?].into_iter().flatten().collect();
-    fetch_departed(repo, &mut conn, &project.repo, &uuid, &haves)?;
+    fetch_departed(repo, conn, &project.repo, &uuid, &haves)
+        .map_err(|e| super::space::explain(e, Some("this computer"), &[repo.common_dir()], 0))?;
     let snapshot = store::parse_hex(&departed.snapshot)?;
     if store::ref_target(repo, &store::incoming_ref(&uuid, "snapshot"))? != Some(snapshot) {
         return Err(Error::failed(
@@ -175,9 +195,9 @@ pub(super) fn run(
         )
         .with_help(format!("upgrade git-codex-handoff on {}", host.name)));
     }
-    carry::fetch_submodules(repo, &conn, &project.repo, &uuid, &departed.modules)?;
+    carry::fetch_submodules(repo, conn, &project.repo, &uuid, &departed.modules)?;
     let lfs_objects =
-        carry::fetch_lfs(repo, &mut conn, &project.repo, &uuid, snapshot, &store::incoming_ref(&uuid, "notes"))?;
+        carry::fetch_lfs(repo, conn, &project.repo, &uuid, snapshot, &store::incoming_ref(&uuid, "notes"))?;
     if lfs_objects > 0 {
         ui.progress(&format!("fetched {lfs_objects} Git LFS objects from {}", host.name));
     }
@@ -188,14 +208,17 @@ pub(super) fn run(
     ui.progress("restoring here");
     // Where the plan found it goes stands when no question was asked since (this run holds the lock).
     let planned = (!request.interactive).then(|| destination.clone());
-    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree, planned).inspect_err(|_| {
+    let arrived = arrival(repo, &uuid, snapshot, &me, ForeignChanges::NewWorktree, planned).map_err(|e| {
         // The host still owns the thread: nothing to release, nothing of it kept here.
+        let e = space::arrival_failed(e, repo, snapshot, Some("this computer"));
         let _ = clear_marker(repo, RELEASE, &uuid);
         carry::undo_incoming(repo, &uuid, notes_before);
+        e
     })?;
+    at.set(At::NowHere);
     fault::point(Step::ToLocalArrived);
     store::delete_refs_under(repo, &format!("refs/codex-handoff/incoming/{uuid}/"))?;
-    release(&mut conn, &project, &uuid, &departed.snapshot, host, ui).map_err(|e| {
+    release(conn, &project, &uuid, &departed.snapshot, host, ui).map_err(|e| {
         let mut told =
             Error::new(e.kind, e.code, format!("{} is on this computer now, but {}", label(&thread), e.message));
         told.help = Some(format!(
@@ -206,7 +229,7 @@ pub(super) fn run(
     })?;
     fault::point(Step::ToLocalReleased);
     clear_marker(repo, RELEASE, &uuid)?;
-    conn.close()?;
+    slot.take().map(Connection::close).transpose()?;
     let (worktree, owner_worktree) = super::placed("local", Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
@@ -361,17 +384,25 @@ pub(super) fn settle_release(
 fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mut dyn Interaction) -> Result<()> {
     let host = config::find_host(&pending.host)?;
     ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
-    let mut conn = super::connect(&host, ui)?;
-    let identity = Identity::of_this_clone(repo)?;
-    let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
-    let begun: BeginAnswer =
-        conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
-    for repair in &begun.repairs {
-        ui.progress(&format!("{}: {repair}", host.name));
+    let told = |e, conn: Option<&mut Connection>| super::stopped::told(e, conn, &host.name, At::NowHere);
+    let mut conn = super::connect(&host, ui).map_err(|e| told(e, None))?;
+    let released = (|| {
+        let identity = Identity::of_this_clone(repo)?;
+        let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
+        let begun: BeginAnswer =
+            conn.call("begin", json!({ "repo": project.repo, "uuid": thread.state.uuid, "recover": true }))?;
+        for repair in &begun.repairs {
+            ui.progress(&format!("{}: {repair}", host.name));
+        }
+        release(&mut conn, &project, &thread.state.uuid, &pending.snapshot, &host, ui)
+    })();
+    match released {
+        Ok(()) => {
+            clear_marker(repo, RELEASE, &thread.state.uuid)?;
+            conn.close()
+        }
+        Err(e) => Err(told(e, Some(&mut conn))),
     }
-    release(&mut conn, &project, &thread.state.uuid, &pending.snapshot, &host, ui)?;
-    clear_marker(repo, RELEASE, &thread.state.uuid)?;
-    conn.close()
 }
 
 /// `42 local` for a thread that is here (an unfinished release is done before).

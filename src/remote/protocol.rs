@@ -99,6 +99,11 @@ pub struct Hello {
     /// The helper's own executable (absent from older helpers).
     #[serde(default)]
     pub executable: Option<String>,
+    /// The helper says it is alive while it works on a request (a line on
+    /// its stderr now and then), so an answer is waited for only as long as
+    /// something comes. Older helpers work silently.
+    #[serde(default)]
+    pub heartbeat: bool,
 }
 
 /// Read one line (without the newline); `None` at end of input.

@@ -119,6 +119,15 @@ pub fn run(repo: &Repo, uuid: &str, dir: &Path, command: &[String], env: &[(Stri
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
+            // The agent gets the polite signals at their defaults, whatever this
+            // process inherited (a background job or nohup ignores SIGINT).
+            for signal in [libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(signal, libc::SIG_DFL);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, signal);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            }
             libc::setpgid(0, 0);
             if libc::isatty(0) == 1 {
                 // Take the terminal, as a shell does for a foreground job.

@@ -198,6 +198,17 @@ impl Sshd {
         cmd
     }
 
+    /// Kill every session this server serves (its per-connection processes
+    /// and what they run), as when sshd dies on the host; the listener stays.
+    pub fn kill_sessions(&self) {
+        let pids = descendants(self.child.id());
+        let _ = Command::new("/bin/sh")
+            .args(["-c", "for p; do kill -KILL \"$p\"; done", "sh"])
+            .args(pids.iter().map(|p| p.to_string()))
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// sshd's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()

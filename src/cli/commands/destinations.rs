@@ -137,7 +137,7 @@ pub fn probe(
     let identity = Identity::of_this_clone(repo)?;
     let (tx, rx) = mpsc::channel();
     let common_dir = repo.common_dir();
-    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true };
+    let opening = Opening { connect_timeout: PROBE_TIMEOUT, batch: true, io_timeout: config::io_timeout()? };
     for host in hosts.iter().cloned() {
         let tx = tx.clone();
         let (identity, subdirectory, common_dir, heads) =

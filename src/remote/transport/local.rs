@@ -69,6 +69,12 @@ impl Link for LocalLink {
     fn output_ready(&mut self, timeout: Duration) -> bool {
         self.process.output_ready(timeout)
     }
+    fn input_ready(&mut self, timeout: Duration) -> bool {
+        self.process.input_ready(timeout)
+    }
+    fn heard(&self) -> Option<std::time::Instant> {
+        Some(self.process.heard())
+    }
     fn close_input(&mut self) {
         self.process.close_input()
     }

@@ -17,6 +17,7 @@
 mod capped;
 mod explain;
 mod kinds;
+mod liveness;
 mod local;
 mod locate;
 mod openssh;
@@ -37,10 +38,11 @@ use crate::config::{Host, TransportKind};
 use crate::error::{Error, Kind, Result};
 pub use capped::{run_capped, CAPPED_COMMAND};
 pub use explain::install_help;
-use explain::{incompatible, same_machine, step_of, HELPER_LOG, RERUN_HELP};
+use explain::{incompatible, same_machine};
 #[cfg(not(feature = "ssh2"))]
 use kinds::ssh2_not_built;
 pub use kinds::{check_settings, handshake, run_git_shim, ssh2_built, SHIM_COMMAND};
+pub use liveness::Lost;
 pub use locate::Located;
 
 /// What a transport provides once the helper runs on the other side.
@@ -52,6 +54,13 @@ pub trait Link {
     /// Wait at most `timeout` until `output` can be read without blocking
     /// (data, or its end); false if nothing came.
     fn output_ready(&mut self, timeout: Duration) -> bool;
+    /// Wait at most `timeout` until `input` takes a chunk of bytes without
+    /// blocking (or would fail at once); false if it had no room.
+    fn input_ready(&mut self, timeout: Duration) -> bool;
+    /// When something last came from the other side besides `output` (the helper's stderr).
+    fn heard(&self) -> Option<Instant> {
+        None
+    }
     /// Close the helper's input (it then ends its session).
     fn close_input(&mut self);
     /// Wait at most `timeout` for the helper (or the connection) to end:
@@ -111,12 +120,19 @@ pub struct Opening {
     pub connect_timeout: Duration,
     /// Never ask for a password or passphrase (a probe of many hosts at once).
     pub batch: bool,
+    /// How long the connection may carry nothing while this side waits for
+    /// the other (keepalives probe it meanwhile).
+    pub io_timeout: Duration,
 }
 
 impl Opening {
-    /// The limits a command's own connection has: `codex-handoff.connectTimeout`.
+    /// The limits a command's own connection has: `codex-handoff.connectTimeout` and `ioTimeout`.
     pub fn configured() -> Result<Opening> {
-        Ok(Opening { connect_timeout: crate::config::connect_timeout()?, batch: false })
+        Ok(Opening {
+            connect_timeout: crate::config::connect_timeout()?,
+            batch: false,
+            io_timeout: crate::config::io_timeout()?,
+        })
     }
 }
 
@@ -128,6 +144,12 @@ pub struct Connection {
     /// Where the helper was found this time, when the host's plain PATH lacked it.
     pub located: Option<Located>,
     link: Box<dyn Link>,
+    /// How long a wait for the other side may see nothing come.
+    io_timeout: Duration,
+    /// Set when the link stopped carrying a request: silent too long, or closed.
+    lost: Option<Lost>,
+    /// The last request sent, for messages.
+    op: String,
 }
 
 impl Connection {
@@ -147,7 +169,7 @@ impl Connection {
             TransportKind::Local => Box::new(local::start(host)?),
             TransportKind::Openssh => Box::new(openssh::start(host, opening)?),
             #[cfg(feature = "ssh2")]
-            TransportKind::Ssh2 => Box::new(ssh2::start(host, timeout)?),
+            TransportKind::Ssh2 => Box::new(ssh2::start(host, opening)?),
             #[cfg(not(feature = "ssh2"))]
             TransportKind::Ssh2 => return Err(ssh2_not_built(host)),
         };
@@ -158,9 +180,18 @@ impl Connection {
             machine_id: String::new(),
             worktree_root: None,
             executable: None,
+            heartbeat: false,
         };
-        let mut conn =
-            Connection { host: host.clone(), hello: placeholder, connect_time: Duration::ZERO, located: None, link };
+        let mut conn = Connection {
+            host: host.clone(),
+            hello: placeholder,
+            connect_time: Duration::ZERO,
+            located: None,
+            link,
+            io_timeout: opening.io_timeout,
+            lost: None,
+            op: String::new(),
+        };
         let hello = match conn.hello(timeout) {
             Err(mut err) if err.code == "helper_missing" => {
                 let located = locate::helper(&mut *conn.link).map_err(|why| {
@@ -201,7 +232,8 @@ impl Connection {
     fn hello(&mut self, timeout: Duration) -> Result<Hello> {
         self.call_by(
             "hello",
-            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION") }),
+            json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION"),
+                    "io_timeout_ms": u64::try_from(self.io_timeout.as_millis()).unwrap_or(u64::MAX) }),
             || {},
             Some((Instant::now() + timeout, timeout)),
         )
@@ -232,11 +264,43 @@ impl Connection {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
-        let sent = match self.link.input() {
-            Some(input) => protocol::write_json(input, &request).map(|()| sent()),
-            None => Err(Error::failed("closed", "the connection is closed")),
-        };
+        self.op = op.to_owned();
+        let sent = protocol::write_json(&mut self.input_timed(), &request).map(|()| sent());
         self.answer(op, sent, deadline)
+    }
+
+    /// The helper's input, written with the limit on how long it may take nothing.
+    fn input_timed(&mut self) -> liveness::TimedInput<'_> {
+        liveness::TimedInput { link: &mut *self.link, limit: self.io_timeout, lost: &mut self.lost }
+    }
+
+    /// The helper's output, read with the limit on silence: always for bytes
+    /// of a stream; for an answer, when the helper says it is alive while it
+    /// works (older helpers work on a request silently, for as long as it takes).
+    fn output_timed(&mut self, answer: bool) -> liveness::TimedOutput<'_> {
+        let limit = (!answer || self.hello.heartbeat).then_some(self.io_timeout);
+        liveness::TimedOutput { link: &mut *self.link, limit, lost: &mut self.lost }
+    }
+
+    /// How the link failed, if it did: silent past the limit, closed, or its
+    /// transport (ssh) gone. A failed step then reads as a lost connection.
+    pub fn lost(&mut self) -> Option<Lost> {
+        if self.lost.is_none() && self.link.wait_exit(Duration::ZERO).is_some() {
+            let stderr = self.link.stderr_text();
+            if self.link.connection_lost(&stderr) {
+                self.lost = Some(Lost::Closed);
+            }
+        }
+        self.lost
+    }
+
+    /// The error for a request the link did not carry to its end, if that is why `e` happened.
+    pub fn explain_lost(&mut self, e: Error) -> Error {
+        if e.kind == Kind::Unreachable || self.lost().is_none() {
+            return e;
+        }
+        let op = self.op.clone();
+        self.failure(&op)
     }
 
     /// The answer to request `op`, once `sent` says it went out.
@@ -247,11 +311,16 @@ impl Connection {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<T> {
         let line = match (sent, deadline) {
-            (Ok(()), None) => protocol::read_line(self.link.output())?,
-            (Ok(()), Some(deadline)) => self.read_line_by(deadline)?,
-            (Err(_), _) => None,
+            (Ok(()), None) => protocol::read_line(&mut self.output_timed(true)),
+            (Ok(()), Some(deadline)) => self.read_line_by(deadline),
+            (Err(_), _) => Ok(None),
         };
-        let Some(line) = line else { return Err(self.failure(op)) };
+        let line = match line {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err(self.failure(op)),
+            Err(e) if self.lost.is_some() => return Err(self.failure(op).with_source(e)),
+            Err(e) => return Err(e),
+        };
         let response: Response = serde_json::from_slice(&line).map_err(|e| self.garbled(op, e))?;
         if response.ok {
             let result = response.result.unwrap_or(Value::Null);
@@ -315,66 +384,6 @@ impl Connection {
         .with_source(source)
     }
 
-    /// Why the helper stopped answering: unreachable host, missing helper,
-    /// a crash of the helper or a connection lost after it had started.
-    fn failure(&mut self, op: &str) -> Error {
-        self.link.close_input();
-        let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
-        std::thread::sleep(Duration::from_millis(50));
-        // The helper logs each request it serves; what it said besides is the news.
-        let stderr: Vec<String> = self
-            .link
-            .stderr_text()
-            .lines()
-            .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
-            .map(str::to_owned)
-            .collect();
-        // The other machine's words: shown as text, never as terminal controls.
-        let stderr = crate::text::printable_lines(stderr.join("\n").trim());
-        let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
-        let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
-        // After the hello the connection was up: ssh's 255 then also means the
-        // helper died of a signal, not that the host could not be reached.
-        let started = self.hello.protocol != 0;
-        if started {
-            let step = step_of(op);
-            if self.link.connection_lost(&stderr) {
-                return Error::new(
-                    Kind::Unreachable,
-                    "connection_lost",
-                    format!("the connection to {} was lost during {step}{said}", self.host.name),
-                )
-                .with_help(RERUN_HELP);
-            }
-            return Error::failed(
-                "helper_died",
-                format!("the helper on {} stopped during {step}{said}", self.host.name),
-            )
-            .with_help(RERUN_HELP);
-        }
-        if self.link.connection_failed(code) {
-            return Error::new(
-                Kind::Unreachable,
-                "host_unreachable",
-                format!("could not connect to {} ({}){said}", self.host.name, self.host.ssh),
-            )
-            .with_help(format!(
-                "check that `ssh {}` works from this computer (keys, known_hosts, network)",
-                self.host.ssh
-            ));
-        }
-        if not_found && op == "hello" {
-            return Error::new(
-                Kind::Helper,
-                "helper_missing",
-                format!("the helper is not installed on {}{said}", self.host.name),
-            )
-            .with_help(install_help(&self.host));
-        }
-        Error::failed("helper_died", format!("the helper on {} stopped during {}{said}", self.host.name, step_of(op)))
-            .with_help(RERUN_HELP)
-    }
-
     /// The URL git uses to reach the repository at `path` on the host.
     pub fn git_url(&self, path: &str) -> String {
         self.link.git_url(path)
@@ -430,7 +439,10 @@ impl Connection {
             let _ = protocol::write_json(input, &Request { op: "bye".into(), params: Value::Null });
         }
         self.link.close_input();
-        self.link.wait_exit(Duration::from_secs(3600));
+        // The helper ends its session at once; a link gone silent is not waited for long.
+        if self.link.wait_exit(self.io_timeout).is_none() {
+            self.link.kill();
+        }
         Ok(())
     }
 }
@@ -463,6 +475,7 @@ mod tests {
             machine_id: String::new(),
             worktree_root: None,
             executable: None,
+            heartbeat: false,
         };
         let newer = incompatible(&host, &hello(PROTOCOL_MAX + 1, "9.0.0"), None);
         assert_eq!((newer.exit_code(), newer.code.as_ref()), (6, "helper_incompatible"));

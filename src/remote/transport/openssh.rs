@@ -49,6 +49,9 @@ pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
     if opening.batch {
         cmd.args(["-o", "BatchMode=yes"]);
     }
+    for option in keepalive_options(&base_command, &host.ssh, opening.io_timeout) {
+        cmd.arg("-o").arg(option);
+    }
     cmd.args(["--", &host.ssh, &host.helper]);
     cmd.args(helper_args());
     let reuse_command = format!("{base_command} -o ControlMaster=no -o ControlPath={}", shell_quote(&socket));
@@ -58,6 +61,33 @@ pub fn start(host: &Host, opening: Opening) -> Result<OpensshLink> {
             .with_source(e)
     })?;
     Ok(OpensshLink { process, destination: host.ssh.clone(), base_command, socket, _dir: dir, reuse_command })
+}
+
+/// Keepalives unanswered before ssh drops the connection (its ServerAliveCountMax).
+const KEEPALIVE_COUNT: u64 = 3;
+
+/// `ServerAliveInterval` and `ServerAliveCountMax` for a dead link to end
+/// the connection after about `io_timeout`, unless the user's ssh
+/// configuration for `destination` sets them (as `ssh -G` reports it).
+fn keepalive_options(base_command: &str, destination: &str, io_timeout: Duration) -> Vec<String> {
+    let mut cmd = ssh(base_command);
+    cmd.args(["-G", "--", destination]).stdin(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let Ok(out) = cmd.output() else { return Vec::new() };
+    let effective = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        effective.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' '))).map(str::trim)
+    };
+    // ssh's own default: 0, or 300 in batch mode.
+    let default = if value("batchmode") == Some("yes") { "300" } else { "0" };
+    if !out.status.success() || value("serveraliveinterval").is_some_and(|v| v != default) {
+        return Vec::new();
+    }
+    let interval = io_timeout.as_secs().div_ceil(KEEPALIVE_COUNT).max(1);
+    let mut options = vec![format!("ServerAliveInterval={interval}")];
+    if value("serveralivecountmax").is_none_or(|v| v == "3") {
+        options.push(format!("ServerAliveCountMax={KEEPALIVE_COUNT}"));
+    }
+    options
 }
 
 /// Like git, run the ssh command through the shell so GIT_SSH_COMMAND may carry options.
@@ -84,6 +114,23 @@ impl Drop for OpensshLink {
     fn drop(&mut self) {
         let _ = request_exit(Path::new(&self.socket));
     }
+}
+
+/// Does the connection's master still answer on its control socket (the
+/// multiplexing hello, as `ssh -O check` begins)?
+fn master_alive(socket: &Path) -> bool {
+    const HELLO: u32 = 0x0000_0001;
+    let answered = || -> std::io::Result<bool> {
+        let mut stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+        let mut packet = 8u32.to_be_bytes().to_vec();
+        packet.extend_from_slice(&HELLO.to_be_bytes());
+        packet.extend_from_slice(&4u32.to_be_bytes());
+        stream.write_all(&packet)?;
+        Ok(first_word(&mut stream)? == HELLO)
+    };
+    answered().unwrap_or(false)
 }
 
 /// Ask the connection's master to exit over its control socket, as
@@ -157,6 +204,12 @@ impl Link for OpensshLink {
     fn output_ready(&mut self, timeout: Duration) -> bool {
         self.process.output_ready(timeout)
     }
+    fn input_ready(&mut self, timeout: Duration) -> bool {
+        self.process.input_ready(timeout)
+    }
+    fn heard(&self) -> Option<std::time::Instant> {
+        Some(self.process.heard())
+    }
     fn close_input(&mut self) {
         self.process.close_input()
     }
@@ -197,11 +250,13 @@ impl Link for OpensshLink {
     fn connection_failed(&self, exit_code: Option<i32>) -> bool {
         exit_code == Some(255)
     }
-    /// ssh's own words when the connection drops (the helper's death says none of these).
+    /// ssh's own words when the connection drops (the helper's death says none of these),
+    /// or a master connection that no longer answers on its socket (a client of it says nothing).
     fn connection_lost(&self, stderr: &str) -> bool {
         ["closed by remote host", "Broken pipe", "Connection reset", "Timeout, server", "client_loop:"]
             .iter()
             .any(|s| stderr.contains(s))
+            || !master_alive(Path::new(&self.socket))
     }
     fn git_url(&self, path: &str) -> String {
         if self.destination.starts_with("ssh://") {

@@ -3,7 +3,7 @@
 //! outside git's pack protocol, whose every pass over it (compressing,
 //! hashing, indexing) costs about a second per 100 MiB.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,18 +23,21 @@ impl Connection {
         size: u64,
     ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
-        let sent = match self.link.input() {
-            Some(input) => protocol::write_json(input, &request).and_then(|()| {
-                let copied = std::io::copy(&mut payload.take(size), input)?;
-                input.flush()?;
-                if copied != size {
-                    return Err(Error::failed("payload_short", format!("only {copied} of {size} bytes could be sent")));
-                }
-                Ok(())
-            }),
-            None => Err(Error::failed("closed", "the connection is closed")),
-        };
+        self.op = op.to_owned();
+        let sent = (|| {
+            let mut input = self.input_timed();
+            protocol::write_json(&mut input, &request)?;
+            let copied = std::io::copy(&mut payload.take(size), &mut input)?;
+            input.flush()?;
+            if copied != size {
+                return Err(Error::failed("payload_short", format!("only {copied} of {size} bytes could be sent")));
+            }
+            Ok(())
+        })();
         if let Err(e) = sent {
+            if self.lost.is_some() {
+                return Err(self.failure(op));
+            }
             // The helper waits for the rest: end the session instead. A
             // helper that refused the bytes unread said why before it ended.
             self.link.close_input();
@@ -60,20 +63,24 @@ impl Connection {
     ) -> Result<T> {
         let answer: T = self.call(op, params)?;
         let size = size_of(&answer);
-        let mut bytes = self.link.output().take(size);
+        let mut bytes = self.output_timed(false).take(size);
         let received = receive(&answer, &mut bytes);
         if received.as_ref().is_err_and(|e| e.code == "too_large") {
             // More than this side takes was announced: neither kept nor read.
             self.link.kill();
             return received.map(|()| answer);
         }
-        std::io::copy(&mut bytes, &mut std::io::sink())?;
-        if bytes.limit() != 0 {
-            return Err(Error::failed(
-                "connection_lost",
-                format!("the connection to {} ended in the middle of {op}", self.host.name),
-            ));
+        // Bytes it left unread are skipped, unless the link stopped carrying them.
+        let drained = match bytes.get_ref().lost.is_some() {
+            true => Ok(0),
+            false => std::io::copy(&mut bytes, &mut std::io::sink()),
+        };
+        let short = bytes.limit() != 0;
+        if self.lost.is_some() || short {
+            // The answer's bytes ended early: the link or the helper went.
+            return Err(self.failure(op));
         }
+        drained?;
         received.map(|()| answer)
     }
 }

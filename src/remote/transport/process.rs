@@ -11,6 +11,8 @@ pub struct ProcessLink {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// When stderr last had something.
+    heard: super::liveness::Heard,
 }
 
 impl ProcessLink {
@@ -21,21 +23,24 @@ impl ProcessLink {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("stdout was not piped"))?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
+        let heard = super::liveness::Heard::new();
         if let Some(mut pipe) = child.stderr.take() {
             let sink = Arc::clone(&stderr);
+            let heard = heard.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = pipe.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
+                    heard.now();
                     if let Ok(mut sink) = sink.lock() {
                         sink.extend_from_slice(&buf[..n]);
                     }
                 }
             });
         }
-        Ok(ProcessLink { child, stdin, stdout: BufReader::new(stdout), stderr })
+        Ok(ProcessLink { child, stdin, stdout: BufReader::new(stdout), stderr, heard })
     }
 
     pub fn input(&mut self) -> Option<&mut dyn Write> {
@@ -50,6 +55,16 @@ impl ProcessLink {
     pub fn output_ready(&mut self, timeout: Duration) -> bool {
         use std::os::fd::AsRawFd;
         !self.stdout.buffer().is_empty() || readable_within(self.stdout.get_ref().as_raw_fd(), timeout)
+    }
+
+    /// Wait at most `timeout` until the child's stdin has room (or is closed, so a write fails at once).
+    pub fn input_ready(&mut self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        self.stdin.as_ref().is_none_or(|stdin| super::liveness::writable_within(stdin.as_raw_fd(), timeout))
+    }
+
+    pub fn heard(&self) -> Instant {
+        self.heard.last()
     }
 
     pub fn close_input(&mut self) {

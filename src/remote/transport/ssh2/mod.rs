@@ -32,7 +32,8 @@ use pump::MuxThread;
 use shim::Bridge;
 pub use shim::{run_shim, SHIM_COMMAND};
 
-use super::{helper_args, Link, Reached};
+use super::liveness::Heard;
+use super::{helper_args, Link, Opening, Reached};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 
@@ -43,6 +44,7 @@ pub struct Ssh2Link {
     input: Option<UnixStream>,
     output: BufReader<UnixStream>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    heard: Heard,
     exit: Receiver<Exit>,
     exited: Option<Exit>,
     pump: Option<MuxThread>,
@@ -70,13 +72,15 @@ pub fn handshake(host: &Host, connect_timeout: Duration) -> Result<Reached> {
     Ok(connected.facts)
 }
 
-/// Connect, start the helper on a channel, and the bridge for git.
-pub fn start(host: &Host, connect_timeout: Duration) -> Result<Ssh2Link> {
+/// Connect, start the helper on a channel, and the bridge for git. The
+/// session sends keepalives and gives up on a host that answers none for
+/// about `opening.io_timeout`.
+pub fn start(host: &Host, opening: Opening) -> Result<Ssh2Link> {
     crate::config::check_helper(&host.helper)?;
-    let target = target::resolve(&host.name, &host.ssh, connect_timeout)?;
+    let target = target::resolve(&host.name, &host.ssh, opening.connect_timeout)?;
     let connected = connect::connect(&host.name, &target)?;
     let failed = |e: std::io::Error| Error::new(Kind::Unreachable, "ssh_failed", format!("{}: {e}", host.name));
-    let pump = MuxThread::start(connected.session, connected.fd).map_err(failed)?;
+    let pump = MuxThread::start(connected.session, connected.fd, opening.io_timeout).map_err(failed)?;
     let helper = HelperChannel::start(&pump, &host.helper).map_err(failed)?;
     let bridge = Bridge::start(pump.mux.clone()).map_err(failed)?;
     Ok(Ssh2Link {
@@ -84,6 +88,7 @@ pub fn start(host: &Host, connect_timeout: Duration) -> Result<Ssh2Link> {
         input: Some(helper.input),
         output: helper.output,
         stderr: helper.stderr,
+        heard: helper.heard,
         exit: helper.exit,
         exited: None,
         pump: Some(pump),
@@ -98,6 +103,7 @@ struct HelperChannel {
     input: UnixStream,
     output: BufReader<UnixStream>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    heard: Heard,
     exit: Receiver<Exit>,
 }
 
@@ -107,17 +113,20 @@ impl HelperChannel {
         let piped = pump.mux.exec_piped(Some(&command.collect::<Vec<_>>().join(" ")))?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
+        let heard = Heard::new();
+        let alive = heard.clone();
         let mut pipe = piped.stderr;
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                alive.now();
                 if let Ok(mut sink) = sink.lock() {
                     sink.extend_from_slice(buf.get(..n).unwrap_or_default());
                 }
             }
         });
         let output = BufReader::new(piped.io.try_clone()?);
-        Ok(HelperChannel { input: piped.io, output, stderr, exit: piped.exit })
+        Ok(HelperChannel { input: piped.io, output, stderr, heard, exit: piped.exit })
     }
 }
 
@@ -131,6 +140,13 @@ impl Link for Ssh2Link {
     fn output_ready(&mut self, timeout: Duration) -> bool {
         use std::os::fd::AsRawFd;
         !self.output.buffer().is_empty() || super::process::readable_within(self.output.get_ref().as_raw_fd(), timeout)
+    }
+    fn input_ready(&mut self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        self.input.as_ref().is_none_or(|input| super::liveness::writable_within(input.as_raw_fd(), timeout))
+    }
+    fn heard(&self) -> Option<std::time::Instant> {
+        Some(self.heard.last())
     }
     fn close_input(&mut self) {
         if let Some(socket) = self.input.take() {
@@ -199,7 +215,8 @@ impl Link for Ssh2Link {
         crate::config::check_helper(path)?;
         let pump = self.pump.as_ref().ok_or_else(|| Error::failed("closed", "the connection is closed"))?;
         let helper = HelperChannel::start(pump, path)?;
-        (self.input, self.output, self.stderr) = (Some(helper.input), helper.output, helper.stderr);
+        (self.input, self.output, self.stderr, self.heard) =
+            (Some(helper.input), helper.output, helper.stderr, helper.heard);
         (self.exit, self.exited) = (helper.exit, None);
         Ok(())
     }

@@ -33,6 +33,24 @@ const WINDOW: u32 = 2 * 1024 * 1024;
 const PACKET: u32 = 32 * 1024;
 /// How long the goodbye waits for channels that are still running.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// Keepalives unanswered before the connection counts as dead (OpenSSH's ServerAliveCountMax).
+const KEEPALIVE_COUNT: u32 = 3;
+
+/// Keepalives every `interval` while the connection is quiet; nothing
+/// from the host for `dead_after` ends it.
+#[derive(Clone, Copy)]
+struct Keepalive {
+    dead_after: Duration,
+}
+
+impl Keepalive {
+    /// About `io_timeout` in all: a third of it between keepalives (a second at least).
+    fn set(session: &Session, io_timeout: Duration) -> Keepalive {
+        let interval = io_timeout.as_secs().div_ceil(u64::from(KEEPALIVE_COUNT)).max(1);
+        session.set_keepalive(true, u32::try_from(interval).unwrap_or(u32::MAX));
+        Keepalive { dead_after: Duration::from_secs(interval * u64::from(KEEPALIVE_COUNT) + 1) }
+    }
+}
 
 /// What to run and where its standard streams go (`None` stdin: EOF at
 /// once; `None` stdout/stderr: discarded).
@@ -85,14 +103,25 @@ pub struct Piped {
 }
 
 impl MuxThread {
-    /// Take over an authenticated session whose TCP socket is `fd`.
-    pub fn start(session: Session, fd: RawFd) -> io::Result<MuxThread> {
+    /// Take over an authenticated session whose TCP socket is `fd`; a host
+    /// that answers nothing for about `io_timeout` ends it.
+    pub fn start(session: Session, fd: RawFd, io_timeout: Duration) -> io::Result<MuxThread> {
         let (wake_r, wake_w) = pipe()?;
         set_nonblocking(wake_r.as_raw_fd())?;
         set_nonblocking(wake_w.as_raw_fd())?;
         let (tx, rx) = mpsc::channel();
+        let keepalive = Keepalive::set(&session, io_timeout);
         session.set_blocking(false);
-        let pump = Pump { session, fd, wake: wake_r, rx, chans: Vec::new(), opening: VecDeque::new() };
+        let pump = Pump {
+            session,
+            fd,
+            wake: wake_r,
+            rx,
+            chans: Vec::new(),
+            opening: VecDeque::new(),
+            keepalive,
+            last_heard: Instant::now(),
+        };
         let thread = std::thread::Builder::new().name("ssh2-pump".into()).spawn(move || pump.run())?;
         Ok(MuxThread { mux: Mux { tx, wake: Arc::new(wake_w) }, thread: Some(thread) })
     }
@@ -166,6 +195,9 @@ struct Pump {
     chans: Vec<Chan>,
     /// libssh2 allows one channel open in progress at a time.
     opening: VecDeque<Opening>,
+    keepalive: Keepalive,
+    /// When the host last sent something (or took what this side sent).
+    last_heard: Instant,
 }
 
 impl Pump {
@@ -226,6 +258,18 @@ impl Pump {
             }
             if shutdown_deadline.is_some_and(|d| Instant::now() > d) {
                 self.fail_all("the connection was closed");
+            }
+            if progress {
+                self.last_heard = Instant::now();
+            }
+            // A keepalive when one is due (libssh2 counts the quiet time); the answer is life.
+            let _ = self.session.keepalive_send();
+            if self.last_heard.elapsed() > self.keepalive.dead_after {
+                dead = Some(format!(
+                    "Timeout, the host sent nothing for {} s (keepalives unanswered)",
+                    self.keepalive.dead_after.as_secs()
+                ));
+                continue;
             }
             if shutting_down && self.chans.is_empty() && self.opening.is_empty() {
                 // Nothing is pending: a clean goodbye, blocking.
@@ -355,6 +399,9 @@ impl Pump {
         }
         if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
             return Err("the connection failed".into());
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            self.last_heard = Instant::now();
         }
         if fds[1].revents & libc::POLLIN != 0 {
             let mut sink = [0u8; 64];
