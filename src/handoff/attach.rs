@@ -19,31 +19,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::projects::{project_repo, saved_projects};
-use super::{Interaction, Outcome};
+use super::request::{Interaction, Outcome};
 use crate::config;
 use crate::error::{Error, Kind, Result};
 use crate::login_shell::{self, Question};
 use crate::machine::Machine;
-use crate::remote::transport::Connection;
+
 use crate::repo::Repo;
 use crate::thread::attach::{launch, Launch};
 use crate::thread::store::{self, Thread};
 
 /// A ticket is used within this long of being made.
 const TICKET_LIFE: Duration = Duration::from_secs(60);
-
-/// A handoff's connection, kept open so the thread can be attached over it.
-pub struct Kept {
-    pub(super) conn: Connection,
-    /// The host's repository of the thread (its common git dir).
-    pub(super) repo: String,
-}
-
-impl std::fmt::Debug for Kept {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kept").field("host", &self.conn.host.name).field("repo", &self.repo).finish()
-    }
-}
 
 /// What the helper answers to `attach`.
 #[derive(Debug, Deserialize)]
@@ -62,7 +49,7 @@ pub fn attach(repo: &Repo, mut outcome: Outcome, template: Option<&str>, ui: &mu
     let host = config::find_host(&outcome.host)?;
     let (mut conn, repo_there) = match outcome.kept.take() {
         Some(kept) => (kept.conn, Some(kept.repo)),
-        None => (super::connect(&host, ui)?, None),
+        None => (super::request::connect(&host, ui)?, None),
     };
     let prepared: Prepared = conn
         .call("attach", json!({ "uuid": outcome.uuid, "repo": repo_there, "command": template }))

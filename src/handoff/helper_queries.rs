@@ -100,7 +100,7 @@ pub(super) fn plan(p: PlanParams, machine: &str, with_haves: bool) -> Result<(Va
         branch_checked_out,
         codex,
         haves: if with_haves { super::transfer::haves(&repo, &p.uuid)? } else { Vec::new() },
-        case_insensitive: crate::os::case_insensitive(&target.path),
+        case_insensitive: crate::thread::case_fold::case_insensitive(&target.path),
     })?;
     Ok((planned, target))
 }

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-
 use crate::error::Result;
 
 /// Run `work`, with a line on stderr three times per `io_timeout` of the

@@ -14,12 +14,13 @@ use gix::ObjectId;
 use serde_json::json;
 
 use super::carry;
+use super::locate::{find_project, thread_heads};
 use super::markers::{clear_marker, read_marker, set_marker, RelayMarker, RELAY};
+use super::request::{label, present, Interaction, Outcome, Plan, Request};
 use super::to_host::{detached_there, record_remote};
 use super::to_local::release;
 use super::transfer::{fetch_departed, send_to_host};
 use super::wire::{ArrivalAnswer, BeginAnswer, DepartAnswer, DescendsAnswer, PlanAnswer, ProjectMatch, StatusAnswer};
-use super::{find_project, label, present, thread_heads, Interaction, Outcome, Plan, Request};
 
 use crate::config::{self, Host};
 use crate::error::{Error, Result};
@@ -41,7 +42,7 @@ struct End {
 impl End {
     fn open(repo: &Repo, host: &Host, thread: &Thread, ui: &mut dyn Interaction) -> Result<End> {
         ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-        let mut conn = super::connect(host, ui)?;
+        let mut conn = super::request::connect(host, ui)?;
         let identity = Identity::of_this_clone(repo)?;
         let head = thread.state.head.as_deref().map(store::parse_hex).transpose()?;
         let heads = thread_heads(repo, head, thread.snapshot);
@@ -197,7 +198,7 @@ pub(super) fn run(
     };
     fault::point(Step::RelayReceived);
     // Only now does this computer record the new owner.
-    super::merge_incoming_notes(repo, &uuid)?;
+    super::arrival::merge_incoming_notes(repo, &uuid)?;
     store::move_thread_ref(repo, &uuid, Some(thread.snapshot), snapshot)?;
     crate::thread::carried::clean_incoming(repo, &uuid);
     fault::point(Step::RelayRecorded);
@@ -217,12 +218,13 @@ pub(super) fn run(
     clear_marker(repo, RELAY, &uuid)?;
     source.conn.close()?;
     let kept = if request.attach {
-        Some(super::attach::Kept { conn: destination.conn, repo: destination.project.repo.clone() })
+        Some(super::request::Kept { conn: destination.conn, repo: destination.project.repo.clone() })
     } else {
         destination.conn.close()?;
         None
     };
-    let (worktree, owner_worktree) = super::placed(&to.name, Some(&arrived.worktree), &thread.state.subdirectory);
+    let (worktree, owner_worktree) =
+        super::request::placed(&to.name, Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
         uuid,

@@ -3,14 +3,14 @@
 
 use std::cell::Cell;
 
+use super::arrival::merge_incoming_notes;
 use super::carry;
+use super::departure::{departure, Departure};
+use super::locate::{find_project, thread_heads};
+use super::request::{label, present, Interaction, Outcome, Plan, Request};
 use super::stopped::At;
 use super::transfer::{fetch_record, send_to_host};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
-use super::{
-    departure, find_project, label, merge_incoming_notes, present, thread_heads, Departure, Interaction, Outcome, Plan,
-    Request,
-};
 use gix::ObjectId;
 use serde_json::json;
 
@@ -76,7 +76,7 @@ fn steps(
         None
     };
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let conn = slot.insert(super::connect(host, ui)?);
+    let conn = slot.insert(super::request::connect(host, ui)?);
     let (captured, changes) = match early {
         Some(handle) => {
             let (state, changes) = handle
@@ -249,13 +249,14 @@ fn steps(
     fault::point(Step::ToHostRecorded);
     let_go_here(repo, &uuid, &me, ui)?;
     let kept = match slot.take() {
-        Some(conn) if request.attach => Some(super::attach::Kept { conn, repo: project.repo.clone() }),
+        Some(conn) if request.attach => Some(super::request::Kept { conn, repo: project.repo.clone() }),
         conn => {
             conn.map(Connection::close).transpose()?;
             None
         }
     };
-    let (worktree, owner_worktree) = super::placed(&host.name, Some(&arrived.worktree), &thread.state.subdirectory);
+    let (worktree, owner_worktree) =
+        super::request::placed(&host.name, Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
         uuid,
@@ -428,7 +429,8 @@ fn check_adopted(repo: &Repo, thread: &Thread, snapshot: ObjectId, fetched: bool
 }
 
 fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -> Outcome {
-    let (worktree, owner_worktree) = super::placed(&host.name, remote.worktree.as_deref(), &thread.state.subdirectory);
+    let (worktree, owner_worktree) =
+        super::request::placed(&host.name, remote.worktree.as_deref(), &thread.state.subdirectory);
     Outcome {
         thread: thread.state.number,
         uuid: thread.state.uuid.clone(),

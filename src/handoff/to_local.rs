@@ -3,14 +3,16 @@
 
 use std::cell::Cell;
 
+use super::arrival::{
+    arrival, arrival_worktree, check_incoming, merge_incoming_notes, pending_arrival_worktree, ArrivalWorktree,
+    ForeignChanges,
+};
+use super::locate::{find_project, thread_heads};
 use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
+use super::request::{label, present, Interaction, Outcome, Plan, Request};
 use super::stopped::At;
 use super::transfer::fetch_departed;
 use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
-use super::{
-    arrival, arrival_worktree, check_incoming, find_project, label, merge_incoming_notes, pending_arrival_worktree,
-    present, thread_heads, ArrivalWorktree, ForeignChanges, Interaction, Outcome, Plan, Request,
-};
 use super::{carry, space};
 use serde_json::json;
 
@@ -57,7 +59,7 @@ fn steps(
         promisor::check_available(repo, &[tree.detach()], "this computer")?;
     }
     ui.progress(&format!("connecting to {} ({})", host.name, host.ssh));
-    let conn = slot.insert(super::connect(host, ui)?);
+    let conn = slot.insert(super::request::connect(host, ui)?);
     let heads = thread_heads(repo, head, thread.snapshot);
     let project = find_project(conn, repo, &identity, &thread.state.subdirectory, &heads)?;
     let begun: BeginAnswer =
@@ -137,9 +139,10 @@ fn steps(
         changes: status.changes.clone(),
         transcript_bytes: status.transcript_bytes.unwrap_or(thread.state.transcript.size),
         codex: match &thread.state.transcript.codex_session {
-            Some(id) => {
-                Some(super::codex_plan(id, crate::thread::transcript::codex_created(repo, &thread.state).as_deref())?)
-            }
+            Some(id) => Some(super::request::codex_plan(
+                id,
+                crate::thread::transcript::codex_created(repo, &thread.state).as_deref(),
+            )?),
             None => None,
         },
         running: status.running,
@@ -230,7 +233,8 @@ fn steps(
     fault::point(Step::ToLocalReleased);
     clear_marker(repo, RELEASE, &uuid)?;
     slot.take().map(Connection::close).transpose()?;
-    let (worktree, owner_worktree) = super::placed("local", Some(&arrived.worktree), &thread.state.subdirectory);
+    let (worktree, owner_worktree) =
+        super::request::placed("local", Some(&arrived.worktree), &thread.state.subdirectory);
     Ok(Outcome {
         thread: thread.state.number,
         uuid,
@@ -385,7 +389,7 @@ fn finish_release(repo: &Repo, thread: &Thread, pending: &ReleaseMarker, ui: &mu
     let host = config::find_host(&pending.host)?;
     ui.progress(&format!("finishing the earlier hand-back: telling {} to let go of {}", host.name, label(thread)));
     let told = |e, conn: Option<&mut Connection>| super::stopped::told(e, conn, &host.name, At::NowHere);
-    let mut conn = super::connect(&host, ui).map_err(|e| told(e, None))?;
+    let mut conn = super::request::connect(&host, ui).map_err(|e| told(e, None))?;
     let released = (|| {
         let identity = Identity::of_this_clone(repo)?;
         let project = find_project(&mut conn, repo, &identity, &thread.state.subdirectory, &[])?;
@@ -430,5 +434,5 @@ pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Inte
 fn case_insensitive_here(repo: &Repo, uuid: &str) -> Result<bool> {
     let mut places = vec![config::worktree_root()?];
     places.extend(thread::worktree_record(repo, uuid)?);
-    Ok(places.iter().any(|dir| crate::os::case_insensitive(dir)))
+    Ok(places.iter().any(|dir| crate::thread::case_fold::case_insensitive(dir)))
 }

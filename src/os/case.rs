@@ -7,17 +7,12 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::fault::{self, Step};
-
 /// Are names that differ only in case the same file in the directory at
 /// `path` (or, when it does not exist yet, its nearest existing parent,
 /// where it would be made)? Asked by looking up a name that is there with
 /// its case swapped; in a directory without such a name, by a probe file
 /// made and removed at once. `false` when it cannot tell.
 pub fn case_insensitive(path: &Path) -> bool {
-    if fault::active(Step::CaseInsensitive) {
-        return true;
-    }
     let Some(dir) = path.ancestors().find(|d| d.is_dir()) else { return false };
     let named = std::fs::read_dir(dir)
         .ok()

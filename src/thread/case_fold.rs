@@ -11,6 +11,12 @@ use gix::bstr::{BString, ByteSlice};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
 
+/// Are names that differ only in case one file in the directory at `path`
+/// (or where it would be made)? Also true where the tests make this
+/// machine behave as a Mac would (`case-insensitive`).
+pub fn case_insensitive(path: &std::path::Path) -> bool {
+    crate::fault::active(crate::fault::Step::CaseInsensitive) || crate::os::case_insensitive(path)
+}
 /// Groups of paths (each sorted, at least two) that a case-insensitive file
 /// system would make one: files whose paths differ only in case, and a file
 /// whose path is, up to case, a directory of another path.

@@ -255,7 +255,7 @@ pub fn of_this_worktree(repo: &Repo, me: &crate::machine::Machine) -> Result<Opt
     let same = |p: PathBuf| p.canonicalize().unwrap_or(p) == root;
     let mut here: Vec<&Thread> = threads
         .iter()
-        .filter(|t| crate::thread::worktree_record(repo, &t.state.uuid).ok().flatten().is_some_and(same))
+        .filter(|t| crate::thread::places::worktree_record(repo, &t.state.uuid).ok().flatten().is_some_and(same))
         .collect();
     if here.len() > 1 && here.iter().any(|t| t.state.owned_by(me)) {
         here.retain(|t| t.state.owned_by(me));

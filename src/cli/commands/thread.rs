@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::cli::args::{ThreadArg, ThreadCommand, ThreadListArgs, ThreadNewArgs, ThreadRestoreArgs, ThreadRunArgs};
-use crate::cli::commands::thread_view;
+use crate::cli::commands::thread_view::{self, thread_view};
 use crate::cli::output::Ui;
 use crate::error::{Error, Result};
 use crate::machine::Machine;
@@ -59,9 +59,9 @@ fn list(args: ThreadListArgs, ui: &mut Ui) -> Result<()> {
         #[derive(serde::Serialize)]
         struct List<'a> {
             schema: u32,
-            threads: Vec<super::ThreadView<'a>>,
+            threads: Vec<thread_view::ThreadView<'a>>,
         }
-        ui.json_document(&List { schema: 1, threads: super::thread_views(&repo, &threads, &machine) });
+        ui.json_document(&List { schema: 1, threads: thread_view::thread_views(&repo, &threads, &machine) });
     }
     if threads.is_empty() {
         ui.say("No threads. Start one with `git codex-handoff thread new`.");

@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use super::Connection;
+use super::connection::Connection;
 
 /// The hidden subcommand git runs as its ssh for a capped fetch.
 pub const CAPPED_COMMAND: &str = "__capped-ssh";

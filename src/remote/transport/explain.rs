@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::protocol::{Hello, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
-use super::{Connection, Located, Lost};
+use super::locate::Located;
 use crate::config::Host;
 use crate::error::{Error, Kind};
+use crate::remote::protocol::{Hello, PROTOCOL_MACHINE_IDS, PROTOCOL_MAX};
 
 /// A helper outside this computer's protocol range: which side to upgrade, and how.
 pub(super) fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>) -> Error {
@@ -41,83 +41,6 @@ pub(super) fn incompatible(host: &Host, hello: &Hello, located: Option<&Located>
 pub(super) const HELPER_LOG: &str = "git-codex-handoff helper: ";
 
 pub(super) const RERUN_HELP: &str = "run the same command again: it finishes or cleanly restarts the handoff";
-
-impl Connection {
-    /// Why the helper stopped answering: unreachable host, missing helper,
-    /// a crash of the helper or a connection lost after it had started.
-    pub(super) fn failure(&mut self, op: &str) -> Error {
-        if let Some(Lost::Silent(limit)) = self.lost {
-            // The other side may never answer again: stop waiting for it.
-            self.link.kill();
-            return Error::new(
-                Kind::Unreachable,
-                "connection_lost",
-                format!(
-                    "lost the connection to {} during {} (no answer for {})",
-                    self.host.name,
-                    step_of(op),
-                    seconds(limit)
-                ),
-            )
-            .with_help(RERUN_HELP);
-        }
-        self.link.close_input();
-        let code = self.link.wait_exit(Duration::from_secs(5)).flatten();
-        std::thread::sleep(Duration::from_millis(50));
-        // The helper logs each request it serves; what it said besides is the news.
-        let stderr: Vec<String> = self
-            .link
-            .stderr_text()
-            .lines()
-            .filter(|l| !l.starts_with(HELPER_LOG) || l.contains(" failed: "))
-            .map(str::to_owned)
-            .collect();
-        // The other machine's words: shown as text, never as terminal controls.
-        let stderr = crate::text::printable_lines(stderr.join("\n").trim());
-        let said = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
-        let not_found = code == Some(127) || stderr.contains("not found") || stderr.contains("No such file");
-        // After the hello the connection was up: ssh's 255 then also means the
-        // helper died of a signal, not that the host could not be reached.
-        let started = self.hello.protocol != 0;
-        if started {
-            let step = step_of(op);
-            if self.link.connection_lost(&stderr) {
-                return Error::new(
-                    Kind::Unreachable,
-                    "connection_lost",
-                    format!("lost the connection to {} during {step}{said}", self.host.name),
-                )
-                .with_help(RERUN_HELP);
-            }
-            return Error::failed(
-                "helper_died",
-                format!("the helper on {} stopped during {step}{said}", self.host.name),
-            )
-            .with_help(RERUN_HELP);
-        }
-        if self.link.connection_failed(code) {
-            return Error::new(
-                Kind::Unreachable,
-                "host_unreachable",
-                format!("could not connect to {} ({}){said}", self.host.name, self.host.ssh),
-            )
-            .with_help(format!(
-                "check that `ssh {}` works from this computer (keys, known_hosts, network)",
-                self.host.ssh
-            ));
-        }
-        if not_found && op == "hello" {
-            return Error::new(
-                Kind::Helper,
-                "helper_missing",
-                format!("the helper is not installed on {}{said}", self.host.name),
-            )
-            .with_help(install_help(&self.host));
-        }
-        Error::failed("helper_died", format!("the helper on {} stopped during {}{said}", self.host.name, step_of(op)))
-            .with_help(RERUN_HELP)
-    }
-}
 
 /// A limit as people read it: `45 s`, `1.5 s`.
 pub(super) fn seconds(limit: Duration) -> String {
@@ -179,10 +102,34 @@ pub fn install_help(host: &Host) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::config::TransportKind;
+
     #[test]
     fn limits_read_as_seconds() {
         use std::time::Duration;
         assert_eq!(super::seconds(Duration::from_secs(45)), "45 s");
         assert_eq!(super::seconds(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    #[test]
+    fn an_incompatible_helper_says_which_side_to_upgrade() {
+        let host = Host { transport: TransportKind::Openssh, ..Host::new("devbox", "me@devbox") };
+        let hello = |protocol, version: &str| Hello {
+            protocol,
+            version: version.into(),
+            machine: "devbox".into(),
+            machine_id: String::new(),
+            worktree_root: None,
+            executable: None,
+            heartbeat: false,
+        };
+        let newer = incompatible(&host, &hello(PROTOCOL_MAX + 1, "9.0.0"), None);
+        assert_eq!((newer.exit_code(), newer.code.as_ref()), (6, "helper_incompatible"));
+        assert!(newer.message.contains("is version 9.0.0 and speaks protocol"), "{}", newer.message);
+        assert!(newer.message.contains(env!("CARGO_PKG_VERSION")), "{}", newer.message);
+        assert!(newer.help.unwrap().starts_with("upgrade git-codex-handoff on this computer to version 9.0.0"));
+        let older = incompatible(&host, &hello(0, "0.0.1"), None);
+        assert!(older.help.unwrap().starts_with("upgrade the helper on devbox to version"));
     }
 }

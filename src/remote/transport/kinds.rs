@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::Reached;
+use super::link::Reached;
 use crate::config::{Host, TransportKind};
 #[cfg(not(feature = "ssh2"))]
 use crate::error::Error;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::Link;
+use super::link::Link;
 
 /// How a connection failed to carry a request to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

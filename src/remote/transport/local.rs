@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use super::explain::install_help;
+use super::link::{helper_args, Link};
 use super::process::ProcessLink;
-use super::{helper_args, install_help, Link};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 

@@ -9,7 +9,7 @@
 //! A restricted key is never asked: sshd runs the key's forced command
 //! whatever the session asks for, so no login shell is started.
 
-use super::Link;
+use super::link::Link;
 use crate::login_shell::{self, How, Question, USUAL_FOLDERS};
 
 /// Where the helper was found.

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use super::link::{helper_args, Link, Opening};
 use super::process::ProcessLink;
-use super::{helper_args, Link, Opening};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::Connection;
+use super::connection::Connection;
 use crate::error::{Error, Result};
 use crate::remote::protocol::{self, Request};
 

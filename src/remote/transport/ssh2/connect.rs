@@ -18,7 +18,7 @@ pub struct Connected {
     pub session: Session,
     /// Its TCP socket, for poll(2) (the session owns the stream).
     pub fd: RawFd,
-    pub facts: super::super::Reached,
+    pub facts: super::super::link::Reached,
 }
 
 pub fn connect(name: &str, t: &Target) -> Result<Connected> {
@@ -79,7 +79,7 @@ pub fn connect(name: &str, t: &Target) -> Result<Connected> {
     check_revoked(name, t, &blob, &fingerprint)?;
     check_host_key(name, t, &known, key_host, &blob, &fingerprint)?;
     let auth = authenticate(name, &session, t)?;
-    let facts = super::super::Reached {
+    let facts = super::super::link::Reached {
         transport: "ssh2",
         host_key_algorithm: Some(algorithm),
         host_key_fingerprint: Some(fingerprint),

@@ -32,8 +32,8 @@ use pump::MuxThread;
 use shim::Bridge;
 pub use shim::{run_shim, SHIM_COMMAND};
 
+use super::link::{helper_args, Link, Opening, Reached};
 use super::liveness::Heard;
-use super::{helper_args, Link, Opening, Reached};
 use crate::config::Host;
 use crate::error::{Error, Kind, Result};
 
