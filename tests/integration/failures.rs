@@ -98,7 +98,7 @@ fn thread_on_devbox(w: &World) -> PathBuf {
     w.run(&["thread", "new", "--title", "refused", "--branch", "feat/refused"]).success();
     every_kind_of_change(&w.env, &w.laptop);
     let out = w.run(&["1", "devbox", "--yes", "--json"]).success().json();
-    let remote_wt = PathBuf::from(out["worktree"].as_str().unwrap());
+    let remote_wt = PathBuf::from(out["owner_worktree"].as_str().unwrap());
     w.git_remote(&remote_wt, &["add", "-A"]);
     w.git_remote(&remote_wt, &["commit", "-q", "-m", "work on the host"]);
     write(&remote_wt, b"a.txt", b"edited on the host\n");
@@ -156,7 +156,7 @@ fn a_handoff_refused_by_a_hook_on_the_host_finishes_on_the_rerun() {
     std::fs::remove_file(hook).unwrap();
     let rerun = w.run(&["1", "devbox", "--yes", "--json"]);
     assert_eq!(rerun.code, 0, "the rerun finishes\n{}{}", rerun.stdout, rerun.stderr);
-    assert_eq!(PathBuf::from(rerun.json()["worktree"].as_str().unwrap()), remote_wt);
+    assert_eq!(PathBuf::from(rerun.json()["owner_worktree"].as_str().unwrap()), remote_wt);
     assert_eq!(w.env.carried_facts(&remote_wt), state, "the host holds exactly the thread's state");
     one_owner(&w, "1", "devbox", 3, "after the rerun");
     nothing_left_over(&w, "after the rerun");
@@ -201,7 +201,7 @@ fn rerun_to_devbox_finishes(w: &World, state: &crate::harness::WorktreeFacts, wh
     let rerun = w.run(&["1", "devbox", "--yes", "--json"]);
     assert_eq!(rerun.code, 0, "{what}: the rerun finishes\n{}{}", rerun.stdout, rerun.stderr);
     let remote_wt = one_owner(w, "1", "devbox", 1, what).unwrap();
-    assert_eq!(PathBuf::from(rerun.json()["worktree"].as_str().unwrap()), remote_wt, "{what}");
+    assert_eq!(PathBuf::from(rerun.json()["owner_worktree"].as_str().unwrap()), remote_wt, "{what}");
     assert_eq!(&w.env.carried_facts(&remote_wt), state, "{what}: the host holds exactly the thread's state");
     nothing_left_over(w, what);
 }
@@ -467,7 +467,7 @@ fn a_full_disk_here_is_named_and_the_rerun_finishes() {
     w.env.git(&w.laptop, &["config", "--global", "codex-handoff.worktreeRoot", root.to_str().unwrap()]);
     let state = thread_with_a_large_file(&w, 4 << 20);
     let remote_wt =
-        PathBuf::from(w.run(&["1", "devbox", "--yes", "--json"]).success().json()["worktree"].as_str().unwrap());
+        PathBuf::from(w.run(&["1", "devbox", "--yes", "--json"]).success().json()["owner_worktree"].as_str().unwrap());
     // A change here the thread did not make: it comes back into a new worktree, on a new branch.
     write(&w.laptop, b"not-the-threads.txt", b"made here meanwhile\n");
     let here = w.env.facts(&w.laptop);
