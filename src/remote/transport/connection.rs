@@ -178,9 +178,10 @@ impl Connection {
         self.lost
     }
 
-    /// The error for a request the link did not carry to its end, if that is why `e` happened.
+    /// The error for a request the link did not carry to its end, if that is
+    /// why `e` happened. A refusal the helper said before it ended stands.
     pub fn explain_lost(&mut self, e: Error) -> Error {
-        if e.kind == Kind::Unreachable || self.lost().is_none() {
+        if matches!(e.kind, Kind::Unreachable | Kind::Refused) || self.lost().is_none() {
             return e;
         }
         let op = self.op.clone();

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::connection::Connection;
+use super::liveness::Lost;
 use crate::error::{Error, Result};
 use crate::remote::protocol::{self, Request};
 
@@ -35,16 +36,18 @@ impl Connection {
             Ok(())
         })();
         if let Err(e) = sent {
-            if self.lost.is_some() {
+            if matches!(self.lost, Some(Lost::Silent(_))) {
                 return Err(self.failure(op));
             }
             // The helper waits for the rest: end the session instead. A
-            // helper that refused the bytes unread said why before it ended.
+            // helper that refused the bytes unread said why before it ended
+            // (a link gone silent was left above: this read ends).
             self.link.close_input();
             let said = protocol::read_line(self.link.output()).ok().flatten();
             let refusal = said.and_then(|line| serde_json::from_slice::<protocol::Response>(&line).ok());
             return match refusal.and_then(|r| r.error) {
                 Some(error) => Err(error.into_error(&self.host.name)),
+                None if self.lost.is_some() => Err(self.failure(op)),
                 None => Err(e),
             };
         }
