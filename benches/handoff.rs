@@ -369,7 +369,7 @@ impl World {
     /// `git codex-handoff <thread> <to> --yes`; returns the destination worktree.
     fn handoff(&self, thread: u64, to: &str) -> PathBuf {
         let out = self.env.run(&self.laptop, &[&thread.to_string(), to, "--yes", "--json"]);
-        PathBuf::from(out.success().json()["worktree"].as_str().expect("worktree in the handoff's JSON"))
+        PathBuf::from(out.success().json()["owner_worktree"].as_str().expect("owner_worktree in the handoff's JSON"))
     }
 
     /// The same work moved with plain git: the stash commit W and the branch
