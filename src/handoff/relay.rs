@@ -16,7 +16,7 @@ use serde_json::json;
 use super::carry;
 use super::locate::{find_project, thread_heads};
 use super::markers::{clear_marker, read_marker, set_marker, RelayMarker, RELAY};
-use super::request::{label, present, Interaction, Outcome, Plan, Request};
+use super::request::{label, owner_there, present, Interaction, Outcome, Plan, Request};
 use super::to_host::{detached_there, record_remote};
 use super::to_local::release;
 use super::transfer::{fetch_departed, send_to_host};
@@ -79,31 +79,7 @@ pub(super) fn run(
     // What an interrupted handoff left on either host first.
     let source_begun = source.begin(&uuid, !request.dry_run, ui)?;
     let destination_begun = destination.begin(&uuid, !request.dry_run, ui)?;
-    match &source_begun.thread {
-        Some(remote) if remote.owned_by(&source.conn.hello) && remote.epoch == thread.state.epoch => {}
-        Some(remote) => {
-            return Err(Error::refused(
-                "owner_mismatch",
-                format!(
-                    "{} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
-                    from.name,
-                    label(&thread),
-                    remote.epoch,
-                    remote.owner_machine,
-                    thread.state.epoch,
-                    thread.state.owner_machine
-                ),
-            )
-            .with_help("run `git codex-handoff thread log` here and on both hosts to see what happened"))
-        }
-        None => {
-            return Err(Error::not_found(
-                "thread_not_on_host",
-                format!("{} does not know {}", from.name, label(&thread)),
-            )
-            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
-        }
-    }
+    owner_there(&from.name, &source.conn.hello, source_begun.thread.as_ref(), &thread, "here and on both hosts")?;
     if let Some(remote) = destination_begun.thread.as_ref().filter(|r| r.epoch > thread.state.epoch) {
         return Err(Error::refused(
             "newer_elsewhere",

@@ -12,7 +12,7 @@ use crate::thread;
 use crate::thread::store::Thread;
 use crate::worktree::state::Changes;
 
-use super::wire::CodexPlan;
+use super::wire::{CodexPlan, RemoteThread};
 
 /// What a handoff will do, shown before it starts.
 #[derive(Debug, Clone, Serialize)]
@@ -170,5 +170,34 @@ pub struct Kept {
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kept").field("host", &self.conn.host.name).field("repo", &self.repo).finish()
+    }
+}
+
+/// The host `host` (which answered `hello`) must hold `thread` as its owner,
+/// at the epoch this computer recorded, before it is asked to let it go.
+/// `where_to_look`: where `thread log` tells what happened instead.
+pub(super) fn owner_there(
+    host: &str,
+    hello: &crate::remote::protocol::Hello,
+    remote: Option<&RemoteThread>,
+    thread: &Thread,
+    where_to_look: &str,
+) -> Result<()> {
+    match remote {
+        Some(remote) if remote.owned_by(hello) && remote.epoch == thread.state.epoch => Ok(()),
+        Some(remote) => Err(Error::refused(
+            "owner_mismatch",
+            format!(
+                "{host} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
+                label(thread),
+                remote.epoch,
+                remote.owner_machine,
+                thread.state.epoch,
+                thread.state.owner_machine
+            ),
+        )
+        .with_help(format!("run `git codex-handoff thread log` {where_to_look} to see what happened"))),
+        None => Err(Error::not_found("thread_not_on_host", format!("{host} does not know {}", label(thread)))
+            .with_help("check the host's saved project with `git codex-handoff project list --host ...`")),
     }
 }

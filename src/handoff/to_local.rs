@@ -9,7 +9,7 @@ use super::arrival::{
 };
 use super::locate::{find_project, thread_heads};
 use super::markers::{clear_marker, read_marker, set_marker, ReleaseMarker, RELEASE};
-use super::request::{label, present, Interaction, Outcome, Plan, Request};
+use super::request::{label, owner_there, present, Interaction, Outcome, Plan, Request};
 use super::stopped::At;
 use super::transfer::fetch_departed;
 use super::wire::{BeginAnswer, DepartAnswer, DescendsAnswer, ProjectMatch, StatusAnswer};
@@ -67,31 +67,7 @@ fn steps(
     for repair in &begun.repairs {
         ui.progress(&format!("{}: {repair}", host.name));
     }
-    match &begun.thread {
-        Some(remote) if remote.owned_by(&conn.hello) && remote.epoch == thread.state.epoch => {}
-        Some(remote) => {
-            return Err(Error::refused(
-                "owner_mismatch",
-                format!(
-                    "{} says {} is at epoch {} owned by {}, but this computer expected epoch {} on {}",
-                    host.name,
-                    label(&thread),
-                    remote.epoch,
-                    remote.owner_machine,
-                    thread.state.epoch,
-                    thread.state.owner_machine
-                ),
-            )
-            .with_help("run `git codex-handoff thread log` here and on the host to see what happened"))
-        }
-        None => {
-            return Err(Error::not_found(
-                "thread_not_on_host",
-                format!("{} does not know {}", host.name, label(&thread)),
-            )
-            .with_help("check the host's saved project with `git codex-handoff project list --host ...`"))
-        }
-    }
+    owner_there(&host.name, &conn.hello, begun.thread.as_ref(), &thread, "here and on the host")?;
     // Without a question to ask, the host captures the thread's state now, for its departure.
     let keep = !request.interactive && !request.dry_run;
     // Where names that differ only in case are one file here, the host says which of the thread's files do.
