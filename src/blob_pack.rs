@@ -1,6 +1,6 @@
-//! A large blob (a long transcript) written straight into a pack of its
-//! own, in one pass over its bytes: hashed, compressed and checksummed as it
-//! streams by, never held in memory.
+//! Large blobs (a long transcript, a worktree's big files) written straight
+//! into a pack, in one pass over their bytes: hashed, compressed and
+//! checksummed as they stream by, never held in memory.
 //!
 //! A loose object would be compressed again by every git that moves it (the
 //! push's pack-objects, the receiver's unpack-objects): three zlib passes of
@@ -13,7 +13,7 @@
 //! data that barely shrinks (inline images, random bytes) is stored, which
 //! costs nothing to write or read.
 //!
-//! The pack is version 2 with one undeltified object and its version 2
+//! The pack is version 2 with undeltified objects and its version 2
 //! index, as git writes them (`Documentation/gitformat-pack.txt`); both are
 //! written to temporary files in `objects/pack` and take their final names
 //! (after the pack's checksum, index last) only when complete.
@@ -48,122 +48,207 @@ pub fn write_blob(
     expected: Option<ObjectId>,
     exists: impl Fn(ObjectId) -> bool,
 ) -> Result<ObjectId> {
-    let dir = objects_dir.join("pack");
-    std::fs::create_dir_all(&dir)?;
-    let tmp = |suffix: &str| {
-        tempfile::Builder::new()
-            .prefix("tmp_pack_codex-handoff-")
-            .suffix(suffix)
-            .tempfile_in(&dir)
-            .context("pack", || format!("could not create a temporary pack in {}", dir.display()))
-    };
-    let mut pack_file = tmp(".pack")?;
-    let mut pack = Checksummed::new(std::io::BufWriter::with_capacity(CHUNK, pack_file.as_file_mut()));
-    pack.write_all(b"PACK")?;
-    pack.write_all(&2u32.to_be_bytes())?;
-    pack.write_all(&1u32.to_be_bytes())?;
-    // The object's entry: its type and size, then its zlib stream; the index holds the entry's CRC-32.
-    let mut crc = 0u32;
-    let header = entry_header(size);
-    crc = zlib_rs::crc32::crc32(crc, &header);
-    pack.write_all(&header)?;
-    let mut blob = gix::hash::hasher(gix::hash::Kind::Sha1);
-    blob.update(&gix::objs::encode::loose_header(gix::objs::Kind::Blob, size));
-
-    // One zlib stream made of stretches: compressed ones (raw deflate, each
-    // started afresh and ended on a byte boundary by a sync flush) and
-    // stored blocks, then an empty final block and the Adler-32 of it all.
-    let zlib_header = [0x78, 0x01];
-    crc = zlib_rs::crc32::crc32(crc, &zlib_header);
-    pack.write_all(&zlib_header)?;
-    let mut adler = 1u32;
-    let mut deflate = Deflate::new(1, false, 15);
-    let mut compressing = false;
-    let mut probe = Deflate::new(1, false, 15);
-    let mut buf = vec![0u8; CHUNK];
-    let mut out = vec![0u8; CHUNK + CHUNK / 8 + 1024];
-    let mut left = size;
-    while left > 0 {
-        let want = left.min(CHUNK as u64) as usize;
-        input
-            .read_exact(&mut buf[..want])
-            .map_err(|e| Error::failed("pack", "the blob ended before its size while it was written").with_source(e))?;
-        let chunk = &buf[..want];
-        left -= want as u64;
-        blob.update(chunk);
-        adler = zlib_rs::adler32::adler32(adler, chunk);
-        if worth_compressing(&mut probe, chunk, &mut out) {
-            if !compressing {
-                // Nothing before this stretch is in its window: the bytes stored in between are not.
-                deflate.reset();
-                compressing = true;
-            }
-            crc = drain(&mut deflate, chunk, &mut out, DeflateFlush::NoFlush, &mut pack, crc)?;
-        } else {
-            if compressing {
-                crc = drain(&mut deflate, &[], &mut out, DeflateFlush::SyncFlush, &mut pack, crc)?;
-                compressing = false;
-            }
-            for block in chunk.chunks(u16::MAX as usize) {
-                let len = block.len() as u16;
-                let mut head = [0u8; 5];
-                head[1..3].copy_from_slice(&len.to_le_bytes());
-                head[3..5].copy_from_slice(&(!len).to_le_bytes());
-                crc = zlib_rs::crc32::crc32(crc, &head);
-                crc = zlib_rs::crc32::crc32(crc, block);
-                pack.write_all(&head)?;
-                pack.write_all(block)?;
-            }
-        }
-    }
-    let mut more = [0u8; 1];
-    if input.read(&mut more)? != 0 {
-        return Err(Error::failed("pack", "the blob grew while it was written"));
-    }
-    if compressing {
-        crc = drain(&mut deflate, &[], &mut out, DeflateFlush::SyncFlush, &mut pack, crc)?;
-    }
-    let mut tail = vec![0x01, 0x00, 0x00, 0xff, 0xff];
-    tail.extend_from_slice(&adler.to_be_bytes());
-    crc = zlib_rs::crc32::crc32(crc, &tail);
-    pack.write_all(&tail)?;
-    let id = blob.try_finalize().map_err(|e| Error::failed("hash", "hashing the blob failed").with_source(e))?;
+    let mut pack = PackWriter::new(objects_dir, 1)?;
+    let id = pack.add(input, size)?;
     if let Some(expected) = expected.filter(|e| *e != id) {
         return Err(Error::failed("blob_mismatch", format!("the bytes received are blob {id}, not {expected}"))
             .with_help("run the handoff again"));
     }
-    if exists(id) {
-        return Ok(id);
+    if !exists(id) {
+        pack.finish()?;
     }
-    let (checksum, mut writer) = pack.finish()?;
-    writer.write_all(checksum.as_slice())?;
-    writer.flush()?;
-    drop(writer);
-
-    let mut index_file = tmp(".idx")?;
-    let mut index = Checksummed::new(std::io::BufWriter::new(index_file.as_file_mut()));
-    index.write_all(&[0xff, b't', b'O', b'c'])?;
-    index.write_all(&2u32.to_be_bytes())?;
-    // Fan-out: how many objects have a first byte at most i.
-    for i in 0..=255u8 {
-        let count: u32 = if id.as_slice()[0] <= i { 1 } else { 0 };
-        index.write_all(&count.to_be_bytes())?;
-    }
-    index.write_all(id.as_slice())?;
-    index.write_all(&crc.to_be_bytes())?;
-    // The entry starts right after the 12-byte pack header.
-    index.write_all(&12u32.to_be_bytes())?;
-    index.write_all(checksum.as_slice())?;
-    let (index_checksum, mut writer) = index.finish()?;
-    writer.write_all(index_checksum.as_slice())?;
-    writer.flush()?;
-    drop(writer);
-
-    // The pack first, then its index: git finds packs by their index.
-    let name = dir.join(format!("pack-{checksum}"));
-    persist(pack_file, &name.with_extension("pack"))?;
-    persist(index_file, &name.with_extension("idx"))?;
     Ok(id)
+}
+
+/// A pack of a known number of blobs being written: each blob streams
+/// through once (hashed, compressed per MiB where it pays, checksummed);
+/// the pack and its index take their final names only in [`PackWriter::finish`],
+/// and a writer dropped before that leaves nothing behind.
+pub struct PackWriter {
+    dir: PathBuf,
+    pack_file: tempfile::NamedTempFile,
+    pack: Checksummed<std::io::BufWriter<std::fs::File>>,
+    count: u32,
+    /// Each entry's id, the CRC-32 of its bytes in the pack, and where it starts.
+    entries: Vec<(ObjectId, u32, u64)>,
+    deflate: Deflate,
+    probe: Deflate,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl PackWriter {
+    /// A pack in `objects_dir/pack` that will hold exactly `count` blobs.
+    pub fn new(objects_dir: &Path, count: u32) -> Result<PackWriter> {
+        let dir = objects_dir.join("pack");
+        std::fs::create_dir_all(&dir)?;
+        let pack_file = temp_in(&dir, ".pack")?;
+        let file = pack_file.as_file().try_clone()?;
+        let mut pack = Checksummed::new(std::io::BufWriter::with_capacity(CHUNK, file));
+        pack.write_all(b"PACK")?;
+        pack.write_all(&2u32.to_be_bytes())?;
+        pack.write_all(&count.to_be_bytes())?;
+        Ok(PackWriter {
+            dir,
+            pack_file,
+            pack,
+            count,
+            entries: Vec::with_capacity(count as usize),
+            deflate: Deflate::new(1, false, 15),
+            probe: Deflate::new(1, false, 15),
+            buf: vec![0u8; CHUNK],
+            out: vec![0u8; CHUNK + CHUNK / 8 + 1024],
+        })
+    }
+
+    /// Blobs added so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Stream the `size` bytes `input` yields into the pack as one blob;
+    /// its id. Fewer or more bytes than `size` is an error (the pack is then unusable).
+    pub fn add(&mut self, input: &mut dyn Read, size: u64) -> Result<ObjectId> {
+        if self.entries.len() as u32 >= self.count {
+            return Err(Error::failed("pack", "more blobs than the pack was made for"));
+        }
+        let offset = self.pack.written;
+        let pack = &mut self.pack;
+        // The object's entry: its type and size, then its zlib stream; the index holds the entry's CRC-32.
+        let mut crc = 0u32;
+        let header = entry_header(size);
+        crc = zlib_rs::crc32::crc32(crc, &header);
+        pack.write_all(&header)?;
+        let mut blob = gix::hash::hasher(gix::hash::Kind::Sha1);
+        blob.update(&gix::objs::encode::loose_header(gix::objs::Kind::Blob, size));
+
+        // One zlib stream made of stretches: compressed ones (raw deflate, each
+        // started afresh and ended on a byte boundary by a sync flush) and
+        // stored blocks, then an empty final block and the Adler-32 of it all.
+        let zlib_header = [0x78, 0x01];
+        crc = zlib_rs::crc32::crc32(crc, &zlib_header);
+        pack.write_all(&zlib_header)?;
+        let mut adler = 1u32;
+        let mut compressing = false;
+        let (deflate, probe, buf, out) = (&mut self.deflate, &mut self.probe, &mut self.buf, &mut self.out);
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(CHUNK as u64) as usize;
+            input.read_exact(&mut buf[..want]).map_err(|e| {
+                Error::failed("pack", "the blob ended before its size while it was written").with_source(e)
+            })?;
+            let chunk = &buf[..want];
+            left -= want as u64;
+            blob.update(chunk);
+            adler = zlib_rs::adler32::adler32(adler, chunk);
+            if worth_compressing(probe, chunk, out) {
+                if !compressing {
+                    // Nothing before this stretch is in its window: the bytes stored in between are not.
+                    deflate.reset();
+                    compressing = true;
+                }
+                crc = drain(deflate, chunk, out, DeflateFlush::NoFlush, pack, crc)?;
+            } else {
+                if compressing {
+                    crc = drain(deflate, &[], out, DeflateFlush::SyncFlush, pack, crc)?;
+                    compressing = false;
+                }
+                for block in chunk.chunks(u16::MAX as usize) {
+                    let len = block.len() as u16;
+                    let mut head = [0u8; 5];
+                    head[1..3].copy_from_slice(&len.to_le_bytes());
+                    head[3..5].copy_from_slice(&(!len).to_le_bytes());
+                    crc = zlib_rs::crc32::crc32(crc, &head);
+                    crc = zlib_rs::crc32::crc32(crc, block);
+                    pack.write_all(&head)?;
+                    pack.write_all(block)?;
+                }
+            }
+        }
+        let mut more = [0u8; 1];
+        if input.read(&mut more)? != 0 {
+            return Err(Error::failed("pack", "the blob grew while it was written"));
+        }
+        if compressing {
+            crc = drain(deflate, &[], out, DeflateFlush::SyncFlush, pack, crc)?;
+        }
+        let mut tail = vec![0x01, 0x00, 0x00, 0xff, 0xff];
+        tail.extend_from_slice(&adler.to_be_bytes());
+        crc = zlib_rs::crc32::crc32(crc, &tail);
+        pack.write_all(&tail)?;
+        let id = blob.try_finalize().map_err(|e| Error::failed("hash", "hashing the blob failed").with_source(e))?;
+        self.entries.push((id, crc, offset));
+        Ok(id)
+    }
+
+    /// Finish the pack and its index and give both their names; every blob
+    /// the pack was made for must have been added.
+    pub fn finish(self) -> Result<()> {
+        let PackWriter { dir, pack_file, pack, count, mut entries, .. } = self;
+        if entries.len() as u32 != count {
+            return Err(Error::failed("pack", format!("{} of {count} blobs were written", entries.len())));
+        }
+        let (checksum, mut writer) = pack.finish()?;
+        writer.write_all(checksum.as_slice())?;
+        writer.flush()?;
+        drop(writer);
+        entries.sort_by_key(|a| a.0);
+        entries.dedup_by(|a, b| a.0 == b.0);
+
+        let mut index_file = temp_in(&dir, ".idx")?;
+        let mut index = Checksummed::new(std::io::BufWriter::new(index_file.as_file_mut()));
+        index.write_all(&[0xff, b't', b'O', b'c'])?;
+        index.write_all(&2u32.to_be_bytes())?;
+        // Fan-out: how many objects have a first byte at most i.
+        for i in 0..=255u8 {
+            let below = entries.partition_point(|(id, _, _)| id.as_slice()[0] <= i) as u32;
+            index.write_all(&below.to_be_bytes())?;
+        }
+        for (id, _, _) in &entries {
+            index.write_all(id.as_slice())?;
+        }
+        for (_, crc, _) in &entries {
+            index.write_all(&crc.to_be_bytes())?;
+        }
+        // Offsets past 2 GiB go to a table of 64-bit ones, named by position with the top bit set.
+        let mut large = Vec::new();
+        for (_, _, offset) in &entries {
+            let small = match u32::try_from(*offset) {
+                Ok(small) if small < 0x8000_0000 => small,
+                _ => {
+                    large.push(*offset);
+                    0x8000_0000 | (large.len() as u32 - 1)
+                }
+            };
+            index.write_all(&small.to_be_bytes())?;
+        }
+        for offset in &large {
+            index.write_all(&offset.to_be_bytes())?;
+        }
+        index.write_all(checksum.as_slice())?;
+        let (index_checksum, mut writer) = index.finish()?;
+        writer.write_all(index_checksum.as_slice())?;
+        writer.flush()?;
+        drop(writer);
+
+        // The pack first, then its index: git finds packs by their index.
+        let name = dir.join(format!("pack-{checksum}"));
+        persist(pack_file, &name.with_extension("pack"))?;
+        persist(index_file, &name.with_extension("idx"))?;
+        Ok(())
+    }
+}
+
+fn temp_in(dir: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix("tmp_pack_codex-handoff-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .context("pack", || format!("could not create a temporary pack in {}", dir.display()))
 }
 
 /// A pack entry's header: type 3 (blob) and the size, seven bits a byte after the first four.
@@ -218,17 +303,20 @@ fn drain(
 /// A writer that keeps the SHA-1 of everything written through it.
 struct Checksummed<W: Write> {
     inner: W,
-    hasher: gix::hash::Hasher,
+    // Plain SHA-1 (the CPU's instructions where there are some): a pack's checksum only guards its bytes.
+    hasher: sha1::Sha1,
+    written: u64,
 }
 
 impl<W: Write> Checksummed<W> {
     fn new(inner: W) -> Self {
-        Checksummed { inner, hasher: gix::hash::hasher(gix::hash::Kind::Sha1) }
+        Checksummed { inner, hasher: sha1::Digest::new(), written: 0 }
     }
 
     fn finish(self) -> Result<(ObjectId, W)> {
-        let sum =
-            self.hasher.try_finalize().map_err(|e| Error::failed("hash", "hashing a pack failed").with_source(e))?;
+        let sum = sha1::Digest::finalize(self.hasher);
+        let sum = ObjectId::try_from(sum.as_slice())
+            .map_err(|e| Error::failed("hash", "hashing a pack failed").with_source(e))?;
         Ok((sum, self.inner))
     }
 }
@@ -236,7 +324,8 @@ impl<W: Write> Checksummed<W> {
 impl<W: Write> Write for Checksummed<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        sha1::Digest::update(&mut self.hasher, &buf[..n]);
+        self.written += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -307,6 +396,32 @@ mod tests {
         // Smaller than the bytes (the text was compressed), larger than the incompressible part.
         let packed = std::fs::metadata(packs[0].with_extension("pack")).unwrap().len() as usize;
         assert!(packed < data.len() && packed > 2 * CHUNK, "pack of {packed} bytes for {}", data.len());
+    }
+
+    /// Several blobs in one pack: git finds each by the index, in any order of ids.
+    #[test]
+    fn one_pack_holds_several_blobs_that_git_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q", "--bare"]);
+        let blobs: Vec<Vec<u8>> = (0..5u8).map(|n| vec![b'a' + n; CHUNK + 1000 * n as usize]).collect();
+        let mut pack = PackWriter::new(&dir.path().join("objects"), blobs.len() as u32).unwrap();
+        let ids: Vec<ObjectId> = blobs.iter().map(|b| pack.add(&mut b.as_slice(), b.len() as u64).unwrap()).collect();
+        pack.finish().unwrap();
+        for (id, bytes) in ids.iter().zip(&blobs) {
+            assert_eq!(&git(dir.path(), &["cat-file", "blob", &id.to_string()]), bytes);
+        }
+        let idx = std::fs::read_dir(dir.path().join("objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "idx"))
+            .unwrap();
+        let verified = String::from_utf8(git(dir.path(), &["verify-pack", "-v", idx.to_str().unwrap()])).unwrap();
+        assert_eq!(verified.lines().filter(|l| l.contains(" blob ")).count(), 5, "{verified}");
+        // A writer that is not given every blob it was made for leaves nothing.
+        let mut short = PackWriter::new(&dir.path().join("objects"), 2).unwrap();
+        short.add(&mut &b"x"[..], 1).unwrap();
+        assert!(short.finish().is_err());
+        assert_eq!(std::fs::read_dir(dir.path().join("objects/pack")).unwrap().count(), 2);
     }
 
     #[test]

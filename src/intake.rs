@@ -259,6 +259,9 @@ pub fn checks_objects(repo: &Repo, taker: Taker) -> bool {
         .unwrap_or(false)
 }
 
+/// A pack at least this large is kept as it came, whatever its count of objects.
+const KEEP_FROM: u64 = 4 << 20;
+
 fn unpack_limit(repo: &Repo, taker: Taker) -> i64 {
     let config = repo.gix.config_snapshot();
     config
@@ -284,12 +287,17 @@ pub fn take_pack(repo: &Repo, bytes: &mut dyn Read, size: u64, taker: Taker, wha
     let strict = checks_objects(repo, taker);
     // receive-pack and fetch unpack a pack of few objects loosely; fetch
     // always keeps a pack it checks (index-pack's checks are the ones it wants).
-    let loose = i64::from(objects) < unpack_limit(repo, taker) && !(strict && taker == Taker::Fetch);
-    let mut args: Vec<String> = if loose {
-        vec!["unpack-objects".into(), "-q".into()]
+    // A pack of big files is kept too: unpacking would compress every byte
+    // again, and index-pack gives the same checks.
+    let loose =
+        i64::from(objects) < unpack_limit(repo, taker) && !(strict && taker == Taker::Fetch) && size < KEEP_FROM;
+    // Blobs over the threshold stream through index-pack instead of sitting in its memory.
+    let mut args: Vec<String> = vec!["-c".into(), format!("core.bigFileThreshold={}", crate::blob_pack::PACK_FROM)];
+    if loose {
+        args.extend(["unpack-objects".into(), "-q".into()]);
     } else {
-        vec!["index-pack".into(), "--stdin".into(), "--fix-thin".into()]
-    };
+        args.extend(["index-pack".into(), "--stdin".into(), "--fix-thin".into()]);
+    }
     if strict {
         args.push(strict_arg(repo, taker)?);
     }
@@ -314,7 +322,7 @@ pub fn take_pack(repo: &Repo, bytes: &mut dyn Read, size: u64, taker: Taker, wha
         } else {
             crate::error::Kind::Failed
         };
-        return Err(Error::new(kind, "pack_refused", format!("{what} was refused: git {} said: {said}", args[0]))
+        return Err(Error::new(kind, "pack_refused", format!("{what} was refused: git {} said: {said}", args[2]))
             .with_help("nothing of it was kept; the sending side may be damaged or hostile"));
     }
     let copied = copied.map_err(|e| Error::failed("connection_lost", format!("{what} ended early")).with_source(e))?;

@@ -36,6 +36,7 @@ pub mod login_shell;
 pub mod machine;
 pub mod objects;
 pub mod os;
+pub mod pack_reuse;
 pub mod process;
 pub mod promisor;
 pub mod remote;

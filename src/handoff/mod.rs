@@ -8,6 +8,7 @@
 
 mod arrival;
 pub mod attach;
+mod big_send;
 mod carry;
 mod departure;
 pub mod helper;

@@ -19,7 +19,7 @@ use super::markers::{clear_marker, read_marker, set_marker, RelayMarker, RELAY};
 use super::request::{label, owner_there, present, Interaction, Outcome, Plan, Request};
 use super::to_host::{detached_there, record_remote};
 use super::to_local::release;
-use super::transfer::{fetch_departed, send_to_host};
+use super::transfer::{fetch_departed, send_to_host, Beside};
 use super::wire::{ArrivalAnswer, BeginAnswer, DepartAnswer, DescendsAnswer, PlanAnswer, ProjectMatch, StatusAnswer};
 
 use crate::config::{self, Host};
@@ -348,7 +348,15 @@ fn send_on(
     }
     let departing = Thread { snapshot, state };
     let beside = carry::transcript_to_host(repo, &mut destination.conn, &destination.project.repo, uuid, &departing)?;
-    send_to_host(repo, &mut destination.conn, &destination.project.repo, uuid, &refs, &answer.haves, beside)?;
+    send_to_host(
+        repo,
+        &mut destination.conn,
+        &destination.project.repo,
+        uuid,
+        &refs,
+        &answer.haves,
+        Beside { transcript: beside, big: &[] },
+    )?;
     fault::point(Step::RelayPushed);
     let to = destination.conn.host.name.clone();
     destination.conn.call_then::<ArrivalAnswer>(

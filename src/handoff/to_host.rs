@@ -9,7 +9,7 @@ use super::departure::{departure, Departure};
 use super::locate::{find_project, thread_heads};
 use super::request::{label, present, Interaction, Outcome, Plan, Request};
 use super::stopped::At;
-use super::transfer::{fetch_record, send_to_host};
+use super::transfer::{fetch_record, send_to_host, Beside};
 use super::wire::{ArrivalAnswer, BeginAnswer, PlanAnswer, ProjectMatch, RemoteThread};
 use gix::ObjectId;
 use serde_json::json;
@@ -217,7 +217,16 @@ fn steps(
                 refs.push(("lfs", lfs));
             }
             let beside = carry::transcript_to_host(repo, conn, &project.repo, &uuid, &departing)?;
-            send_to_host(repo, conn, &project.repo, &uuid, &refs, &answer.haves, beside)
+            let big = crate::worktree::big_files::recorded(&worktree);
+            send_to_host(
+                repo,
+                conn,
+                &project.repo,
+                &uuid,
+                &refs,
+                &answer.haves,
+                Beside { transcript: beside, big: &big },
+            )
         })
         .and_then(|()| {
             fault::point(Step::ToHostPushed);

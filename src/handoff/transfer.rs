@@ -167,27 +167,42 @@ fn set_incoming_when_whole(repo: &Repo, uuid: &str, arrived: Quarantine, refs: &
     Ok(())
 }
 
-/// A pack (in a temporary file, and its size) of what `tips` reach, without
-/// what the other side has (`haves`: the commits among them known here)
-/// and without `left_out` (a transcript blob that travels beside it).
-fn make_pack(
-    repo: &Repo,
-    tips: &[ObjectId],
-    haves: &[String],
-    left_out: Option<ObjectId>,
-) -> Result<(tempfile::NamedTempFile, u64)> {
+/// What `pack-objects --revs` (and `rev-list`) are given: what `tips`
+/// reach, without what the other side has (`haves`: the commits among them
+/// known here) and without `left_out` (blobs that travel beside the pack).
+pub(super) fn revs(repo: &Repo, tips: &[ObjectId], haves: &[String], left_out: &[ObjectId]) -> Result<String> {
     let mut revs: String = tips.iter().map(|id| format!("{id}\n")).collect();
+    let snapshots = thread_snapshots(repo)?;
     for have in haves.iter().filter_map(|h| store::parse_hex(h).ok()) {
         // Only commits this clone has: an unknown one would stop pack-objects.
-        if repo.gix.find_commit(have).is_ok() {
-            revs.push_str(&format!("^{have}\n"));
+        let Ok(commit) = repo.gix.find_commit(have) else { continue };
+        revs.push_str(&format!("^{have}\n"));
+        // pack-objects leaves out the trees of only those commits the tips
+        // descend from; a thread's snapshot is no ancestor of another's, so
+        // its trees (and their big files) are named to be left out too.
+        if snapshots.contains(&have) {
+            let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+            let trees = std::iter::once(commit.tree_id().ok().map(|t| t.detach()))
+                .chain(parents.into_iter().map(|p| Some(repo.gix.find_commit(p).ok()?.tree_id().ok()?.detach())));
+            for tree in trees.flatten() {
+                revs.push_str(&format!("^{tree}\n"));
+            }
         }
     }
-    if let Some(blob) = left_out {
+    for blob in left_out {
         revs.push_str(&format!("^{blob}\n"));
     }
+    Ok(revs)
+}
+
+/// A pack (in a temporary file, and its size) of what `revs` say.
+fn make_pack(repo: &Repo, revs: &str) -> Result<(tempfile::NamedTempFile, u64)> {
     let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
+    // Big blobs are copied as they sit in their packs, never searched for deltas nor held in memory.
+    let threshold = format!("core.bigFileThreshold={}", crate::blob_pack::PACK_FROM);
     let mut cmd = Git::new(repo.common_dir(), None).command([
+        "-c",
+        &threshold,
         "pack-objects",
         "--revs",
         "--stdout",
@@ -198,6 +213,13 @@ fn make_pack(
     crate::git::run_command_into(&mut cmd, revs.as_bytes(), file.reopen()?)?;
     let size = file.as_file_mut().metadata()?.len();
     Ok((file, size))
+}
+
+/// The commits this clone's threads' refs name.
+fn thread_snapshots(repo: &Repo) -> Result<std::collections::HashSet<ObjectId>> {
+    let references = repo.gix.references()?;
+    let Ok(iter) = references.prefixed(store::THREAD_REF_PREFIX) else { return Ok(Default::default()) };
+    Ok(iter.flatten().filter_map(|mut r| r.peel_to_id().ok().map(|id| id.detach())).collect())
 }
 
 /// The helper's side of `pack_out`: a pack of the snapshot thread `uuid`
@@ -213,7 +235,8 @@ pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_js
         .ok_or_else(|| Error::failed("not_departed", format!("thread {uuid} has no staged note here")))?;
     let state = store::read_note_in(repo, snapshot, &staged)?;
     let transcript = crate::thread::transcript::travelling(repo, &state)?.map(|(blob, _)| blob);
-    let (file, size) = make_pack(repo, &[snapshot, notes], haves, transcript)?;
+    let left_out: Vec<ObjectId> = transcript.into_iter().collect();
+    let (file, size) = make_pack(repo, &revs(repo, &[snapshot, notes], haves, &left_out)?)?;
     let offer = json!({ "snapshot": snapshot.to_string(), "notes": notes.to_string(), "size": size });
     Ok((offer, file))
 }
@@ -224,12 +247,20 @@ const PUSHED: &[&str] = &["snapshot", "notes", "head", "lfs"];
 /// At most this many commits the host has are named to the client.
 const MAX_HAVES: usize = 4096;
 
+/// What goes to a host beside the snapshot's pack: a transcript blob sent
+/// before it, and the big files' blobs that may go as a pack of their own.
+pub(super) struct Beside<'a> {
+    pub transcript: Option<ObjectId>,
+    pub big: &'a [ObjectId],
+}
+
 /// Send what a handoff brings the host, `refs` (incoming ref names and
 /// commits). With a helper of protocol 4, as one pack beside a `pack_in`
 /// request on the helper's own session, made without the commits the host
 /// said it has (`haves`, those known here) and without the transcript blob
-/// that went beside it (`left_out`); else by git push, which opens a
-/// second session and runs receive-pack there.
+/// that went beside it (`beside`), the big blobs among `beside.big` that the
+/// host lacks going before it as a pack of their own; else by git push,
+/// which opens a second session and runs receive-pack there.
 pub(super) fn send_to_host(
     repo: &Repo,
     conn: &mut Connection,
@@ -237,7 +268,7 @@ pub(super) fn send_to_host(
     uuid: &str,
     refs: &[(&str, ObjectId)],
     haves: &[String],
-    left_out: Option<ObjectId>,
+    beside: Beside,
 ) -> Result<()> {
     if conn.hello.protocol < PROTOCOL_PACK_IN {
         let refspecs: Vec<String> =
@@ -245,7 +276,11 @@ pub(super) fn send_to_host(
         return push(repo, conn, remote_repo, &refspecs);
     }
     let tips: Vec<ObjectId> = refs.iter().map(|(_, id)| *id).collect();
-    let (file, size) = make_pack(repo, &tips, haves, left_out)?;
+    let mut left_out: Vec<ObjectId> = beside.transcript.into_iter().collect();
+    // Big files first, as the pack entries they are here; the pack then leaves them out.
+    let sent = super::big_send::send(repo, conn, remote_repo, uuid, &revs(repo, &tips, haves, &left_out)?, beside.big)?;
+    left_out.extend(sent);
+    let (file, size) = make_pack(repo, &revs(repo, &tips, haves, &left_out)?)?;
     let names: serde_json::Map<String, serde_json::Value> =
         refs.iter().map(|(name, id)| ((*name).to_owned(), json!(id.to_string()))).collect();
     let params = json!({ "repo": remote_repo, "uuid": uuid, "refs": names, "size": size });
@@ -264,7 +299,7 @@ pub(super) fn send_to_host(
 
 /// The helper's part of a plan: the commits this repository has that a
 /// pack sent here can leave out, the thread's own first (its ref, the
-/// notes), then HEAD, remote-tracking branches, branches and tags.
+/// notes), then HEAD, other threads', remote-tracking branches, branches and tags.
 pub(super) fn haves(repo: &Repo, uuid: &str) -> Result<Vec<String>> {
     let mut seen = std::collections::HashSet::new();
     let mut haves = Vec::new();
@@ -282,7 +317,8 @@ pub(super) fn haves(repo: &Repo, uuid: &str) -> Result<Vec<String>> {
         add(id.detach(), &mut haves);
     }
     let references = repo.gix.references()?;
-    for prefix in ["refs/remotes", "refs/heads", "refs/tags"] {
+    // Other threads' snapshots: a big file two threads share crosses once.
+    for prefix in [store::THREAD_REF_PREFIX, "refs/remotes", "refs/heads", "refs/tags"] {
         let Ok(iter) = references.prefixed(prefix) else { continue };
         for mut reference in iter.flatten() {
             // Tags name the commits they point at.

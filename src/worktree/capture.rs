@@ -10,7 +10,9 @@ use crate::error::{Context, Error, Result};
 use crate::objects::parse_id;
 use crate::repo::Repo;
 use crate::worktree::state::{Changes, Scan, SubmoduleChange, SubmoduleState, WorktreeState};
-use crate::worktree::{checkout_settings, clean_check, converted, index_tree, lfs, quick_capture, submodules};
+use crate::worktree::{
+    big_files, checkout_settings, clean_check, converted, index_tree, lfs, quick_capture, submodules,
+};
 
 /// Refuse states a snapshot cannot carry exactly: an operation in progress
 /// or unmerged index entries.
@@ -152,13 +154,24 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
                 git
             }
         };
+        let (mut rest, big) = big_files::split(repo, &index, &root, &changed);
+        // The big files' blobs go into a pack here: git is given their entries, and hashes none of them again.
+        let info = if big.is_empty() { None } else { big_files::index_info(repo, &root, &big)? };
+        if info.is_none() {
+            rest.extend(big);
+        }
         let mut list = Vec::new();
-        for path in &changed {
+        for path in &rest {
             list.extend_from_slice(path);
             list.push(0);
         }
         // Only the named paths: update-index neither walks the tree nor matches pathspecs.
-        git.run_with_input(["update-index", "-z", "--add", "--remove", "--stdin"], Some(&list))?;
+        if !list.is_empty() {
+            git.run_with_input(["update-index", "-z", "--add", "--remove", "--stdin"], Some(&list))?;
+        }
+        if let Some(info) = info {
+            git.run_with_input(["update-index", "-z", "--add", "--replace", "--index-info"], Some(&info))?;
+        }
         if let (Scan::JustRestored, Some((dir, _))) = (scan, &tmp) {
             trust_stat_data(&dir.path().join("index"))?;
         }

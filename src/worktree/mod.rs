@@ -9,6 +9,7 @@
 //! (`verify`). Its types stand at the bottom (`state`), so capture and
 //! restore both stand on them and never on each other.
 
+pub mod big_files;
 pub mod capture;
 pub mod checkout_settings;
 pub mod clean_check;

@@ -14,7 +14,7 @@ use crate::repo::Repo;
 use crate::worktree::capture;
 use crate::worktree::state::{parse_raw_diff, RawChange, SubmoduleState, WorktreeState};
 use crate::worktree::submodules::{in_submodule, module_dir};
-use crate::worktree::{checkout_settings, converted, lfs};
+use crate::worktree::{big_files, checkout_settings, converted, lfs};
 
 /// What a worktree holds before a restore writes into it.
 pub(crate) enum Holding {
@@ -62,10 +62,22 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
     // their content (from objects that are here, never from the network).
     // git-lfs never reaches for a server here (a snapshot's `.lfsconfig` may name any): content comes
     // only for pointers whose objects are in this clone's LFS storage.
-    let mut read_tree =
-        staged.command(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()]);
+    // Big blobs stream from their packs into the files rather than through memory.
+    let threshold = format!("core.bigFileThreshold={}", crate::blob_pack::PACK_FROM);
+    let mut read_tree = staged.command([
+        "-c",
+        "checkout.workers=0",
+        "-c",
+        &threshold,
+        "read-tree",
+        "--reset",
+        "-u",
+        &state.worktree_tree.to_string(),
+    ]);
     read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
     crate::git::run_command(&mut read_tree, None)?;
+    // Their blobs are known: no later snapshot or check here reads the big files again.
+    big_files::remember_checkout(repo, root, &tmp_index);
     if !state.lfs_pointers.is_empty() || !state.lfs_objects.is_empty() {
         lfs::smudge_except(repo, &staged, root, &state.lfs_pointers)?;
     }

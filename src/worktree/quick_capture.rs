@@ -20,9 +20,9 @@ use crate::repo::Repo;
 use crate::worktree::clean_check::Found;
 use crate::worktree::index_tree::{self, Item};
 use crate::worktree::state::{parse_raw_diff, Changes};
-use crate::worktree::{converted, lfs};
+use crate::worktree::{big_files, converted, lfs};
 
-/// Files larger than this are left to git, which streams them.
+/// Files larger than this are not read whole (big files are streamed into a pack before this).
 const MAX_READ: u64 = 16 << 20;
 
 /// The working files tree and what went into it.
@@ -64,14 +64,24 @@ pub fn worktree(repo: &Repo, index: &gix::index::File, found: &Found, root: &Pat
     }
     let mut added = Vec::new();
     let mut untracked_bytes = 0;
+    // Big files go into one pack together, read once (or not at all where this machine knows them).
+    let mut big = Vec::new();
     for path in &found.untracked {
         if converted::is_attributes(path) {
             return Ok(None);
+        }
+        let len = size(root, path);
+        if big_files::usable(repo) && big_files::is_big(len) {
+            untracked_bytes += len;
+            big.push(path.as_slice());
+            continue;
         }
         let Some((kind, id, len)) = write_file(repo, root, path)? else { return Ok(None) };
         untracked_bytes += len;
         added.push((path.as_slice(), kind, id));
     }
+    let Some(stored) = big_files::store(repo, root, &big)? else { return Ok(None) };
+    added.extend(big.iter().zip(stored).map(|(path, (kind, id))| (*path, kind, id)));
     let mut items = Vec::with_capacity(entries.len() + added.len());
     for (position, entry) in entries.iter().enumerate() {
         let path = entry.path(index).as_bytes();

@@ -1,0 +1,55 @@
+//! A snapshot's big files sent to a host as the pack entries they already
+//! are here (`pack_reuse`), in a pack of their own beside a `pack_in`
+//! request that sets no ref; the snapshot's pack, sent next, leaves them out
+//! and names them. The host checks this pack as any other (`intake`), and
+//! objects that never get named by a ref are only garbage to its `git gc`.
+
+use gix::ObjectId;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::pack_reuse;
+use crate::remote::transport::Connection;
+use crate::repo::Repo;
+
+/// Send those of the blobs `big` that `revs` (what the snapshot's pack
+/// would carry) include and that sit whole in a pack here; the ids sent.
+pub(super) fn send(
+    repo: &Repo,
+    conn: &mut Connection,
+    remote_repo: &str,
+    uuid: &str,
+    revs: &str,
+    big: &[ObjectId],
+) -> Result<Vec<ObjectId>> {
+    if big.is_empty() || repo.gix.object_hash() != gix::hash::Kind::Sha1 {
+        return Ok(Vec::new());
+    }
+    // What pack-objects would send (its thin-pack edges left out as it leaves them).
+    let mut cmd = repo.git().command(["rev-list", "--objects-edge", "--no-object-names", "--stdin"]);
+    let listed = crate::git::run_command(&mut cmd, Some(revs.as_bytes()))?;
+    let listed: std::collections::HashSet<&[u8]> =
+        listed.split(|b| *b == b'\n').filter(|line| !line.is_empty() && !line.starts_with(b"-")).collect();
+    let wanted: Vec<ObjectId> = big.iter().filter(|id| listed.contains(id.to_string().as_bytes())).copied().collect();
+    let entries = pack_reuse::big_blobs(&repo.common_dir().join("objects"), &wanted);
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let size = pack_reuse::pack_size(&entries);
+    let (mut reader, mut writer) = std::io::pipe()?;
+    let sending = entries.clone();
+    let writing = std::thread::spawn(move || pack_reuse::write_pack(&sending, &mut writer));
+    let params = json!({ "repo": remote_repo, "uuid": uuid, "refs": {}, "size": size });
+    let answer = conn.call_sending::<serde_json::Value>("pack_in", params, &mut reader, size);
+    drop(reader);
+    let written = writing.join().map_err(|_| Error::failed("pack", "writing the pack of big files stopped"))?;
+    answer.map_err(|e| {
+        if e.kind == crate::error::Kind::Refused {
+            Error { message: format!("could not send the big files to {}: {}", conn.host.name, e.message), ..e }
+        } else {
+            Error::failed("push_failed", format!("could not send the big files to {}: {}", conn.host.name, e.message))
+        }
+    })?;
+    written?;
+    Ok(entries.iter().map(|e| e.id).collect())
+}
