@@ -62,10 +62,18 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
     // their content (from objects that are here, never from the network).
     // git-lfs never reaches for a server here (a snapshot's `.lfsconfig` may name any): content comes
     // only for pointers whose objects are in this clone's LFS storage.
-    let mut read_tree =
-        staged.command(["-c", "checkout.workers=0", "read-tree", "--reset", "-u", &state.worktree_tree.to_string()]);
+    let mut read_tree = staged.command([
+        "-c",
+        "checkout.workers=0",
+        "read-tree",
+        "--reset",
+        "-u",
+        "-v",
+        &state.worktree_tree.to_string(),
+    ]);
     read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
-    crate::git::run_command(&mut read_tree, None)?;
+    // `-v`: git counts the files it writes, reported as the checkout's progress.
+    crate::git::run_command_counted(&mut read_tree, crate::progress::Step::Checkout)?;
     if !state.lfs_pointers.is_empty() || !state.lfs_objects.is_empty() {
         lfs::smudge_except(repo, &staged, root, &state.lfs_pointers)?;
     }
