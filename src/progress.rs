@@ -15,8 +15,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
-    /// Hashing a worktree's files into a snapshot (bytes).
-    Hash,
     /// Sending the snapshot's bytes to the other machine (bytes).
     Send,
     /// Writing the snapshot's files into the destination worktree (files).
@@ -30,7 +28,6 @@ pub enum Step {
 impl Step {
     pub fn name(self) -> &'static str {
         match self {
-            Step::Hash => "hash",
             Step::Send => "send",
             Step::Checkout => "checkout",
             Step::Verify => "verify",
@@ -40,7 +37,7 @@ impl Step {
 
     /// Whether `done` and `total` count bytes (else files, or parts of the step).
     pub fn counts_bytes(self) -> bool {
-        matches!(self, Step::Hash | Step::Send | Step::Receive)
+        matches!(self, Step::Send | Step::Receive)
     }
 }
 

@@ -15,7 +15,8 @@ use crate::progress::{self, Report, Step};
 enum Mode {
     /// Live meters (stderr is a terminal).
     Bars,
-    /// A line now and then, and each step's final line (`--progress`, no terminal).
+    /// A line now and then, and each step's final line (`--progress` and no
+    /// terminal, or a dumb one).
     Lines,
     /// `{"step":…,"done":…,"total":…}` lines (`--json --progress`).
     Json,
@@ -37,12 +38,15 @@ struct Meters {
 }
 
 /// Install the meters this command's flags ask for as the process's sink:
-/// under `--json` only with `--progress` (as JSON lines); otherwise on a
-/// terminal, or with `--progress`.
+/// JSON lines under `--json --progress`; else live meters on a terminal
+/// (as the text progress shows there under `--json` too), final lines with
+/// `--progress` off one.
 pub fn install(json: bool, forced: bool) {
     let mode = match (json, forced, std::io::stderr().is_terminal()) {
         (true, true, _) => Mode::Json,
-        (false, _, true) => Mode::Bars,
+        // A dumb terminal cannot redraw a line in place: it gets lines.
+        (_, _, true) if std::env::var_os("TERM").is_none_or(|t| t == "dumb") => Mode::Lines,
+        (_, _, true) => Mode::Bars,
         (false, true, false) => Mode::Lines,
         _ => return,
     };
@@ -55,7 +59,6 @@ pub fn install(json: bool, forced: bool) {
 /// What the person reads for a step.
 fn label(step: Step) -> &'static str {
     match step {
-        Step::Hash => "Hashing",
         Step::Send => "Sending",
         Step::Checkout => "Checking out",
         Step::Verify => "Verifying",

@@ -14,26 +14,35 @@ use crate::error::Result;
 use crate::progress::{self, Report};
 use crate::remote::protocol;
 
-/// The last report of this side's progress not yet passed on, shared by
-/// the process's meter and the thread that passes it to the client.
+/// This side's reports not yet passed on, shared by the process's meter and
+/// the thread that passes them to the client: the end of every step, and
+/// the latest report of the step under way.
 #[derive(Clone, Default)]
-pub struct Latest(Arc<Mutex<Option<Report>>>);
+pub struct Latest(Arc<Mutex<Vec<Report>>>);
 
 impl Latest {
     /// Make it the process's meter.
     pub fn install() -> Latest {
         let latest = Latest::default();
         let slot = latest.clone();
-        progress::set_sink(Some(Box::new(move |report| *slot.lock() = Some(report))));
+        progress::set_sink(Some(Box::new(move |report| {
+            let mut waiting = slot.lock();
+            match waiting.last_mut() {
+                Some(last) if last.step == report.step && last.done < last.total => *last = report,
+                _ => waiting.push(report),
+            }
+        })));
         latest
     }
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Report>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    /// Write the report waiting, if one is, as a progress line.
+    /// Write the reports waiting as progress lines.
     fn pass_on(&self, output: &mut dyn Write) {
-        let Some(report) = self.lock().take() else { return };
-        let _ = protocol::write_json(output, &protocol::ProgressLine { progress: report });
+        let waiting = std::mem::take(&mut *self.lock());
+        for report in waiting {
+            let _ = protocol::write_json(output, &protocol::ProgressLine { progress: report });
+        }
     }
 }
 
