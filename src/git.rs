@@ -128,6 +128,57 @@ pub fn run_command_into(cmd: &mut Command, input: &[u8], stdout: std::fs::File) 
     check(describe, output).map(|_| ())
 }
 
+/// [`run_command`] (no input) for a git command that shows its own
+/// progress on stderr ("Updating files: 45% (9/20)"), which is reported
+/// as `step` while it runs.
+pub fn run_command_counted(cmd: &mut Command, step: crate::progress::Step) -> Result<Vec<u8>> {
+    use std::io::Read;
+    // Shown from the start, not after git's usual delay of two seconds.
+    cmd.env("GIT_PROGRESS_DELAY", "0");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let describe = describe(cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::failed("git_missing", format!("could not run `{describe}`"))
+            .with_help("install git and make sure it is on PATH")
+            .with_source(e)
+    })?;
+    let mut stdout = child.stdout.take().expect("stdout was piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).map(|_| out)
+    });
+    let mut stderr = Vec::new();
+    let mut said = Vec::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                if b == b'\r' || b == b'\n' {
+                    let line = String::from_utf8_lossy(&said).into_owned();
+                    match crate::progress::parse_git_counts(&line) {
+                        Some((done, total)) if line.contains('%') => crate::progress::report(step, done, total),
+                        _ if !line.is_empty() => {
+                            stderr.extend_from_slice(&said);
+                            stderr.push(b'\n');
+                        }
+                        _ => {}
+                    }
+                    said.clear();
+                } else {
+                    said.push(b);
+                }
+            }
+        }
+    }
+    stderr.extend_from_slice(&said);
+    let status = child.wait()?;
+    let stdout = reader.join().map_err(|_| Error::failed("git_failed", "reading git's output failed"))??;
+    check_exit(describe, std::process::Output { status, stdout, stderr }, &[0])
+}
+
 fn check(describe: String, output: std::process::Output) -> Result<Vec<u8>> {
     check_exit(describe, output, &[0])
 }

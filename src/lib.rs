@@ -17,7 +17,7 @@
 //!   `cache_file`, `config`, `fingerprint`, `intake`
 //!   (what arrives as raw bytes: ceilings, packs checked as git checks them),
 //!   `promisor`, `hooks`, `machine`, `os` (what differs between Linux and
-//!   macOS), `process`, `text`, `time`, `login_shell`
+//!   macOS), `process`, `progress` (how far the long steps are), `text`, `time`, `login_shell`
 //!   (what the user's login shell finds), and `fault` (crash points for the tests).
 
 pub mod blob_pack;
@@ -38,6 +38,7 @@ pub mod objects;
 pub mod os;
 pub mod pack_reuse;
 pub mod process;
+pub mod progress;
 pub mod promisor;
 pub mod remote;
 pub mod repo;

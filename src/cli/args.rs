@@ -21,7 +21,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Show progress on stderr even when it is not a terminal.
+    /// Show progress on stderr even when it is not a terminal (with --json: as JSON lines).
     #[arg(long, global = true)]
     pub progress: bool,
 

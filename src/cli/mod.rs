@@ -1,6 +1,6 @@
 //! The command line: clap definitions (`args`), one module per subcommand
 //! (`commands`: its args and one function), the one place that writes to
-//! stdout and stderr (`output`), and what is generated from the definitions
+//! stdout and stderr (`output`, with the meters of long steps in `progress`), and what is generated from the definitions
 //! (man page, completions, the settings table).
 //!
 //! May use every other layer; nothing below it may use it.
@@ -11,6 +11,7 @@ pub mod completion;
 pub mod manual;
 mod manual_attach;
 pub mod output;
+pub mod progress;
 pub mod settings;
 
 pub use args::*;
@@ -55,6 +56,7 @@ pub fn main() -> ExitCode {
     crate::config::prefetch();
     let mut ui = output::Ui::new(cli.json);
     ui.force_progress = cli.progress;
+    progress::install(cli.json, cli.progress);
     match commands::run(cli, &mut ui) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -46,11 +46,18 @@ struct Session {
     kept: Option<(String, crate::worktree::state::WorktreeState)>,
     /// The client's `ioTimeout`: how long it waits for a sign of life (older clients: none).
     io_timeout: Option<std::time::Duration>,
+    /// This side's progress, passed to a client that asked for it while a request runs.
+    progress: Option<super::pulse::Latest>,
 }
 
 /// Serve requests until `bye` or end of input. `restricted`: a key limited to
 /// handoffs, which may not change this machine's configuration.
-pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Write, restricted: bool) -> Result<()> {
+pub fn serve(
+    mut input: impl BufRead,
+    mut output: impl Write + Send,
+    mut log: impl Write,
+    restricted: bool,
+) -> Result<()> {
     // An inherited repository would redirect every git call.
     for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"] {
         std::env::remove_var(var);
@@ -66,6 +73,7 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         planned: None,
         kept: None,
         io_timeout: None,
+        progress: None,
     };
     while let Some(line) = protocol::read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
@@ -81,15 +89,18 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write, mut log: impl Writ
         }
         let _ = writeln!(log, "git-codex-handoff helper: {}", request.op);
         // Now and then a word on stderr while it works, for the client's timeout.
-        let io_timeout = session.io_timeout;
-        let response =
-            match super::pulse::with_heartbeat(io_timeout, &request.op, || session.dispatch(&request, &mut input)) {
-                Ok(result) => Response { ok: true, result: Some(result), error: None },
-                Err(err) => {
-                    let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
-                    failure(&err)
-                }
-            };
+        let pulse = super::pulse::Pulse {
+            io_timeout: session.io_timeout,
+            op: &request.op,
+            progress: session.progress.clone().map(|latest| (latest, &mut output as &mut (dyn Write + Send))),
+        };
+        let response = match super::pulse::with_heartbeat(pulse, || session.dispatch(&request, &mut input)) {
+            Ok(result) => Response { ok: true, result: Some(result), error: None },
+            Err(err) => {
+                let _ = writeln!(log, "git-codex-handoff helper: {} failed: {}", request.op, err.full_message());
+                failure(&err)
+            }
+        };
         protocol::write_json(&mut output, &response)?;
         // Bytes the answer announced follow it.
         if let Some(sending) = session.sending.take() {
@@ -122,6 +133,9 @@ struct HelloParams {
     /// How long the client waits for a sign of life (absent from older clients).
     #[serde(default)]
     io_timeout_ms: Option<u64>,
+    /// The client takes progress lines before an answer (absent from older clients).
+    #[serde(default)]
+    progress: bool,
 }
 #[derive(Deserialize)]
 struct PathParams {
@@ -330,6 +344,7 @@ impl Session {
         }
         self.protocol = Some(protocol);
         self.io_timeout = p.io_timeout_ms.filter(|ms| *ms > 0).map(std::time::Duration::from_millis);
+        self.progress = p.progress.then(super::pulse::Latest::install);
         Ok(json!({
             "heartbeat": self.io_timeout.is_some(),
             "protocol": protocol,

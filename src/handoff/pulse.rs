@@ -7,23 +7,83 @@
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
+use crate::progress::{self, Report};
+use crate::remote::protocol;
+
+/// This side's reports not yet passed on, shared by the process's meter and
+/// the thread that passes them to the client: the end of every step, and
+/// the latest report of the step under way.
+#[derive(Clone, Default)]
+pub struct Latest(Arc<Mutex<Vec<Report>>>);
+
+impl Latest {
+    /// Make it the process's meter.
+    pub fn install() -> Latest {
+        let latest = Latest::default();
+        let slot = latest.clone();
+        progress::set_sink(Some(Box::new(move |report| {
+            let mut waiting = slot.lock();
+            match waiting.last_mut() {
+                Some(last) if last.step == report.step && last.done < last.total => *last = report,
+                _ => waiting.push(report),
+            }
+        })));
+        latest
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    /// Write the reports waiting as progress lines.
+    fn pass_on(&self, output: &mut dyn Write) {
+        let waiting = std::mem::take(&mut *self.lock());
+        for report in waiting {
+            let _ = protocol::write_json(output, &protocol::ProgressLine { progress: report });
+        }
+    }
+}
+
+/// What the helper says while it works on request `op`.
+pub struct Pulse<'a> {
+    /// The client's `ioTimeout` (none: it waits as long as it takes).
+    pub io_timeout: Option<Duration>,
+    pub op: &'a str,
+    /// For a client that asked for it: this side's progress, written to its output.
+    pub progress: Option<(Latest, &'a mut (dyn Write + Send))>,
+}
 
 /// Run `work`, with a line on stderr three times per `io_timeout` of the
-/// client (none: silently).
-pub fn with_heartbeat<T>(io_timeout: Option<Duration>, op: &str, work: impl FnOnce() -> T) -> T {
-    let Some(interval) = io_timeout.map(|t| (t / 3).max(Duration::from_millis(100))) else { return work() };
+/// client (none: silently), and its progress passed on as it goes (the
+/// last report before the answer).
+pub fn with_heartbeat<T>(pulse: Pulse, work: impl FnOnce() -> T) -> T {
+    let Pulse { io_timeout, op, progress } = pulse;
+    let interval = io_timeout.map(|t| (t / 3).max(Duration::from_millis(100)));
+    if interval.is_none() && progress.is_none() {
+        return work();
+    }
+    let tick = if progress.is_some() { progress::EVERY } else { interval.unwrap_or(progress::EVERY) };
     let (done, stop) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
+            let mut progress = progress;
             let started = Instant::now();
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
-                // One write per line: lines from two threads never mix.
-                let line = format!("git-codex-handoff helper: still at {op} ({} s)\n", started.elapsed().as_secs());
-                let _ = std::io::stderr().write_all(line.as_bytes());
+            let mut said = started;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
+                if let Some((latest, output)) = &mut progress {
+                    latest.pass_on(*output);
+                }
+                if interval.is_some_and(|every| said.elapsed() >= every) {
+                    said = Instant::now();
+                    // One write per line: lines from two threads never mix.
+                    let line = format!("git-codex-handoff helper: still at {op} ({} s)\n", started.elapsed().as_secs());
+                    let _ = std::io::stderr().write_all(line.as_bytes());
+                }
+            }
+            if let Some((latest, output)) = &mut progress {
+                latest.pass_on(*output);
             }
         });
         let out = work();

@@ -192,6 +192,7 @@ pub(super) fn run(
     })?;
     fault::point(Step::RelayReleased);
     clear_marker(repo, RELAY, &uuid)?;
+    let moved = (destination.conn.moved.sent, source.conn.moved.received);
     source.conn.close()?;
     let kept = if request.attach {
         Some(super::request::Kept { conn: destination.conn, repo: destination.project.repo.clone() })
@@ -213,6 +214,8 @@ pub(super) fn run(
         snapshot: departed.snapshot,
         already_there: false,
         dry_run: false,
+        sent_bytes: moved.0,
+        received_bytes: moved.1,
         kept,
     })
 }

@@ -59,6 +59,10 @@ pub struct Outcome {
     /// Nothing had to move: an earlier run already finished, or the thread was there.
     pub already_there: bool,
     pub dry_run: bool,
+    /// Bytes of the snapshot sent to a host beside protocol requests (its
+    /// pack and a large transcript), and received from one.
+    pub sent_bytes: u64,
+    pub received_bytes: u64,
     /// The connection to the host, still open when the request asked to attach.
     #[serde(skip)]
     pub kept: Option<Kept>,
@@ -156,6 +160,8 @@ fn outcome_of_plan(plan: &Plan, thread: &Thread) -> Outcome {
         snapshot: thread.snapshot.to_string(),
         already_there: false,
         dry_run: true,
+        sent_bytes: 0,
+        received_bytes: 0,
         kept: None,
     }
 }

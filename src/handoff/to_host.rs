@@ -257,6 +257,7 @@ fn steps(
     store::move_thread_ref(repo, &uuid, Some(thread.snapshot), departing.snapshot)?;
     fault::point(Step::ToHostRecorded);
     let_go_here(repo, &uuid, &me, ui)?;
+    let moved = slot.as_ref().map(|c| c.moved).unwrap_or_default();
     let kept = match slot.take() {
         Some(conn) if request.attach => Some(super::request::Kept { conn, repo: project.repo.clone() }),
         conn => {
@@ -278,6 +279,8 @@ fn steps(
         snapshot: departing.snapshot.to_string(),
         already_there: false,
         dry_run: false,
+        sent_bytes: moved.sent,
+        received_bytes: moved.received,
         kept,
     })
 }
@@ -452,6 +455,8 @@ fn already(thread: &Thread, host: &Host, remote: &RemoteThread, dry_run: bool) -
         snapshot: remote.snapshot.clone(),
         already_there: true,
         dry_run,
+        sent_bytes: 0,
+        received_bytes: 0,
         kept: None,
     }
 }
@@ -484,6 +489,8 @@ pub(super) fn already_on_host(repo: &Repo, thread: &Thread, host: &Host, ui: &mu
         snapshot: thread.snapshot.to_string(),
         already_there: true,
         dry_run: false,
+        sent_bytes: 0,
+        received_bytes: 0,
         kept: None,
     })
 }

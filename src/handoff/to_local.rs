@@ -208,6 +208,7 @@ fn steps(
     })?;
     fault::point(Step::ToLocalReleased);
     clear_marker(repo, RELEASE, &uuid)?;
+    let moved = slot.as_ref().map(|c| c.moved).unwrap_or_default();
     slot.take().map(Connection::close).transpose()?;
     let (worktree, owner_worktree) =
         super::request::placed("local", Some(&arrived.worktree), &thread.state.subdirectory);
@@ -223,6 +224,8 @@ fn steps(
         snapshot: departed.snapshot,
         already_there: false,
         dry_run: false,
+        sent_bytes: moved.sent,
+        received_bytes: moved.received,
         kept: None,
     })
 }
@@ -401,6 +404,8 @@ pub(super) fn stay(repo: &Repo, thread: &Thread, me: &Machine, ui: &mut dyn Inte
         snapshot: thread.snapshot.to_string(),
         already_there: true,
         dry_run: false,
+        sent_bytes: 0,
+        received_bytes: 0,
         kept: None,
     })
 }

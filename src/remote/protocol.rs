@@ -27,6 +27,22 @@ pub const PROTOCOL_TRANSCRIPTS: u32 = 3;
 /// commits the plan's answer says the host has (`haves`), instead of a git
 /// push over a second session.
 pub const PROTOCOL_PACK_IN: u32 = 4;
+/// A client that says `"progress": true` in its hello may get lines
+/// `{"progress":{"step":…,"done":…,"total":…}}` before an answer, while the
+/// helper works on the request; older clients never ask for them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProgressLine {
+    pub progress: crate::progress::Report,
+}
+
+/// The report a progress line holds, if `line` is one.
+pub fn progress_of(line: &[u8]) -> Option<crate::progress::Report> {
+    if !line.starts_with(b"{\"progress\"") {
+        return None;
+    }
+    serde_json::from_slice::<ProgressLine>(line).ok().map(|p| p.progress)
+}
+
 /// No request or answer line may be longer (bytes).
 pub const MAX_LINE: usize = 1 << 20;
 

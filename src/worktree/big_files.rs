@@ -24,6 +24,7 @@ use gix::ObjectId;
 
 use crate::blob_pack::{PackWriter, PACK_FROM};
 use crate::error::Result;
+use crate::progress::Step;
 use crate::repo::Repo;
 
 /// The record keeps at most this many files.
@@ -154,6 +155,9 @@ pub fn store(repo: &Repo, root: &Path, paths: &[&[u8]]) -> Result<Option<Vec<(En
     }
     if !to_read.is_empty() {
         let mut pack = PackWriter::new(&repo.common_dir().join("objects"), to_read.len() as u32)?;
+        let total = to_read.iter().map(|(_, stat)| stat.size).sum();
+        let mut hashed = 0;
+        crate::progress::report(Step::Hash, 0, total);
         for (at, before) in &to_read {
             let read_at = now_ns();
             let Ok(mut file) = std::fs::File::open(root.join(std::ffi::OsStr::from_bytes(paths[*at]))) else {
@@ -163,7 +167,9 @@ pub fn store(repo: &Repo, root: &Path, paths: &[&[u8]]) -> Result<Option<Vec<(En
             if Stat::of(&meta) != *before {
                 return Ok(None);
             }
-            let Ok(id) = pack.add(&mut file, before.size) else { return Ok(None) };
+            let mut counted = crate::progress::Counted::starting_at(&mut file, Step::Hash, hashed, total);
+            let Ok(id) = pack.add(&mut counted, before.size) else { return Ok(None) };
+            hashed += before.size;
             // The bytes read are the file's only if nothing touched it meanwhile.
             match std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(paths[*at]))) {
                 Ok(after) if Stat::of(&after) == *before => {}

@@ -72,10 +72,12 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
         "read-tree",
         "--reset",
         "-u",
+        "-v",
         &state.worktree_tree.to_string(),
     ]);
     read_tree.env("GIT_LFS_SKIP_SMUDGE", "1");
-    crate::git::run_command(&mut read_tree, None)?;
+    // `-v`: git counts the files it writes, reported as the checkout's progress.
+    crate::git::run_command_counted(&mut read_tree, crate::progress::Step::Checkout)?;
     // Their blobs are known: no later snapshot or check here reads the big files again.
     big_files::remember_checkout(repo, root, &tmp_index);
     if !state.lfs_pointers.is_empty() || !state.lfs_objects.is_empty() {

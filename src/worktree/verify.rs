@@ -26,7 +26,9 @@ const SHOWN: usize = 10;
 /// trusted (every file it wrote is otherwise racily clean and hashed again);
 /// a file changed since, by size or time, is still found.
 pub fn verify(repo: &Repo, expected: &Expected, on_branch: bool) -> Result<()> {
+    crate::progress::report(crate::progress::Step::Verify, 0, 1);
     let problems = differences_scanned(repo, &expected.state, on_branch, Scan::JustRestored)?;
+    crate::progress::report(crate::progress::Step::Verify, 1, 1);
     if problems.is_empty() {
         return Ok(());
     }

@@ -396,7 +396,17 @@ impl TestEnv {
 
 /// Run `cmd` with a new pseudo-terminal as its controlling terminal and
 /// stdio (60 s at most), `keys` typed into it (the terminal keeps them until read).
-pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
+pub fn run_in_terminal(cmd: Command, keys: &[u8]) -> Run {
+    run_in_terminal_with(cmd, keys, false)
+}
+
+/// [`run_in_terminal`], but stdout a pipe: what it printed is `stdout`,
+/// what the terminal showed is `stderr`.
+pub fn run_with_terminal_stderr(cmd: Command, keys: &[u8]) -> Run {
+    run_in_terminal_with(cmd, keys, true)
+}
+
+fn run_in_terminal_with(mut cmd: Command, keys: &[u8], piped_stdout: bool) -> Run {
     use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
@@ -409,10 +419,16 @@ pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
     assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors are open and owned by nobody else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    cmd.env("TERM", "dumb")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
+    // A terminal that draws nothing in place, unless the test says which.
+    if !cmd.get_envs().any(|(k, _)| k == "TERM") {
+        cmd.env("TERM", "dumb");
+    }
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave));
+    if piped_stdout {
+        cmd.stdout(Stdio::piped());
+    }
     // SAFETY: setsid and ioctl are async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -424,6 +440,13 @@ pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
     }
     let mut child = cmd.spawn().expect("start the command in a terminal");
     drop(cmd); // the parent's copies of the terminal's side
+    let piped = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        })
+    });
     let mut master = std::fs::File::from(master);
     master.write_all(keys).unwrap();
     let reader = std::thread::spawn(move || {
@@ -450,10 +473,10 @@ pub fn run_in_terminal(mut cmd: Command, keys: &[u8]) -> Run {
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     let out = reader.join().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out).replace("\r\n", "\n"),
-        stderr: String::new(),
+    let screen = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+    match piped {
+        Some(piped) => Run { code: status.code().unwrap_or(-1), stdout: piped.join().unwrap(), stderr: screen },
+        None => Run { code: status.code().unwrap_or(-1), stdout: screen, stderr: String::new() },
     }
 }
 

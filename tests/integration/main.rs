@@ -20,6 +20,7 @@ mod mock_model;
 mod ownership;
 mod picker;
 mod platforms;
+mod progress;
 mod refusals;
 mod relay;
 mod repos;

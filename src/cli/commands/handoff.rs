@@ -63,6 +63,8 @@ pub fn run(args: HandoffArgs, ui: &mut Ui) -> Result<()> {
         "epoch": outcome.epoch,
         "snapshot": outcome.snapshot,
         "already_there": outcome.already_there,
+        "sent_bytes": outcome.sent_bytes,
+        "received_bytes": outcome.received_bytes,
         "dry_run": outcome.dry_run,
         "plan": plan,
     }));

@@ -28,7 +28,8 @@ pub fn run(args: RemoteServeArgs) -> Result<()> {
         crate::login_shell::allow_asking();
     }
     let stdin = std::io::stdin();
-    crate::handoff::helper::serve(stdin.lock(), std::io::stdout().lock(), std::io::stderr(), args.restricted)
+    // (Not locked: the thread that passes progress on writes to it while a request runs.)
+    crate::handoff::helper::serve(stdin.lock(), std::io::stdout(), std::io::stderr(), args.restricted)
 }
 
 /// Run what `serve` left in the ticket, in this terminal, and exit with its status.

@@ -16,6 +16,19 @@ pub(super) fn section() -> Roff {
              Progress is printed only when stderr is a terminal, or with `--progress`."
         ),
     );
+    paragraph(
+        &mut r,
+        "The long steps of a handoff have meters: `hash` counts the bytes of big files (a MiB or more) \
+         read into the snapshot, `send` and `receive` count bytes (what crossed the \
+         connection beside the protocol's requests), `checkout` counts files written, `verify` its parts. On a \
+         terminal each shows a live line with done and total, rate and time left, and ends with its size and \
+         rate (`Sending: 100% 150.00 MiB | 80.00 MiB/s, done.`); the host's checkout and verification are shown \
+         as they go there. With `--progress` and no terminal only those final lines (and one a second) are \
+         printed. With `--json --progress` each report is one JSON object on a line of stderr, for an editor \
+         that draws its own meter: `{\"step\": \"send\", \"done\": 1048576, \"total\": 157286400}`. Reports \
+         come at most ten times a second per step, and every run of a step ends with a line where done equals \
+         total (a step may run again, from 0, for a second stream). Stdout stays one document.",
+    );
     let shapes = [
         (
             "Errors (any command, exit status as in EXIT STATUS)",
@@ -50,7 +63,7 @@ pub(super) fn section() -> Roff {
             "A handoff (git codex-handoff THREAD HOST)",
             r#"{"schema": 1, "thread": 42, "uuid": "...", "host": "devbox" | "local", "worktree": "<path here>" | null,
  "owner_worktree": "<path on devbox>", "branch": "..." | null, "branch_detached_on": null | "<host>" | "local", "epoch": 4, "snapshot": "<commit>", "already_there": false,
- "dry_run": false, "plan": {...} | null}"#,
+ "dry_run": false, "sent_bytes": 157324800, "received_bytes": 0, "plan": {...} | null}"#,
         ),
         (
             "destinations",

@@ -34,6 +34,15 @@ pub struct Connection {
     pub(super) lost: Option<Lost>,
     /// The last request sent, for messages.
     pub(super) op: String,
+    /// Raw bytes that crossed beside requests and answers so far.
+    pub moved: Moved,
+}
+
+/// Raw bytes that crossed a connection beside its requests and answers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Moved {
+    pub sent: u64,
+    pub received: u64,
 }
 
 impl Connection {
@@ -75,6 +84,7 @@ impl Connection {
             io_timeout: opening.io_timeout,
             lost: None,
             op: String::new(),
+            moved: Moved::default(),
         };
         let hello = match conn.hello(timeout) {
             Err(mut err) if err.code == "helper_missing" => {
@@ -117,7 +127,8 @@ impl Connection {
         self.call_by(
             "hello",
             json!({ "protocol": PROTOCOL_MAX, "min_protocol": PROTOCOL_MACHINE_IDS, "version": env!("CARGO_PKG_VERSION"),
-                    "io_timeout_ms": u64::try_from(self.io_timeout.as_millis()).unwrap_or(u64::MAX) }),
+                    "io_timeout_ms": u64::try_from(self.io_timeout.as_millis()).unwrap_or(u64::MAX),
+                    "progress": true }),
             || {},
             Some((Instant::now() + timeout, timeout)),
         )
@@ -196,7 +207,7 @@ impl Connection {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<T> {
         let line = match (sent, deadline) {
-            (Ok(()), None) => protocol::read_line(&mut self.output_timed(true)),
+            (Ok(()), None) => self.answer_line(),
             (Ok(()), Some(deadline)) => self.read_line_by(deadline),
             (Err(_), _) => Ok(None),
         };
@@ -218,6 +229,18 @@ impl Connection {
                 exit_code: 1,
             });
             Err(error.into_error(&self.host.name))
+        }
+    }
+
+    /// The answer's line, after the lines on the helper's progress that
+    /// come before it (each passed on to this process's meter).
+    fn answer_line(&mut self) -> Result<Option<Vec<u8>>> {
+        loop {
+            let line = protocol::read_line(&mut self.output_timed(true))?;
+            match line.as_deref().and_then(protocol::progress_of) {
+                Some(report) => crate::progress::report(report.step, report.done, report.total),
+                None => return Ok(line),
+            }
         }
     }
 

@@ -30,7 +30,7 @@ mod socket_dir;
 mod ssh2;
 
 pub use capped::{run_capped, CAPPED_COMMAND};
-pub use connection::Connection;
+pub use connection::{Connection, Moved};
 pub use explain::install_help;
 pub use kinds::{check_settings, handshake, run_git_shim, ssh2_built, SHIM_COMMAND};
 pub use link::{Link, Opening, Reached};

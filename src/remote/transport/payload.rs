@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::connection::Connection;
 use super::liveness::Lost;
 use crate::error::{Error, Result};
+use crate::progress::{Counted, Step};
 use crate::remote::protocol::{self, Request};
 
 impl Connection {
@@ -28,8 +29,11 @@ impl Connection {
         let sent = (|| {
             let mut input = self.input_timed();
             protocol::write_json(&mut input, &request)?;
+            // What the link took counts, not what was read for it.
+            let mut input = Counted::new(input, Step::Send, size);
             let copied = std::io::copy(&mut payload.take(size), &mut input)?;
             input.flush()?;
+            self.moved.sent += copied;
             if copied != size {
                 return Err(Error::failed("payload_short", format!("only {copied} of {size} bytes could be sent")));
             }
@@ -66,7 +70,7 @@ impl Connection {
     ) -> Result<T> {
         let answer: T = self.call(op, params)?;
         let size = size_of(&answer);
-        let mut bytes = self.output_timed(false).take(size);
+        let mut bytes = Counted::new(self.output_timed(false), Step::Receive, size).take(size);
         let received = receive(&answer, &mut bytes);
         if received.as_ref().is_err_and(|e| e.code == "too_large") {
             // More than this side takes was announced: neither kept nor read.
@@ -74,7 +78,7 @@ impl Connection {
             return received.map(|()| answer);
         }
         // Bytes it left unread are skipped, unless the link stopped carrying them.
-        let drained = match bytes.get_ref().lost.is_some() {
+        let drained = match bytes.get_ref().inner.lost.is_some() {
             true => Ok(0),
             false => std::io::copy(&mut bytes, &mut std::io::sink()),
         };
@@ -84,6 +88,7 @@ impl Connection {
             return Err(self.failure(op));
         }
         drained?;
+        self.moved.received += size;
         received.map(|()| answer)
     }
 }
