@@ -1,12 +1,14 @@
 //! A large change: a new thread on a new branch whose worktree holds 100
 //! MiB of fresh random bytes (4 files in `assets/`) and 50 MiB of fresh
 //! text (2 files in `data/`), untracked (`BENCH_QUICK=1`: a tenth). Handed
-//! to the dev box over openssh and back, against plain git moving the same
-//! work (a stash-like commit with the untracked files, `git push`, one
-//! `ssh` that adds a worktree and checks the files out; back the same with
-//! the roles reversed). Then the same files in a second thread, to see
-//! that what the host already has is not sent again. Built into the
-//! handoff benchmark only (it uses its `World`).
+//! to the dev box over openssh; there the work replaces the files with as
+//! many new bytes, and the thread comes back with them (a departure leaves
+//! the files here, so an unchanged thread would bring nothing back). Against
+//! plain git moving the same work: a stash-like commit with the untracked
+//! files, `git push`, one `ssh` that adds a worktree and checks the files
+//! out; back the same with the roles reversed. Then the same files in a
+//! second thread, to see that what the host already has is not sent again.
+//! Built into the handoff benchmark only (it uses its `World`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -54,7 +56,8 @@ pub fn large_change(w: &World, quick: bool) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average before the large change: {}", load.split(' ').take(3).collect::<Vec<_>>().join(" "));
     println!(
-        "large change: {mib:.0} MiB untracked ({} MiB random in assets/, {} MiB text in data/), fresh each run; {runs} run(s)",
+        "large change: {mib:.0} MiB untracked ({} MiB random in assets/, {} MiB text in data/), fresh each run; \
+         on the host replaced by as many fresh bytes, which come back; {runs} run(s)",
         (4 * file_bytes) >> 20,
         (2 * file_bytes) >> 20
     );
