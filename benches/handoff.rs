@@ -11,11 +11,12 @@
 //! like a clone of a real project (generated: deep trees, sizes from bytes
 //! to megabytes, a long history; `BENCH_REAL_REPO=<clone>` measures a real
 //! clone instead). Each of our rows is measured over the `openssh`
-//! transport and, where built, over `ssh2`. Then a thread with a 100 MiB
-//! Codex rollout goes out and back.
+//! transport and, where built, over `ssh2`. Then a large change (150 MiB
+//! of new untracked files, `large.rs`) and a thread with a 100 MiB Codex
+//! rollout go out and back.
 //!
 //! Prints figures only; it never asserts timings. `BENCH_QUICK=1` makes a
-//! smoke run (small repositories, 3 runs); `BENCH_ONLY=flat,real,rollout`
+//! smoke run (small repositories, 3 runs); `BENCH_ONLY=flat,real,large,rollout`
 //! picks parts. Generated repositories are cached under
 //! `target/bench-data/` and cloned into a fresh fixture on every run. The
 //! fixture lives in `$TMPDIR`: writing the files of a new worktree is a
@@ -32,6 +33,11 @@ mod harness;
 mod sshd;
 #[allow(dead_code)]
 mod support;
+// The large-change row and the memory watch it uses (they need `World`).
+#[path = "support/large.rs"]
+mod large;
+#[path = "support/rss.rs"]
+mod rss;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -68,6 +74,10 @@ struct Row {
 }
 
 fn main() {
+    // Started by a host as the helper's wrapper: be only that.
+    if let Some(code) = rss::wrapper_main() {
+        std::process::exit(code);
+    }
     let started = Instant::now();
     let quick = support::quick();
     let runs = if quick { 3 } else { 7 };
@@ -92,6 +102,17 @@ fn main() {
                 compare(&shape.label.clone(), |env, data| shape.cached(env, data), runs, true);
             }
         }
+    }
+    if support::only("large") {
+        let env = TestEnv::new();
+        let source = match std::env::var_os("BENCH_REAL_REPO").filter(|p| !p.is_empty()) {
+            Some(clone) => PathBuf::from(clone),
+            None => {
+                let shape = if quick { repos::real(300, 500) } else { repos::real(3072, 20_000) };
+                shape.cached(&env, &support::data_dir(BIN))
+            }
+        };
+        large::large_change(&World::new(env, &source, runs), quick);
     }
     if support::only("rollout") {
         support::rollout::transcript_trips(if quick { 10 } else { 100 });
