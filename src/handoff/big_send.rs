@@ -12,16 +12,9 @@ use crate::pack_reuse;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 
-/// Send those of the blobs `big` that `revs` (what the snapshot's pack
-/// would carry) include and that sit whole in a pack here; the ids sent.
-pub(super) fn send(
-    repo: &Repo,
-    conn: &mut Connection,
-    remote_repo: &str,
-    uuid: &str,
-    revs: &str,
-    big: &[ObjectId],
-) -> Result<Vec<ObjectId>> {
+/// Those of the blobs `big` that `revs` (what the snapshot's pack would
+/// carry) include and that sit whole in a pack here.
+pub(super) fn plan(repo: &Repo, revs: &str, big: &[ObjectId]) -> Result<Vec<pack_reuse::Entry>> {
     if big.is_empty() || repo.gix.object_hash() != gix::hash::Kind::Sha1 {
         return Ok(Vec::new());
     }
@@ -31,13 +24,17 @@ pub(super) fn send(
     let listed: std::collections::HashSet<&[u8]> =
         listed.split(|b| *b == b'\n').filter(|line| !line.is_empty() && !line.starts_with(b"-")).collect();
     let wanted: Vec<ObjectId> = big.iter().filter(|id| listed.contains(id.to_string().as_bytes())).copied().collect();
-    let entries = pack_reuse::big_blobs(&repo.common_dir().join("objects"), &wanted);
+    Ok(pack_reuse::big_blobs(&repo.common_dir().join("objects"), &wanted))
+}
+
+/// Send `entries` as one pack beside a `pack_in` request that sets no ref.
+pub(super) fn send(conn: &mut Connection, remote_repo: &str, uuid: &str, entries: &[pack_reuse::Entry]) -> Result<()> {
     if entries.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let size = pack_reuse::pack_size(&entries);
+    let size = pack_reuse::pack_size(entries);
     let (mut reader, mut writer) = std::io::pipe()?;
-    let sending = entries.clone();
+    let sending = entries.to_vec();
     let writing = std::thread::spawn(move || pack_reuse::write_pack(&sending, &mut writer));
     let params = json!({ "repo": remote_repo, "uuid": uuid, "refs": {}, "size": size });
     let answer = conn.call_sending::<serde_json::Value>("pack_in", params, &mut reader, size);
@@ -50,6 +47,5 @@ pub(super) fn send(
             Error::failed("push_failed", format!("could not send the big files to {}: {}", conn.host.name, e.message))
         }
     })?;
-    written?;
-    Ok(entries.iter().map(|e| e.id).collect())
+    written
 }

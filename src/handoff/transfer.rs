@@ -278,9 +278,12 @@ pub(super) fn send_to_host(
     let tips: Vec<ObjectId> = refs.iter().map(|(_, id)| *id).collect();
     let mut left_out: Vec<ObjectId> = beside.transcript.into_iter().collect();
     // Big files first, as the pack entries they are here; the pack then leaves them out.
-    let sent = super::big_send::send(repo, conn, remote_repo, uuid, &revs(repo, &tips, haves, &left_out)?, beside.big)?;
-    left_out.extend(sent);
+    let big = super::big_send::plan(repo, &revs(repo, &tips, haves, &left_out)?, beside.big)?;
+    left_out.extend(big.iter().map(|entry| entry.id));
     let (file, size) = make_pack(repo, &revs(repo, &tips, haves, &left_out)?)?;
+    let big_size = if big.is_empty() { 0 } else { crate::pack_reuse::pack_size(&big) };
+    conn.one_send(big_size + size);
+    super::big_send::send(conn, remote_repo, uuid, &big)?;
     let names: serde_json::Map<String, serde_json::Value> =
         refs.iter().map(|(name, id)| ((*name).to_owned(), json!(id.to_string()))).collect();
     let params = json!({ "repo": remote_repo, "uuid": uuid, "refs": names, "size": size });

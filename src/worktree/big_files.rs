@@ -72,19 +72,27 @@ impl Stat {
     }
 }
 
-type Record = HashMap<Vec<u8>, (Stat, ObjectId)>;
+/// A file's stat data, its blob, and whether it may have changed within
+/// the clock tick it was read in (then only a just-restored worktree, whose
+/// stat data is trusted anyway, takes the blob from here).
+type Record = HashMap<Vec<u8>, (Stat, ObjectId, bool)>;
 
 fn record_file(repo: &Repo) -> std::path::PathBuf {
     repo.git_dir().join("codex-handoff-contents")
 }
 
-/// One line a file: `mtime mtime_ns ctime ctime_ns ino size x|- blob path-in-hex`.
+/// One line a file: `mtime mtime_ns ctime ctime_ns ino size x|- blob path-in-hex [racy]`.
 fn read_record(repo: &Repo) -> Record {
     let Ok(text) = std::fs::read_to_string(record_file(repo)) else { return Record::new() };
     let mut record = Record::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
-        let [mt, mtn, ct, ctn, ino, size, x, id, path] = f[..] else { continue };
+        let (fields, racy) = match f.len() {
+            9 => (&f[..], false),
+            10 if f[9] == "racy" => (&f[..9], true),
+            _ => continue,
+        };
+        let [mt, mtn, ct, ctn, ino, size, x, id, path] = fields[..] else { continue };
         let (Ok(mt), Ok(mtn), Ok(ct), Ok(ctn), Ok(ino), Ok(size)) =
             (mt.parse(), mtn.parse(), ct.parse(), ctn.parse(), ino.parse(), size.parse())
         else {
@@ -92,18 +100,19 @@ fn read_record(repo: &Repo) -> Record {
         };
         let (Ok(id), Some(path)) = (ObjectId::from_hex(id.as_bytes()), unhex(path)) else { continue };
         let stat = Stat { mtime: (mt, mtn), ctime: (ct, ctn), ino, size, executable: x == "x" };
-        record.insert(path, (stat, id));
+        record.insert(path, (stat, id, racy));
     }
     record
 }
 
 fn write_record(repo: &Repo, record: &Record) {
     let mut text = String::new();
-    for (path, (s, id)) in record.iter().take(MAX_RECORDED) {
+    for (path, (s, id, racy)) in record.iter().take(MAX_RECORDED) {
         let x = if s.executable { "x" } else { "-" };
         let hex: String = path.iter().map(|b| format!("{b:02x}")).collect();
+        let racy = if *racy { " racy" } else { "" };
         text.push_str(&format!(
-            "{} {} {} {} {} {} {x} {id} {hex}\n",
+            "{} {} {} {} {} {} {x} {id} {hex}{racy}\n",
             s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1, s.ino, s.size
         ));
     }
@@ -123,7 +132,7 @@ fn now_ns() -> i128 {
 
 /// The blobs of the big files this worktree's record knows.
 pub fn recorded(repo: &Repo) -> Vec<ObjectId> {
-    let mut ids: Vec<ObjectId> = read_record(repo).into_values().map(|(_, id)| id).collect();
+    let mut ids: Vec<ObjectId> = read_record(repo).into_values().map(|(_, id, _)| id).collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -132,8 +141,14 @@ pub fn recorded(repo: &Repo) -> Vec<ObjectId> {
 /// The blobs of the big regular files `paths` (relative to `root`), in
 /// order: taken from the record where it still holds, else read once into
 /// one new pack. `None` when a file is not a big regular file, or changed
-/// while it was read: the caller then leaves it to git.
-pub fn store(repo: &Repo, root: &Path, paths: &[&[u8]]) -> Result<Option<Vec<(EntryKind, ObjectId)>>> {
+/// while it was read: the caller then leaves it to git. `just_restored`:
+/// the worktree was just written by a restore, whose stat data is trusted.
+pub fn store(
+    repo: &Repo,
+    root: &Path,
+    paths: &[&[u8]],
+    just_restored: bool,
+) -> Result<Option<Vec<(EntryKind, ObjectId)>>> {
     if paths.is_empty() {
         return Ok(Some(Vec::new()));
     }
@@ -149,7 +164,9 @@ pub fn store(repo: &Repo, root: &Path, paths: &[&[u8]]) -> Result<Option<Vec<(En
         }
         let stat = Stat::of(&meta);
         match record.get(*path) {
-            Some((known, id)) if *known == stat && repo.gix.has_object(*id) => found[at] = Some((kind(&stat), *id)),
+            Some((known, id, racy)) if *known == stat && (!racy || just_restored) && repo.gix.has_object(*id) => {
+                found[at] = Some((kind(&stat), *id))
+            }
             _ => to_read.push((at, stat)),
         }
     }
@@ -175,9 +192,7 @@ pub fn store(repo: &Repo, root: &Path, paths: &[&[u8]]) -> Result<Option<Vec<(En
                 Ok(after) if Stat::of(&after) == *before => {}
                 _ => return Ok(None),
             }
-            if before.settled_before(read_at, TICK_NS) {
-                record.insert(paths[*at].to_vec(), (*before, id));
-            }
+            record.insert(paths[*at].to_vec(), (*before, id, !before.settled_before(read_at, TICK_NS)));
             found[*at] = Some((kind(before), id));
         }
         // Blobs this repository had already (a file copied, or read before the record knew it) need no new pack.
@@ -224,8 +239,8 @@ pub fn remember_checkout(repo: &Repo, root: &Path, index: &Path) {
             && stat.size as u32 == s.size
             && stat.executable == (entry.mode == Mode::FILE_EXECUTABLE);
         // Both times come from the same clock as the index file's: strictly older is settled, as git has it.
-        if same && stat.settled_before(written, 0) {
-            record.insert(path.to_vec(), (stat, entry.id));
+        if same {
+            record.insert(path.to_vec(), (stat, entry.id, !stat.settled_before(written, 0)));
         }
     }
     if record.len() != before || before > 0 {
@@ -260,8 +275,8 @@ pub fn split<'a>(
 /// `update-index -z --index-info` lines for the big files `paths`, stored
 /// (or found in the record) first; `None` when one changed while it was
 /// read, for git to take as it finds them.
-pub fn index_info(repo: &Repo, root: &Path, paths: &[&[u8]]) -> Result<Option<Vec<u8>>> {
-    let Some(stored) = store(repo, root, paths)? else { return Ok(None) };
+pub fn index_info(repo: &Repo, root: &Path, paths: &[&[u8]], just_restored: bool) -> Result<Option<Vec<u8>>> {
+    let Some(stored) = store(repo, root, paths, just_restored)? else { return Ok(None) };
     let mut info = Vec::new();
     for (path, (kind, id)) in paths.iter().zip(stored) {
         let mode = if kind == EntryKind::BlobExecutable { "100755" } else { "100644" };

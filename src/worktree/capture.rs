@@ -83,7 +83,7 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     // A worktree is most often its index with a few files changed: that is
     // answered here (`clean_check`, `quick_capture`), without git status.
     let quick = match clean_check::scan_worktree(repo, &index, just_restored)? {
-        Some(found) => quick_capture::worktree(repo, &index, &found, &root)?,
+        Some(found) => quick_capture::worktree(repo, &index, &found, &root, just_restored)?,
         None => None,
     };
     // Else git status; a just-restored worktree is read through a private
@@ -156,7 +156,7 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         };
         let (mut rest, big) = big_files::split(repo, &index, &root, &changed);
         // The big files' blobs go into a pack here: git is given their entries, and hashes none of them again.
-        let info = if big.is_empty() { None } else { big_files::index_info(repo, &root, &big)? };
+        let info = if big.is_empty() { None } else { big_files::index_info(repo, &root, &big, just_restored)? };
         if info.is_none() {
             rest.extend(big);
         }

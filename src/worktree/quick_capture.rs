@@ -39,7 +39,14 @@ pub struct Quick {
 
 /// The working files tree of the worktree at `root`, whose index is
 /// `index` and which differs from it as `found` says; `None`: ask git.
-pub fn worktree(repo: &Repo, index: &gix::index::File, found: &Found, root: &Path) -> Result<Option<Quick>> {
+/// `just_restored`: a restore just wrote it (its stat data is trusted).
+pub fn worktree(
+    repo: &Repo,
+    index: &gix::index::File,
+    found: &Found,
+    root: &Path,
+    just_restored: bool,
+) -> Result<Option<Quick>> {
     if found.is_empty() {
         return Ok(Some(Quick::default()));
     }
@@ -80,7 +87,7 @@ pub fn worktree(repo: &Repo, index: &gix::index::File, found: &Found, root: &Pat
         untracked_bytes += len;
         added.push((path.as_slice(), kind, id));
     }
-    let Some(stored) = big_files::store(repo, root, &big)? else { return Ok(None) };
+    let Some(stored) = big_files::store(repo, root, &big, just_restored)? else { return Ok(None) };
     added.extend(big.iter().zip(stored).map(|(path, (kind, id))| (*path, kind, id)));
     let mut items = Vec::with_capacity(entries.len() + added.len());
     for (position, entry) in entries.iter().enumerate() {

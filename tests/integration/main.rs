@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary on real repositories.
 
 mod attach;
+mod big_files;
 mod clones;
 mod codex;
 mod codex_agent;

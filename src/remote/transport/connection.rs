@@ -36,6 +36,8 @@ pub struct Connection {
     pub(super) op: String,
     /// Raw bytes that crossed beside requests and answers so far.
     pub moved: Moved,
+    /// Bytes sent so far of several payloads shown as one send, and their total.
+    pub(super) send_span: Option<(u64, u64)>,
 }
 
 /// Raw bytes that crossed a connection beside its requests and answers.
@@ -85,6 +87,7 @@ impl Connection {
             lost: None,
             op: String::new(),
             moved: Moved::default(),
+            send_span: None,
         };
         let hello = match conn.hello(timeout) {
             Err(mut err) if err.code == "helper_missing" => {

@@ -15,6 +15,14 @@ use crate::progress::{Counted, Step};
 use crate::remote::protocol::{self, Request};
 
 impl Connection {
+    /// Show the payloads of the next sends, `total` bytes in all, as one send.
+    pub fn one_send(&mut self, total: u64) {
+        self.send_span = (total > 0).then(|| {
+            crate::progress::report(Step::Send, 0, total);
+            (0, total)
+        });
+    }
+
     /// Send request `op` followed by exactly `size` bytes of `payload`, and
     /// wait for its answer. A payload that ends early breaks the connection.
     pub fn call_sending<T: DeserializeOwned>(
@@ -26,14 +34,23 @@ impl Connection {
     ) -> Result<T> {
         let request = Request { op: op.to_owned(), params };
         self.op = op.to_owned();
+        let span = self.send_span.take();
         let sent = (|| {
             let mut input = self.input_timed();
             protocol::write_json(&mut input, &request)?;
             // What the link took counts, not what was read for it.
-            let mut input = Counted::new(input, Step::Send, size);
+            let mut input = match span {
+                Some((done, total)) => Counted::starting_at(input, Step::Send, done, total),
+                None => Counted::new(input, Step::Send, size),
+            };
             let copied = std::io::copy(&mut payload.take(size), &mut input)?;
             input.flush()?;
+            drop(input);
             self.moved.sent += copied;
+            self.send_span = match span {
+                Some((done, total)) if done + copied < total => Some((done + copied, total)),
+                _ => None,
+            };
             if copied != size {
                 return Err(Error::failed("payload_short", format!("only {copied} of {size} bytes could be sent")));
             }
