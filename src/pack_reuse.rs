@@ -111,6 +111,10 @@ fn read_index(path: &Path) -> Option<Vec<(ObjectId, u64)>> {
     let ids_at = 8 + 256 * 4;
     let offsets_at = ids_at + count * 20 + count * 4;
     let large_at = offsets_at + count * 4;
+    // Each object takes 28 bytes of the index: a count past that is a damaged file.
+    if count > bytes.len() / 28 {
+        return None;
+    }
     let mut index = Vec::with_capacity(count);
     for n in 0..count {
         let id = ObjectId::try_from(bytes.get(ids_at + n * 20..ids_at + n * 20 + 20)?).ok()?;

@@ -45,7 +45,6 @@ impl Connection {
             };
             let copied = std::io::copy(&mut payload.take(size), &mut input)?;
             input.flush()?;
-            drop(input);
             self.moved.sent += copied;
             self.send_span = match span {
                 Some((done, total)) if done + copied < total => Some((done + copied, total)),
