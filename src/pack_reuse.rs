@@ -83,20 +83,64 @@ pub fn write_pack(entries: &[Entry], out: &mut dyn Write) -> Result<()> {
     put(&header, out)?;
     let mut buf = vec![0u8; 1 << 20];
     for entry in entries {
-        let mut file = std::fs::File::open(&entry.pack)?;
-        file.seek(SeekFrom::Start(entry.offset))?;
-        let mut left = entry.len;
-        while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            file.read_exact(&mut buf[..want]).map_err(|e| {
-                Error::failed("pack", format!("could not read {}", entry.pack.display())).with_source(e)
-            })?;
-            put(&buf[..want], out)?;
-            left -= want as u64;
-        }
+        copy_entry(entry, &mut buf, &mut |bytes| put(bytes, out))?;
     }
     let checksum = sum.finalize();
     out.write_all(&checksum)?;
+    Ok(())
+}
+
+/// The size of the pack [`write_merged`] makes of `entries` and a pack of `other_size` bytes.
+pub fn merged_size(entries: &[Entry], other_size: u64) -> u64 {
+    pack_size(entries) + other_size.saturating_sub(32)
+}
+
+/// Write one pack of `entries` followed by every entry of the pack `other`
+/// (`other_size` bytes, as git wrote it). Its deltas stay valid: those by
+/// offset point back within the same stretch, those by id name objects.
+pub fn write_merged(entries: &[Entry], other: &mut dyn Read, other_size: u64, out: &mut dyn Write) -> Result<()> {
+    let mut header = [0u8; 12];
+    other.read_exact(&mut header)?;
+    if &header[..8] != b"PACK\0\0\0\x02" || other_size < 32 {
+        return Err(Error::failed("pack", "not a pack of version 2"));
+    }
+    let count = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    let mut sum = sha1::Sha1::new();
+    let mut put = |bytes: &[u8], out: &mut dyn Write| -> Result<()> {
+        sum.update(bytes);
+        out.write_all(bytes)?;
+        Ok(())
+    };
+    let mut head = b"PACK".to_vec();
+    head.extend_from_slice(&2u32.to_be_bytes());
+    head.extend_from_slice(&(entries.len() as u32 + count).to_be_bytes());
+    put(&head, out)?;
+    let mut buf = vec![0u8; 1 << 20];
+    for entry in entries {
+        copy_entry(entry, &mut buf, &mut |bytes| put(bytes, out))?;
+    }
+    let mut left = other_size - 32;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        other.read_exact(&mut buf[..want])?;
+        put(&buf[..want], out)?;
+        left -= want as u64;
+    }
+    out.write_all(&sum.finalize())?;
+    Ok(())
+}
+
+fn copy_entry(entry: &Entry, buf: &mut [u8], put: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let mut file = std::fs::File::open(&entry.pack)?;
+    file.seek(SeekFrom::Start(entry.offset))?;
+    let mut left = entry.len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..want])
+            .map_err(|e| Error::failed("pack", format!("could not read {}", entry.pack.display())).with_source(e))?;
+        put(&buf[..want])?;
+        left -= want as u64;
+    }
     Ok(())
 }
 
@@ -196,5 +240,27 @@ mod tests {
         for (id, blob) in ids.iter().zip(&blobs) {
             assert_eq!(&git(to.path(), &["cat-file", "blob", &id.to_string()], None), blob);
         }
+
+        // Merged with a pack git made (commits, trees, a blob stored as a delta): one pack git takes.
+        let work = tempfile::tempdir().unwrap();
+        git(work.path(), &["init", "-q"], None);
+        let commit = ["-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q"];
+        std::fs::write(work.path().join("a"), "x".repeat(5000)).unwrap();
+        git(work.path(), &["add", "a"], None);
+        git(work.path(), &[&commit[..], &["-m", "1"]].concat(), None);
+        std::fs::write(work.path().join("a"), "x".repeat(5000) + "y").unwrap();
+        git(work.path(), &[&commit[..], &["-am", "2"]].concat(), None);
+        let args = ["pack-objects", "--revs", "--stdout", "--delta-base-offset", "-q"];
+        let other = git(work.path(), &args, Some(b"HEAD\n"));
+        let mut merged = Vec::new();
+        write_merged(&entries, &mut other.as_slice(), other.len() as u64, &mut merged).unwrap();
+        assert_eq!(merged.len() as u64, merged_size(&entries, other.len() as u64));
+        let into = tempfile::tempdir().unwrap();
+        git(into.path(), &["init", "-q", "--bare"], None);
+        git(into.path(), &["index-pack", "--stdin", "--strict"], Some(&merged));
+        let head = String::from_utf8(git(work.path(), &["rev-parse", "HEAD"], None)).unwrap();
+        git(into.path(), &["update-ref", "refs/heads/main", head.trim()], None);
+        git(into.path(), &["fsck", "--no-dangling"], None);
+        assert_eq!(&git(into.path(), &["cat-file", "blob", &ids[0].to_string()], None), &blobs[0]);
     }
 }

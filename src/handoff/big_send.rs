@@ -1,7 +1,8 @@
-//! A snapshot's big files sent to a host as the pack entries they already
-//! are here (`pack_reuse`), in a pack of their own beside a `pack_in`
-//! request that sets no ref; the snapshot's pack, sent next, leaves them out
-//! and names them. The host checks this pack as any other (`intake`), and
+//! A snapshot's big files sent as the pack entries they already are here
+//! (`pack_reuse`): to a host, in a pack of their own beside a `pack_in`
+//! request that sets no ref, the snapshot's pack, sent next, leaving them
+//! out and naming them; from the helper, ahead of the snapshot's pack in
+//! the one pack `pack_out` sends. The host checks this pack as any other (`intake`), and
 //! objects that never get named by a ref are only garbage to its `git gc`.
 
 use gix::ObjectId;
@@ -12,10 +13,10 @@ use crate::pack_reuse;
 use crate::remote::transport::Connection;
 use crate::repo::Repo;
 
-/// Those of the blobs `big` that `revs` (what the snapshot's pack would
-/// carry) include and that sit whole in a pack here.
-pub(super) fn plan(repo: &Repo, revs: &str, big: &[ObjectId]) -> Result<Vec<pack_reuse::Entry>> {
-    if big.is_empty() || repo.gix.object_hash() != gix::hash::Kind::Sha1 {
+/// Those of the blobs `big` (`None`: any big blob) that `revs` (what the
+/// snapshot's pack would carry) include and that sit whole in a pack here.
+pub(super) fn plan(repo: &Repo, revs: &str, big: Option<&[ObjectId]>) -> Result<Vec<pack_reuse::Entry>> {
+    if big.is_some_and(|big| big.is_empty()) || repo.gix.object_hash() != gix::hash::Kind::Sha1 {
         return Ok(Vec::new());
     }
     // What pack-objects would send (its thin-pack edges left out as it leaves them).
@@ -23,7 +24,10 @@ pub(super) fn plan(repo: &Repo, revs: &str, big: &[ObjectId]) -> Result<Vec<pack
     let listed = crate::git::run_command(&mut cmd, Some(revs.as_bytes()))?;
     let listed: std::collections::HashSet<&[u8]> =
         listed.split(|b| *b == b'\n').filter(|line| !line.is_empty() && !line.starts_with(b"-")).collect();
-    let wanted: Vec<ObjectId> = big.iter().filter(|id| listed.contains(id.to_string().as_bytes())).copied().collect();
+    let wanted: Vec<ObjectId> = match big {
+        Some(big) => big.iter().filter(|id| listed.contains(id.to_string().as_bytes())).copied().collect(),
+        None => listed.iter().filter_map(|line| ObjectId::from_hex(line).ok()).collect(),
+    };
     Ok(pack_reuse::big_blobs(&repo.common_dir().join("objects"), &wanted))
 }
 

@@ -97,7 +97,7 @@ pub enum Sending {
     /// A transcript blob (`transcript_out`).
     Blob(Box<crate::repo::Repo>, gix::ObjectId),
     /// A pack made for the client (`pack_out`).
-    Pack(tempfile::NamedTempFile),
+    Pack(super::transfer::OutPack),
 }
 
 /// Send the bytes an answer announced; should the client take nothing for
@@ -106,9 +106,10 @@ pub fn send(sending: Sending, limit: Option<Duration>, output: &mut dyn Write) -
     watched(limit, "sending", output, |output| -> Result<()> {
         match sending {
             Sending::Blob(repo, blob) => super::send_transcript(&repo, blob, output)?,
-            Sending::Pack(file) => {
-                std::io::copy(&mut file.reopen()?, output)?;
-                output.flush()?;
+            Sending::Pack(pack) => {
+                let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *output);
+                pack.write_to(&mut buffered)?;
+                buffered.flush()?;
             }
         }
         Ok(())

@@ -225,8 +225,9 @@ fn thread_snapshots(repo: &Repo) -> Result<std::collections::HashSet<ObjectId>> 
 /// The helper's side of `pack_out`: a pack of the snapshot thread `uuid`
 /// departed with and its staged notes, without what the client has
 /// (`haves`, those known here) and without a transcript sent beside it.
-/// Returns the answer and the file to send after it.
-pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_json::Value, tempfile::NamedTempFile)> {
+/// Returns the answer and the pack to send after it: its big blobs copied
+/// as the entries they are here, then what pack-objects made of the rest.
+pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_json::Value, OutPack)> {
     let Some(snapshot) = store::ref_target(repo, &store::outgoing_ref(uuid))? else {
         return Err(Error::failed("not_departed", format!("thread {uuid} has not departed from here")));
     };
@@ -235,10 +236,26 @@ pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_js
         .ok_or_else(|| Error::failed("not_departed", format!("thread {uuid} has no staged note here")))?;
     let state = store::read_note_in(repo, snapshot, &staged)?;
     let transcript = crate::thread::transcript::travelling(repo, &state)?.map(|(blob, _)| blob);
-    let left_out: Vec<ObjectId> = transcript.into_iter().collect();
-    let (file, size) = make_pack(repo, &revs(repo, &[snapshot, notes], haves, &left_out)?)?;
+    let mut left_out: Vec<ObjectId> = transcript.into_iter().collect();
+    let big = super::big_send::plan(repo, &revs(repo, &[snapshot, notes], haves, &left_out)?, None)?;
+    left_out.extend(big.iter().map(|entry| entry.id));
+    let (file, rest) = make_pack(repo, &revs(repo, &[snapshot, notes], haves, &left_out)?)?;
+    let size = crate::pack_reuse::merged_size(&big, rest);
     let offer = json!({ "snapshot": snapshot.to_string(), "notes": notes.to_string(), "size": size });
-    Ok((offer, file))
+    Ok((offer, OutPack { big, rest: file, rest_size: rest }))
+}
+
+/// The pack a helper sends for `pack_out`.
+pub struct OutPack {
+    big: Vec<crate::pack_reuse::Entry>,
+    rest: tempfile::NamedTempFile,
+    rest_size: u64,
+}
+
+impl OutPack {
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        crate::pack_reuse::write_merged(&self.big, &mut self.rest.reopen()?, self.rest_size, out)
+    }
 }
 
 /// The thread's incoming refs a client may set with `pack_in`.
@@ -278,7 +295,7 @@ pub(super) fn send_to_host(
     let tips: Vec<ObjectId> = refs.iter().map(|(_, id)| *id).collect();
     let mut left_out: Vec<ObjectId> = beside.transcript.into_iter().collect();
     // Big files first, as the pack entries they are here; the pack then leaves them out.
-    let big = super::big_send::plan(repo, &revs(repo, &tips, haves, &left_out)?, beside.big)?;
+    let big = super::big_send::plan(repo, &revs(repo, &tips, haves, &left_out)?, Some(beside.big))?;
     left_out.extend(big.iter().map(|entry| entry.id));
     let (file, size) = make_pack(repo, &revs(repo, &tips, haves, &left_out)?)?;
     let big_size = if big.is_empty() { 0 } else { crate::pack_reuse::pack_size(&big) };

@@ -46,6 +46,15 @@ fn big_files_arrive_exactly_and_what_the_host_has_does_not_cross_again() {
         let (sent, there) = hand_off(&w, "2");
         assert!(sent < 64 << 10, "{via:?}: {sent} bytes sent for files the host has");
         assert_eq!(w.env.carried_facts(&there), before, "{via:?}: the second thread arrived exactly");
+
+        // A big file made there comes back in the helper's one pack; the ones this computer has do not.
+        let made = Rng::new(11).bytes(3 << 20, true);
+        write(&there, b"assets/made-there.bin", &made);
+        let before = w.env.carried_facts(&there);
+        let out = w.run(&["--json", "2", "local"]).success().json();
+        let received = out["received_bytes"].as_u64().unwrap();
+        assert!(received >= made.len() as u64 && received < made.len() as u64 + (64 << 10), "{via:?}: {received}");
+        assert_eq!(w.env.carried_facts(&w.laptop), before, "{via:?}: the thread came back exactly");
     }
 }
 
