@@ -62,13 +62,19 @@ pub(crate) fn populate(repo: &Repo, root: &Path, state: &WorktreeState, holding:
     // their content (from objects that are here, never from the network).
     // git-lfs never reaches for a server here (a snapshot's `.lfsconfig` may name any): content comes
     // only for pointers whose objects are in this clone's LFS storage.
-    // Big blobs stream from their packs into the files rather than through memory.
+    // Big blobs stream from their packs into the files rather than through
+    // memory, through small windows of the pack (git maps up to a GiB of a
+    // pack at once, which all counts as its memory).
     let threshold = format!("core.bigFileThreshold={}", crate::blob_pack::PACK_FROM);
     let mut read_tree = staged.command([
         "-c",
         "checkout.workers=0",
         "-c",
         &threshold,
+        "-c",
+        "core.packedGitWindowSize=1m",
+        "-c",
+        "core.packedGitLimit=32m",
         "read-tree",
         "--reset",
         "-u",
