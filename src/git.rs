@@ -91,12 +91,7 @@ pub fn run_command(cmd: &mut Command, input: Option<&[u8]>) -> Result<Vec<u8>> {
 pub fn run_command_exiting(cmd: &mut Command, input: Option<&[u8]>, ok: &[i32]) -> Result<Vec<u8>> {
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let describe = describe(cmd);
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::failed("git_missing", format!("could not run `{describe}`"))
-            .with_help("install git and make sure it is on PATH")
-            .with_source(e)
-    })?;
+    let (mut child, describe) = spawn(cmd)?;
     if let Some(input) = input {
         let mut stdin = child.stdin.take().expect("stdin was piped");
         // Write on a separate thread so a large input cannot deadlock against a full stdout pipe.
@@ -110,16 +105,22 @@ pub fn run_command_exiting(cmd: &mut Command, input: Option<&[u8]>, ok: &[i32]) 
     check_exit(describe, output, ok)
 }
 
-/// Run with `input` on stdin and stdout written to `stdout` (a file); a
-/// non-zero exit becomes an error quoting git's stderr.
-pub fn run_command_into(cmd: &mut Command, input: &[u8], stdout: std::fs::File) -> Result<()> {
-    cmd.stdin(Stdio::piped()).stdout(stdout).stderr(Stdio::piped());
+/// Start `cmd`, with how to name it in messages; git missing is an error that says so.
+fn spawn(cmd: &mut Command) -> Result<(std::process::Child, String)> {
     let describe = describe(cmd);
-    let mut child = cmd.spawn().map_err(|e| {
+    let child = cmd.spawn().map_err(|e| {
         Error::failed("git_missing", format!("could not run `{describe}`"))
             .with_help("install git and make sure it is on PATH")
             .with_source(e)
     })?;
+    Ok((child, describe))
+}
+
+/// Run with `input` on stdin and stdout written to `stdout` (a file); a
+/// non-zero exit becomes an error quoting git's stderr.
+pub fn run_command_into(cmd: &mut Command, input: &[u8], stdout: std::fs::File) -> Result<()> {
+    cmd.stdin(Stdio::piped()).stdout(stdout).stderr(Stdio::piped());
+    let (mut child, describe) = spawn(cmd)?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let data = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&data));
@@ -136,12 +137,7 @@ pub fn run_command_counted(cmd: &mut Command, step: crate::progress::Step) -> Re
     // Shown from the start, not after git's usual delay of two seconds.
     cmd.env("GIT_PROGRESS_DELAY", "0");
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let describe = describe(cmd);
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::failed("git_missing", format!("could not run `{describe}`"))
-            .with_help("install git and make sure it is on PATH")
-            .with_source(e)
-    })?;
+    let (mut child, describe) = spawn(cmd)?;
     let mut stdout = child.stdout.take().expect("stdout was piped");
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();

@@ -195,6 +195,13 @@ pub(super) fn revs(repo: &Repo, tips: &[ObjectId], haves: &[String], left_out: &
     Ok(revs)
 }
 
+/// Add to `revs` the big blobs that go beside the pack as entries.
+fn leave_out(revs: &mut String, big: &[crate::pack_reuse::Entry]) {
+    for entry in big {
+        revs.push_str(&format!("^{}\n", entry.id));
+    }
+}
+
 /// A pack (in a temporary file, and its size) of what `revs` say.
 fn make_pack(repo: &Repo, revs: &str) -> Result<(tempfile::NamedTempFile, u64)> {
     let mut file = tempfile::NamedTempFile::new_in(repo.private_dir()?)?;
@@ -236,10 +243,11 @@ pub fn offer_pack(repo: &Repo, uuid: &str, haves: &[String]) -> Result<(serde_js
         .ok_or_else(|| Error::failed("not_departed", format!("thread {uuid} has no staged note here")))?;
     let state = store::read_note_in(repo, snapshot, &staged)?;
     let transcript = crate::thread::transcript::travelling(repo, &state)?.map(|(blob, _)| blob);
-    let mut left_out: Vec<ObjectId> = transcript.into_iter().collect();
-    let big = super::big_send::plan(repo, &revs(repo, &[snapshot, notes], haves, &left_out)?, None)?;
-    left_out.extend(big.iter().map(|entry| entry.id));
-    let (file, rest) = make_pack(repo, &revs(repo, &[snapshot, notes], haves, &left_out)?)?;
+    let left_out: Vec<ObjectId> = transcript.into_iter().collect();
+    let mut revs = revs(repo, &[snapshot, notes], haves, &left_out)?;
+    let big = super::big_send::plan(repo, &revs, None)?;
+    leave_out(&mut revs, &big);
+    let (file, rest) = make_pack(repo, &revs)?;
     let size = crate::pack_reuse::merged_size(&big, rest);
     let offer = json!({ "snapshot": snapshot.to_string(), "notes": notes.to_string(), "size": size });
     Ok((offer, OutPack { big, rest: file, rest_size: rest }))
@@ -293,11 +301,12 @@ pub(super) fn send_to_host(
         return push(repo, conn, remote_repo, &refspecs);
     }
     let tips: Vec<ObjectId> = refs.iter().map(|(_, id)| *id).collect();
-    let mut left_out: Vec<ObjectId> = beside.transcript.into_iter().collect();
+    let left_out: Vec<ObjectId> = beside.transcript.into_iter().collect();
     // Big files first, as the pack entries they are here; the pack then leaves them out.
-    let big = super::big_send::plan(repo, &revs(repo, &tips, haves, &left_out)?, Some(beside.big))?;
-    left_out.extend(big.iter().map(|entry| entry.id));
-    let (file, size) = make_pack(repo, &revs(repo, &tips, haves, &left_out)?)?;
+    let mut revs = revs(repo, &tips, haves, &left_out)?;
+    let big = super::big_send::plan(repo, &revs, Some(beside.big))?;
+    leave_out(&mut revs, &big);
+    let (file, size) = make_pack(repo, &revs)?;
     let big_size = if big.is_empty() { 0 } else { crate::pack_reuse::pack_size(&big) };
     conn.one_send(big_size + size);
     super::big_send::send(conn, remote_repo, uuid, &big)?;

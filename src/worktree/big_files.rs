@@ -251,18 +251,19 @@ pub fn remember_checkout(repo: &Repo, root: &Path, index: &Path) {
 /// Of the changed paths git status named, those `update-index` should take
 /// as before, and the big regular files to store here instead. Only where
 /// the raw bytes are the blob: nothing converts them (attributes,
-/// line-ending settings, Git LFS) and the executable bit counts.
+/// line-ending settings, Git LFS; `may_convert` says what `converted` found)
+/// and the executable bit counts.
 pub fn split<'a>(
     repo: &Repo,
-    index: &gix::index::File,
     root: &Path,
     changed: &'a [gix::bstr::BString],
+    may_convert: bool,
 ) -> (Vec<&'a [u8]>, Vec<&'a [u8]>) {
     let all = || (changed.iter().map(|p| p.as_slice()).collect(), Vec::new());
-    if !usable(repo)
+    if may_convert
+        || !usable(repo)
         || !repo.gix.config_snapshot().boolean("core.fileMode").unwrap_or(true)
         || crate::worktree::lfs::in_use(repo)
-        || crate::worktree::converted::may_convert(repo, index, changed)
     {
         return all();
     }

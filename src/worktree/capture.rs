@@ -134,6 +134,7 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
         // No git status counted: the index against HEAD, and what the scan found.
         changes = quick_capture::counts(repo, head, index_tree, &root, quick)?;
     }
+    let may_convert = converted::may_convert(repo, &index, &changed);
     let worktree_tree = if changed.is_empty() {
         index_tree
     } else if let Some(tree) = quick.as_ref().and_then(|q| q.tree) {
@@ -154,7 +155,7 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
                 git
             }
         };
-        let (mut rest, big) = big_files::split(repo, &index, &root, &changed);
+        let (mut rest, big) = big_files::split(repo, &root, &changed, may_convert);
         // The big files' blobs go into a pack here: git is given their entries, and hashes none of them again.
         let info = if big.is_empty() { None } else { big_files::index_info(repo, &root, &big, just_restored)? };
         if info.is_none() {
@@ -179,7 +180,6 @@ pub fn capture_scanned(repo: &Repo, scan: Scan) -> Result<(WorktreeState, Change
     };
     // The index that holds the working files tree: a copy, or the one read when nothing changed.
     let staged = tmp.as_ref().map(|(_, git)| git.clone()).unwrap_or_else(|| git.clone());
-    let may_convert = converted::may_convert(repo, &index, &changed);
     let files = converted::check(repo, head, worktree_tree, &staged, may_convert)?;
     drop(tmp);
     drop(trusted);
